@@ -1,0 +1,57 @@
+"""lightsail-k3s: a k3s cluster on one AWS Lightsail instance."""
+
+import pulumi
+
+from components.k3s import K3sServer, K3sServerArgs
+from components.node import LightsailNode, NodeArgs
+from components.settings import load_settings
+
+settings = load_settings()
+
+node = LightsailNode(
+    settings.cluster_name,
+    NodeArgs(
+        availability_zone=settings.availability_zone,
+        blueprint_id=settings.blueprint_id,
+        bundle_id=settings.bundle.bundle_id,
+        admin_cidrs=settings.admin_cidrs,
+        ssh_public_key=settings.ssh_public_key,
+        auto_snapshot_time=settings.auto_snapshot_time,
+        protect=settings.protect,
+        tags=settings.tags,
+    ),
+)
+
+k3s = K3sServer(
+    settings.cluster_name,
+    K3sServerArgs(
+        host=node.public_ip,
+        ssh_user=node.ssh_user,
+        ssh_private_key=node.ssh_private_key,
+        ssh_agent_socket=settings.ssh_agent_socket,
+        instance_identity=node.instance_arn,
+        k3s_version=settings.k3s_version.text,
+        node_name=settings.cluster_name,
+        cluster_name=settings.cluster_name,
+        node_reachable=node.reachable,
+    ),
+)
+
+ssh_key_file = f"~/.ssh/{settings.cluster_name}"
+pulumi.export("publicIp", node.public_ip)
+pulumi.export("privateIp", node.private_ip)
+pulumi.export("instanceName", node.instance_name)
+pulumi.export("sshUser", node.ssh_user)
+pulumi.export(
+    "sshCommand",
+    pulumi.Output.concat("ssh ", f"-i {ssh_key_file} " if settings.generates_ssh_key else "", node.ssh_user, "@", node.public_ip),
+)
+if node.ssh_private_key is not None:
+    pulumi.export("sshPrivateKey", node.ssh_private_key)
+pulumi.export("kubeApiUrl", k3s.api_url)
+pulumi.export("kubeconfig", k3s.kubeconfig)
+pulumi.export("nodeToken", k3s.node_token)
+pulumi.export("k3sVersion", settings.k3s_version.text)
+pulumi.export("region", settings.region)
+pulumi.export("bundleId", settings.bundle.bundle_id)
+pulumi.export("monthlyCostUsd", settings.bundle.monthly_usd)

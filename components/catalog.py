@@ -1,0 +1,54 @@
+"""Lightsail Linux bundles: price, size and CPU baseline.
+
+Source: AWS Lightsail pricing page (us-east-1 list prices) and
+docs.aws.amazon.com/lightsail/latest/userguide/baseline-cpu-performance.html,
+as gathered in ../shared/FACTS.md on 2026-11-26. Re-check prices with
+`aws lightsail get-bundles` before quoting them as current.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Bundle:
+    bundle_id: str
+    monthly_usd: float
+    vcpus: int
+    ram_gb: float
+    disk_gb: int
+    transfer_tb: int
+    baseline_cpu_percent: int
+
+    @property
+    def baseline_millicores(self) -> int:
+        """Sustained CPU the instance can use without spending burst credits."""
+        return self.vcpus * 1000 * self.baseline_cpu_percent // 100
+
+
+BUNDLES: dict[str, Bundle] = {
+    b.bundle_id: b
+    for b in (
+        Bundle("nano_3_0", 5, 2, 0.5, 20, 1, 5),
+        Bundle("micro_3_0", 7, 2, 1, 40, 2, 10),
+        Bundle("small_3_0", 12, 2, 2, 60, 3, 20),
+        Bundle("medium_3_0", 24, 2, 4, 80, 4, 20),
+        Bundle("large_3_0", 44, 2, 8, 160, 5, 30),
+        Bundle("xlarge_3_0", 84, 4, 16, 320, 6, 40),
+        Bundle("2xlarge_3_0", 164, 8, 32, 640, 7, 40),
+        Bundle("4xlarge_3_0", 384, 16, 64, 1280, 8, 40),
+    )
+}
+
+# k3s server minimum (k3s requirements docs, via FACTS.md): 2 cores, 2 GB RAM.
+K3S_SERVER_MIN_VCPUS = 2
+K3S_SERVER_MIN_RAM_GB = 2
+
+
+def server_capable_bundle_ids() -> list[str]:
+    return [
+        b.bundle_id
+        for b in BUNDLES.values()
+        if b.vcpus >= K3S_SERVER_MIN_VCPUS and b.ram_gb >= K3S_SERVER_MIN_RAM_GB
+    ]

@@ -1,0 +1,164 @@
+"""The k3s server: installed over SSH, its kubeconfig and node token read back as secrets."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import pulumi
+import pulumi_command as command
+import pulumi_kubernetes as k8s
+import yaml
+
+from .node import KUBE_API_PORT
+
+REMOTE_SCRIPTS = Path(__file__).resolve().parent.parent / "remote"
+
+# k3s paths (k3s docs, via FACTS.md).
+KUBECONFIG_PATH = "/etc/rancher/k3s/k3s.yaml"
+NODE_TOKEN_PATH = "/var/lib/rancher/k3s/server/node-token"
+
+# pulumi-command retries a refused dial 10 times by default; a fresh instance's
+# sshd can take longer, so the wait step retries without limit and is bounded by
+# its own timeout instead (pulumi-command ConnectionArgs.dial_error_limit).
+BOOT_TIMEOUT = "15m"
+INSTALL_TIMEOUT = "20m"
+
+
+@dataclass(frozen=True)
+class K3sServerArgs:
+    host: pulumi.Input[str]
+    ssh_user: pulumi.Input[str]
+    # Exactly one of these: the generated key, or an ssh-agent holding the user's key.
+    ssh_private_key: Optional[pulumi.Input[str]]
+    ssh_agent_socket: Optional[str]
+    # Changes when the instance is replaced; the static IP (the SSH host) does not.
+    instance_identity: pulumi.Input[str]
+    k3s_version: str
+    node_name: str
+    cluster_name: str
+    node_reachable: Sequence[pulumi.Resource]
+
+
+def rewrite_kubeconfig(kubeconfig_yaml: str, server_ip: str, cluster_name: str) -> str:
+    """Points k3s' kubeconfig at the static IP and renames `default` so it merges cleanly."""
+    config = yaml.safe_load(kubeconfig_yaml)
+    if not isinstance(config, dict) or not config.get("clusters") or not config.get("users") or not config.get("contexts"):
+        raise ValueError(f"{KUBECONFIG_PATH} on the node is not a kubeconfig with a cluster, user and context")
+    for entry in config["clusters"]:
+        entry["name"] = cluster_name
+        entry["cluster"]["server"] = f"https://{server_ip}:{KUBE_API_PORT}"
+    for entry in config["users"]:
+        entry["name"] = cluster_name
+    for entry in config["contexts"]:
+        entry["name"] = cluster_name
+        entry["context"]["cluster"] = cluster_name
+        entry["context"]["user"] = cluster_name
+    config["current-context"] = cluster_name
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def _remote_script(name: str) -> str:
+    return (REMOTE_SCRIPTS / name).read_text()
+
+
+class K3sServer(pulumi.ComponentResource):
+    """A single k3s server on the node, with a Kubernetes provider for its API."""
+
+    kubeconfig: pulumi.Output[str]
+    node_token: pulumi.Output[str]
+    api_url: pulumi.Output[str]
+    provider: k8s.Provider
+
+    def __init__(self, name: str, args: K3sServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("lightsail-k3s:index:K3sServer", name, None, opts)
+
+        def connection(dial_error_limit: Optional[int] = None) -> command.remote.ConnectionArgs:
+            return command.remote.ConnectionArgs(
+                host=args.host,
+                user=args.ssh_user,
+                private_key=args.ssh_private_key,
+                agent_socket_path=None if args.ssh_private_key is not None else args.ssh_agent_socket,
+                dial_error_limit=dial_error_limit,
+            )
+
+        wait_for_boot = command.remote.Command(
+            f"{name}-wait-for-boot",
+            connection=connection(dial_error_limit=-1),
+            create="bash -s",
+            stdin=_remote_script("wait-for-boot.sh"),
+            triggers=[args.instance_identity],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(args.node_reachable),
+                custom_timeouts=pulumi.CustomTimeouts(create=BOOT_TIMEOUT),
+            ),
+        )
+
+        install_command = pulumi.Output.from_input(args.host).apply(
+            lambda host: "sudo env "
+            + " ".join(
+                f"{variable}={shlex.quote(value)}"
+                for variable, value in (
+                    ("K3S_VERSION", args.k3s_version),
+                    ("NODE_NAME", args.node_name),
+                    # The public IP is NAT'd to the instance, so k3s cannot discover it:
+                    # list it, or tls-san-security refuses the name (FACTS.md).
+                    ("TLS_SANS", host),
+                )
+            )
+            + " bash -s"
+        )
+        # A version or config change reaches the node as an update (in-place
+        # upgrade); replacing the instance changes its identity and re-runs create.
+        install = command.remote.Command(
+            f"{name}-install",
+            connection=connection(),
+            create=install_command,
+            update=install_command,
+            stdin=_remote_script("install-k3s-server.sh"),
+            triggers=[args.instance_identity],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[wait_for_boot],
+                custom_timeouts=pulumi.CustomTimeouts(create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT),
+            ),
+        )
+
+        def read_secret_file(resource_name: str, path: str) -> pulumi.Output[str]:
+            # pulumi-command prints stdout and keeps it in plain state unless told
+            # otherwise (pulumi-command#401, pulumi#15912).
+            read = command.remote.Command(
+                resource_name,
+                connection=connection(),
+                create=f"sudo cat {path}",
+                logging=command.remote.Logging.NONE,
+                triggers=[args.instance_identity, install_command, args.k3s_version],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[install], additional_secret_outputs=["stdout"]),
+            )
+            return pulumi.Output.secret(read.stdout)
+
+        raw_kubeconfig = read_secret_file(f"{name}-read-kubeconfig", KUBECONFIG_PATH)
+        raw_token = read_secret_file(f"{name}-read-node-token", NODE_TOKEN_PATH)
+
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(raw_kubeconfig, args.host).apply(
+                lambda values: rewrite_kubeconfig(values[0], values[1], args.cluster_name)
+            )
+        )
+        self.node_token = pulumi.Output.secret(raw_token.apply(str.strip))
+        self.api_url = pulumi.Output.from_input(args.host).apply(lambda host: f"https://{host}:{KUBE_API_PORT}")
+
+        # A stable cluster_identifier keeps a re-read (unknown during preview)
+        # kubeconfig from replacing the provider and every resource on it;
+        # delete_unreachable lets destroy finish when the node is already gone.
+        self.provider = k8s.Provider(
+            f"{name}-kubernetes",
+            kubeconfig=self.kubeconfig,
+            cluster_identifier=args.cluster_name,
+            delete_unreachable=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[install]),
+        )
+        self.register_outputs({"apiUrl": self.api_url, "kubeconfig": self.kubeconfig, "nodeToken": self.node_token})

@@ -1,0 +1,367 @@
+"""Runs the real __main__.py on Pulumi's in-process mock engine.
+
+Config is built the way the Pulumi CLI builds it: Pulumi.yaml defaults, then
+Pulumi.<stack>.yaml, then overrides. Every resource registration is recorded
+with its options (parent, provider, dependencies, delete-before-replace,
+secret outputs, timeouts) and the stack outputs are read back from the stack's
+own output registration, secrets marked. Tests and `make plan` both use this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.settings import set_root_resource
+from pulumi.runtime.stack import run_in_stack
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+STACK_TYPE = "pulumi:pulumi:Stack"
+# Stands in for values the stack file holds encrypted (`secure:`), which only the CLI can decrypt.
+SECRET_PLACEHOLDER = "mock-secret-value"
+
+MOCK_ACCOUNT = "123456789012"
+MOCK_STATIC_IP = "203.0.113.10"
+MOCK_PRIVATE_IP = "172.26.10.20"
+MOCK_NODE_TOKEN = "K10" + "ab" * 32 + "::server:" + "cd" * 16
+
+
+class StackNotFound(Exception):
+    pass
+
+
+def _serialize(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+def _strip_secure(value: Any) -> tuple[Any, bool]:
+    """Replaces `{secure: …}` leaves with a placeholder; says whether any were found."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER, True
+        found = False
+        result = {}
+        for key, item in value.items():
+            result[key], item_secret = _strip_secure(item)
+            found = found or item_secret
+        return result, found
+    if isinstance(value, list):
+        pairs = [_strip_secure(item) for item in value]
+        return [item for item, _ in pairs], any(secret for _, secret in pairs)
+    return value, False
+
+
+def project_name() -> str:
+    return yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["name"]
+
+
+def _full_key(key: str, project: str) -> str:
+    return key if ":" in key else f"{project}:{key}"
+
+
+def stack_config(
+    stack: str,
+    overrides: Optional[Mapping[str, Any]] = None,
+    secret_overrides: Optional[Mapping[str, Any]] = None,
+) -> tuple[dict[str, str], list[str]]:
+    """Config as the CLI hands it to the program: {full key: raw string}, and the secret keys."""
+    project_file = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
+    project = project_file["name"]
+    values: dict[str, Any] = {}
+    secret_keys: set[str] = set()
+    for key, declaration in (project_file.get("config") or {}).items():
+        if isinstance(declaration, dict):
+            if "default" in declaration:
+                values[_full_key(key, project)] = declaration["default"]
+            elif "value" in declaration:
+                values[_full_key(key, project)] = declaration["value"]
+        else:
+            values[_full_key(key, project)] = declaration
+
+    stack_file = PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    if not stack_file.exists():
+        known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in PROJECT_DIR.glob("Pulumi.*.yaml"))
+        raise StackNotFound(f"no stack file {stack_file.name}; stacks with a file: {', '.join(known)}")
+    for key, value in ((yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}).items():
+        value, is_secret = _strip_secure(value)
+        values[_full_key(key, project)] = value
+        if is_secret:
+            secret_keys.add(_full_key(key, project))
+
+    for source, secret in ((overrides or {}, False), (secret_overrides or {}, True)):
+        for key, value in source.items():
+            full = _full_key(key, project)
+            if value is None:
+                values.pop(full, None)
+                secret_keys.discard(full)
+            else:
+                values[full] = value
+                if secret:
+                    secret_keys.add(full)
+    return {key: _serialize(value) for key, value in values.items()}, sorted(secret_keys)
+
+
+def _unwrap(value: Any) -> tuple[Any, bool]:
+    """Removes RPC secret wrappers; says whether the value held a secret anywhere."""
+    if rpc.is_rpc_secret(value):
+        inner, _ = _unwrap(value["value"])
+        return inner, True
+    if isinstance(value, dict):
+        secret = False
+        result = {}
+        for key, item in value.items():
+            result[key], item_secret = _unwrap(item)
+            secret = secret or item_secret
+        return result, secret
+    if isinstance(value, list):
+        pairs = [_unwrap(item) for item in value]
+        return [item for item, _ in pairs], any(s for _, s in pairs)
+    return value, False
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    provider: str
+    inputs: dict[str, Any]
+    secret_inputs: set[str]
+    dependencies: list[str]
+    delete_before_replace: bool
+    additional_secret_outputs: list[str]
+    replace_on_changes: list[str]
+    protect: bool
+    custom_timeouts: dict[str, str]
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StackOutput:
+    value: Any
+    secret: bool
+
+
+@dataclass
+class Deployment:
+    resources: list[Registration]
+    outputs: dict[str, StackOutput]
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str) -> Registration:
+        found = self.of_type(type_)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_}, found {[r.name for r in found]}")
+        return found[0]
+
+    def named(self, name: str) -> Registration:
+        for registration in self.resources:
+            if registration.name == name:
+                return registration
+        raise AssertionError(f"no resource named {name}; have {[r.name for r in self.resources]}")
+
+    def by_urn(self, urn: str) -> Registration:
+        for registration in self.resources:
+            if registration.urn == urn:
+                return registration
+        raise AssertionError(f"no resource with urn {urn}")
+
+    def ancestors(self, registration: Registration) -> list[Registration]:
+        by_urn = {r.urn: r for r in self.resources}
+        chain = []
+        while registration.parent in by_urn:
+            registration = by_urn[registration.parent]
+            chain.append(registration)
+        return chain
+
+    def depends_on(self, dependent: Registration, dependency: Registration) -> bool:
+        """True when `dependent` waits for `dependency`, directly, through a component or via inputs."""
+        targets = {dependency.urn}
+        targets.update(r.urn for r in self.resources if dependency.urn in [a.urn for a in self.ancestors(r)])
+        seen: set[str] = set()
+        frontier = [dependent]
+        while frontier:
+            current = frontier.pop()
+            for urn in current.dependencies:
+                if urn in targets:
+                    return True
+                if urn not in seen:
+                    seen.add(urn)
+                    frontier.extend(r for r in self.resources if r.urn == urn)
+        return False
+
+
+def _ip_for(name: str) -> str:
+    digest = hashlib.sha256(name.encode()).digest()
+    return f"203.0.113.{10 + digest[0] % 200}"
+
+
+def sample_k3s_kubeconfig() -> str:
+    """The shape k3s writes to /etc/rancher/k3s/k3s.yaml (server at 127.0.0.1, names `default`)."""
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {},
+            "clusters": [
+                {
+                    "name": "default",
+                    "cluster": {"certificate-authority-data": "bW9jay1jYQ==", "server": "https://127.0.0.1:6443"},
+                }
+            ],
+            "contexts": [{"name": "default", "context": {"cluster": "default", "user": "default"}}],
+            "current-context": "default",
+            "users": [
+                {"name": "default", "user": {"client-certificate-data": "bW9jay1jZXJ0", "client-key-data": "bW9jay1rZXk="}}
+            ],
+        },
+        sort_keys=False,
+    )
+
+
+class LightsailMocks(pulumi_mocks.Mocks):
+    """Answers as the providers would after a successful create."""
+
+    def __init__(self, region: str):
+        self.region = region
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+        inputs = dict(args.inputs)
+        name = inputs.get("name") or f"{args.name}-a1b2c3d"
+        state = {**inputs, "name": name}
+        arn = f"arn:aws:lightsail:{self.region}:{MOCK_ACCOUNT}:{args.typ.rsplit(':', 1)[-1]}/{hashlib.md5(args.name.encode()).hexdigest()}"
+        if args.typ == "tls:index/privateKey:PrivateKey":
+            state.update(
+                privateKeyOpenssh="-----BEGIN OPENSSH PRIVATE KEY-----\nbW9jaw==\n-----END OPENSSH PRIVATE KEY-----\n",
+                publicKeyOpenssh="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockMockMockMockMockMockMockMockMockMock\n",
+            )
+        elif args.typ == "aws:lightsail/instance:Instance":
+            blueprint = inputs.get("blueprintId", "")
+            state.update(
+                arn=arn,
+                privateIpAddress=MOCK_PRIVATE_IP,
+                publicIpAddress=_ip_for(args.name),
+                username="admin" if blueprint.startswith("debian") else "ubuntu",
+            )
+        elif args.typ in ("aws:lightsail/staticIp:StaticIp", "aws:lightsail/staticIpAttachment:StaticIpAttachment"):
+            state.update(arn=arn, ipAddress=MOCK_STATIC_IP)
+        elif args.typ == "aws:lightsail/keyPair:KeyPair":
+            state.update(arn=arn)
+        elif args.typ == "command:remote:Command":
+            create = inputs.get("create", "")
+            if "k3s.yaml" in create:
+                state["stdout"] = sample_k3s_kubeconfig()
+            elif "node-token" in create:
+                state["stdout"] = MOCK_NODE_TOKEN + "\n"
+            else:
+                state["stdout"] = ""
+            state["stderr"] = ""
+        elif args.typ.startswith("kubernetes:"):
+            metadata = dict(inputs.get("metadata") or {})
+            metadata.setdefault("name", f"{args.name}-a1b2c3d")
+            state["metadata"] = metadata
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi_mocks.MockCallArgs):
+        return {}, None
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi_mocks.Mocks):
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+        self.stack_outputs: Optional[dict[str, StackOutput]] = None
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type == STACK_TYPE:
+            return response
+        raw_inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        inputs, _ = _unwrap(raw_inputs)
+        secret_inputs = {key for key, value in raw_inputs.items() if _unwrap(value)[1]}
+        timeouts = request.customTimeouts
+        self.registrations.append(
+            Registration(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                parent=request.parent,
+                custom=request.custom,
+                provider=request.provider,
+                inputs=inputs,
+                secret_inputs=secret_inputs,
+                dependencies=list(request.dependencies),
+                delete_before_replace=request.deleteBeforeReplace,
+                additional_secret_outputs=list(request.additionalSecretOutputs),
+                replace_on_changes=list(request.replaceOnChanges),
+                protect=request.protect,
+                custom_timeouts={k: v for k, v in (("create", timeouts.create), ("update", timeouts.update), ("delete", timeouts.delete)) if v},
+                state=self.resources[response.urn].state if response.urn in self.resources else {},
+            )
+        )
+        return response
+
+    def RegisterResourceOutputs(self, request):
+        if request.urn.split("::")[2] == STACK_TYPE:
+            raw = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
+            self.stack_outputs = {}
+            for key, value in raw.items():
+                plain, secret = _unwrap(value)
+                self.stack_outputs[key] = StackOutput(plain, secret)
+        return super().RegisterResourceOutputs(request)
+
+
+def run(
+    stack: str = "dev",
+    overrides: Optional[Mapping[str, Any]] = None,
+    secret_overrides: Optional[Mapping[str, Any]] = None,
+    preview: bool = False,
+    environ: Optional[Mapping[str, str]] = None,
+) -> Deployment:
+    """Evaluates __main__.py for `stack`; raises what the program raises (ConfigError for bad config)."""
+    config, secret_keys = stack_config(stack, overrides, secret_overrides)
+    project = project_name()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    monitor = RecordingMonitor(LightsailMocks(config.get("aws:region", "us-east-1")))
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview, monitor=monitor)
+    # set_mocks registers a finished root stack of its own; the program gets a fresh one,
+    # as under the CLI, so its exports arrive through the stack's output registration.
+    set_root_resource(None)
+    pulumi.runtime.set_all_config(config, secret_keys)
+
+    saved_environ = dict(os.environ)
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
+    sys.path.insert(0, str(PROJECT_DIR))
+    try:
+        loop.run_until_complete(run_in_stack(lambda: runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")))
+    finally:
+        sys.path.remove(str(PROJECT_DIR))
+        os.environ.clear()
+        os.environ.update(saved_environ)
+        loop.close()
+        asyncio.set_event_loop(None)
+    return Deployment(monitor.registrations, monitor.stack_outputs or {})
+
