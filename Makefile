@@ -1,0 +1,28 @@
+# lightsail-k3s: `make up` deploys a stack, `make test` runs the suite.
+STACK ?= dev
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+
+.PHONY: up plan test lint clean
+
+# The virtualenv is rebuilt whenever a requirements file changes.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+up: $(VENV)/.installed
+	STACK=$(STACK) bin/up.sh
+
+plan: $(VENV)/.installed
+	$(PYTHON) -m tools.plan --stack $(STACK)
+
+test: $(VENV)/.installed
+	$(PYTHON) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/shellcheck remote/*.sh bin/*.sh .ci/run
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# `make up`: deploys the stack named by STACK (default dev) with the Pulumi CLI.
+# Stops early, with the command that fixes it, when a prerequisite is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STACK="${STACK:-dev}"
+
+fail() {
+  echo "make up: $1" >&2
+  echo "  fix: $2" >&2
+  exit 1
+}
+
+[ -f "Pulumi.$STACK.yaml" ] || fail "there is no stack file Pulumi.$STACK.yaml" \
+  "copy Pulumi.dev.yaml to Pulumi.$STACK.yaml and edit it, or run with STACK=dev"
+
+command -v pulumi >/dev/null 2>&1 || fail "the Pulumi CLI is not installed" \
+  "curl -fsSL https://get.pulumi.com | sh   (then open a new shell)"
+
+aws_credentials_present() {
+  [ -n "${AWS_ACCESS_KEY_ID:-}" ] || [ -n "${AWS_PROFILE:-}" ] || [ -n "${AWS_WEB_IDENTITY_TOKEN_FILE:-}" ] ||
+    [ -f "${AWS_SHARED_CREDENTIALS_FILE:-$HOME/.aws/credentials}" ] || [ -f "${AWS_CONFIG_FILE:-$HOME/.aws/config}" ]
+}
+aws_credentials_present || fail "no AWS credentials found (environment, AWS_PROFILE or ~/.aws)" \
+  "aws configure   (or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+
+# Without a login, use the local file backend: no Pulumi Cloud account needed.
+if ! pulumi whoami >/dev/null 2>&1; then
+  echo "make up: not logged in to a Pulumi backend; using the local file backend (~/.pulumi)"
+  pulumi login --local
+  if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+    echo "make up: the local backend encrypts secrets with a passphrase; Pulumi will ask for it." \
+      "Set PULUMI_CONFIG_PASSPHRASE to skip the prompt, and keep it: it is needed to read the kubeconfig."
+  fi
+fi
+
+pulumi stack select --create "$STACK"
+
+admin_cidrs="$(pulumi config get adminCidrs --stack "$STACK" 2>/dev/null || true)"
+if [ -z "$admin_cidrs" ] || [ "$admin_cidrs" = "[]" ]; then
+  my_ip="$(curl -fsS --max-time 10 https://checkip.amazonaws.com | tr -d '[:space:]')" ||
+    fail "adminCidrs is not set and your public IP could not be detected" \
+      "pulumi config set --stack $STACK --path 'adminCidrs[0]' <your-public-ip>/32"
+  [[ "$my_ip" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] ||
+    fail "adminCidrs is not set and checkip.amazonaws.com answered '$my_ip', not an IPv4 address" \
+      "pulumi config set --stack $STACK --path 'adminCidrs[0]' <your-public-ip>/32"
+  pulumi config set --stack "$STACK" --path 'adminCidrs[0]' "$my_ip/32"
+  echo "make up: set adminCidrs to [$my_ip/32] (your public IPv4) for SSH and the Kubernetes API"
+fi
+
+pulumi up --stack "$STACK"

@@ -1,0 +1,24 @@
+from typing import Any, Optional
+
+import pytest
+
+from tools import mockengine
+
+ADMIN_CIDR = "198.51.100.7/32"
+
+
+def deploy(
+    stack: str = "dev",
+    preview: bool = False,
+    secrets: Optional[dict[str, Any]] = None,
+    environ: Optional[dict[str, str]] = None,
+    **overrides: Any,
+) -> mockengine.Deployment:
+    """Runs __main__.py for `stack`, with adminCidrs set as `make up` would set it."""
+    overrides.setdefault("adminCidrs", [ADMIN_CIDR])
+    return mockengine.run(stack, overrides=overrides, secret_overrides=secrets, preview=preview, environ=environ)
+
+
+@pytest.fixture(scope="module")
+def dev() -> mockengine.Deployment:
+    return deploy()

