@@ -47,8 +47,4 @@ K3S_SERVER_MIN_RAM_GB = 2
 
 
 def server_capable_bundle_ids() -> list[str]:
-    return [
-        b.bundle_id
-        for b in BUNDLES.values()
-        if b.vcpus >= K3S_SERVER_MIN_VCPUS and b.ram_gb >= K3S_SERVER_MIN_RAM_GB
-    ]
+    return [b.bundle_id for b in BUNDLES.values() if b.vcpus >= K3S_SERVER_MIN_VCPUS and b.ram_gb >= K3S_SERVER_MIN_RAM_GB]

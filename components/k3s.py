@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_command as command
@@ -32,8 +32,8 @@ class K3sServerArgs:
     host: pulumi.Input[str]
     ssh_user: pulumi.Input[str]
     # Exactly one of these: the generated key, or an ssh-agent holding the user's key.
-    ssh_private_key: Optional[pulumi.Input[str]]
-    ssh_agent_socket: Optional[str]
+    ssh_private_key: pulumi.Input[str] | None
+    ssh_agent_socket: str | None
     # Changes when the instance is replaced; the static IP (the SSH host) does not.
     instance_identity: pulumi.Input[str]
     k3s_version: str
@@ -72,10 +72,10 @@ class K3sServer(pulumi.ComponentResource):
     api_url: pulumi.Output[str]
     provider: k8s.Provider
 
-    def __init__(self, name: str, args: K3sServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: K3sServerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("lightsail-k3s:index:K3sServer", name, None, opts)
 
-        def connection(dial_error_limit: Optional[int] = None) -> command.remote.ConnectionArgs:
+        def connection(dial_error_limit: int | None = None) -> command.remote.ConnectionArgs:
             return command.remote.ConnectionArgs(
                 host=args.host,
                 user=args.ssh_user,
@@ -98,18 +98,20 @@ class K3sServer(pulumi.ComponentResource):
         )
 
         install_command = pulumi.Output.from_input(args.host).apply(
-            lambda host: "sudo env "
-            + " ".join(
-                f"{variable}={shlex.quote(value)}"
-                for variable, value in (
-                    ("K3S_VERSION", args.k3s_version),
-                    ("NODE_NAME", args.node_name),
-                    # The public IP is NAT'd to the instance, so k3s cannot discover it:
-                    # list it, or tls-san-security refuses the name (FACTS.md).
-                    ("TLS_SANS", host),
+            lambda host: (
+                "sudo env "
+                + " ".join(
+                    f"{variable}={shlex.quote(value)}"
+                    for variable, value in (
+                        ("K3S_VERSION", args.k3s_version),
+                        ("NODE_NAME", args.node_name),
+                        # The public IP is NAT'd to the instance, so k3s cannot discover it:
+                        # list it, or tls-san-security refuses the name (FACTS.md).
+                        ("TLS_SANS", host),
+                    )
                 )
+                + " bash -s"
             )
-            + " bash -s"
         )
         # A version or config change reaches the node as an update (in-place
         # upgrade); replacing the instance changes its identity and re-runs create.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -23,8 +23,8 @@ class NodeArgs:
     blueprint_id: str
     bundle_id: str
     admin_cidrs: Sequence[str]
-    ssh_public_key: Optional[str]
-    auto_snapshot_time: Optional[str]
+    ssh_public_key: str | None
+    auto_snapshot_time: str | None
     protect: bool
     tags: Mapping[str, str]
 
@@ -52,9 +52,9 @@ class LightsailNode(pulumi.ComponentResource):
     instance_name: pulumi.Output[str]
     instance_arn: pulumi.Output[str]
     ssh_user: pulumi.Output[str]
-    ssh_private_key: Optional[pulumi.Output[str]]
+    ssh_private_key: pulumi.Output[str] | None
 
-    def __init__(self, name: str, args: NodeArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: NodeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("lightsail-k3s:index:LightsailNode", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)

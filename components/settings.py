@@ -13,8 +13,9 @@ import ipaddress
 import json
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 import pulumi
 
@@ -65,9 +66,9 @@ class Settings:
     blueprint_id: str
     k3s_version: K3sVersion
     admin_cidrs: tuple[str, ...]
-    ssh_public_key: Optional[str]
-    ssh_agent_socket: Optional[str]
-    auto_snapshot_time: Optional[str]
+    ssh_public_key: str | None
+    ssh_agent_socket: str | None
+    auto_snapshot_time: str | None
     protect: bool
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -83,10 +84,10 @@ class Settings:
 
 # A config source maps a full key ("lightsail-k3s:bundleId", "aws:region") to its
 # raw string value as the CLI stores it (objects and arrays as JSON), or None.
-ConfigSource = Callable[[str], Optional[str]]
+ConfigSource = Callable[[str], str | None]
 
 
-def _raw(source: ConfigSource, key: str) -> Optional[str]:
+def _raw(source: ConfigSource, key: str) -> str | None:
     return source(f"{PROJECT}:{key}")
 
 
@@ -159,7 +160,9 @@ def parse_k3s_version(source: ConfigSource) -> K3sVersion:
         )
     match = K3S_VERSION_PATTERN.fullmatch(text)
     if not match:
-        raise ConfigError("k3sVersion", f"{text!r} is not an exact k3s release (vX.Y.Z+k3sN)", "use a release tag such as v1.36.1+k3s1")
+        raise ConfigError(
+            "k3sVersion", f"{text!r} is not an exact k3s release (vX.Y.Z+k3sN)", "use a release tag such as v1.36.1+k3s1"
+        )
     major, minor, patch, _ = (int(g) for g in match.groups())
     return K3sVersion(text, major, minor, patch)
 
@@ -169,7 +172,9 @@ def parse_admin_cidrs(source: ConfigSource) -> tuple[str, ...]:
     fix = f"{example} (your public IPv4 as a /32; `make up` does this for you)"
     value = _json(source, "adminCidrs", example)
     if value is None or value == []:
-        raise ConfigError("adminCidrs", "no admin CIDRs are set, so nobody could reach SSH (22) or the Kubernetes API (6443)", fix)
+        raise ConfigError(
+            "adminCidrs", "no admin CIDRs are set, so nobody could reach SSH (22) or the Kubernetes API (6443)", fix
+        )
     if not isinstance(value, list):
         raise ConfigError("adminCidrs", f"{value!r} is not a non-empty list of IPv4 CIDRs", fix)
     cidrs = []
@@ -195,11 +200,11 @@ def parse_admin_cidrs(source: ConfigSource) -> tuple[str, ...]:
     return tuple(dict.fromkeys(cidrs))
 
 
-def parse_ssh_public_key(source: ConfigSource) -> Optional[str]:
+def parse_ssh_public_key(source: ConfigSource) -> str | None:
     key = _raw(source, "sshPublicKey")
     if key is None or not key.strip():
         return None
-    fix = "pulumi config set sshPublicKey \"$(cat ~/.ssh/id_ed25519.pub)\", or remove it to let the stack generate a key"
+    fix = 'pulumi config set sshPublicKey "$(cat ~/.ssh/id_ed25519.pub)", or remove it to let the stack generate a key'
     parts = key.strip().split()
     if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
         raise ConfigError("sshPublicKey", f"{key[:40]!r}… is not an OpenSSH public key ({', '.join(SSH_KEY_TYPES)})", fix)
@@ -213,7 +218,7 @@ def parse_ssh_public_key(source: ConfigSource) -> Optional[str]:
     return " ".join(parts)
 
 
-def parse_auto_snapshot_time(source: ConfigSource) -> Optional[str]:
+def parse_auto_snapshot_time(source: ConfigSource) -> str | None:
     value = _raw(source, "autoSnapshotTime")
     if not value:
         return None
@@ -248,7 +253,9 @@ def parse_tags(source: ConfigSource) -> dict[str, str]:
         if not 1 <= len(key) <= 128 or key.startswith("aws:"):
             raise ConfigError("tags", f"tag name {key!r} is not allowed (1-128 characters, not starting with aws:)", example)
         if isinstance(tag_value, bool) or not isinstance(tag_value, (str, int, float)) or len(str(tag_value)) > 256:
-            raise ConfigError("tags", f"tag {key!r} has value {tag_value!r}; values are strings of at most 256 characters", example)
+            raise ConfigError(
+                "tags", f"tag {key!r} has value {tag_value!r}; values are strings of at most 256 characters", example
+            )
         tags[key] = str(tag_value)
     return tags
 
@@ -261,7 +268,7 @@ def parse_settings(source: ConfigSource, stack: str, environ: Mapping[str, str],
         raise ConfigError(
             "sshPublicKey",
             "a public key is configured, but no ssh-agent is running to hold its private half for the install over SSH",
-            "start an agent and add the key (eval \"$(ssh-agent)\" && ssh-add ~/.ssh/id_ed25519), "
+            'start an agent and add the key (eval "$(ssh-agent)" && ssh-add ~/.ssh/id_ed25519), '
             "or remove sshPublicKey to let the stack generate a key",
         )
     return Settings(

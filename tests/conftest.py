@@ -1,4 +1,4 @@
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -10,8 +10,8 @@ ADMIN_CIDR = "198.51.100.7/32"
 def deploy(
     stack: str = "dev",
     preview: bool = False,
-    secrets: Optional[dict[str, Any]] = None,
-    environ: Optional[dict[str, str]] = None,
+    secrets: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
     **overrides: Any,
 ) -> mockengine.Deployment:
     """Runs __main__.py for `stack`, with adminCidrs set as `make up` would set it."""

@@ -59,7 +59,12 @@ def test_bundle_must_meet_the_k3s_server_minimum():
 
 
 def test_blueprint_must_be_supported():
-    rejected("lightsail-k3s:blueprintId", "'amazon_linux_2023'", "ubuntu_22_04, ubuntu_24_04, debian_12", blueprintId="amazon_linux_2023")
+    rejected(
+        "lightsail-k3s:blueprintId",
+        "'amazon_linux_2023'",
+        "ubuntu_22_04, ubuntu_24_04, debian_12",
+        blueprintId="amazon_linux_2023",
+    )
 
 
 @pytest.mark.parametrize("channel", ["latest", "stable", "v1.36"])
@@ -124,7 +129,12 @@ def test_protect_must_be_boolean():
 
 @pytest.mark.parametrize(
     ("tags", "fragment"),
-    [(["a"], "not an object"), ({"aws:owner": "x"}, "'aws:owner'"), ({"team": {"a": 1}}, "values are strings"), ({"t": "x" * 257}, "256")],
+    [
+        (["a"], "not an object"),
+        ({"aws:owner": "x"}, "'aws:owner'"),
+        ({"team": {"a": 1}}, "values are strings"),
+        ({"t": "x" * 257}, "256"),
+    ],
 )
 def test_tags_must_be_an_object_of_short_strings(tags, fragment):
     rejected("lightsail-k3s:tags", fragment, tags=tags)

@@ -180,8 +180,19 @@ def test_kubeconfig_points_at_the_static_ip_under_the_stack_name(dev):
 
 def test_outputs_contract(dev):
     assert set(dev.outputs) == {
-        "publicIp", "privateIp", "instanceName", "sshUser", "sshCommand", "sshPrivateKey", "kubeApiUrl",
-        "kubeconfig", "nodeToken", "k3sVersion", "region", "bundleId", "monthlyCostUsd",
+        "publicIp",
+        "privateIp",
+        "instanceName",
+        "sshUser",
+        "sshCommand",
+        "sshPrivateKey",
+        "kubeApiUrl",
+        "kubeconfig",
+        "nodeToken",
+        "k3sVersion",
+        "region",
+        "bundleId",
+        "monthlyCostUsd",
     } | {key for key in dev.outputs if key.startswith("app")}
     values = {key: output.value for key, output in dev.outputs.items()}
     assert values["publicIp"] == MOCK_STATIC_IP

@@ -200,9 +200,7 @@ def run_wait_for_boot(tmp_path, cloud_init_body=None, **env):
     if cloud_init_body is not None:
         write_executable(stubs / "cloud-init", "#!/bin/sh\n" + cloud_init_body + "\n")
     script = (ROOT / "remote" / "wait-for-boot.sh").read_text()
-    return subprocess.run(
-        [BASH, "-s"], input=script, env={"PATH": str(stubs), **env}, capture_output=True, text=True, timeout=30
-    )
+    return subprocess.run([BASH, "-s"], input=script, env={"PATH": str(stubs), **env}, capture_output=True, text=True, timeout=30)
 
 
 @pytest.mark.parametrize(

@@ -15,15 +15,15 @@ import json
 import os
 import runpy
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import pulumi
 import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
-from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.settings import set_root_resource
 from pulumi.runtime.stack import run_in_stack
 
@@ -77,8 +77,8 @@ def _full_key(key: str, project: str) -> str:
 
 def stack_config(
     stack: str,
-    overrides: Optional[Mapping[str, Any]] = None,
-    secret_overrides: Optional[Mapping[str, Any]] = None,
+    overrides: Mapping[str, Any] | None = None,
+    secret_overrides: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, str], list[str]]:
     """Config as the CLI hands it to the program: {full key: raw string}, and the secret keys."""
     project_file = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
@@ -249,7 +249,8 @@ class LightsailMocks(pulumi_mocks.Mocks):
         inputs = dict(args.inputs)
         name = inputs.get("name") or f"{args.name}-a1b2c3d"
         state = {**inputs, "name": name}
-        arn = f"arn:aws:lightsail:{self.region}:{MOCK_ACCOUNT}:{args.typ.rsplit(':', 1)[-1]}/{hashlib.md5(args.name.encode()).hexdigest()}"
+        resource_id = hashlib.md5(args.name.encode()).hexdigest()
+        arn = f"arn:aws:lightsail:{self.region}:{MOCK_ACCOUNT}:{args.typ.rsplit(':', 1)[-1]}/{resource_id}"
         if args.typ == "tls:index/privateKey:PrivateKey":
             state.update(
                 privateKeyOpenssh="-----BEGIN OPENSSH PRIVATE KEY-----\nbW9jaw==\n-----END OPENSSH PRIVATE KEY-----\n",
@@ -290,7 +291,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi_mocks.Mocks):
         super().__init__(mocks)
         self.registrations: list[Registration] = []
-        self.stack_outputs: Optional[dict[str, StackOutput]] = None
+        self.stack_outputs: dict[str, StackOutput] | None = None
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
@@ -315,7 +316,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 additional_secret_outputs=list(request.additionalSecretOutputs),
                 replace_on_changes=list(request.replaceOnChanges),
                 protect=request.protect,
-                custom_timeouts={k: v for k, v in (("create", timeouts.create), ("update", timeouts.update), ("delete", timeouts.delete)) if v},
+                custom_timeouts={
+                    k: v for k, v in (("create", timeouts.create), ("update", timeouts.update), ("delete", timeouts.delete)) if v
+                },
                 state=self.resources[response.urn].state if response.urn in self.resources else {},
             )
         )
@@ -333,10 +336,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 def run(
     stack: str = "dev",
-    overrides: Optional[Mapping[str, Any]] = None,
-    secret_overrides: Optional[Mapping[str, Any]] = None,
+    overrides: Mapping[str, Any] | None = None,
+    secret_overrides: Mapping[str, Any] | None = None,
     preview: bool = False,
-    environ: Optional[Mapping[str, str]] = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Deployment:
     """Evaluates __main__.py for `stack`; raises what the program raises (ConfigError for bad config)."""
     config, secret_keys = stack_config(stack, overrides, secret_overrides)
@@ -364,4 +367,3 @@ def run(
         loop.close()
         asyncio.set_event_loop(None)
     return Deployment(monitor.registrations, monitor.stack_outputs or {})
-

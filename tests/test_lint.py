@@ -1,0 +1,21 @@
+"""The Python code passes ruff (lint and format), as configured in ruff.toml."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ruff(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ruff", *args, str(ROOT)], capture_output=True, text=True)
+
+
+def test_ruff_check_passes():
+    result = ruff("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_is_clean():
+    result = ruff("format", "--check")
+    assert result.returncode == 0, result.stdout + result.stderr
