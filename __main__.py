@@ -2,6 +2,7 @@
 
 import pulumi
 
+from components.apps import AppStack, AppStackArgs
 from components.k3s import K3sServer, K3sServerArgs
 from components.node import LightsailNode, NodeArgs
 from components.settings import load_settings
@@ -37,6 +38,11 @@ k3s = K3sServer(
     ),
 )
 
+apps = AppStack(
+    settings.cluster_name,
+    AppStackArgs(settings=settings.apps, provider=k3s.provider, public_ip=node.public_ip),
+)
+
 ssh_key_file = f"~/.ssh/{settings.cluster_name}"
 pulumi.export("publicIp", node.public_ip)
 pulumi.export("privateIp", node.private_ip)
@@ -55,3 +61,6 @@ pulumi.export("k3sVersion", settings.k3s_version.text)
 pulumi.export("region", settings.region)
 pulumi.export("bundleId", settings.bundle.bundle_id)
 pulumi.export("monthlyCostUsd", settings.bundle.monthly_usd)
+pulumi.export("appUrl", apps.app_url)
+pulumi.export("appNamespace", settings.apps.namespace)
+pulumi.export("apps", apps.urls)

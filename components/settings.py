@@ -14,14 +14,17 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
 
+from .app_settings import AppSettings, parse_app_settings
 from .catalog import BUNDLES, K3S_SERVER_MIN_RAM_GB, K3S_SERVER_MIN_VCPUS, Bundle, server_capable_bundle_ids
+from .errors import PROJECT, ConfigError
 
-PROJECT = "lightsail-k3s"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 BLUEPRINTS = ("ubuntu_22_04", "ubuntu_24_04", "debian_12")
 
@@ -35,14 +38,6 @@ SSH_KEY_TYPES = (
     "ecdsa-sha2-nistp384",
     "ecdsa-sha2-nistp521",
 )
-
-
-class ConfigError(pulumi.RunError):
-    """A config value is missing or invalid; the message says how to fix it."""
-
-    def __init__(self, key: str, problem: str, fix: str):
-        self.key = key if ":" in key else f"{PROJECT}:{key}"
-        super().__init__(f"config '{self.key}': {problem}\n  fix: {fix}")
 
 
 @dataclass(frozen=True)
@@ -70,7 +65,8 @@ class Settings:
     ssh_agent_socket: str | None
     auto_snapshot_time: str | None
     protect: bool
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str]
+    apps: AppSettings
 
     @property
     def cluster_name(self) -> str:
@@ -85,6 +81,8 @@ class Settings:
 # A config source maps a full key ("lightsail-k3s:bundleId", "aws:region") to its
 # raw string value as the CLI stores it (objects and arrays as JSON), or None.
 ConfigSource = Callable[[str], str | None]
+# Says whether a full key is stored as a secret.
+SecretCheck = Callable[[str], bool]
 
 
 def _raw(source: ConfigSource, key: str) -> str | None:
@@ -260,8 +258,11 @@ def parse_tags(source: ConfigSource) -> dict[str, str]:
     return tags
 
 
-def parse_settings(source: ConfigSource, stack: str, environ: Mapping[str, str], dry_run: bool) -> Settings:
+def parse_settings(
+    source: ConfigSource, is_secret: SecretCheck, stack: str, environ: Mapping[str, str], dry_run: bool
+) -> Settings:
     region = parse_region(source)
+    bundle = parse_bundle(source)
     ssh_public_key = parse_ssh_public_key(source)
     ssh_agent_socket = environ.get("SSH_AUTH_SOCK")
     if ssh_public_key and not ssh_agent_socket and not dry_run:
@@ -275,7 +276,7 @@ def parse_settings(source: ConfigSource, stack: str, environ: Mapping[str, str],
         stack=stack,
         region=region,
         availability_zone=parse_availability_zone(source, region),
-        bundle=parse_bundle(source),
+        bundle=bundle,
         blueprint_id=parse_blueprint(source),
         k3s_version=parse_k3s_version(source),
         admin_cidrs=parse_admin_cidrs(source),
@@ -284,9 +285,20 @@ def parse_settings(source: ConfigSource, stack: str, environ: Mapping[str, str],
         auto_snapshot_time=parse_auto_snapshot_time(source),
         protect=parse_protect(source),
         tags=parse_tags(source),
+        apps=parse_app_settings(
+            apps_raw=_json(source, "apps", "pulumi config set --path 'apps[0].name' web"),
+            namespace_raw=_raw(source, "appNamespace"),
+            secrets_raw=_json(source, "appSecrets", "pulumi config set --secret --path 'appSecrets.web.API_KEY' <value>"),
+            secrets_are_secret=is_secret(f"{PROJECT}:appSecrets"),
+            manifests_dir_raw=_raw(source, "manifestsDir"),
+            project_dir=PROJECT_DIR,
+            bundle=bundle,
+        ),
     )
 
 
 def load_settings() -> Settings:
     """Reads the running stack's config; the only place the program touches pulumi.Config."""
-    return parse_settings(pulumi.runtime.get_config, pulumi.get_stack(), os.environ, pulumi.runtime.is_dry_run())
+    return parse_settings(
+        pulumi.runtime.get_config, pulumi.runtime.is_config_secret, pulumi.get_stack(), os.environ, pulumi.runtime.is_dry_run()
+    )

@@ -132,6 +132,9 @@ def _unwrap(value: Any) -> tuple[Any, bool]:
     if isinstance(value, list):
         pairs = [_unwrap(item) for item in value]
         return [item for item, _ in pairs], any(s for _, s in pairs)
+    if isinstance(value, float) and value.is_integer():
+        # The RPC layer carries every number as a double; JSON (and the CLI) show whole numbers as integers.
+        return int(value), False
     return value, False
 
 

@@ -1,0 +1,364 @@
+"""The `apps`, `appNamespace`, `appSecrets` and `manifestsDir` settings, validated."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .catalog import Bundle
+from .errors import ConfigError
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IMAGE_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+CPU_QUANTITY = re.compile(r"^(\d+m|\d+(\.\d{1,3})?)$")
+MEMORY_QUANTITY = re.compile(r"^\d+(Ki|Mi|Gi)?$")
+HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
+
+APP_KEYS = {"name", "image", "port", "replicas", "path", "host", "env", "secretEnv", "resources", "healthPath"}
+
+# Per-container defaults, sized so several apps fit a 2 GB small_3_0 node next to
+# the k3s server (~768 MB with a small workload, k3s resource-profiling docs via FACTS.md).
+DEFAULT_REQUESTS = {"cpu": "25m", "memory": "64Mi"}
+DEFAULT_LIMITS = {"cpu": "250m", "memory": "256Mi"}
+
+# What the node keeps for itself: the k3s server footprint (~768 MB, ~10% of a
+# core; k3s resource-profiling docs via FACTS.md) plus our own 256 MB estimate
+# for the operating system.
+SYSTEM_RESERVED_MILLICORES = 100
+SYSTEM_RESERVED_MIB = 768 + 256
+
+
+def cpu_millicores(quantity: str) -> int:
+    return int(quantity[:-1]) if quantity.endswith("m") else round(float(quantity) * 1000)
+
+
+def memory_mib(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return int(quantity[: -len(suffix)]) * factor
+    return int(quantity) / (1024 * 1024)
+
+
+@dataclass(frozen=True)
+class NamespaceBudget:
+    """The namespace's share of the node: what the LimitRange and ResourceQuota enforce."""
+
+    requests_cpu_millicores: int
+    limits_cpu_millicores: int
+    memory_mib: int
+    max_container_cpu_millicores: int
+
+    @classmethod
+    def for_bundle(cls, bundle: Bundle) -> NamespaceBudget:
+        total_millicores = bundle.vcpus * 1000
+        return cls(
+            # Requests fit the CPU the node sustains without spending burst credits;
+            # Lightsail stops an instance that runs out of them (FACTS.md, burst).
+            requests_cpu_millicores=max(bundle.baseline_millicores - SYSTEM_RESERVED_MILLICORES, 100),
+            limits_cpu_millicores=total_millicores - SYSTEM_RESERVED_MILLICORES,
+            memory_mib=int(bundle.ram_gb * 1024) - SYSTEM_RESERVED_MIB,
+            # No single container may burst past the node's sustained baseline.
+            max_container_cpu_millicores=bundle.baseline_millicores,
+        )
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    name: str
+    image: str
+    port: int
+    replicas: int
+    path: str
+    host: str | None
+    env: dict[str, str]
+    secret_env: tuple[str, ...]
+    requests: dict[str, str]
+    limits: dict[str, str]
+    health_path: str | None
+
+    @property
+    def secret_name(self) -> str:
+        return f"{self.name}-env"
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    namespace: str
+    apps: tuple[AppSpec, ...]
+    # app name -> variable -> value; only ever read to build secret Outputs.
+    secret_values: dict[str, dict[str, str]] = field(repr=False)
+    manifests_dir: Path | None
+    manifests: tuple[dict[str, Any], ...]
+    budget: NamespaceBudget
+
+
+def _app_error(index: int, name: str | None, problem: str, fix: str) -> ConfigError:
+    where = f"apps[{index}]" + (f" ({name})" if name else "")
+    return ConfigError("apps", f"{where}: {problem}", fix)
+
+
+def parse_image(image: Any, index: int, name: str) -> str:
+    fix = "pin a version tag or digest, e.g. ghcr.io/acme/web:1.4.2 or …@sha256:<digest>"
+    if not isinstance(image, str) or not image or any(c.isspace() for c in image):
+        raise _app_error(index, name, f"image {image!r} is not an image reference", fix)
+    if IMAGE_DIGEST.search(image):
+        return image
+    last_segment = image.rsplit("/", 1)[-1]
+    if ":" not in last_segment:
+        raise _app_error(index, name, f"image {image!r} has no tag, so every pull may bring a different build", fix)
+    tag = last_segment.rsplit(":", 1)[1]
+    if tag == "latest":
+        raise _app_error(index, name, f"image {image!r} uses :latest, which moves between deploys", fix)
+    if not IMAGE_TAG.fullmatch(tag):
+        raise _app_error(index, name, f"image {image!r} has an invalid tag {tag!r}", fix)
+    return image
+
+
+def _parse_quantities(raw: Any, index: int, name: str, budget: NamespaceBudget) -> tuple[dict[str, str], dict[str, str]]:
+    fix = "use e.g. resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {cpu: 250m, memory: 256Mi}}"
+    raw = raw or {}
+    if not isinstance(raw, dict) or set(raw) - {"requests", "limits"}:
+        raise _app_error(index, name, f"resources {raw!r} may only hold requests and limits", fix)
+    result = []
+    for section, defaults in (("requests", DEFAULT_REQUESTS), ("limits", DEFAULT_LIMITS)):
+        given = raw.get(section) or {}
+        if not isinstance(given, dict) or set(given) - {"cpu", "memory"}:
+            raise _app_error(index, name, f"resources.{section} {given!r} may only hold cpu and memory", fix)
+        values = {**defaults, **{k: str(v) for k, v in given.items()}}
+        if not CPU_QUANTITY.fullmatch(values["cpu"]):
+            raise _app_error(index, name, f"resources.{section}.cpu {values['cpu']!r} is not a CPU quantity", fix)
+        if not MEMORY_QUANTITY.fullmatch(values["memory"]):
+            raise _app_error(index, name, f"resources.{section}.memory {values['memory']!r} is not Ki/Mi/Gi", fix)
+        result.append(values)
+    requests, limits = result
+    if cpu_millicores(requests["cpu"]) > cpu_millicores(limits["cpu"]) or memory_mib(requests["memory"]) > memory_mib(
+        limits["memory"]
+    ):
+        raise _app_error(index, name, f"requests {requests} exceed limits {limits}", fix)
+    if cpu_millicores(limits["cpu"]) > budget.max_container_cpu_millicores:
+        raise _app_error(
+            index,
+            name,
+            f"limits.cpu {limits['cpu']} exceeds the node's sustained CPU baseline "
+            f"({budget.max_container_cpu_millicores}m); a container running at that rate drains the burst credits "
+            "and Lightsail stops the instance",
+            f"lower limits.cpu to at most {budget.max_container_cpu_millicores}m, or choose a larger bundleId",
+        )
+    return requests, limits
+
+
+def parse_app(raw: Any, index: int, budget: NamespaceBudget, secrets: dict[str, dict[str, str]]) -> AppSpec:
+    if not isinstance(raw, dict):
+        raise _app_error(index, None, f"{raw!r} is not an object", "each app is an object with at least name, image and port")
+    name = raw.get("name")
+    if not isinstance(name, str) or not DNS_LABEL.fullmatch(name):
+        raise _app_error(
+            index, None, f"name {name!r} is not a DNS-1123 label", "use lowercase letters, digits and '-', at most 63 characters"
+        )
+    unknown = set(raw) - APP_KEYS
+    if unknown:
+        raise _app_error(index, name, f"unknown keys {sorted(unknown)}", f"allowed keys: {', '.join(sorted(APP_KEYS))}")
+    for required in ("image", "port"):
+        if required not in raw:
+            raise _app_error(index, name, f"{required} is missing", f"set apps[{index}].{required}")
+    image = parse_image(raw["image"], index, name)
+
+    port = raw["port"]
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise _app_error(index, name, f"port {port!r} is not a port number (1-65535)", "set the port the container listens on")
+    replicas = raw.get("replicas", 1)
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= 50:
+        raise _app_error(index, name, f"replicas {replicas!r} is not a whole number from 0 to 50", "e.g. replicas: 2")
+
+    path = raw.get("path", "/")
+    if not isinstance(path, str) or not HTTP_PATH.fullmatch(path):
+        raise _app_error(index, name, f"path {path!r} is not a URL path starting with '/'", "e.g. path: /api")
+    host = raw.get("host")
+    if host is not None and (not isinstance(host, str) or not DNS_SUBDOMAIN.fullmatch(host)):
+        raise _app_error(index, name, f"host {host!r} is not a lowercase DNS name", "e.g. host: app.example.com, or leave it out")
+    health_path = raw.get("healthPath")
+    if health_path is not None and (not isinstance(health_path, str) or not HTTP_PATH.fullmatch(health_path)):
+        raise _app_error(
+            index, name, f"healthPath {health_path!r} is not a URL path starting with '/'", "e.g. healthPath: /healthz"
+        )
+
+    env = raw.get("env") or {}
+    if not isinstance(env, dict):
+        raise _app_error(index, name, f"env {env!r} is not an object", "e.g. env: {LOG_LEVEL: info}")
+    for variable, value in env.items():
+        if not ENV_NAME.fullmatch(variable):
+            raise _app_error(index, name, f"env name {variable!r} is not a valid variable name", "use letters, digits and _")
+        if isinstance(value, (dict, list)) or value is None:
+            raise _app_error(index, name, f"env {variable} has value {value!r}; values are strings", f"e.g. {variable}: 'value'")
+
+    secret_env = raw.get("secretEnv") or []
+    if not isinstance(secret_env, list) or not all(isinstance(v, str) and ENV_NAME.fullmatch(v) for v in secret_env):
+        raise _app_error(
+            index, name, f"secretEnv {secret_env!r} is not a list of variable names", "e.g. secretEnv: [DATABASE_URL]"
+        )
+    for variable in secret_env:
+        if variable in env:
+            raise _app_error(index, name, f"{variable} is in both env and secretEnv", f"keep {variable} in one of them")
+        if variable not in secrets.get(name, {}):
+            raise ConfigError(
+                "appSecrets",
+                f"apps[{index}] ({name}) lists {variable} in secretEnv, but appSecrets.{name}.{variable} has no value",
+                f"pulumi config set --secret --path 'appSecrets.{name}.{variable}' <value>",
+            )
+
+    requests, limits = _parse_quantities(raw.get("resources"), index, name, budget)
+    return AppSpec(
+        name=name,
+        image=image,
+        port=port,
+        replicas=replicas,
+        path=path,
+        host=host,
+        env={k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in env.items()},
+        secret_env=tuple(dict.fromkeys(secret_env)),
+        requests=requests,
+        limits=limits,
+        health_path=health_path,
+    )
+
+
+def parse_app_secrets(raw: Any, is_secret: bool) -> dict[str, dict[str, str]]:
+    fix = "pulumi config set --secret --path 'appSecrets.<app>.<VARIABLE>' <value>"
+    if raw is None:
+        return {}
+    if not is_secret:
+        raise ConfigError(
+            "appSecrets", "is stored in plain text", f"remove it (pulumi config rm appSecrets) and set each value with {fix}"
+        )
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ConfigError("appSecrets", "is not an object of app names to objects of variables", fix)
+    return {app: {k: str(v) for k, v in variables.items()} for app, variables in raw.items()}
+
+
+def load_manifests(directory: Path, shown_as: str) -> tuple[dict[str, Any], ...]:
+    fix = f"point manifestsDir at a directory of Kubernetes YAML files (it is {shown_as!r}, relative to Pulumi.yaml)"
+    if not directory.is_dir():
+        raise ConfigError("manifestsDir", f"{shown_as!r} is not a directory", fix)
+    files = sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    if not files:
+        raise ConfigError("manifestsDir", f"{shown_as!r} holds no .yaml or .yml files", fix)
+    objects = []
+    for file in files:
+        relative = file.relative_to(directory)
+        try:
+            documents = list(yaml.safe_load_all(file.read_text()))
+        except yaml.YAMLError as error:
+            raise ConfigError("manifestsDir", f"{relative} is not valid YAML: {error}", "fix the file, or remove it") from None
+        for number, document in enumerate(documents, start=1):
+            if document is None:
+                continue
+            metadata = document.get("metadata") if isinstance(document, dict) else None
+            if not (
+                isinstance(document, dict)
+                and isinstance(document.get("apiVersion"), str)
+                and isinstance(document.get("kind"), str)
+                and isinstance(metadata, dict)
+                and isinstance(metadata.get("name"), str)
+            ):
+                raise ConfigError(
+                    "manifestsDir",
+                    f"{relative}, document {number}, is not a Kubernetes object (apiVersion, kind, metadata.name)",
+                    "fix the document, or remove it",
+                )
+            if document["kind"].endswith("List"):
+                raise ConfigError(
+                    "manifestsDir", f"{relative}, document {number}, is a {document['kind']}", "list its items as documents"
+                )
+            objects.append(document)
+    return tuple(objects)
+
+
+def check_budget(apps: tuple[AppSpec, ...], budget: NamespaceBudget, bundle: Bundle) -> None:
+    """The apps must fit the namespace quota, with room for one extra pod during a rolling update."""
+    if not apps:
+        return
+
+    def total(measure) -> float:
+        return sum(measure(app) * app.replicas for app in apps) + max(measure(app) for app in apps)
+
+    for label, measure, available, unit in (
+        ("CPU requests", lambda a: cpu_millicores(a.requests["cpu"]), budget.requests_cpu_millicores, "m"),
+        ("CPU limits", lambda a: cpu_millicores(a.limits["cpu"]), budget.limits_cpu_millicores, "m"),
+        ("memory limits", lambda a: memory_mib(a.limits["memory"]), budget.memory_mib, "Mi"),
+    ):
+        needed = total(measure)
+        if needed > available:
+            raise ConfigError(
+                "apps",
+                f"the apps need {needed:g}{unit} of {label} (all replicas plus one pod of surge for rolling updates); "
+                f"the {bundle.bundle_id} node has {available}{unit} for apps",
+                "lower replicas or resources, or choose a larger bundleId",
+            )
+
+
+def parse_app_settings(
+    apps_raw: Any,
+    namespace_raw: str | None,
+    secrets_raw: Any,
+    secrets_are_secret: bool,
+    manifests_dir_raw: str | None,
+    project_dir: Path,
+    bundle: Bundle,
+) -> AppSettings:
+    namespace = namespace_raw or "apps"
+    if not DNS_LABEL.fullmatch(namespace) or namespace.startswith("kube-"):
+        raise ConfigError(
+            "appNamespace",
+            f"{namespace!r} is not a usable namespace name",
+            "use a DNS-1123 label not starting with kube-, e.g. apps",
+        )
+    budget = NamespaceBudget.for_bundle(bundle)
+    secrets = parse_app_secrets(secrets_raw, secrets_are_secret)
+
+    apps_raw = [] if apps_raw is None else apps_raw
+    if not isinstance(apps_raw, list):
+        raise ConfigError("apps", f"{apps_raw!r} is not a list of apps", "see the apps schema in README.md")
+    apps = tuple(parse_app(raw, index, budget, secrets) for index, raw in enumerate(apps_raw))
+
+    seen_names: dict[str, int] = {}
+    seen_routes: dict[tuple[str | None, str], str] = {}
+    for index, app in enumerate(apps):
+        if app.name in seen_names:
+            raise _app_error(
+                index, app.name, f"the name is already used by apps[{seen_names[app.name]}]", "give each app its own name"
+            )
+        seen_names[app.name] = index
+        route = (app.host, app.path)
+        if route in seen_routes:
+            where = f"host {app.host}" if app.host else "the default host"
+            raise _app_error(
+                index,
+                app.name,
+                f"path {app.path} on {where} is already routed to {seen_routes[route]}",
+                "give each app its own path or host",
+            )
+        seen_routes[route] = app.name
+    for app_name in secrets:
+        if app_name not in seen_names:
+            raise ConfigError(
+                "appSecrets",
+                f"has values for {app_name!r}, which is not in apps",
+                f"pulumi config rm --path 'appSecrets.{app_name}'",
+            )
+
+    check_budget(apps, budget, bundle)
+
+    manifests_dir = None
+    manifests: tuple[dict[str, Any], ...] = ()
+    if manifests_dir_raw:
+        manifests_dir = (project_dir / manifests_dir_raw).resolve()
+        manifests = load_manifests(manifests_dir, manifests_dir_raw)
+    return AppSettings(namespace, apps, secrets, manifests_dir, manifests, budget)

@@ -1,0 +1,210 @@
+"""The team's apps on the cluster, exposed through k3s' bundled Traefik."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .app_settings import DEFAULT_LIMITS, DEFAULT_REQUESTS, AppSettings, AppSpec
+
+# k3s ships Traefik as its ingress controller under this IngressClass (FACTS.md);
+# installing a second controller is the mistake this project exists to prevent.
+INGRESS_CLASS = "traefik"
+
+
+@dataclass(frozen=True)
+class AppStackArgs:
+    settings: AppSettings
+    provider: k8s.Provider
+    public_ip: pulumi.Input[str]
+
+
+def _labels(app: AppSpec) -> dict[str, str]:
+    return {"app.kubernetes.io/name": app.name, "app.kubernetes.io/managed-by": "lightsail-k3s"}
+
+
+def _probe(app: AppSpec, initial_delay: int) -> k8s.core.v1.ProbeArgs:
+    return k8s.core.v1.ProbeArgs(
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=app.health_path, port=app.port),
+        initial_delay_seconds=initial_delay,
+        period_seconds=10,
+    )
+
+
+def ingress_name(host: str | None) -> str:
+    return "default-host" if host is None else "host-" + re.sub(r"[^a-z0-9-]", "-", host)[:58]
+
+
+def app_url(app: AppSpec, public_ip: str) -> str:
+    return f"http://{app.host or public_ip}{app.path}"
+
+
+class AppStack(pulumi.ComponentResource):
+    """The app namespace with its resource budget, the apps, their Ingresses and any existing manifests."""
+
+    urls: pulumi.Output[dict[str, Any]]
+    app_url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: AppStackArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("lightsail-k3s:index:AppStack", name, None, opts)
+        settings = args.settings
+
+        def on_cluster(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(depends_on))
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=settings.namespace),
+            opts=on_cluster(),
+        )
+        namespace_name = namespace.metadata.name
+        budget = settings.budget
+        # Containers that set no resources get these; none may exceed the node's
+        # sustained CPU baseline, so one runaway pod cannot drain the burst credits.
+        limit_range = k8s.core.v1.LimitRange(
+            f"{name}-limits",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="container-defaults", namespace=namespace_name),
+            spec=k8s.core.v1.LimitRangeSpecArgs(
+                limits=[
+                    k8s.core.v1.LimitRangeItemArgs(
+                        type="Container",
+                        default_request=DEFAULT_REQUESTS,
+                        default=DEFAULT_LIMITS,
+                        max={"cpu": f"{budget.max_container_cpu_millicores}m"},
+                    )
+                ]
+            ),
+            opts=on_cluster(),
+        )
+        quota = k8s.core.v1.ResourceQuota(
+            f"{name}-quota",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="node-budget", namespace=namespace_name),
+            spec=k8s.core.v1.ResourceQuotaSpecArgs(
+                hard={
+                    "requests.cpu": f"{budget.requests_cpu_millicores}m",
+                    "limits.cpu": f"{budget.limits_cpu_millicores}m",
+                    "requests.memory": f"{budget.memory_mib}Mi",
+                    "limits.memory": f"{budget.memory_mib}Mi",
+                }
+            ),
+            opts=on_cluster(),
+        )
+
+        services: dict[str, k8s.core.v1.Service] = {}
+        for app in settings.apps:
+            services[app.name] = self._declare_app(app, settings, namespace_name, on_cluster(limit_range, quota))
+
+        hosts = list(dict.fromkeys(app.host for app in settings.apps))
+        for host in hosts:
+            routed = [app for app in settings.apps if app.host == host]
+            k8s.networking.v1.Ingress(
+                f"{name}-ingress-{ingress_name(host)}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=ingress_name(host), namespace=namespace_name),
+                spec=k8s.networking.v1.IngressSpecArgs(
+                    ingress_class_name=INGRESS_CLASS,
+                    rules=[
+                        k8s.networking.v1.IngressRuleArgs(
+                            host=host,
+                            http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                                paths=[
+                                    k8s.networking.v1.HTTPIngressPathArgs(
+                                        path=app.path,
+                                        path_type="Prefix",
+                                        backend=k8s.networking.v1.IngressBackendArgs(
+                                            service=k8s.networking.v1.IngressServiceBackendArgs(
+                                                name=services[app.name].metadata.name,
+                                                port=k8s.networking.v1.ServiceBackendPortArgs(number=app.port),
+                                            )
+                                        ),
+                                    )
+                                    # Longest prefix first, as Traefik and readers both expect.
+                                    for app in sorted(routed, key=lambda a: len(a.path), reverse=True)
+                                ]
+                            ),
+                        )
+                    ],
+                ),
+                opts=on_cluster(),
+            )
+
+        if settings.manifests:
+            # Applied as given, through the same provider; their CRD kinds are
+            # skipped in preview until the CRD exists (pulumi-kubernetes).
+            k8s.yaml.v2.ConfigGroup(f"{name}-manifests", objs=list(settings.manifests), opts=on_cluster(namespace))
+
+        self.urls = pulumi.Output.from_input(args.public_ip).apply(
+            lambda ip: {
+                app.name: {
+                    "service": f"{app.name}.{settings.namespace}.svc.cluster.local",
+                    "port": app.port,
+                    "path": app.path,
+                    "url": app_url(app, ip),
+                }
+                for app in settings.apps
+            }
+        )
+        self.app_url = pulumi.Output.from_input(args.public_ip).apply(
+            lambda ip: app_url(settings.apps[0], ip) if settings.apps else f"http://{ip}/"
+        )
+        self.register_outputs({"appUrl": self.app_url, "apps": self.urls})
+
+    def _declare_app(
+        self, app: AppSpec, settings: AppSettings, namespace: pulumi.Output[str], opts: pulumi.ResourceOptions
+    ) -> k8s.core.v1.Service:
+        labels = _labels(app)
+        env = [k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in app.env.items()]
+        if app.secret_env:
+            values = settings.secret_values[app.name]
+            secret = k8s.core.v1.Secret(
+                f"{app.name}-env",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=app.secret_name, namespace=namespace, labels=labels),
+                type="Opaque",
+                string_data={variable: pulumi.Output.secret(values[variable]) for variable in app.secret_env},
+                opts=opts,
+            )
+            env += [
+                k8s.core.v1.EnvVarArgs(
+                    name=variable,
+                    value_from=k8s.core.v1.EnvVarSourceArgs(
+                        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret.metadata.name, key=variable)
+                    ),
+                )
+                for variable in app.secret_env
+            ]
+
+        container = k8s.core.v1.ContainerArgs(
+            name=app.name,
+            image=app.image,
+            ports=[k8s.core.v1.ContainerPortArgs(container_port=app.port, name="http")],
+            env=env or None,
+            resources=k8s.core.v1.ResourceRequirementsArgs(requests=app.requests, limits=app.limits),
+            readiness_probe=_probe(app, initial_delay=2) if app.health_path else None,
+            liveness_probe=_probe(app, initial_delay=15) if app.health_path else None,
+        )
+        k8s.apps.v1.Deployment(
+            f"{app.name}-deployment",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=app.name, namespace=namespace, labels=labels),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=app.replicas,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"app.kubernetes.io/name": app.name}),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    spec=k8s.core.v1.PodSpecArgs(containers=[container]),
+                ),
+            ),
+            opts=opts,
+        )
+        return k8s.core.v1.Service(
+            f"{app.name}-service",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=app.name, namespace=namespace, labels=labels),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP",
+                selector={"app.kubernetes.io/name": app.name},
+                ports=[k8s.core.v1.ServicePortArgs(name="http", port=app.port, target_port="http")],
+            ),
+            opts=opts,
+        )

@@ -1,0 +1,350 @@
+"""App delivery on the mock engine: provider, apps, Traefik ingress, secrets, budgets, manifests."""
+
+import re
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from components.app_settings import NamespaceBudget
+from components.catalog import BUNDLES
+from components.errors import ConfigError
+from tests.conftest import deploy
+from tools.mockengine import MOCK_STATIC_IP
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PROVIDER = "pulumi:providers:kubernetes"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+SECRET = "kubernetes:core/v1:Secret"
+
+SHOP_APPS = [
+    {"name": "storefront", "image": "ghcr.io/acme/storefront:2.3.1", "port": 8080, "replicas": 2, "healthPath": "/healthz"},
+    {
+        "name": "orders-api",
+        "image": "ghcr.io/acme/orders@sha256:" + "a" * 64,
+        "port": 3000,
+        "path": "/api/orders",
+        "env": {"LOG_LEVEL": "info", "CACHE": True},
+        "secretEnv": ["DATABASE_URL", "STRIPE_KEY"],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "400m", "memory": "256Mi"}},
+    },
+    {"name": "users-api", "image": "ghcr.io/acme/users:1.0.0", "port": 3001, "path": "/api/users"},
+    {"name": "admin", "image": "ghcr.io/acme/admin:0.9.2", "port": 80, "host": "admin.example.com"},
+]
+SHOP_SECRETS = {"orders-api": {"DATABASE_URL": "postgres://orders:hunter2@db/orders", "STRIPE_KEY": "sk_live_123"}}
+
+
+@pytest.fixture(scope="module")
+def shop():
+    return deploy(
+        bundleId="medium_3_0",
+        apps=SHOP_APPS,
+        secrets={"appSecrets": SHOP_SECRETS},
+        manifestsDir=str(FIXTURES / "manifests"),
+    )
+
+
+def kubernetes_resources(deployment):
+    return [r for r in deployment.resources if r.type.startswith("kubernetes:")]
+
+
+def declared_objects(deployment):
+    for registration in kubernetes_resources(deployment):
+        if registration.type == "kubernetes:yaml/v2:ConfigGroup":
+            yield from registration.inputs["objs"]
+        else:
+            yield registration.inputs
+
+
+def test_every_kubernetes_resource_uses_the_k3s_provider(dev, shop):
+    for deployment in (dev, shop):
+        provider = deployment.one(PROVIDER)
+        resources = kubernetes_resources(deployment)
+        assert resources
+        for resource in resources:
+            assert resource.provider.startswith(provider.urn + "::"), resource.name
+
+
+def test_provider_waits_for_k3s_and_survives_kubeconfig_rereads(shop):
+    provider = shop.one(PROVIDER)
+    assert provider.inputs["clusterIdentifier"] == "lightsail-k3s-dev"
+    assert provider.inputs["deleteUnreachable"] == "true"
+    assert shop.depends_on(provider, shop.named("lightsail-k3s-dev-install"))
+
+
+def test_dev_stack_deploys_the_demo_app_at_the_root(dev):
+    deployment = dev.one(DEPLOYMENT)
+    container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
+    assert re.fullmatch(r"traefik/whoami:v\d+\.\d+\.\d+", container["image"])
+    ingress = dev.one(INGRESS)
+    assert ingress.inputs["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/"
+    assert dev.outputs["appUrl"].value == f"http://{MOCK_STATIC_IP}/"
+    assert dev.outputs["appNamespace"].value == "apps"
+    assert dev.outputs["apps"].value == {
+        "whoami": {"service": "whoami.apps.svc.cluster.local", "port": 80, "path": "/", "url": f"http://{MOCK_STATIC_IP}/"}
+    }
+
+
+def test_ingress_uses_traefik_and_routes_each_path_to_its_service_port(shop):
+    services = {s.inputs["metadata"]["name"]: s for s in shop.of_type(SERVICE)}
+    routes = {}
+    for ingress in shop.of_type(INGRESS):
+        assert ingress.inputs["spec"]["ingressClassName"] == "traefik"
+        assert ingress.inputs["metadata"]["namespace"] == "apps"
+        (rule,) = ingress.inputs["spec"]["rules"]
+        for path in rule["http"]["paths"]:
+            backend = path["backend"]["service"]
+            service_port = services[backend["name"]].inputs["spec"]["ports"][0]["port"]
+            assert backend["port"]["number"] == service_port
+            assert path["pathType"] == "Prefix"
+            routes[(rule.get("host"), path["path"])] = (backend["name"], service_port)
+    assert routes == {
+        (None, "/"): ("storefront", 8080),
+        (None, "/api/orders"): ("orders-api", 3000),
+        (None, "/api/users"): ("users-api", 3001),
+        ("admin.example.com", "/"): ("admin", 80),
+    }
+    for service in shop.of_type(SERVICE):
+        assert service.inputs["spec"]["type"] == "ClusterIP"
+        assert service.inputs["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_no_second_ingress_controller_helm_chart_or_load_balancer(dev, shop):
+    controller_image = re.compile(r"^(docker\.io/)?(library/)?traefik:|ingress-nginx|haproxy|kong|contour|envoy")
+    for deployment in (dev, shop):
+        types = {r.type for r in deployment.resources}
+        assert not [t for t in types if "helm" in t.lower() or t.endswith(":IngressClass")]
+        for obj in declared_objects(deployment):
+            assert obj["kind"] not in ("HelmChart", "HelmChartConfig", "IngressClass", "HelmRelease")
+            if obj["kind"] == "Service":
+                assert obj["spec"].get("type", "ClusterIP") != "LoadBalancer"
+            for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+                assert not controller_image.search(container["image"]), container["image"]
+
+
+def test_secret_env_values_live_only_in_a_secret_that_is_secret_in_state(shop):
+    secret = shop.one(SECRET)
+    assert secret.inputs["metadata"] == {
+        "name": "orders-api-env",
+        "namespace": "apps",
+        "labels": {"app.kubernetes.io/name": "orders-api", "app.kubernetes.io/managed-by": "lightsail-k3s"},
+    }
+    assert secret.inputs["stringData"] == SHOP_SECRETS["orders-api"]
+    assert "stringData" in secret.secret_inputs
+    secret_values = set(SHOP_SECRETS["orders-api"].values())
+    for registration in shop.resources:
+        if registration is not secret:
+            assert not any(value in repr(registration.inputs) for value in secret_values), registration.name
+    for output in shop.outputs.values():
+        assert not any(value in repr(output.value) for value in secret_values)
+    orders = next(d for d in shop.of_type(DEPLOYMENT) if d.inputs["metadata"]["name"] == "orders-api")
+    env = {e["name"]: e for e in orders.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["LOG_LEVEL"] == {"name": "LOG_LEVEL", "value": "info"}
+    assert env["CACHE"] == {"name": "CACHE", "value": "true"}
+    for variable in ("DATABASE_URL", "STRIPE_KEY"):
+        assert env[variable] == {"name": variable, "valueFrom": {"secretKeyRef": {"name": "orders-api-env", "key": variable}}}
+
+
+def test_app_shape_replicas_resources_and_probes(shop):
+    deployments = {d.inputs["metadata"]["name"]: d.inputs["spec"] for d in shop.of_type(DEPLOYMENT)}
+    assert set(deployments) == {"storefront", "orders-api", "users-api", "admin"}
+    storefront = deployments["storefront"]
+    assert storefront["replicas"] == 2
+    container = storefront["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    assert container["resources"] == {"requests": {"cpu": "25m", "memory": "64Mi"}, "limits": {"cpu": "250m", "memory": "256Mi"}}
+    orders = deployments["orders-api"]["template"]["spec"]["containers"][0]
+    assert orders["resources"]["limits"] == {"cpu": "400m", "memory": "256Mi"}
+    assert "readinessProbe" not in deployments["users-api"]["template"]["spec"]["containers"][0]
+
+
+def test_namespace_budget_is_sized_from_the_bundle(dev, shop):
+    # small_3_0: 2 vCPU at a 20% baseline = 400m sustained, 2 GB RAM.
+    for deployment, bundle in ((dev, BUNDLES["small_3_0"]), (shop, BUNDLES["medium_3_0"])):
+        quota = deployment.one("kubernetes:core/v1:ResourceQuota").inputs["spec"]["hard"]
+        budget = NamespaceBudget.for_bundle(bundle)
+        assert quota == {
+            "requests.cpu": f"{budget.requests_cpu_millicores}m",
+            "limits.cpu": f"{budget.limits_cpu_millicores}m",
+            "requests.memory": f"{budget.memory_mib}Mi",
+            "limits.memory": f"{budget.memory_mib}Mi",
+        }
+        (limits,) = deployment.one("kubernetes:core/v1:LimitRange").inputs["spec"]["limits"]
+        assert limits["max"] == {"cpu": f"{bundle.baseline_millicores}m"}
+        assert limits["default"] == {"cpu": "250m", "memory": "256Mi"}
+        assert limits["defaultRequest"] == {"cpu": "25m", "memory": "64Mi"}
+    assert NamespaceBudget.for_bundle(BUNDLES["small_3_0"]) == NamespaceBudget(300, 1900, 1024, 400)
+
+
+def test_existing_manifests_are_applied_through_the_same_provider(shop):
+    group = shop.one("kubernetes:yaml/v2:ConfigGroup")
+    assert [(o["kind"], o["metadata"]["name"]) for o in group.inputs["objs"]] == [
+        ("ConfigMap", "feature-flags"),
+        ("ServiceAccount", "reporter"),
+        ("CronJob", "nightly-report"),
+    ]
+    assert shop.depends_on(group, shop.one("kubernetes:core/v1:Namespace"))
+
+
+def test_multi_app_outputs(shop):
+    apps = shop.outputs["apps"].value
+    assert apps["orders-api"] == {
+        "service": "orders-api.apps.svc.cluster.local",
+        "port": 3000,
+        "path": "/api/orders",
+        "url": f"http://{MOCK_STATIC_IP}/api/orders",
+    }
+    assert apps["admin"]["url"] == "http://admin.example.com/"
+    assert shop.outputs["appUrl"].value == f"http://{MOCK_STATIC_IP}/"
+
+
+@pytest.mark.parametrize("which", ["dev", "shop"])
+def test_every_kubernetes_object_matches_the_schema_of_the_pinned_k3s_minor(which, dev, shop):
+    deployment = {"dev": dev, "shop": shop}[which]
+    version = deployment.outputs["k3sVersion"].value
+    major, minor = re.match(r"v(\d+)\.(\d+)\.", version).groups()
+    schema_version = f"{major}.{minor}.0"
+    assert schema_version in kubernetes_validate.utils.all_versions(), (
+        f"kubernetes-validate has no schema for Kubernetes {major}.{minor}; upgrade it with k3sVersion"
+    )
+    objects = list(declared_objects(deployment))
+    assert len(objects) >= 6
+    for obj in objects:
+        kubernetes_validate.validate(obj, schema_version, strict=True)
+
+
+def test_schema_validation_catches_a_broken_object():
+    broken = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"replicas": "two"}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.36.0", strict=True)
+
+
+def test_preview_declares_the_same_plain_ingress():
+    deployment = deploy(preview=True)
+    assert deployment.one(INGRESS).inputs["spec"]["ingressClassName"] == "traefik"
+
+
+# Bad input: one test per rule, each naming the key and the app.
+
+
+def rejected(key, *fragments, **overrides):
+    with pytest.raises(ConfigError) as caught:
+        deploy(**overrides)
+    message = str(caught.value)
+    assert f"config 'lightsail-k3s:{key}'" in message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def app(**fields):
+    return {"name": "web", "image": "ghcr.io/acme/web:1.0.0", "port": 8080, **fields}
+
+
+def test_duplicate_app_names():
+    rejected("apps", "apps[1] (web)", "already used by apps[0]", apps=[app(), app(path="/other")])
+
+
+@pytest.mark.parametrize("name", ["Web", "web_app", "-web", "a" * 64, None])
+def test_bad_app_names(name):
+    rejected("apps", "apps[0]", "DNS-1123", apps=[app(name=name)])
+
+
+def test_untagged_image():
+    rejected("apps", "apps[0] (web)", "has no tag", apps=[app(image="ghcr.io/acme/web")])
+
+
+def test_untagged_image_on_a_registry_with_a_port():
+    rejected("apps", "has no tag", apps=[app(image="registry.local:5000/web")])
+
+
+def test_latest_image():
+    rejected("apps", "apps[0] (web)", ":latest", apps=[app(image="nginx:latest")])
+
+
+@pytest.mark.parametrize("port", [0, 65536, "80", True])
+def test_port_out_of_range(port):
+    rejected("apps", "apps[0] (web)", "1-65535", apps=[app(port=port)])
+
+
+def test_path_without_leading_slash():
+    rejected("apps", "apps[0] (web)", "starting with '/'", apps=[app(path="api")])
+
+
+def test_two_apps_on_the_same_host_and_path():
+    rejected(
+        "apps",
+        "apps[1] (api)",
+        "path /v1 on host api.example.com is already routed to web",
+        apps=[app(host="api.example.com", path="/v1"), app(name="api", host="api.example.com", path="/v1")],
+    )
+
+
+def test_same_path_on_different_hosts_is_fine():
+    deployment = deploy(apps=[app(host="a.example.com"), app(name="api", host="b.example.com")])
+    assert len(deployment.of_type(INGRESS)) == 2
+
+
+def test_secret_env_without_a_secret_value():
+    rejected(
+        "appSecrets",
+        "apps[0] (web) lists API_KEY",
+        "pulumi config set --secret --path 'appSecrets.web.API_KEY'",
+        apps=[app(secretEnv=["API_KEY"])],
+    )
+
+
+def test_app_secrets_stored_in_plain_text():
+    with pytest.raises(ConfigError, match="stored in plain text"):
+        deploy(apps=[app(secretEnv=["API_KEY"])], appSecrets={"web": {"API_KEY": "x"}})
+
+
+def test_app_secrets_for_an_unknown_app():
+    with pytest.raises(ConfigError, match="'ghost', which is not in apps"):
+        deploy(apps=[app()], secrets={"appSecrets": {"ghost": {"A": "b"}}})
+
+
+def test_unknown_app_keys():
+    rejected("apps", "unknown keys ['replica']", apps=[app(replica=2)])
+
+
+def test_container_cpu_limit_above_the_baseline():
+    rejected(
+        "apps",
+        "apps[0] (web)",
+        "exceeds the node's sustained CPU baseline (400m)",
+        apps=[app(resources={"limits": {"cpu": "1"}})],
+    )
+
+
+def test_apps_that_do_not_fit_the_node():
+    rejected(
+        "apps", "memory limits", "small_3_0", "larger bundleId", apps=[app(replicas=4, resources={"limits": {"memory": "512Mi"}})]
+    )
+
+
+def test_bad_resource_quantities():
+    rejected("apps", "resources.requests.memory '1GB'", apps=[app(resources={"requests": {"memory": "1GB"}})])
+
+
+def test_bad_app_namespace():
+    rejected("appNamespace", "'kube-apps'", appNamespace="kube-apps")
+
+
+def test_manifests_dir_that_does_not_exist():
+    rejected("manifestsDir", "'k8s/missing' is not a directory", manifestsDir="k8s/missing")
+
+
+def test_manifests_dir_with_invalid_yaml(tmp_path):
+    (tmp_path / "ok.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}))
+    (tmp_path / "broken.yaml").write_text("kind: ConfigMap\nmetadata: {name: [unclosed\n")
+    rejected("manifestsDir", "broken.yaml is not valid YAML", manifestsDir=str(tmp_path))
+
+
+def test_manifests_dir_with_a_non_kubernetes_document(tmp_path):
+    (tmp_path / "notes.yaml").write_text("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\njust: notes\n")
+    rejected("manifestsDir", "notes.yaml, document 2, is not a Kubernetes object", manifestsDir=str(tmp_path))
