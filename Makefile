@@ -15,7 +15,7 @@ up: $(VENV)/.installed
 	STACK=$(STACK) bin/up.sh
 
 plan: $(VENV)/.installed
-	$(PYTHON) -m tools.plan --stack $(STACK)
+	$(PYTHON) -m tools.plan --stack $(STACK) $(foreach s,$(SET),--set '$(s)')
 
 test: $(VENV)/.installed
 	$(PYTHON) -m pytest

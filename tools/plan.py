@@ -27,7 +27,10 @@ def _summarize(value: Any) -> str:
 
 
 def render(deployment: mockengine.Deployment) -> str:
-    lines = [f"{len(deployment.resources)} resources:"]
+    lines = [
+        "(mock engine: values the providers compute, such as IPs, names and keys, are stand-ins)",
+        f"{len(deployment.resources)} resources:",
+    ]
     for resource in deployment.resources:
         lines.append(f"  {resource.type}  {resource.name}")
         for key, value in sorted(resource.inputs.items()):
@@ -44,9 +47,25 @@ def render(deployment: mockengine.Deployment) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value for this plan only; VALUE is JSON when it parses as JSON",
+    )
     args = parser.parse_args(argv)
+    overrides = {}
+    for assignment in args.set:
+        key, separator, value = assignment.partition("=")
+        if not separator:
+            parser.error(f"--set {assignment!r}: expected KEY=VALUE")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
     try:
-        deployment = mockengine.run(args.stack)
+        deployment = mockengine.run(args.stack, overrides=overrides)
     except (pulumi.RunError, mockengine.StackNotFound) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
