@@ -153,13 +153,15 @@ class K3sServer(pulumi.ComponentResource):
         self.node_token = pulumi.Output.secret(raw_token.apply(str.strip))
         self.api_url = pulumi.Output.from_input(args.host).apply(lambda host: f"https://{host}:{KUBE_API_PORT}")
 
-        # A stable cluster_identifier keeps a re-read (unknown during preview)
-        # kubeconfig from replacing the provider and every resource on it;
-        # delete_unreachable lets destroy finish when the node is already gone.
+        # The cluster identifier changes only with the instance: a re-read
+        # kubeconfig (unknown during preview) updates the provider instead of
+        # replacing it and every resource on it, while a new instance, which is
+        # a new, empty cluster, does replace them. delete_unreachable lets
+        # destroy finish when the node is already gone.
         self.provider = k8s.Provider(
             f"{name}-kubernetes",
             kubeconfig=self.kubeconfig,
-            cluster_identifier=args.cluster_name,
+            cluster_identifier=pulumi.Output.concat(args.cluster_name, "@", args.instance_identity),
             delete_unreachable=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[install]),
         )

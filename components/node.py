@@ -90,8 +90,13 @@ class LightsailNode(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         static_ip = aws.lightsail.StaticIp(f"{name}-ip", opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+        # A static IP attaches to one instance at a time: when the instance is
+        # replaced, detach from the old one before attaching to the new one.
         attachment = aws.lightsail.StaticIpAttachment(
-            f"{name}-ip-attachment", static_ip_name=static_ip.name, instance_name=instance.name, opts=child
+            f"{name}-ip-attachment",
+            static_ip_name=static_ip.name,
+            instance_name=instance.name,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         # The API replaces the whole rule set and deleting closes every listed port,
         # so a create-before-delete replacement would close what the new set just

@@ -68,6 +68,10 @@ def test_firewall_replacement_deletes_first(dev):
     assert dev.one(FIREWALL).delete_before_replace
 
 
+def test_static_ip_moves_to_a_replacement_instance_detach_first(dev):
+    assert dev.one("aws:lightsail/staticIpAttachment:StaticIpAttachment").delete_before_replace
+
+
 def test_generated_key_is_imported_so_lightsail_keeps_no_private_key(dev):
     key_pair = dev.one("aws:lightsail/keyPair:KeyPair")
     assert key_pair.inputs["publicKey"].startswith("ssh-ed25519 ")
@@ -214,10 +218,12 @@ def test_monthly_cost_follows_the_bundle():
 
 def test_kubernetes_provider_is_stable_across_kubeconfig_rereads_and_waits_for_k3s(dev):
     provider = dev.one("pulumi:providers:kubernetes")
-    assert provider.inputs["clusterIdentifier"] == "lightsail-k3s-dev"
+    assert provider.inputs["clusterIdentifier"] == "lightsail-k3s-dev@" + dev.one(INSTANCE).state["arn"]
     assert provider.inputs["deleteUnreachable"] == "true"
     assert "kubeconfig" in provider.secret_inputs
     assert dev.depends_on(provider, command(dev, "install"))
+    upgraded = deploy(k3sVersion="v1.37.0+k3s1").one("pulumi:providers:kubernetes")
+    assert upgraded.inputs["clusterIdentifier"] == provider.inputs["clusterIdentifier"]
 
 
 def test_preview_evaluates_the_same_program():
