@@ -163,7 +163,8 @@ class AppStack(pulumi.ComponentResource):
                 f"{app.name}-env",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=app.secret_name, namespace=namespace, labels=labels),
                 type="Opaque",
-                string_data={variable: pulumi.Output.secret(values[variable]) for variable in app.secret_env},
+                # The pulumi-kubernetes SDK makes a Secret's data secret in state.
+                string_data={variable: values[variable] for variable in app.secret_env},
                 opts=opts,
             )
             env += [

@@ -140,7 +140,7 @@ class K3sServer(pulumi.ComponentResource):
                 triggers=[args.instance_identity, install_command, args.k3s_version],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[install], additional_secret_outputs=["stdout"]),
             )
-            return pulumi.Output.secret(read.stdout)
+            return read.stdout
 
         raw_kubeconfig = read_secret_file(f"{name}-read-kubeconfig", KUBECONFIG_PATH)
         raw_token = read_secret_file(f"{name}-read-node-token", NODE_TOKEN_PATH)
