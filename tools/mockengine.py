@@ -15,7 +15,7 @@ import json
 import os
 import runpy
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,21 +50,25 @@ def _serialize(value: Any) -> str:
     return json.dumps(value)
 
 
-def _strip_secure(value: Any) -> tuple[Any, bool]:
-    """Replaces `{secure: …}` leaves with a placeholder; says whether any were found."""
+def _walk_secrets(value: Any, secret_leaf: Callable[[Any], tuple[Any, bool] | None]) -> tuple[Any, bool]:
+    """Rebuilds dicts and lists, letting `secret_leaf` replace leaves; says whether any leaf was secret."""
+    replaced = secret_leaf(value)
+    if replaced is not None:
+        return replaced
     if isinstance(value, dict):
-        if set(value) == {"secure"}:
-            return SECRET_PLACEHOLDER, True
-        found = False
-        result = {}
-        for key, item in value.items():
-            result[key], item_secret = _strip_secure(item)
-            found = found or item_secret
-        return result, found
+        pairs = {key: _walk_secrets(item, secret_leaf) for key, item in value.items()}
+        return {key: item for key, (item, _) in pairs.items()}, any(secret for _, secret in pairs.values())
     if isinstance(value, list):
-        pairs = [_strip_secure(item) for item in value]
+        pairs = [_walk_secrets(item, secret_leaf) for item in value]
         return [item for item, _ in pairs], any(secret for _, secret in pairs)
     return value, False
+
+
+def _strip_secure(value: Any) -> tuple[Any, bool]:
+    """Replaces the stack file's `{secure: …}` leaves with a placeholder."""
+    return _walk_secrets(
+        value, lambda leaf: (SECRET_PLACEHOLDER, True) if isinstance(leaf, dict) and set(leaf) == {"secure"} else None
+    )
 
 
 def project_name() -> str:
@@ -117,25 +121,18 @@ def stack_config(
     return {key: _serialize(value) for key, value in values.items()}, sorted(secret_keys)
 
 
+def _unwrap_leaf(leaf: Any) -> tuple[Any, bool] | None:
+    if rpc.is_rpc_secret(leaf):
+        return _unwrap(leaf["value"])[0], True
+    if isinstance(leaf, float) and leaf.is_integer():
+        # The RPC layer carries every number as a double; JSON (and the CLI) show whole numbers as integers.
+        return int(leaf), False
+    return None
+
+
 def _unwrap(value: Any) -> tuple[Any, bool]:
     """Removes RPC secret wrappers; says whether the value held a secret anywhere."""
-    if rpc.is_rpc_secret(value):
-        inner, _ = _unwrap(value["value"])
-        return inner, True
-    if isinstance(value, dict):
-        secret = False
-        result = {}
-        for key, item in value.items():
-            result[key], item_secret = _unwrap(item)
-            secret = secret or item_secret
-        return result, secret
-    if isinstance(value, list):
-        pairs = [_unwrap(item) for item in value]
-        return [item for item, _ in pairs], any(s for _, s in pairs)
-    if isinstance(value, float) and value.is_integer():
-        # The RPC layer carries every number as a double; JSON (and the CLI) show whole numbers as integers.
-        return int(value), False
-    return value, False
+    return _walk_secrets(value, _unwrap_leaf)
 
 
 @dataclass
