@@ -31,7 +31,7 @@ k3s = K3sServer(
         ssh_private_key=node.ssh_private_key,
         ssh_agent_socket=settings.ssh_agent_socket,
         instance_identity=node.instance_arn,
-        k3s_version=settings.k3s_version.text,
+        k3s_version=settings.k3s_version,
         node_name=settings.cluster_name,
         cluster_name=settings.cluster_name,
         node_reachable=node.reachable,
@@ -57,7 +57,7 @@ if node.ssh_private_key is not None:
 pulumi.export("kubeApiUrl", k3s.api_url)
 pulumi.export("kubeconfig", k3s.kubeconfig)
 pulumi.export("nodeToken", k3s.node_token)
-pulumi.export("k3sVersion", settings.k3s_version.text)
+pulumi.export("k3sVersion", settings.k3s_version)
 pulumi.export("region", settings.region)
 pulumi.export("bundleId", settings.bundle.bundle_id)
 pulumi.export("monthlyCostUsd", settings.bundle.monthly_usd)

@@ -28,7 +28,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 BLUEPRINTS = ("ubuntu_22_04", "ubuntu_24_04", "debian_12")
 
-K3S_VERSION_PATTERN = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$")
+K3S_VERSION_PATTERN = re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$")
 K3S_CHANNELS = ("latest", "stable", "testing")
 SNAPSHOT_TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):00$")
 SSH_KEY_TYPES = (
@@ -41,25 +41,13 @@ SSH_KEY_TYPES = (
 
 
 @dataclass(frozen=True)
-class K3sVersion:
-    text: str
-    major: int
-    minor: int
-    patch: int
-
-    @property
-    def kubernetes_version(self) -> str:
-        return f"{self.major}.{self.minor}.{self.patch}"
-
-
-@dataclass(frozen=True)
 class Settings:
     stack: str
     region: str
     availability_zone: str
     bundle: Bundle
     blueprint_id: str
-    k3s_version: K3sVersion
+    k3s_version: str
     admin_cidrs: tuple[str, ...]
     ssh_public_key: str | None
     ssh_agent_socket: str | None
@@ -96,7 +84,8 @@ def _json(source: ConfigSource, key: str, example: str) -> Any:
     try:
         return json.loads(raw)
     except json.JSONDecodeError:
-        raise ConfigError(key, f"{raw!r} is not structured config", f"set it with --path, e.g. {example}") from None
+        # The value is not repeated: it may be a secret.
+        raise ConfigError(key, "is a plain string, not a list or object", f"set it with --path, e.g. {example}") from None
 
 
 def parse_region(source: ConfigSource) -> str:
@@ -146,7 +135,7 @@ def parse_blueprint(source: ConfigSource) -> str:
     return blueprint
 
 
-def parse_k3s_version(source: ConfigSource) -> K3sVersion:
+def parse_k3s_version(source: ConfigSource) -> str:
     text = _raw(source, "k3sVersion")
     if not text:
         raise ConfigError("k3sVersion", "no k3s version is set", "pulumi config set k3sVersion v1.36.1+k3s1")
@@ -156,13 +145,11 @@ def parse_k3s_version(source: ConfigSource) -> K3sVersion:
             f"{text!r} is a release channel, which moves: the same stack would install different k3s on different days",
             "pin an exact release such as v1.36.1+k3s1 (see github.com/k3s-io/k3s/releases)",
         )
-    match = K3S_VERSION_PATTERN.fullmatch(text)
-    if not match:
+    if not K3S_VERSION_PATTERN.fullmatch(text):
         raise ConfigError(
             "k3sVersion", f"{text!r} is not an exact k3s release (vX.Y.Z+k3sN)", "use a release tag such as v1.36.1+k3s1"
         )
-    major, minor, patch, _ = (int(g) for g in match.groups())
-    return K3sVersion(text, major, minor, patch)
+    return text
 
 
 def parse_admin_cidrs(source: ConfigSource) -> tuple[str, ...]:

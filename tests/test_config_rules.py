@@ -138,3 +138,8 @@ def test_protect_must_be_boolean():
 )
 def test_tags_must_be_an_object_of_short_strings(tags, fragment):
     rejected("lightsail-k3s:tags", fragment, tags=tags)
+
+
+def test_structured_keys_set_as_plain_strings_do_not_echo_the_value():
+    error = rejected("lightsail-k3s:appSecrets", "--path", appSecrets="hunter2-plain")
+    assert "hunter2" not in str(error)
