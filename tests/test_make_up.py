@@ -1,0 +1,110 @@
+"""`make up` (bin/up.sh) with stand-in `pulumi` and `curl`: prerequisites, backend, adminCidrs, up."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.test_remote_scripts import write_executable
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Records every call; `whoami` and `config get` answer from the environment.
+PULUMI_STUB = """#!/bin/sh
+echo "pulumi $*" >> "$STUB_LOG"
+case "$1" in
+  whoami) [ -n "$STUB_LOGGED_IN" ] || exit 1 ;;
+  config) if [ "$2" = "get" ]; then [ -n "$STUB_ADMIN_CIDRS" ] || exit 1; echo "$STUB_ADMIN_CIDRS"; fi ;;
+esac
+"""
+CURL_STUB = """#!/bin/sh
+echo "curl $*" >> "$STUB_LOG"
+printf '%s\\n' "$STUB_MY_IP"
+"""
+
+
+@pytest.fixture
+def workstation(tmp_path):
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    write_executable(stubs / "pulumi", PULUMI_STUB)
+    write_executable(stubs / "curl", CURL_STUB)
+    for tool in ("bash", "sh", "dirname", "tr", "cat"):
+        os.symlink(shutil.which(tool), stubs / tool)
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text("[default]\n")
+    return tmp_path
+
+
+def make_up(workstation, with_pulumi=True, **env):
+    stubs = workstation / "bin"
+    if not with_pulumi:
+        (stubs / "pulumi").unlink()
+    log = workstation / "calls.log"
+    log.touch()
+    environment = {
+        "PATH": str(stubs),
+        "HOME": str(workstation / "home"),
+        "STUB_LOG": str(log),
+        "STUB_MY_IP": "198.51.100.7",
+        **env,
+    }
+    result = subprocess.run([str(ROOT / "bin" / "up.sh")], env=environment, capture_output=True, text=True, timeout=30)
+    return result, log.read_text().splitlines()
+
+
+def test_fresh_workstation_gets_local_backend_stack_admin_cidr_and_up(workstation):
+    result, calls = make_up(workstation)
+    assert result.returncode == 0, result.stderr
+    assert calls == [
+        "pulumi whoami",
+        "pulumi login --local",
+        "pulumi stack select --create dev",
+        "pulumi config get adminCidrs --stack dev",
+        "curl -fsS --max-time 10 https://checkip.amazonaws.com",
+        "pulumi config set --stack dev --path adminCidrs[0] 198.51.100.7/32",
+        "pulumi up --stack dev",
+    ]
+    assert "set adminCidrs to [198.51.100.7/32]" in result.stdout
+    assert "PULUMI_CONFIG_PASSPHRASE" in result.stdout
+
+
+def test_logged_in_user_with_admin_cidrs_goes_straight_to_up(workstation):
+    result, calls = make_up(workstation, STUB_LOGGED_IN="1", STUB_ADMIN_CIDRS='["203.0.113.0/24"]', STACK="dev")
+    assert result.returncode == 0, result.stderr
+    assert "pulumi login --local" not in calls
+    assert not [c for c in calls if c.startswith(("curl", "pulumi config set"))]
+    assert calls[-1] == "pulumi up --stack dev"
+
+
+def test_stops_without_the_pulumi_cli(workstation):
+    result, calls = make_up(workstation, with_pulumi=False)
+    assert result.returncode == 1
+    assert "the Pulumi CLI is not installed" in result.stderr
+    assert "curl -fsSL https://get.pulumi.com | sh" in result.stderr
+    assert calls == []
+
+
+def test_stops_without_aws_credentials(workstation):
+    (workstation / "home" / ".aws" / "credentials").unlink()
+    result, calls = make_up(workstation)
+    assert result.returncode == 1
+    assert "no AWS credentials" in result.stderr and "aws configure" in result.stderr
+    assert calls == []
+
+
+def test_stops_on_a_stack_without_a_stack_file(workstation):
+    result, calls = make_up(workstation, STACK="nope")
+    assert result.returncode == 1
+    assert "no stack file Pulumi.nope.yaml" in result.stderr
+    assert calls == []
+
+
+def test_refuses_an_address_that_is_not_ipv4(workstation):
+    result, calls = make_up(workstation, STUB_MY_IP="<html>captive portal</html>")
+    assert result.returncode == 1
+    assert "pulumi config set --stack dev --path 'adminCidrs[0]' <your-public-ip>/32" in result.stderr
+    assert "pulumi up --stack dev" not in calls
