@@ -25,6 +25,8 @@ render_config() {
   echo "# Written by lightsail-k3s on every pulumi up; edits here are overwritten."
   echo "node-name: \"$NODE_NAME\""
   echo 'write-kubeconfig-mode: "0600"'
+  # Kubernetes Secrets (the apps' secretEnv values) are encrypted in the datastore.
+  echo 'secrets-encryption: true'
   echo "tls-san:"
   IFS=',' read -r -a sans <<< "$TLS_SANS"
   for san in "${sans[@]}"; do

@@ -126,6 +126,7 @@ def test_fresh_install_writes_config_downloads_the_tagged_installer_and_waits_fo
     assert node.config() == {
         "node-name": "lightsail-k3s-dev",
         "write-kubeconfig-mode": "0600",
+        "secrets-encryption": True,
         "tls-san": ["203.0.113.10"],
     }
     assert stat.S_IMODE((node.config_dir / "config.yaml").stat().st_mode) == 0o600
