@@ -62,7 +62,7 @@ class NamespaceBudget:
         return cls(
             # Requests fit the CPU the node sustains without spending burst credits;
             # Lightsail stops an instance that runs out of them (FACTS.md, burst).
-            requests_cpu_millicores=max(bundle.baseline_millicores - SYSTEM_RESERVED_MILLICORES, 100),
+            requests_cpu_millicores=bundle.baseline_millicores - SYSTEM_RESERVED_MILLICORES,
             limits_cpu_millicores=total_millicores - SYSTEM_RESERVED_MILLICORES,
             memory_mib=int(bundle.ram_gb * 1024) - SYSTEM_RESERVED_MIB,
             # No single container may burst past the node's sustained baseline.
@@ -95,7 +95,6 @@ class AppSettings:
     apps: tuple[AppSpec, ...]
     # app name -> variable -> value; only ever read to build secret Outputs.
     secret_values: dict[str, dict[str, str]] = field(repr=False)
-    manifests_dir: Path | None
     manifests: tuple[dict[str, Any], ...]
     budget: NamespaceBudget
 
@@ -356,9 +355,7 @@ def parse_app_settings(
 
     check_budget(apps, budget, bundle)
 
-    manifests_dir = None
     manifests: tuple[dict[str, Any], ...] = ()
     if manifests_dir_raw:
-        manifests_dir = (project_dir / manifests_dir_raw).resolve()
-        manifests = load_manifests(manifests_dir, manifests_dir_raw)
-    return AppSettings(namespace, apps, secrets, manifests_dir, manifests, budget)
+        manifests = load_manifests((project_dir / manifests_dir_raw).resolve(), manifests_dir_raw)
+    return AppSettings(namespace, apps, secrets, manifests, budget)
