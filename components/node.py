@@ -53,6 +53,8 @@ class LightsailNode(pulumi.ComponentResource):
     instance_arn: pulumi.Output[str]
     ssh_user: pulumi.Output[str]
     ssh_private_key: pulumi.Output[str] | None
+    # What SSH needs before it can work: the static IP attached and port 22 open to admins.
+    reachable: list[pulumi.Resource]
 
     def __init__(self, name: str, args: NodeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("lightsail-k3s:index:LightsailNode", name, None, opts)
@@ -113,7 +115,6 @@ class LightsailNode(pulumi.ComponentResource):
         self.instance_name = instance.name
         self.instance_arn = instance.arn
         self.ssh_user = instance.username
-        # SSH is usable only once the static IP is attached and port 22 is open to admins.
         self.reachable = [attachment, firewall]
         self.register_outputs(
             {
