@@ -148,7 +148,6 @@ class Registration:
     dependencies: list[str]
     delete_before_replace: bool
     additional_secret_outputs: list[str]
-    replace_on_changes: list[str]
     protect: bool
     custom_timeouts: dict[str, str]
     state: dict[str, Any] = field(default_factory=dict)
@@ -180,12 +179,6 @@ class Deployment:
                 return registration
         raise AssertionError(f"no resource named {name}; have {[r.name for r in self.resources]}")
 
-    def by_urn(self, urn: str) -> Registration:
-        for registration in self.resources:
-            if registration.urn == urn:
-                return registration
-        raise AssertionError(f"no resource with urn {urn}")
-
     def ancestors(self, registration: Registration) -> list[Registration]:
         by_urn = {r.urn: r for r in self.resources}
         chain = []
@@ -196,18 +189,17 @@ class Deployment:
 
     def depends_on(self, dependent: Registration, dependency: Registration) -> bool:
         """True when `dependent` waits for `dependency`, directly, through a component or via inputs."""
-        targets = {dependency.urn}
-        targets.update(r.urn for r in self.resources if dependency.urn in [a.urn for a in self.ancestors(r)])
+        by_urn = {r.urn: r for r in self.resources}
+        targets = {dependency.urn} | {r.urn for r in self.resources if dependency in self.ancestors(r)}
         seen: set[str] = set()
         frontier = [dependent]
         while frontier:
-            current = frontier.pop()
-            for urn in current.dependencies:
+            for urn in frontier.pop().dependencies:
                 if urn in targets:
                     return True
-                if urn not in seen:
+                if urn not in seen and urn in by_urn:
                     seen.add(urn)
-                    frontier.extend(r for r in self.resources if r.urn == urn)
+                    frontier.append(by_urn[urn])
         return False
 
 
@@ -314,7 +306,6 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 dependencies=list(request.dependencies),
                 delete_before_replace=request.deleteBeforeReplace,
                 additional_secret_outputs=list(request.additionalSecretOutputs),
-                replace_on_changes=list(request.replaceOnChanges),
                 protect=request.protect,
                 custom_timeouts={
                     k: v for k, v in (("create", timeouts.create), ("update", timeouts.update), ("delete", timeouts.delete)) if v
