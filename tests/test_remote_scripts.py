@@ -98,6 +98,14 @@ class Node:
         # Fed on stdin, as components/k3s.py does over SSH.
         return subprocess.run([BASH, "-s"], input=script, env=environment, capture_output=True, text=True, timeout=30)
 
+    def reinstall(self, **changes):
+        """Installs, then runs the install again with `changes`; returns that second run and its calls."""
+        assert self.install().returncode == 0
+        self.calls()
+        result = self.install(**changes)
+        assert result.returncode == 0, result.stderr
+        return result, self.calls()
+
     def calls(self) -> list[str]:
         calls = self.log.read_text().splitlines()
         self.log.write_text("")
@@ -134,21 +142,13 @@ def test_fresh_install_writes_config_downloads_the_tagged_installer_and_waits_fo
 
 
 def test_rerun_with_same_version_and_config_changes_nothing(node):
-    assert node.install().returncode == 0
-    node.calls()
-    result = node.install()
-    assert result.returncode == 0, result.stderr
-    calls = node.calls()
+    result, calls = node.reinstall()
     assert not [c for c in calls if c.startswith(("curl", "install.sh", "systemctl restart", "systemctl start"))]
     assert "nothing to change" in result.stdout
 
 
 def test_version_change_upgrades_in_place_without_uninstalling(node):
-    assert node.install().returncode == 0
-    node.calls()
-    result = node.install(version="v1.37.0+k3s1")
-    assert result.returncode == 0, result.stderr
-    calls = node.calls()
+    result, calls = node.reinstall(version="v1.37.0+k3s1")
     assert calls[0].endswith("/k3s-io/k3s/v1.37.0%2Bk3s1/install.sh")
     assert calls[1] == "install.sh INSTALL_K3S_VERSION=v1.37.0+k3s1 INSTALL_K3S_EXEC=server"
     assert not [c for c in calls if "uninstall" in c]
@@ -156,21 +156,15 @@ def test_version_change_upgrades_in_place_without_uninstalling(node):
 
 
 def test_config_change_restarts_k3s_without_reinstalling(node):
-    assert node.install().returncode == 0
-    node.calls()
-    result = node.install(sans="203.0.113.10,k8s.example.com")
-    assert result.returncode == 0, result.stderr
-    calls = node.calls()
+    result, calls = node.reinstall(sans="203.0.113.10,k8s.example.com")
     assert "systemctl restart k3s" in calls
     assert not [c for c in calls if c.startswith("curl")]
     assert node.config()["tls-san"] == ["203.0.113.10", "k8s.example.com"]
 
 
 def test_stopped_k3s_is_started(node):
-    assert node.install().returncode == 0
-    node.calls()
-    assert node.install(STUB_INACTIVE="3").returncode == 0
-    assert "systemctl start k3s" in node.calls()
+    _, calls = node.reinstall(STUB_INACTIVE="3")
+    assert "systemctl start k3s" in calls
 
 
 def test_polls_until_the_node_reports_ready(node):
