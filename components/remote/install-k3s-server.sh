@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs k3s as a server, or upgrades it in place, then waits until the node is Ready.
-# Runs as root on the node, fed on stdin by components/k3s.py:
-#   sudo env K3S_VERSION=v1.36.1+k3s1 NODE_NAME=lightsail-k3s-dev TLS_SANS=203.0.113.10 bash -s
+# Runs as root on the node (`sudo bash -s`). components/k3s.py feeds it on stdin, after
+# shell assignments of K3S_VERSION, NODE_NAME and K3S_CONFIG_B64 (k3s' config.yaml,
+# rendered from data in Python and base64-encoded), so no setting, and later no
+# secret, ever appears on a command line.
 # Safe to re-run: with the same version and config it changes nothing. It never
 # uninstalls, so cluster data in /var/lib/rancher/k3s survives upgrades.
 set -euo pipefail
 
 : "${K3S_VERSION:?K3S_VERSION is required, e.g. v1.36.1+k3s1}"
 : "${NODE_NAME:?NODE_NAME is required}"
-: "${TLS_SANS:?TLS_SANS is required: comma-separated addresses the API certificate must name}"
+: "${K3S_CONFIG_B64:?K3S_CONFIG_B64 is required: the base64 of the k3s config.yaml to write}"
 READY_TIMEOUT_SECONDS="${READY_TIMEOUT_SECONDS:-300}"
 POLL_INTERVAL_SECONDS="${POLL_INTERVAL_SECONDS:-5}"
 K3S_CONFIG_DIR="${K3S_CONFIG_DIR:-/etc/rancher/k3s}"
@@ -16,23 +18,6 @@ K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
 
 work_dir="$(mktemp -d)"
 trap 'rm -rf "$work_dir"' EXIT
-
-# k3s reads flags from config.yaml; the install script rewrites the service's own
-# flags on every run, so config belongs here, not in INSTALL_K3S_EXEC.
-render_config() {
-  local san
-  local -a sans
-  echo "# Written by lightsail-k3s on every pulumi up; edits here are overwritten."
-  echo "node-name: \"$NODE_NAME\""
-  echo 'write-kubeconfig-mode: "0600"'
-  # Kubernetes Secrets (the apps' secretEnv values) are encrypted in the datastore.
-  echo 'secrets-encryption: true'
-  echo "tls-san:"
-  IFS=',' read -r -a sans <<< "$TLS_SANS"
-  for san in "${sans[@]}"; do
-    echo "  - \"$san\""
-  done
-}
 
 installed_version() {
   if [ -x "$K3S_BIN" ]; then
@@ -46,7 +31,9 @@ node_ready() {
 }
 
 mkdir -p "$K3S_CONFIG_DIR"
-render_config > "$work_dir/config.yaml"
+# k3s reads its flags from config.yaml; install.sh rewrites the service's own flags
+# on every run, so settings belong in the file, not in INSTALL_K3S_EXEC.
+base64 -d <<< "$K3S_CONFIG_B64" > "$work_dir/config.yaml"
 config_changed=true
 if [ -f "$K3S_CONFIG_DIR/config.yaml" ] && cmp -s "$work_dir/config.yaml" "$K3S_CONFIG_DIR/config.yaml"; then
   config_changed=false
