@@ -35,6 +35,7 @@ k3s = K3sServer(
         node_name=settings.cluster_name,
         cluster_name=settings.cluster_name,
         node_reachable=node.reachable,
+        delete_unreachable=settings.delete_unreachable,
     ),
 )
 

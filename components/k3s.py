@@ -42,6 +42,8 @@ class K3sServerArgs:
     node_name: str
     cluster_name: str
     node_reachable: Sequence[pulumi.Resource]
+    # Whether the provider may drop objects of an unreachable cluster from state.
+    delete_unreachable: bool
 
 
 def rewrite_kubeconfig(kubeconfig_yaml: str, server_ip: str, cluster_name: str) -> str:
@@ -191,13 +193,22 @@ class K3sServer(pulumi.ComponentResource):
         # The cluster identifier changes only with the instance: a re-read
         # kubeconfig (unknown during preview) updates the provider instead of
         # replacing it and every resource on it, while a new instance, which is
-        # a new, empty cluster, does replace them. delete_unreachable lets
-        # destroy finish when the node is already gone.
+        # a new, empty cluster, does replace them.
+        #
+        # deleteUnreachable is left unset unless the stack opts in: when set, even
+        # to false, it overrides PULUMI_K8S_DELETE_UNREACHABLE, which the provider
+        # reads only when the option is absent (pulumi-kubernetes
+        # provider/pkg/provider/provider.go, Configure: "If the provider flag is set,
+        # use that value ... This will override the ENV var"). The SDK also copies
+        # the variable into the option when it is set while the program runs
+        # (sdk/python/pulumi_kubernetes/provider.py). So a refresh during a brief
+        # outage fails instead of dropping objects from state, and destroying a
+        # dead node works with PULUMI_K8S_DELETE_UNREACHABLE=true pulumi destroy.
         self.provider = k8s.Provider(
             f"{name}-kubernetes",
             kubeconfig=self.kubeconfig,
             cluster_identifier=pulumi.Output.concat(args.cluster_name, "@", args.instance_identity),
-            delete_unreachable=True,
+            delete_unreachable=True if args.delete_unreachable else None,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[install]),
         )
         self.register_outputs({"apiUrl": self.api_url, "kubeconfig": self.kubeconfig, "nodeToken": self.node_token})

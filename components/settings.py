@@ -53,6 +53,7 @@ class Settings:
     ssh_agent_socket: str | None
     auto_snapshot_time: str | None
     protect: bool
+    delete_unreachable: bool
     tags: Mapping[str, str]
     apps: AppSettings
 
@@ -216,13 +217,23 @@ def parse_auto_snapshot_time(source: ConfigSource) -> str | None:
     return value
 
 
-def parse_protect(source: ConfigSource) -> bool:
-    value = _raw(source, "protect")
+def _parse_boolean(source: ConfigSource, key: str, default: bool) -> bool:
+    value = _raw(source, key)
     if value is None:
-        return False
+        return default
     if value.lower() not in ("true", "false"):
-        raise ConfigError("protect", f"{value!r} is not a boolean", "pulumi config set --type bool protect true")
+        raise ConfigError(key, f"{value!r} is not a boolean", f"pulumi config set --type bool {key} {str(default).lower()}")
     return value.lower() == "true"
+
+
+def parse_protect(source: ConfigSource) -> bool:
+    # On unless a stack turns it off: replacing or deleting the instance deletes the cluster's data.
+    return _parse_boolean(source, "protect", default=True)
+
+
+def parse_delete_unreachable(source: ConfigSource) -> bool:
+    # Off unless asked for: a refresh during a brief outage must not drop Kubernetes objects from state.
+    return _parse_boolean(source, "deleteUnreachable", default=False)
 
 
 def parse_tags(source: ConfigSource) -> dict[str, str]:
@@ -271,6 +282,7 @@ def parse_settings(
         ssh_agent_socket=ssh_agent_socket,
         auto_snapshot_time=parse_auto_snapshot_time(source),
         protect=parse_protect(source),
+        delete_unreachable=parse_delete_unreachable(source),
         tags=parse_tags(source),
         apps=parse_app_settings(
             apps_raw=_json(source, "apps", "pulumi config set --path 'apps[0].name' web"),

@@ -71,7 +71,6 @@ def test_every_kubernetes_resource_uses_the_k3s_provider(dev, shop):
 def test_provider_waits_for_k3s_and_survives_kubeconfig_rereads(shop):
     provider = shop.one(PROVIDER)
     assert provider.inputs["clusterIdentifier"] == "lightsail-k3s-dev@" + shop.one("aws:lightsail/instance:Instance").state["arn"]
-    assert provider.inputs["deleteUnreachable"] == "true"
     assert shop.depends_on(provider, shop.named("lightsail-k3s-dev-install"))
 
 

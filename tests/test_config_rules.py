@@ -127,6 +127,10 @@ def test_protect_must_be_boolean():
     rejected("lightsail-k3s:protect", "'yes'", "--type bool", protect="yes")
 
 
+def test_delete_unreachable_must_be_boolean():
+    rejected("lightsail-k3s:deleteUnreachable", "'always'", "--type bool deleteUnreachable", deleteUnreachable="always")
+
+
 @pytest.mark.parametrize(
     ("tags", "fragment"),
     [

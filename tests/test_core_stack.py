@@ -101,6 +101,35 @@ def test_protect_guards_instance_and_static_ip():
     assert deployment.one(STATIC_IP).protect
 
 
+def test_protect_is_on_unless_a_stack_turns_it_off(dev):
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["protect"]
+    assert declared == {**declared, "type": "boolean", "default": True}
+    # protect=None removes the key altogether, so the program's own default shows.
+    unset = deploy(protect=None)
+    assert unset.one(INSTANCE).protect
+    assert unset.one(STATIC_IP).protect
+    # Pulumi.dev.yaml turns it off for the disposable dev stack.
+    assert not dev.one(INSTANCE).protect
+
+
+def test_provider_leaves_delete_unreachable_unset_by_default(dev):
+    """Set even to false, the option would override PULUMI_K8S_DELETE_UNREACHABLE (pulumi-kubernetes provider.go)."""
+    assert "deleteUnreachable" not in dev.one("pulumi:providers:kubernetes").inputs
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["deleteUnreachable"]
+    assert declared == {**declared, "type": "boolean", "default": False}
+
+
+def test_delete_unreachable_is_an_explicit_opt_in():
+    provider = deploy(deleteUnreachable=True).one("pulumi:providers:kubernetes")
+    assert provider.inputs["deleteUnreachable"] == "true"
+
+
+def test_delete_unreachable_follows_the_providers_environment_variable_when_not_configured():
+    environ = {"PULUMI_K8S_DELETE_UNREACHABLE": "true"}
+    provider = deploy(deleteUnreachable=False, environ=environ).one("pulumi:providers:kubernetes")
+    assert provider.inputs["deleteUnreachable"] == "true"
+
+
 def test_auto_snapshot_and_tags_reach_the_lightsail_resources():
     deployment = deploy(autoSnapshotTime="18:00", tags={"team": "platform", "cost-center": 42})
     instance = deployment.one(INSTANCE)
@@ -239,7 +268,6 @@ def test_monthly_cost_follows_the_bundle():
 def test_kubernetes_provider_is_stable_across_kubeconfig_rereads_and_waits_for_k3s(dev):
     provider = dev.one("pulumi:providers:kubernetes")
     assert provider.inputs["clusterIdentifier"] == "lightsail-k3s-dev@" + dev.one(INSTANCE).state["arn"]
-    assert provider.inputs["deleteUnreachable"] == "true"
     assert "kubeconfig" in provider.secret_inputs
     assert dev.depends_on(provider, command(dev, "install"))
     upgraded = deploy(k3sVersion="v1.37.0+k3s1").one("pulumi:providers:kubernetes")
