@@ -3,23 +3,25 @@
 import pulumi
 
 from components.apps import AppStack, AppStackArgs
-from components.k3s import K3sServer, K3sServerArgs
-from components.node import LightsailNode, NodeArgs
+from components.host import HostArgs, LightsailHost
+from components.k3s import K3sServer, K3sServerArgs, server_firewall_rules
 from components.settings import load_settings
 
 settings = load_settings()
 
-node = LightsailNode(
+node = LightsailHost(
     settings.cluster_name,
-    NodeArgs(
+    HostArgs(
         availability_zone=settings.availability_zone,
         blueprint_id=settings.blueprint_id,
         bundle_id=settings.bundle.bundle_id,
-        admin_cidrs=settings.admin_cidrs,
-        ssh_public_key=settings.ssh_public_key,
+        firewall_rules=server_firewall_rules(settings.admin_cidrs),
+        static_ip=True,
+        ssh_agent_socket=settings.ssh_agent_socket,
         auto_snapshot_time=settings.auto_snapshot_time,
         protect=settings.protect,
         tags=settings.tags,
+        ssh_public_key=settings.ssh_public_key,
     ),
 )
 
@@ -34,7 +36,7 @@ k3s = K3sServer(
         k3s_version=settings.k3s_version,
         node_name=settings.cluster_name,
         cluster_name=settings.cluster_name,
-        node_reachable=node.reachable,
+        host_booted=[node.booted],
         delete_unreachable=settings.delete_unreachable,
     ),
 )

@@ -7,7 +7,6 @@ import hashlib
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import pulumi
@@ -15,16 +14,20 @@ import pulumi_command as command
 import pulumi_kubernetes as k8s
 import yaml
 
-from .node import KUBE_API_PORT
+from .host import SSH_PORT, PortRule
+from .remote_scripts import remote_script
+
+# k3s ports (docs.k3s.io/installation/requirements#inbound-rules-for-k3s-nodes): the API
+# server listens on 6443; 10250 (kubelet) and 8472/udp (flannel VXLAN) must never be public.
+KUBE_API_PORT = 6443
+# The bundled Traefik ingress, through ServiceLB on every node.
+HTTP_PORT = 80
+HTTPS_PORT = 443
 
 # k3s paths (docs.k3s.io/cli/server and docs.k3s.io/cluster-access).
 KUBECONFIG_PATH = "/etc/rancher/k3s/k3s.yaml"
 NODE_TOKEN_PATH = "/var/lib/rancher/k3s/server/node-token"
 
-# pulumi-command retries a refused dial 10 times by default; a fresh instance's
-# sshd can take longer, so the wait step retries without limit and is bounded by
-# its own timeout instead (pulumi-command ConnectionArgs.dial_error_limit).
-BOOT_TIMEOUT = "15m"
 INSTALL_TIMEOUT = "20m"
 INSTALL_COMMAND = "sudo bash -s"
 
@@ -41,9 +44,17 @@ class K3sServerArgs:
     k3s_version: str
     node_name: str
     cluster_name: str
-    node_reachable: Sequence[pulumi.Resource]
+    # The host's first boot is done and SSH works.
+    host_booted: Sequence[pulumi.Resource]
     # Whether the provider may drop objects of an unreachable cluster from state.
     delete_unreachable: bool
+
+
+def server_firewall_rules(admin_cidrs: Sequence[str]) -> list[PortRule]:
+    """SSH and the Kubernetes API for admins only; HTTP(S) for everyone; nothing else."""
+    admin_only = [PortRule("tcp", port, port, cidrs=tuple(admin_cidrs)) for port in (SSH_PORT, KUBE_API_PORT)]
+    public = [PortRule("tcp", port, port, cidrs=("0.0.0.0/0",), ipv6_cidrs=("::/0",)) for port in (HTTP_PORT, HTTPS_PORT)]
+    return admin_only + public
 
 
 def rewrite_kubeconfig(kubeconfig_yaml: str, server_ip: str, cluster_name: str) -> str:
@@ -62,11 +73,6 @@ def rewrite_kubeconfig(kubeconfig_yaml: str, server_ip: str, cluster_name: str) 
         entry["context"]["user"] = cluster_name
     config["current-context"] = cluster_name
     return yaml.safe_dump(config, sort_keys=False)
-
-
-def remote_script(name: str) -> str:
-    """A script shipped inside this package (components/remote/), so the components work when installed elsewhere."""
-    return resources.files(__package__).joinpath("remote", name).read_text()
 
 
 CONFIG_HEADER = "# Written by lightsail-k3s on every pulumi up; edits here are overwritten.\n"
@@ -115,27 +121,13 @@ class K3sServer(pulumi.ComponentResource):
     def __init__(self, name: str, args: K3sServerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("lightsail-k3s:index:K3sServer", name, None, opts)
 
-        def connection(dial_error_limit: int | None = None) -> command.remote.ConnectionArgs:
+        def connection() -> command.remote.ConnectionArgs:
             return command.remote.ConnectionArgs(
                 host=args.host,
                 user=args.ssh_user,
                 private_key=args.ssh_private_key,
                 agent_socket_path=None if args.ssh_private_key is not None else args.ssh_agent_socket,
-                dial_error_limit=dial_error_limit,
             )
-
-        wait_for_boot = command.remote.Command(
-            f"{name}-wait-for-boot",
-            connection=connection(dial_error_limit=-1),
-            create="bash -s",
-            stdin=remote_script("wait-for-boot.sh"),
-            triggers=[args.instance_identity],
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=list(args.node_reachable),
-                custom_timeouts=pulumi.CustomTimeouts(create=BOOT_TIMEOUT),
-            ),
-        )
 
         install_stdin = pulumi.Output.from_input(args.host).apply(
             lambda host: install_program(
@@ -158,7 +150,7 @@ class K3sServer(pulumi.ComponentResource):
             triggers=[args.instance_identity],
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[wait_for_boot],
+                depends_on=list(args.host_booted),
                 custom_timeouts=pulumi.CustomTimeouts(create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT),
             ),
         )

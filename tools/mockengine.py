@@ -150,6 +150,8 @@ class Registration:
     additional_secret_outputs: list[str]
     protect: bool
     custom_timeouts: dict[str, str]
+    # Each alias as sent to the engine: {"urn": …} or the fields its spec sets (name, type, parentUrn, …).
+    aliases: list[dict[str, Any]] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
 
 
@@ -279,6 +281,12 @@ class LightsailMocks(pulumi_mocks.Mocks):
         return {}, None
 
 
+def _alias(alias: Any) -> dict[str, Any]:
+    if alias.urn:
+        return {"urn": alias.urn}
+    return {field.json_name: value for field, value in alias.spec.ListFields() if value}
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi_mocks.Mocks):
         super().__init__(mocks)
@@ -310,6 +318,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 custom_timeouts={
                     k: v for k, v in (("create", timeouts.create), ("update", timeouts.update), ("delete", timeouts.delete)) if v
                 },
+                aliases=[_alias(alias) for alias in request.aliases],
                 state=self.resources[response.urn].state if response.urn in self.resources else {},
             )
         )

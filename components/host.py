@@ -1,0 +1,201 @@
+"""One Lightsail host: key pair, instance, optional static IP, firewall, and a wait for first boot.
+
+The building block of every cluster node, server or agent. It knows nothing about
+k3s: the caller says which ports to open to whom and whether the host keeps a
+static IP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_command as command
+import pulumi_tls as tls
+
+from .remote_scripts import remote_script
+
+# The component's type token. Before hosts existed the single node was a
+# `LightsailNode`; the alias below keeps every resource of a stack created then
+# at its URN (see LightsailHost).
+HOST_TYPE = "lightsail-k3s:index:LightsailHost"
+PREVIOUS_HOST_TYPE = "lightsail-k3s:index:LightsailNode"
+
+SSH_PORT = 22
+
+# pulumi-command retries a refused dial 10 times by default; a fresh instance's
+# sshd can take longer, so the boot wait retries without limit and is bounded by
+# its own timeout instead (pulumi-command ConnectionArgs.dial_error_limit).
+BOOT_TIMEOUT = "15m"
+
+
+@dataclass(frozen=True)
+class PortRule:
+    """One rule of the host's public firewall: a port range open to these sources."""
+
+    protocol: str
+    from_port: int
+    to_port: int
+    cidrs: tuple[str, ...] = ()
+    ipv6_cidrs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SharedKeyPair:
+    """A key pair another host created, so every node of a cluster takes the same SSH key."""
+
+    name: pulumi.Input[str]
+    # The generated key's private half; None when the user's own key sits in an ssh-agent.
+    private_key: pulumi.Input[str] | None
+
+
+@dataclass(frozen=True)
+class HostArgs:
+    availability_zone: str
+    blueprint_id: str
+    bundle_id: str
+    # The public firewall, complete: Lightsail replaces the instance's whole rule set with it.
+    firewall_rules: Sequence[PortRule]
+    # A static IP survives instance replacement and stop/start; without one the host
+    # has Lightsail's dynamic public IP, which changes when the instance stops.
+    static_ip: bool
+    ssh_agent_socket: str | None
+    auto_snapshot_time: str | None
+    protect: bool
+    tags: Mapping[str, str]
+    # Either take another host's key pair, or create one: import `ssh_public_key`,
+    # or generate an ED25519 key when that is None too.
+    shared_key_pair: SharedKeyPair | None = None
+    ssh_public_key: str | None = None
+
+
+def port_infos(rules: Sequence[PortRule]) -> list[aws.lightsail.InstancePublicPortsPortInfoArgs]:
+    return [
+        aws.lightsail.InstancePublicPortsPortInfoArgs(
+            protocol=rule.protocol,
+            from_port=rule.from_port,
+            to_port=rule.to_port,
+            cidrs=list(rule.cidrs) or None,
+            ipv6_cidrs=list(rule.ipv6_cidrs) or None,
+        )
+        for rule in rules
+    ]
+
+
+class LightsailHost(pulumi.ComponentResource):
+    """A Lightsail instance, firewalled as the caller says, reachable over SSH once first boot is done."""
+
+    public_ip: pulumi.Output[str]
+    private_ip: pulumi.Output[str]
+    instance_name: pulumi.Output[str]
+    instance_arn: pulumi.Output[str]
+    ssh_user: pulumi.Output[str]
+    ssh_private_key: pulumi.Output[str] | None
+    key_pair: SharedKeyPair
+    # Done when SSH works and cloud-init has finished first boot: what installs wait for.
+    booted: pulumi.Resource
+
+    def __init__(self, name: str, args: HostArgs, opts: pulumi.ResourceOptions | None = None):
+        # Children inherit the alias: the engine derives each child's old URN from its
+        # parent's (pulumi/pulumi pkg/resource/deploy/step_generator.go, generateAliases
+        # and inheritedChildAlias), so a stack's instance, static IP and key are kept.
+        aliases = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=PREVIOUS_HOST_TYPE)])
+        super().__init__(HOST_TYPE, name, None, pulumi.ResourceOptions.merge(opts, aliases))
+        tags = dict(args.tags)
+
+        self.key_pair = args.shared_key_pair or self._own_key_pair(name, args.ssh_public_key, tags)
+        self.ssh_private_key = None if self.key_pair.private_key is None else pulumi.Output.secret(self.key_pair.private_key)
+
+        add_on = (
+            aws.lightsail.InstanceAddOnArgs(type="AutoSnapshot", snapshot_time=args.auto_snapshot_time, status="Enabled")
+            if args.auto_snapshot_time
+            else None
+        )
+        # No user_data: in Lightsail it forces replacement, as do key_pair_name,
+        # bundle_id and blueprint_id (pulumi-aws lightsail.Instance, ForceNew
+        # arguments). Software is installed over SSH instead.
+        instance = aws.lightsail.Instance(
+            f"{name}-instance",
+            availability_zone=args.availability_zone,
+            blueprint_id=args.blueprint_id,
+            bundle_id=args.bundle_id,
+            key_pair_name=self.key_pair.name,
+            add_on=add_on,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        # The API replaces the whole rule set and deleting closes every listed port,
+        # so a create-before-delete replacement would close what the new set just
+        # opened: delete first (AWS Lightsail API PutInstancePublicPorts).
+        firewall = aws.lightsail.InstancePublicPorts(
+            f"{name}-firewall",
+            instance_name=instance.name,
+            port_infos=port_infos(args.firewall_rules),
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        reachable: list[pulumi.Resource] = [firewall]
+        if args.static_ip:
+            static_ip = aws.lightsail.StaticIp(f"{name}-ip", opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+            # A static IP attaches to one instance at a time: when the instance is
+            # replaced, detach from the old one before attaching to the new one.
+            attachment = aws.lightsail.StaticIpAttachment(
+                f"{name}-ip-attachment",
+                static_ip_name=static_ip.name,
+                instance_name=instance.name,
+                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            )
+            reachable.append(attachment)
+            self.public_ip = attachment.ip_address
+        else:
+            self.public_ip = instance.public_ip_address
+
+        self.private_ip = instance.private_ip_address
+        self.instance_name = instance.name
+        self.instance_arn = instance.arn
+        self.ssh_user = instance.username
+
+        self.booted = command.remote.Command(
+            f"{name}-wait-for-boot",
+            connection=self.ssh_connection(args.ssh_agent_socket, dial_error_limit=-1),
+            create="bash -s",
+            stdin=remote_script("wait-for-boot.sh"),
+            # A new instance boots anew; the static IP (the SSH host) does not change with it.
+            triggers=[instance.arn],
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=reachable, custom_timeouts=pulumi.CustomTimeouts(create=BOOT_TIMEOUT)
+            ),
+        )
+        self.register_outputs(
+            {
+                "publicIp": self.public_ip,
+                "privateIp": self.private_ip,
+                "instanceName": self.instance_name,
+                "sshUser": self.ssh_user,
+            }
+        )
+
+    def _own_key_pair(self, name: str, ssh_public_key: str | None, tags: dict[str, str]) -> SharedKeyPair:
+        child = pulumi.ResourceOptions(parent=self)
+        private_key: pulumi.Output[str] | None = None
+        if ssh_public_key is None:
+            generated = tls.PrivateKey(f"{name}-ssh", algorithm="ED25519", opts=child)
+            public_key: pulumi.Input[str] = generated.public_key_openssh
+            private_key = generated.private_key_openssh
+        else:
+            public_key = ssh_public_key
+        # Importing our own public key keeps Lightsail from generating one and leaving
+        # its private half unencrypted in state (pulumi-aws lightsail.KeyPair docs).
+        key_pair = aws.lightsail.KeyPair(f"{name}-key", public_key=public_key, tags=tags, opts=child)
+        return SharedKeyPair(name=key_pair.name, private_key=private_key)
+
+    def ssh_connection(self, ssh_agent_socket: str | None, dial_error_limit: int | None = None) -> command.remote.ConnectionArgs:
+        """SSH to this host as the instance's user, with the generated key or the user's ssh-agent."""
+        return command.remote.ConnectionArgs(
+            host=self.public_ip,
+            user=self.ssh_user,
+            private_key=self.ssh_private_key,
+            agent_socket_path=None if self.ssh_private_key is not None else ssh_agent_socket,
+            dial_error_limit=dial_error_limit,
+        )
