@@ -1,0 +1,53 @@
+"""The prod stack file: what production wants, evaluated from the file as `pulumi up --stack prod` would."""
+
+import ipaddress
+
+import pytest
+import yaml
+
+from tools import mockengine
+
+INSTANCE = "aws:lightsail/instance:Instance"
+STATIC_IP = "aws:lightsail/staticIp:StaticIp"
+FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
+# RFC 5737 documentation ranges: placeholders that reach nobody.
+DOCUMENTATION_NETWORKS = [ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
+
+
+@pytest.fixture(scope="module")
+def prod() -> mockengine.Deployment:
+    return mockengine.run("prod")
+
+
+def test_prod_protects_the_node_and_its_static_ip(prod):
+    assert prod.one(INSTANCE).protect
+    assert prod.one(STATIC_IP).protect
+
+
+def test_prod_takes_daily_automatic_snapshots(prod):
+    assert prod.one(INSTANCE).inputs["addOn"] == {"type": "AutoSnapshot", "snapshotTime": "18:00", "status": "Enabled"}
+
+
+def test_prod_has_its_own_admin_cidrs_and_marks_the_placeholder():
+    stack_file = (mockengine.PROJECT_DIR / "Pulumi.prod.yaml").read_text()
+    cidrs = yaml.safe_load(stack_file)["config"]["lightsail-k3s:adminCidrs"]
+    assert all(any(ipaddress.IPv4Network(c).subnet_of(n) for n in DOCUMENTATION_NETWORKS) for c in cidrs)
+    assert "REPLACE" in stack_file
+
+
+def test_prod_firewall_uses_the_prod_admin_cidrs(prod):
+    rules = {p["fromPort"]: p for p in prod.one(FIREWALL).inputs["portInfos"]}
+    assert rules[22]["cidrs"] == rules[6443]["cidrs"] == ["198.51.100.0/24"]
+
+
+def test_prod_bundle_fits_its_apps_with_two_replicas(prod):
+    # The settings refuse apps that do not fit the bundle, so evaluating at all proves the fit.
+    assert prod.one(INSTANCE).inputs["bundleId"] == "medium_3_0"
+    deployments = prod.of_type("kubernetes:apps/v1:Deployment")
+    assert [d.inputs["spec"]["replicas"] for d in deployments] == [2]
+    assert prod.outputs["monthlyCostUsd"].value == 24
+
+
+def test_prod_stack_file_holds_no_encrypted_values():
+    # `secure:` values can only be decrypted by the CLI with the stack's secrets provider.
+    assert "secure:" not in (mockengine.PROJECT_DIR / "Pulumi.prod.yaml").read_text()
