@@ -1,0 +1,316 @@
+"""The lightsail-k3s policy pack's rules, as plain functions over pulumi-policy's args objects.
+
+Resource policies see each resource's inputs and options before it is created or updated
+(`Analyze`); the stack policy sees every resource's outputs once the deployment is planned
+(`AnalyzeStack`; pulumi/pulumi pkg/resource/deploy/step_generator.go, AnalyzeResources).
+Values still unknown during a preview make pulumi-policy skip the rule with an advisory note;
+the rule then runs at `pulumi up`.
+
+What a pack cannot see: whether a *stack output* is secret. The engine sends outputs with their
+secret markers, but pulumi-policy's Python SDK strips them before a stack policy gets the values
+(pulumi_policy/policy.py, AnalyzeStack: deserialize_properties without proxy_secrets). So
+`secret-reads-stay-secret` checks the resources the secret outputs come from instead, and the
+mock-engine tests check the outputs themselves.
+
+The pack is self-contained (the CLI runs it from this directory): the bundle baselines below
+mirror components/catalog.py, and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pulumi_policy import (
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+INSTANCE = "aws:lightsail/instance:Instance"
+STATIC_IP = "aws:lightsail/staticIp:StaticIp"
+FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
+REMOTE_COMMAND = "command:remote:Command"
+LIMIT_RANGE = "kubernetes:core/v1:LimitRange"
+
+# Ports that only admins (and other nodes) may reach: SSH, the Kubernetes API, the kubelet,
+# etcd, flannel VXLAN and WireGuard (k3s networking requirements, docs.k3s.io/installation/requirements).
+ADMIN_PORTS = {
+    "tcp": {22, 6443, 10250, 2379, 2380},
+    "udp": {8472, 51820, 51821},
+}
+# Anything wider than a /8 (IPv4) or a /16 (IPv6) is the internet in all but name.
+WIDEST_PRIVATE_PREFIX = {4: 8, 6: 16}
+
+# Files on the node whose contents are credentials (k3s docs: kubeconfig and server tokens).
+SECRET_FILES = re.compile(r"/etc/rancher/k3s/k3s\.yaml|/var/lib/rancher/k3s/server/(node-token|token|agent-token)")
+
+K3S_RELEASE = re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$")
+K3S_VERSION_ASSIGNMENT = re.compile(r"\bK3S_VERSION=(\S*)")
+
+IMAGE_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+# Sustained CPU per bundle in millicores (vCPUs x baseline %), from components/catalog.py.
+BASELINE_MILLICORES = {
+    "nano_3_0": 100,
+    "micro_3_0": 200,
+    "small_3_0": 400,
+    "medium_3_0": 400,
+    "large_3_0": 600,
+    "xlarge_3_0": 1600,
+    "2xlarge_3_0": 3200,
+    "4xlarge_3_0": 6400,
+}
+# What k3s and the OS keep for themselves (k3s resource-profiling docs: ~10% of a core).
+SYSTEM_RESERVED_MILLICORES = 100
+
+# Where each workload kind keeps its pod spec, and how many pods it runs at once on one node.
+POD_SPEC_PATHS = {
+    "kubernetes:core/v1:Pod": (),
+    "kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:StatefulSet": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:DaemonSet": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:ReplicaSet": ("spec", "template", "spec"),
+    "kubernetes:batch/v1:Job": ("spec", "template", "spec"),
+    "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+
+
+def stack_name(urn: str) -> str:
+    """urn:pulumi:<stack>::<project>::<type>::<name> (Pulumi resource URN format)."""
+    return urn.split("::", 1)[0].split(":", 2)[2]
+
+
+# --- admin ports never open to the internet -------------------------------------------------
+
+
+def _covers_admin_port(port_info: Mapping[str, Any]) -> list[int]:
+    protocol = port_info.get("protocol")
+    low, high = port_info.get("fromPort", 0), port_info.get("toPort", 0)
+    protocols = ADMIN_PORTS if protocol == "all" else {protocol: ADMIN_PORTS.get(protocol, set())}
+    return sorted(port for ports in protocols.values() for port in ports if low <= port <= high)
+
+
+def _internet_wide(cidr: str) -> bool:
+    network = ipaddress.ip_network(cidr, strict=False)
+    return network.prefixlen < WIDEST_PRIVATE_PREFIX[network.version]
+
+
+def validate_admin_ports(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != FIREWALL:
+        return
+    for port_info in args.props.get("portInfos") or []:
+        ports = _covers_admin_port(port_info)
+        if not ports:
+            continue
+        wide = [c for c in [*(port_info.get("cidrs") or []), *(port_info.get("ipv6Cidrs") or [])] if _internet_wide(c)]
+        if wide:
+            report_violation(
+                f"ports {ports} ({port_info.get('protocol')}) are open to {', '.join(wide)}; "
+                "list your admin networks in adminCidrs instead",
+                None,
+            )
+
+
+# --- the reads behind kubeconfig, nodeToken and sshPrivateKey stay secret --------------------
+
+
+def validate_secret_reads(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != REMOTE_COMMAND:
+        return
+    create = args.props.get("create") or ""
+    if not SECRET_FILES.search(create):
+        return
+    if "stdout" not in args.opts.additional_secret_outputs:
+        report_violation(
+            f'{create!r} reads a credential but its stdout is not secret in state; add additional_secret_outputs=["stdout"]',
+            None,
+        )
+    if args.props.get("logging") != "none":
+        report_violation(f"{create!r} reads a credential but its output is logged; set logging=Logging.NONE", None)
+
+
+# --- node and static IP protected on prod stacks ---------------------------------------------
+
+
+def validate_prod_protection(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type not in (INSTANCE, STATIC_IP):
+        return
+    stack = stack_name(args.urn)
+    if stack.startswith("prod") and not args.opts.protect:
+        report_violation(
+            f"{args.name} is not protected on stack {stack!r}; deleting or replacing it loses the cluster "
+            "or its address. Set: pulumi config set --type bool protect true",
+            None,
+        )
+
+
+# --- k3sVersion pinned -------------------------------------------------------------------------
+
+
+def validate_k3s_pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != REMOTE_COMMAND:
+        return
+    for command_text in (args.props.get("create") or "", args.props.get("update") or ""):
+        if "INSTALL_K3S_CHANNEL" in command_text:
+            report_violation("the k3s install follows a release channel, which moves; pin k3sVersion instead", None)
+        for version in K3S_VERSION_ASSIGNMENT.findall(command_text):
+            version = version.strip("'\"")
+            if not K3S_RELEASE.fullmatch(version):
+                report_violation(f"k3s version {version!r} is not an exact release (vX.Y.Z+k3sN); pin k3sVersion", None)
+
+
+# --- container images pinned by tag or digest ------------------------------------------------
+
+
+def _dig(value: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _containers(pod_spec: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    for field in ("initContainers", "containers", "ephemeralContainers"):
+        yield from pod_spec.get(field) or []
+
+
+def image_problem(image: str) -> str | None:
+    """Why an image reference may bring a different build on every pull, or None when it is pinned."""
+    if IMAGE_DIGEST.search(image):
+        return None
+    last_segment = image.rsplit("/", 1)[-1]
+    if ":" not in last_segment:
+        return "has no tag"
+    if last_segment.rsplit(":", 1)[1] == "latest":
+        return "uses :latest"
+    return None
+
+
+def validate_images_pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    path = POD_SPEC_PATHS.get(args.resource_type)
+    if path is None:
+        return
+    pod_spec = _dig(args.props, path) or {}
+    for container in _containers(pod_spec):
+        image = container.get("image") or ""
+        problem = image_problem(image)
+        if problem:
+            report_violation(
+                f"container {container.get('name')!r} image {image!r} {problem}; pin a version tag or an @sha256 digest", None
+            )
+
+
+# --- the CPU budget ----------------------------------------------------------------------------
+
+
+def cpu_millicores(quantity: str | int | float) -> int:
+    text = str(quantity)
+    return int(text[:-1]) if text.endswith("m") else round(float(text) * 1000)
+
+
+def _default_cpu_requests(resources: list) -> dict[str, int]:
+    """Per namespace, the CPU request a LimitRange gives containers that set none."""
+    defaults = {}
+    for resource in resources:
+        if resource.resource_type != LIMIT_RANGE:
+            continue
+        namespace = _dig(resource.props, ("metadata", "namespace")) or "default"
+        for limit in _dig(resource.props, ("spec", "limits")) or []:
+            cpu = (limit.get("defaultRequest") or {}).get("cpu")
+            if limit.get("type") == "Container" and cpu is not None:
+                defaults[namespace] = cpu_millicores(cpu)
+    return defaults
+
+
+def _pods_at_once(resource_type: str, props: Mapping[str, Any]) -> int:
+    if resource_type in ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:ReplicaSet"):
+        replicas = _dig(props, ("spec", "replicas"))
+        return 1 if replicas is None else int(replicas)
+    if resource_type == "kubernetes:batch/v1:Job":
+        parallelism = _dig(props, ("spec", "parallelism"))
+        return 1 if parallelism is None else int(parallelism)
+    return 1
+
+
+def validate_cpu_budget(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """All pods' CPU requests, plus one pod of surge for rolling updates, fit the node's sustained baseline."""
+    instances = [r for r in args.resources if r.resource_type == INSTANCE]
+    if len(instances) != 1:
+        args.not_applicable("the stack has no single Lightsail instance")
+    bundle_id = instances[0].props.get("bundleId")
+    baseline = BASELINE_MILLICORES.get(bundle_id)
+    if baseline is None:
+        report_violation(f"bundle {bundle_id!r} has no known CPU baseline", instances[0].urn)
+        return
+    available = baseline - SYSTEM_RESERVED_MILLICORES
+    defaults = _default_cpu_requests(args.resources)
+
+    total = 0
+    largest_pod = 0
+    for resource in args.resources:
+        path = POD_SPEC_PATHS.get(resource.resource_type)
+        if path is None:
+            continue
+        namespace = _dig(resource.props, ("metadata", "namespace")) or "default"
+        pod_request = 0
+        for container in _containers(_dig(resource.props, path) or {}):
+            resources = container.get("resources") or {}
+            request = (resources.get("requests") or {}).get("cpu")
+            limit = (resources.get("limits") or {}).get("cpu")
+            if limit is not None and cpu_millicores(limit) > baseline:
+                report_violation(
+                    f"container {container.get('name')!r} may use {limit} CPU, above the {bundle_id} node's sustained "
+                    f"baseline of {baseline}m; at that rate it drains the burst credits",
+                    resource.urn,
+                )
+            pod_request += cpu_millicores(request) if request is not None else defaults.get(namespace, 0)
+        total += pod_request * _pods_at_once(resource.resource_type, resource.props)
+        largest_pod = max(largest_pod, pod_request)
+
+    needed = total + largest_pod
+    if needed > available:
+        report_violation(
+            f"the workloads request {needed}m CPU (all pods plus one of surge); the {bundle_id} node sustains "
+            f"{available}m for them. Lower replicas or requests, or choose a larger bundleId",
+            None,
+        )
+
+
+POLICIES = [
+    ResourceValidationPolicy(
+        name="admin-ports-not-public",
+        description="SSH, the Kubernetes API and the other node ports are never open to the internet.",
+        validate=validate_admin_ports,
+    ),
+    ResourceValidationPolicy(
+        name="secret-reads-stay-secret",
+        description="Commands that read the kubeconfig or a k3s token keep stdout secret and unlogged.",
+        validate=validate_secret_reads,
+    ),
+    ResourceValidationPolicy(
+        name="prod-node-protected",
+        description="On stacks named prod*, the instance and static IP are protected.",
+        validate=validate_prod_protection,
+    ),
+    ResourceValidationPolicy(
+        name="k3s-version-pinned",
+        description="k3s is installed at an exact release, never a channel.",
+        validate=validate_k3s_pinned,
+    ),
+    ResourceValidationPolicy(
+        name="images-pinned",
+        description="Container images name a version tag or a digest, never :latest or no tag.",
+        validate=validate_images_pinned,
+    ),
+    StackValidationPolicy(
+        name="cpu-budget",
+        description="The pods' CPU requests fit the node's sustained CPU baseline.",
+        validate=validate_cpu_budget,
+    ),
+]

@@ -1,0 +1,282 @@
+"""The policy pack (policy/): each rule passes and fails on small fake args, passes on the real stacks,
+and the pack itself starts under pulumi-policy with our pulumi and answers the engine's Analyze call."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import empty_pb2, struct_pb2
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+from pulumi_policy import PolicyResource, PolicyResourceOptions, ResourceValidationArgs, StackValidationArgs
+
+from components.catalog import BUNDLES
+from policy import policies
+from tests.conftest import deploy
+from tools import mockengine
+
+ROOT = Path(__file__).resolve().parent.parent
+PROD_URN = "urn:pulumi:prod-eu::lightsail-k3s::lightsail-k3s:index:LightsailNode$aws:lightsail/instance:Instance::node"
+DEV_URN = PROD_URN.replace("prod-eu", "dev")
+
+
+def options(protect=False, additional_secret_outputs=()):
+    return PolicyResourceOptions(protect, [], None, [], None, list(additional_secret_outputs), None)
+
+
+def resource_args(resource_type, props, urn=DEV_URN, **opts):
+    return ResourceValidationArgs(resource_type, props, urn, urn.rsplit("::", 1)[1], options(**opts), None)
+
+
+def violations(validate, args) -> list[str]:
+    found = []
+    validate(args, lambda message, urn=None: found.append(message))
+    return found
+
+
+def port(protocol, low, high, cidrs=(), ipv6=()):
+    return {"protocol": protocol, "fromPort": low, "toPort": high, "cidrs": list(cidrs), "ipv6Cidrs": list(ipv6)}
+
+
+# --- admin-ports-not-public
+
+
+def firewall(*port_infos):
+    return resource_args(policies.FIREWALL, {"portInfos": list(port_infos)})
+
+
+def test_admin_ports_pass_for_admin_cidrs_and_public_web_ports():
+    args = firewall(
+        port("tcp", 22, 22, ["198.51.100.0/24"]),
+        port("tcp", 6443, 6443, ["198.51.100.0/24"]),
+        port("tcp", 80, 80, ["0.0.0.0/0"], ["::/0"]),
+    )
+    assert violations(policies.validate_admin_ports, args) == []
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        port("tcp", 22, 22, ["0.0.0.0/0"]),
+        port("tcp", 6443, 6443, ["198.51.100.0/24"], ["::/0"]),
+        port("tcp", 0, 65535, ["1.0.0.0/2"]),
+        port("udp", 8472, 8472, ["0.0.0.0/0"]),
+        port("all", 0, 65535, ["0.0.0.0/0"]),
+    ],
+)
+def test_admin_ports_fail_when_open_to_the_internet(rule):
+    assert len(violations(policies.validate_admin_ports, firewall(rule))) == 1
+
+
+# --- secret-reads-stay-secret
+
+
+def read_command(logging="none", secret_stdout=True):
+    return resource_args(
+        policies.REMOTE_COMMAND,
+        {"create": "sudo cat /etc/rancher/k3s/k3s.yaml", "logging": logging},
+        additional_secret_outputs=["stdout"] if secret_stdout else [],
+    )
+
+
+def test_secret_reads_pass_when_stdout_is_secret_and_unlogged():
+    assert violations(policies.validate_secret_reads, read_command()) == []
+    plain = resource_args(policies.REMOTE_COMMAND, {"create": "bash -s"})
+    assert violations(policies.validate_secret_reads, plain) == []
+
+
+def test_secret_reads_fail_when_stdout_is_plain_or_logged():
+    assert "stdout is not secret" in violations(policies.validate_secret_reads, read_command(secret_stdout=False))[0]
+    assert "logged" in violations(policies.validate_secret_reads, read_command(logging="stdoutAndStderr"))[0]
+
+
+# --- prod-node-protected
+
+
+@pytest.mark.parametrize("resource_type", [policies.INSTANCE, policies.STATIC_IP])
+def test_prod_protection_passes_when_protected_or_not_prod(resource_type):
+    assert violations(policies.validate_prod_protection, resource_args(resource_type, {}, PROD_URN, protect=True)) == []
+    assert violations(policies.validate_prod_protection, resource_args(resource_type, {}, DEV_URN)) == []
+
+
+@pytest.mark.parametrize("resource_type", [policies.INSTANCE, policies.STATIC_IP])
+def test_prod_protection_fails_for_an_unprotected_node_on_a_prod_stack(resource_type):
+    found = violations(policies.validate_prod_protection, resource_args(resource_type, {}, PROD_URN))
+    assert len(found) == 1 and "'prod-eu'" in found[0]
+
+
+# --- k3s-version-pinned
+
+
+def install(version_assignment):
+    return resource_args(policies.REMOTE_COMMAND, {"create": f"sudo env {version_assignment} NODE_NAME=n bash -s"})
+
+
+def test_k3s_pinned_passes_for_an_exact_release():
+    assert violations(policies.validate_k3s_pinned, install("K3S_VERSION=v1.36.1+k3s1")) == []
+
+
+@pytest.mark.parametrize("assignment", ["K3S_VERSION=stable", "K3S_VERSION=v1.36", "K3S_VERSION=", "INSTALL_K3S_CHANNEL=latest"])
+def test_k3s_pinned_fails_for_channels_and_partial_versions(assignment):
+    assert violations(policies.validate_k3s_pinned, install(assignment))
+
+
+# --- images-pinned
+
+
+def deployment(*images):
+    containers = [{"name": f"c{i}", "image": image} for i, image in enumerate(images)]
+    return resource_args("kubernetes:apps/v1:Deployment", {"spec": {"template": {"spec": {"containers": containers}}}})
+
+
+def test_images_pinned_pass_for_tags_and_digests():
+    digest = "ghcr.io/acme/web@sha256:" + "a" * 64
+    assert violations(policies.validate_images_pinned, deployment("traefik/whoami:v1.11.0", digest, "host:5000/x:1")) == []
+
+
+@pytest.mark.parametrize("image", ["nginx", "nginx:latest", "registry.local:5000/team/app"])
+def test_images_pinned_fail_without_a_tag_or_with_latest(image):
+    assert len(violations(policies.validate_images_pinned, deployment("busybox:1.36", image))) == 1
+
+
+def test_images_pinned_reads_cronjob_pod_specs():
+    cronjob = resource_args(
+        "kubernetes:batch/v1:CronJob",
+        {"spec": {"jobTemplate": {"spec": {"template": {"spec": {"initContainers": [{"name": "i", "image": "alpine"}]}}}}}},
+    )
+    assert len(violations(policies.validate_images_pinned, cronjob)) == 1
+
+
+# --- cpu-budget
+
+
+def stack_resource(resource_type, props, name="r"):
+    urn = f"urn:pulumi:dev::lightsail-k3s::{resource_type}::{name}"
+    return PolicyResource(resource_type, props, urn, name, options(), None, None, [], {})
+
+
+def budget_stack(bundle_id, replicas, cpu_request=None, cpu_limit=None):
+    resources = {}
+    if cpu_request:
+        resources["requests"] = {"cpu": cpu_request}
+    if cpu_limit:
+        resources["limits"] = {"cpu": cpu_limit}
+    container = {"name": "web", "image": "web:1", "resources": resources}
+    return StackValidationArgs(
+        [
+            stack_resource(policies.INSTANCE, {"bundleId": bundle_id}),
+            stack_resource(
+                policies.LIMIT_RANGE,
+                {
+                    "metadata": {"namespace": "apps"},
+                    "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "25m"}}]},
+                },
+            ),
+            stack_resource(
+                "kubernetes:apps/v1:Deployment",
+                {
+                    "metadata": {"namespace": "apps"},
+                    "spec": {"replicas": replicas, "template": {"spec": {"containers": [container]}}},
+                },
+            ),
+        ]
+    )
+
+
+def test_cpu_budget_passes_when_requests_and_surge_fit_the_baseline():
+    # small_3_0 sustains 400m, 300m of it for apps: 5 x 50m + 50m of surge = 300m.
+    assert violations(policies.validate_cpu_budget, budget_stack("small_3_0", 5, "50m", "250m")) == []
+
+
+def test_cpu_budget_fails_when_requests_exceed_the_baseline():
+    found = violations(policies.validate_cpu_budget, budget_stack("small_3_0", 6, "50m"))
+    assert len(found) == 1 and "350m" in found[0] and "300m" in found[0]
+
+
+def test_cpu_budget_counts_the_limit_range_default_for_containers_without_requests():
+    # 12 x 25m + 25m = 325m > 300m.
+    assert violations(policies.validate_cpu_budget, budget_stack("small_3_0", 12))
+    assert violations(policies.validate_cpu_budget, budget_stack("small_3_0", 11)) == []
+
+
+def test_cpu_budget_fails_for_a_container_limit_above_the_baseline():
+    found = violations(policies.validate_cpu_budget, budget_stack("small_3_0", 1, "50m", "500m"))
+    assert len(found) == 1 and "drains the burst credits" in found[0]
+
+
+def test_policy_baselines_match_the_catalog():
+    assert policies.BASELINE_MILLICORES == {b.bundle_id: b.baseline_millicores for b in BUNDLES.values()}
+
+
+# --- the real stacks pass every rule
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def real_stack(request) -> mockengine.Deployment:
+    return deploy() if request.param == "dev" else mockengine.run("prod")
+
+
+def test_the_real_stacks_pass_every_policy(real_stack):
+    found = []
+    for registration in real_stack.resources:
+        args = ResourceValidationArgs(
+            registration.type,
+            registration.inputs,
+            registration.urn,
+            registration.name,
+            options(registration.protect, registration.additional_secret_outputs),
+            None,
+        )
+        for policy in policies.POLICIES:
+            if isinstance(policy, policies.ResourceValidationPolicy):
+                policy.validate(args, lambda message, urn=None, name=policy.name: found.append((name, message)))
+    stack = StackValidationArgs([stack_resource(r.type, r.state or r.inputs, r.name) for r in real_stack.resources if r.custom])
+    policies.validate_cpu_budget(stack, lambda message, urn=None: found.append(("cpu-budget", message)))
+    assert found == []
+
+
+def test_the_rules_see_the_real_read_commands_and_install():
+    """Guards the rules against matching nothing: the real resources are what they inspect."""
+    dev = deploy()
+    reads = [r for r in dev.resources if r.type == policies.REMOTE_COMMAND and policies.SECRET_FILES.search(r.inputs["create"])]
+    assert len(reads) == 2
+    installs = [r for r in dev.resources if policies.K3S_VERSION_ASSIGNMENT.search(str(r.inputs.get("create")))]
+    assert len(installs) == 1
+
+
+# --- the pack as the CLI runs it
+
+
+@pytest.fixture(scope="module")
+def running_pack():
+    """`python -m pulumi.policy <engine> policy/`, as pulumi-language-python starts a policy pack (RunPlugin)."""
+    process = subprocess.Popen(
+        [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", str(ROOT / "policy")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = process.stdout.readline().strip()
+        assert port.isdigit(), process.stderr.read()
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield analyzer_pb2_grpc.AnalyzerStub(channel)
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_the_pack_starts_and_reports_its_policies(running_pack):
+    info = running_pack.GetAnalyzerInfo(empty_pb2.Empty(), timeout=30)
+    assert info.name == "lightsail-k3s"
+    assert {p.name for p in info.policies} == {p.name for p in policies.POLICIES}
+
+
+def test_the_pack_refuses_ssh_open_to_the_internet(running_pack):
+    properties = struct_pb2.Struct()
+    properties.update({"portInfos": [port("tcp", 22, 22, ["0.0.0.0/0"])]})
+    request = analyzer_pb2.AnalyzeRequest(type=policies.FIREWALL, properties=properties, urn=DEV_URN, name="fw")
+    response = running_pack.Analyze(request, timeout=30)
+    assert [d.policyName for d in response.diagnostics] == ["admin-ports-not-public"]
+    assert response.diagnostics[0].enforcementLevel == analyzer_pb2.MANDATORY
