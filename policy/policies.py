@@ -50,7 +50,7 @@ WIDEST_PRIVATE_PREFIX = {4: 8, 6: 16}
 SECRET_FILES = re.compile(r"/etc/rancher/k3s/k3s\.yaml|/var/lib/rancher/k3s/server/(node-token|token|agent-token)")
 
 K3S_RELEASE = re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$")
-K3S_VERSION_ASSIGNMENT = re.compile(r"\bK3S_VERSION=(\S*)")
+K3S_VERSION_ASSIGNMENT = re.compile(r"(?:^|[\s;])K3S_VERSION=(\S*)", re.MULTILINE)
 
 IMAGE_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
@@ -155,7 +155,8 @@ def validate_prod_protection(args: ResourceValidationArgs, report_violation: Rep
 def validate_k3s_pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type != REMOTE_COMMAND:
         return
-    for command_text in (args.props.get("create") or "", args.props.get("update") or ""):
+    # The install takes its settings as shell assignments on stdin (components/k3s.py, install_program).
+    for command_text in (args.props.get(key) or "" for key in ("create", "update", "stdin")):
         if "INSTALL_K3S_CHANNEL" in command_text:
             report_violation("the k3s install follows a release channel, which moves; pin k3sVersion instead", None)
         for version in K3S_VERSION_ASSIGNMENT.findall(command_text):

@@ -110,7 +110,7 @@ def test_prod_protection_fails_for_an_unprotected_node_on_a_prod_stack(resource_
 
 
 def install(version_assignment):
-    return resource_args(policies.REMOTE_COMMAND, {"create": f"sudo env {version_assignment} NODE_NAME=n bash -s"})
+    return resource_args(policies.REMOTE_COMMAND, {"create": "sudo bash -s", "stdin": f"{version_assignment}\nNODE_NAME=n\n"})
 
 
 def test_k3s_pinned_passes_for_an_exact_release():
@@ -241,7 +241,7 @@ def test_the_rules_see_the_real_read_commands_and_install():
     dev = deploy()
     reads = [r for r in dev.resources if r.type == policies.REMOTE_COMMAND and policies.SECRET_FILES.search(r.inputs["create"])]
     assert len(reads) == 2
-    installs = [r for r in dev.resources if policies.K3S_VERSION_ASSIGNMENT.search(str(r.inputs.get("create")))]
+    installs = [r for r in dev.resources if policies.K3S_VERSION_ASSIGNMENT.search(str(r.inputs.get("stdin")))]
     assert len(installs) == 1
 
 
