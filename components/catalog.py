@@ -48,3 +48,37 @@ K3S_SERVER_MIN_RAM_GB = 2
 
 def server_capable_bundle_ids() -> list[str]:
     return [b.bundle_id for b in BUNDLES.values() if b.vcpus >= K3S_SERVER_MIN_VCPUS and b.ram_gb >= K3S_SERVER_MIN_RAM_GB]
+
+
+# Where Lightsail runs, and its instance zones in each region.
+# Regions: the `RegionName` enum of the Lightsail API (docs.aws.amazon.com/lightsail/2016-11-28/
+# api-reference/API_Region.html), less us-west-1, which that enum lists but Lightsail's own region
+# list does not offer. Newer revisions of the enum also list ap-southeast-5; it is left out until its
+# zones are known.
+# Zones: Lightsail offers a subset of each region's EC2 zones (e.g. no ap-northeast-2b). The sets below
+# are the "Availability Zones" list of the Terraform AWS provider's aws_lightsail_instance docs
+# (hashicorp/terraform-provider-aws, website/docs/r/lightsail_instance.html.markdown, before it was
+# replaced by a pointer to `aws lightsail get-regions --include-availability-zones`). That list has no
+# eu-north-1 and no ap-southeast-3: for those two, a-c is our assumption, not confirmed. Nothing here
+# was checked against a live account; the source of truth is
+# `aws lightsail get-regions --include-availability-zones` (zones follow `<region><letter>`, case-sensitive).
+LIGHTSAIL_ZONES: dict[str, tuple[str, ...]] = {
+    region: tuple(region + letter for letter in letters)
+    for region, letters in (
+        ("us-east-1", "abcdef"),
+        ("us-east-2", "abc"),
+        ("us-west-2", "abc"),
+        ("ca-central-1", "ab"),
+        ("eu-west-1", "abc"),
+        ("eu-west-2", "abc"),
+        ("eu-west-3", "abc"),
+        ("eu-central-1", "abc"),
+        ("eu-north-1", "abc"),
+        ("ap-south-1", "ab"),
+        ("ap-southeast-1", "abc"),
+        ("ap-southeast-2", "abc"),
+        ("ap-southeast-3", "abc"),
+        ("ap-northeast-1", "acd"),
+        ("ap-northeast-2", "ac"),
+    )
+}

@@ -7,8 +7,6 @@ the message without a Python traceback.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import json
 import os
@@ -19,18 +17,62 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
 from .app_settings import AppSettings, parse_app_settings
-from .catalog import BUNDLES, K3S_SERVER_MIN_RAM_GB, K3S_SERVER_MIN_VCPUS, Bundle, server_capable_bundle_ids
+from .catalog import (
+    BUNDLES,
+    K3S_SERVER_MIN_RAM_GB,
+    K3S_SERVER_MIN_VCPUS,
+    LIGHTSAIL_ZONES,
+    Bundle,
+    server_capable_bundle_ids,
+)
 from .errors import PROJECT, ConfigError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 BLUEPRINTS = ("ubuntu_22_04", "ubuntu_24_04", "debian_12")
 
-K3S_VERSION_PATTERN = re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$")
+# [0-9], not \d: \d also matches other scripts' digits (e.g. Arabic-Indic), which no release tag holds.
+K3S_VERSION_PATTERN = re.compile(r"v(?P<major>[0-9]+)\.(?P<minor>[0-9]+)\.[0-9]+\+k3s[0-9]+")
 K3S_CHANNELS = ("latest", "stable", "testing")
-SNAPSHOT_TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):00$")
+# The Kubernetes minors this project is tested with: the pinned default (v1.36.1+k3s1) and the two
+# minors before it, the three that upstream Kubernetes maintains at a time. Every object the stack
+# declares is validated against the kubernetes-validate schema of each of them (tests/test_apps.py).
+# Others need allowUntestedK3sVersion: true.
+TESTED_K3S_MINORS = range(34, 37)
+SNAPSHOT_TIME_PATTERN = re.compile(r"([01][0-9]|2[0-3]):00")
+# The shortest admin prefix allowed, as a share of IPv4: all CIDRs together may cover at most one /8
+# (1/256 of the address space). More than any team's offices and VPN, far less than "everyone".
+ADMIN_CIDRS_SHORTEST_PREFIX = 8
+ADMIN_CIDRS_MAX_ADDRESSES = 2 ** (32 - ADMIN_CIDRS_SHORTEST_PREFIX)
+# Ranges no admin can connect from: the IANA IPv4 Special-Purpose Address Registry entries whose
+# "Globally Reachable" is False (RFC 6890 and updates; www.iana.org/assignments/iana-ipv4-special-registry),
+# the deprecated 6to4 relay range (RFC 7526), and multicast (RFC 5771). 192.0.0.9 and 192.0.0.10 are
+# global exceptions inside 192.0.0.0/24 that no admin workstation has. Private, shared (CGNAT) and
+# documentation ranges never reach the node's firewall.
+NON_GLOBAL_IPV4 = tuple(
+    ipaddress.IPv4Network(cidr)
+    for cidr in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    )
+)
 SSH_KEY_TYPES = (
     "ssh-ed25519",
     "ssh-rsa",
@@ -90,25 +132,32 @@ def _json(source: ConfigSource, key: str, example: str) -> Any:
 
 
 def parse_region(source: ConfigSource) -> str:
+    regions = ", ".join(LIGHTSAIL_ZONES)
     region = source("aws:region")
     if not region:
         raise ConfigError(
             "aws:region",
             "no AWS region is set",
-            "pulumi config set aws:region ap-northeast-2 (any region where Lightsail runs)",
+            f"pulumi config set aws:region ap-northeast-2 (a region where Lightsail runs: {regions})",
         )
-    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
-        raise ConfigError("aws:region", f"{region!r} is not an AWS region name", "use a name like ap-northeast-2")
+    if region not in LIGHTSAIL_ZONES:
+        raise ConfigError(
+            "aws:region",
+            f"{region!r} is not a region where Lightsail runs",
+            f"use one of: {regions} (aws lightsail get-regions lists them)",
+        )
     return region
 
 
 def parse_availability_zone(source: ConfigSource, region: str) -> str:
-    zone = _raw(source, "availabilityZone") or f"{region}a"
-    if not re.fullmatch(re.escape(region) + r"[a-z]", zone):
+    zones = LIGHTSAIL_ZONES[region]
+    zone = _raw(source, "availabilityZone") or zones[0]
+    if zone not in zones:
         raise ConfigError(
             "availabilityZone",
-            f"{zone!r} is not a zone of region {region!r}",
-            f"use a zone of {region}, e.g. pulumi config set availabilityZone {region}a",
+            f"{zone!r} is not a Lightsail zone of region {region!r}",
+            f"use one of: {', '.join(zones)}, e.g. pulumi config set availabilityZone {zones[0]} "
+            "(aws lightsail get-regions --include-availability-zones lists them)",
         )
     return zone
 
@@ -140,21 +189,31 @@ def parse_k3s_version(source: ConfigSource) -> str:
     text = _raw(source, "k3sVersion")
     if not text:
         raise ConfigError("k3sVersion", "no k3s version is set", "pulumi config set k3sVersion v1.36.1+k3s1")
-    if text in K3S_CHANNELS or re.fullmatch(r"v?\d+\.\d+", text):
+    if text in K3S_CHANNELS or re.fullmatch(r"v?[0-9]+\.[0-9]+", text):
         raise ConfigError(
             "k3sVersion",
             f"{text!r} is a release channel, which moves: the same stack would install different k3s on different days",
             "pin an exact release such as v1.36.1+k3s1 (see github.com/k3s-io/k3s/releases)",
         )
-    if not K3S_VERSION_PATTERN.fullmatch(text):
+    match = K3S_VERSION_PATTERN.fullmatch(text)
+    if not match:
         raise ConfigError(
             "k3sVersion", f"{text!r} is not an exact k3s release (vX.Y.Z+k3sN)", "use a release tag such as v1.36.1+k3s1"
+        )
+    tested = f"v1.{TESTED_K3S_MINORS[0]} to v1.{TESTED_K3S_MINORS[-1]}"
+    is_tested = int(match["major"]) == 1 and int(match["minor"]) in TESTED_K3S_MINORS
+    if not is_tested and not _parse_boolean(source, "allowUntestedK3sVersion", default=False):
+        raise ConfigError(
+            "k3sVersion",
+            f"{text!r} is outside the Kubernetes minors this project is tested with ({tested})",
+            f"pick a release from {tested}, e.g. v1.36.1+k3s1, or accept the risk: "
+            "pulumi config set --type bool allowUntestedK3sVersion true",
         )
     return text
 
 
 def parse_admin_cidrs(source: ConfigSource) -> tuple[str, ...]:
-    example = "pulumi config set --path 'adminCidrs[0]' 203.0.113.7/32"
+    example = "pulumi config set --path 'adminCidrs[0]' <your public IPv4>/32"
     fix = f"{example} (your public IPv4 as a /32; `make up` does this for you)"
     value = _json(source, "adminCidrs", example)
     if value is None or value == []:
@@ -163,11 +222,12 @@ def parse_admin_cidrs(source: ConfigSource) -> tuple[str, ...]:
         )
     if not isinstance(value, list):
         raise ConfigError("adminCidrs", f"{value!r} is not a non-empty list of IPv4 CIDRs", fix)
-    cidrs = []
+    networks = []
     for item in value:
         if not isinstance(item, str):
             raise ConfigError("adminCidrs", f"{item!r} is not a CIDR string", fix)
         try:
+            # A bare address parses as a /32.
             network = ipaddress.IPv4Network(item, strict=True)
         except ValueError as error:
             hint = ""
@@ -182,8 +242,26 @@ def parse_admin_cidrs(source: ConfigSource) -> tuple[str, ...]:
                 f"{item!r} would open SSH and the Kubernetes API to the whole internet",
                 "list the networks your team works from instead, e.g. " + example,
             )
-        cidrs.append(str(network))
-    return tuple(dict.fromkeys(cidrs))
+        networks.append(network)
+    covered = sum(n.num_addresses for n in ipaddress.collapse_addresses(networks))
+    if covered > ADMIN_CIDRS_MAX_ADDRESSES:
+        raise ConfigError(
+            "adminCidrs",
+            f"{', '.join(value)} together cover {covered:,} addresses ({covered / 2**32:.2%} of IPv4), more than "
+            f"the {ADMIN_CIDRS_MAX_ADDRESSES:,} of a /{ADMIN_CIDRS_SHORTEST_PREFIX}: SSH and the Kubernetes API "
+            "would be open to a large share of the internet",
+            "list the networks your team works from instead, e.g. " + example,
+        )
+    for item, network in zip(value, networks, strict=True):
+        reserved = next((r for r in NON_GLOBAL_IPV4 if network.overlaps(r)), None)
+        if reserved is not None:
+            raise ConfigError(
+                "adminCidrs",
+                f"{item!r} is not a public address range: it overlaps {reserved}, which is not globally reachable "
+                "(IANA IPv4 special-purpose registry); the firewall only ever sees public source addresses",
+                f"use the public address your traffic leaves from (curl -s https://checkip.amazonaws.com), e.g. {example}",
+            )
+    return tuple(dict.fromkeys(str(n) for n in networks))
 
 
 def parse_ssh_public_key(source: ConfigSource) -> str | None:
@@ -191,16 +269,18 @@ def parse_ssh_public_key(source: ConfigSource) -> str | None:
     if key is None or not key.strip():
         return None
     fix = 'pulumi config set sshPublicKey "$(cat ~/.ssh/id_ed25519.pub)", or remove it to let the stack generate a key'
-    parts = key.strip().split()
+    lines = key.strip().splitlines()
+    if len(lines) > 1:
+        raise ConfigError("sshPublicKey", f"holds {len(lines)} lines; Lightsail imports exactly one public key", fix)
+    parts = key.strip().split(maxsplit=2)
     if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
         raise ConfigError("sshPublicKey", f"{key[:40]!r}… is not an OpenSSH public key ({', '.join(SSH_KEY_TYPES)})", fix)
     try:
-        blob = base64.b64decode(parts[1], validate=True)
-    except binascii.Error:
-        raise ConfigError("sshPublicKey", "the key body is not valid base64", fix) from None
-    embedded_type_length = int.from_bytes(blob[:4], "big")
-    if blob[4 : 4 + embedded_type_length].decode(errors="replace") != parts[0]:
-        raise ConfigError("sshPublicKey", f"the key body does not hold a {parts[0]} key", fix)
+        # Decodes the blob (SSH wire format, RFC 4253 section 6.6) and checks that it holds a complete key
+        # of the type the line names: a 32-byte ed25519 key, RSA e and n, an ECDSA point on the named curve.
+        load_ssh_public_key(f"{parts[0]} {parts[1]}".encode())
+    except (ValueError, UnsupportedAlgorithm):
+        raise ConfigError("sshPublicKey", f"the key body is not a complete {parts[0]} public key", fix) from None
     return " ".join(parts)
 
 
@@ -236,24 +316,62 @@ def parse_delete_unreachable(source: ConfigSource) -> bool:
     return _parse_boolean(source, "deleteUnreachable", default=False)
 
 
+# Lightsail's tag rules: at most 50 tags per resource (API TagResource); keys 1-128 and values 0-256
+# letters, numbers and spaces in UTF-8 or + - = . _ : / @ (API Tag; docs.aws.amazon.com/lightsail/
+# 2016-11-28/api-reference/API_Tag.html and API_TagResource.html). The aws: key prefix, in any case,
+# is reserved for AWS (AWS tagging rules, e.g. "Tag restrictions" in the AWS Batch user guide).
+MAX_TAGS = 50
+TAG_PUNCTUATION = frozenset(" +-=._:/@")
+
+
+def _tag_text_is_allowed(text: str) -> bool:
+    return all(character.isalnum() or character in TAG_PUNCTUATION for character in text)
+
+
 def parse_tags(source: ConfigSource) -> dict[str, str]:
     example = "pulumi config set --path 'tags.team' platform"
+    rules = "1-128 letters, digits, spaces or + - = . _ : / @, not starting with aws:"
     value = _json(source, "tags", example)
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise ConfigError("tags", f"{value!r} is not an object of tag names to values", example)
+    if len(value) > MAX_TAGS:
+        raise ConfigError("tags", f"has {len(value)} tags; Lightsail allows at most {MAX_TAGS} per resource", "remove some")
     tags = {}
     for key, tag_value in value.items():
-        # Lightsail tag limits: key 1-128 characters, value 0-256.
-        if not 1 <= len(key) <= 128 or key.startswith("aws:"):
-            raise ConfigError("tags", f"tag name {key!r} is not allowed (1-128 characters, not starting with aws:)", example)
-        if isinstance(tag_value, bool) or not isinstance(tag_value, (str, int, float)) or len(str(tag_value)) > 256:
+        if not 1 <= len(key) <= 128 or not _tag_text_is_allowed(key) or key.lower().startswith("aws:"):
+            raise ConfigError("tags", f"tag name {key!r} is not allowed ({rules})", example)
+        if isinstance(tag_value, bool) or not isinstance(tag_value, (str, int, float)):
+            raise ConfigError("tags", f"tag {key!r} has value {tag_value!r}; values are strings", example)
+        text = str(tag_value)
+        if len(text) > 256 or not _tag_text_is_allowed(text):
             raise ConfigError(
-                "tags", f"tag {key!r} has value {tag_value!r}; values are strings of at most 256 characters", example
+                "tags",
+                f"tag {key!r} has value {text!r}; values are at most 256 letters, digits, spaces or + - = . _ : / @",
+                example,
             )
-        tags[key] = str(tag_value)
+        tags[key] = text
     return tags
+
+
+STACK_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# The node name and the kubeconfig context are f"{PROJECT}-{stack}"; a node name is also the value of
+# the node's kubernetes.io/hostname label, so it must be a DNS-1123 label of at most 63 characters.
+MAX_STACK_NAME_LENGTH = 63 - len(f"{PROJECT}-")
+
+
+def parse_stack_name(stack: str) -> str:
+    if not STACK_NAME.fullmatch(stack) or len(stack) > MAX_STACK_NAME_LENGTH:
+        raise ConfigError(
+            "pulumi:stack",
+            f"stack name {stack!r} cannot name the node: {PROJECT}-<stack> is the k3s node name and kubeconfig "
+            f"context, which must be lowercase letters, digits and '-' (starting and ending with a letter or digit), "
+            f"so the stack name may have at most {MAX_STACK_NAME_LENGTH} of them",
+            "rename the stack before its first deployment, e.g. pulumi stack rename "
+            + (re.sub(r"[^a-z0-9-]+", "-", stack.lower()).strip("-")[:MAX_STACK_NAME_LENGTH].strip("-") or "dev"),
+        )
+    return stack
 
 
 def parse_settings(
@@ -271,7 +389,7 @@ def parse_settings(
             "or remove sshPublicKey to let the stack generate a key",
         )
     return Settings(
-        stack=stack,
+        stack=parse_stack_name(stack),
         region=region,
         availability_zone=parse_availability_zone(source, region),
         bundle=bundle,

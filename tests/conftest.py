@@ -4,7 +4,8 @@ import pytest
 
 from tools import mockengine
 
-ADMIN_CIDR = "198.51.100.7/32"
+# A public address: documentation ranges such as 198.51.100.0/24 are refused as admin CIDRs.
+ADMIN_CIDR = "1.2.3.4/32"
 
 
 def deploy(

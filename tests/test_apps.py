@@ -10,6 +10,7 @@ import yaml
 from components.app_settings import NamespaceBudget
 from components.catalog import BUNDLES
 from components.errors import ConfigError
+from components.settings import TESTED_K3S_MINORS
 from tests.conftest import deploy
 from tools.mockengine import MOCK_STATIC_IP
 
@@ -213,6 +214,15 @@ def test_every_kubernetes_object_matches_the_schema_of_the_pinned_k3s_minor(whic
     objects = list(declared_objects(deployment))
     assert len(objects) >= 6
     for obj in objects:
+        kubernetes_validate.validate(obj, schema_version, strict=True)
+
+
+@pytest.mark.parametrize("minor", TESTED_K3S_MINORS)
+def test_every_kubernetes_object_matches_the_schema_of_each_tested_minor(minor, dev, shop):
+    # What makes a minor "tested" (components/settings.py, TESTED_K3S_MINORS).
+    schema_version = f"1.{minor}.0"
+    assert schema_version in kubernetes_validate.utils.all_versions()
+    for obj in [*declared_objects(dev), *declared_objects(shop)]:
         kubernetes_validate.validate(obj, schema_version, strict=True)
 
 

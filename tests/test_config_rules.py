@@ -1,7 +1,13 @@
 """Each config rule rejects a bad value before any resource is declared, naming the key and the fix."""
 
-import pytest
+import base64
+import shutil
 
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from components.catalog import LIGHTSAIL_ZONES
 from components.settings import ConfigError
 from tests.conftest import deploy
 from tools import mockengine
@@ -41,8 +47,35 @@ def test_region_must_be_a_region_name():
     rejected("aws:region", "'Seoul'", **{"aws:region": "Seoul"})
 
 
+@pytest.mark.parametrize("region", ["us-west-1", "sa-east-1", "me-south-1"])
+def test_region_must_be_one_where_lightsail_runs(region):
+    rejected("aws:region", repr(region), "not a region where Lightsail runs", "eu-north-1", **{"aws:region": region})
+
+
 def test_availability_zone_must_belong_to_the_region():
     rejected("lightsail-k3s:availabilityZone", "'us-east-1a'", "ap-northeast-2a", availabilityZone="us-east-1a")
+
+
+def test_availability_zone_must_be_a_lightsail_zone_of_the_region():
+    # ap-northeast-2b is an EC2 zone of Seoul, but Lightsail does not offer it.
+    rejected(
+        "lightsail-k3s:availabilityZone",
+        "'ap-northeast-2b'",
+        "ap-northeast-2a, ap-northeast-2c",
+        availabilityZone="ap-northeast-2b",
+    )
+
+
+def test_every_lightsail_region_deploys_in_each_of_its_zones():
+    assert len(LIGHTSAIL_ZONES) == 15
+    for region, zones in LIGHTSAIL_ZONES.items():
+        assert zones[0] == f"{region}a"
+        for zone in zones:
+            assert zone.startswith(region) and len(zone) == len(region) + 1
+    instance = deploy(**{"aws:region": "ap-northeast-1"}, availabilityZone="ap-northeast-1d").one(
+        "aws:lightsail/instance:Instance"
+    )
+    assert instance.inputs["availabilityZone"] == "ap-northeast-1d"
 
 
 def test_availability_zone_defaults_to_the_regions_a_zone():
@@ -77,6 +110,31 @@ def test_k3s_version_must_be_an_exact_release(version):
     rejected("lightsail-k3s:k3sVersion", "vX.Y.Z+k3sN", k3sVersion=version)
 
 
+def test_k3s_version_digits_are_ascii():
+    # Python's \\d also matches e.g. Arabic-Indic digits.
+    rejected("lightsail-k3s:k3sVersion", "vX.Y.Z+k3sN", k3sVersion="v1.3\u0666.1+k3s1")
+
+
+@pytest.mark.parametrize("version", ["v1.33.5+k3s1", "v1.37.0+k3s1", "v2.36.1+k3s1"])
+def test_k3s_version_must_be_a_tested_minor(version):
+    rejected(
+        "lightsail-k3s:k3sVersion",
+        repr(version),
+        "tested with (v1.34 to v1.36)",
+        "pulumi config set --type bool allowUntestedK3sVersion true",
+        k3sVersion=version,
+    )
+
+
+def test_untested_k3s_minor_is_allowed_when_asked_for():
+    deployment = deploy(k3sVersion="v1.37.0+k3s1", allowUntestedK3sVersion=True)
+    assert deployment.outputs["k3sVersion"].value == "v1.37.0+k3s1"
+
+
+def test_allow_untested_k3s_version_must_be_boolean():
+    rejected("lightsail-k3s:allowUntestedK3sVersion", "'yes'", k3sVersion="v1.37.0+k3s1", allowUntestedK3sVersion="yes")
+
+
 def test_missing_admin_cidrs_error_gives_the_exact_command():
     rejected("lightsail-k3s:adminCidrs", "pulumi config set --path 'adminCidrs[0]'", adminCidrs=None)
 
@@ -102,11 +160,100 @@ def test_admin_cidrs_may_not_open_to_the_internet():
 
 
 @pytest.mark.parametrize(
+    "cidrs", [["0.0.0.0/1", "128.0.0.0/1"], ["1.0.0.0/8", "2.0.0.0/8"], ["4.0.0.0/7"], ["1.2.3.4/32", "32.0.0.0/3"]]
+)
+def test_admin_cidrs_may_not_cover_more_than_a_slash_8(cidrs):
+    rejected("lightsail-k3s:adminCidrs", "large share of the internet", "16,777,216", adminCidrs=cidrs)
+
+
+def test_admin_cidrs_up_to_a_slash_8_are_accepted():
+    firewall = deploy(adminCidrs=["11.0.0.0/9", "11.128.0.0/9"]).one("aws:lightsail/instancePublicPorts:InstancePublicPorts")
+    assert {tuple(rule["cidrs"]) for rule in firewall.inputs["portInfos"] if rule["fromPort"] == 22} == {
+        ("11.0.0.0/9", "11.128.0.0/9")
+    }
+
+
+@pytest.mark.parametrize(
+    ("cidr", "reserved"),
+    [
+        ("10.1.2.3/32", "10.0.0.0/8"),
+        ("192.168.1.0/24", "192.168.0.0/16"),
+        ("100.64.0.1", "100.64.0.0/10"),
+        ("127.0.0.1", "127.0.0.0/8"),
+        ("203.0.113.7/32", "203.0.113.0/24"),
+        ("224.0.0.1/32", "224.0.0.0/4"),
+        ("172.0.0.0/8", "172.16.0.0/12"),
+    ],
+)
+def test_admin_cidrs_must_be_public(cidr, reserved):
+    rejected("lightsail-k3s:adminCidrs", repr(cidr), "not a public address range", reserved, adminCidrs=[cidr])
+
+
+def test_admin_cidr_without_prefix_is_one_address():
+    firewall = deploy(adminCidrs=["1.2.3.4"]).one("aws:lightsail/instancePublicPorts:InstancePublicPorts")
+    ssh = next(rule for rule in firewall.inputs["portInfos"] if rule["fromPort"] == 22)
+    assert ssh["cidrs"] == ["1.2.3.4/32"]
+
+
+@pytest.mark.parametrize(
     "key",
     ["ssh-ed25519", "ssh-dss AAAAB3NzaC1kc3MAAACBAP", "ssh-ed25519 not*base64", "ssh-rsa " + GOOD_KEY.split()[1]],
 )
 def test_ssh_public_key_must_be_an_openssh_public_key(key):
     rejected("lightsail-k3s:sshPublicKey", "sshPublicKey", sshPublicKey=key)
+
+
+def openssh(public_key) -> str:
+    return public_key.public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
+
+
+def wire_string(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def with_blob(key_type: str, blob: bytes) -> str:
+    return f"{key_type} {base64.b64encode(blob).decode()}"
+
+
+@pytest.mark.parametrize(
+    "public_key",
+    [
+        ed25519.Ed25519PrivateKey.generate().public_key(),
+        rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key(),
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+        ec.generate_private_key(ec.SECP521R1()).public_key(),
+    ],
+    ids=["ed25519", "rsa", "ecdsa-p256", "ecdsa-p521"],
+)
+def test_ssh_public_keys_of_each_type_are_imported_with_their_comment(public_key):
+    line = openssh(public_key) + " me@laptop (work)"
+    deployment = deploy(sshPublicKey=line, environ={"SSH_AUTH_SOCK": "/tmp/agent.sock"})
+    assert deployment.one("aws:lightsail/keyPair:KeyPair").inputs["publicKey"] == line
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        # 31 of the 32 bytes of an ed25519 key.
+        with_blob("ssh-ed25519", wire_string(b"ssh-ed25519") + wire_string(bytes(31))),
+        # The right blob, but trailing bytes after it.
+        with_blob("ssh-ed25519", wire_string(b"ssh-ed25519") + wire_string(bytes(32)) + b"\0"),
+        # An RSA blob with e but no n.
+        with_blob("ssh-rsa", wire_string(b"ssh-rsa") + wire_string(b"\x01\x00\x01")),
+        # A P-256 blob labelled as P-384.
+        "ecdsa-sha2-nistp384 " + openssh(ec.generate_private_key(ec.SECP256R1()).public_key()).split()[1],
+        # An ed25519 blob cut short in its type string.
+        with_blob("ssh-ed25519", wire_string(b"ssh-ed25519")[:8]),
+    ],
+    ids=["short-ed25519", "trailing-bytes", "rsa-without-n", "curve-mismatch", "truncated-type"],
+)
+def test_ssh_public_key_body_must_be_a_complete_key_of_the_claimed_type(key):
+    rejected("lightsail-k3s:sshPublicKey", "is not a complete", key.split()[0], sshPublicKey=key)
+
+
+def test_ssh_public_key_is_exactly_one_key():
+    two = openssh(ed25519.Ed25519PrivateKey.generate().public_key()) + "\n" + GOOD_KEY
+    rejected("lightsail-k3s:sshPublicKey", "exactly one public key", sshPublicKey=two)
 
 
 def test_ssh_public_key_needs_an_agent_for_the_install():
@@ -142,6 +289,59 @@ def test_delete_unreachable_must_be_boolean():
 )
 def test_tags_must_be_an_object_of_short_strings(tags, fragment):
     rejected("lightsail-k3s:tags", fragment, tags=tags)
+
+
+@pytest.mark.parametrize(
+    ("tags", "fragment"),
+    [
+        ({f"t{i}": "x" for i in range(51)}, "at most 50"),
+        ({"AWS:owner": "x"}, "'AWS:owner'"),
+        ({"": "x"}, "tag name ''"),
+        ({"k" * 129: "x"}, "1-128"),
+        ({"team!": "x"}, "'team!'"),
+        ({"team": "a<b"}, "'a<b'"),
+        ({"team": "line\nbreak"}, "+ - = . _ : / @"),
+    ],
+    ids=["51-tags", "aws-prefix-any-case", "empty-key", "long-key", "key-character", "value-character", "value-newline"],
+)
+def test_tags_follow_lightsails_rules(tags, fragment):
+    rejected("lightsail-k3s:tags", fragment, tags=tags)
+
+
+def test_tags_within_lightsails_rules_reach_the_instance():
+    tags = {f"t{i}": "x" for i in range(48)} | {"Équipe / owner": "plateforme+ops@example.com", "empty": ""}
+    instance = deploy(tags=tags).one("aws:lightsail/instance:Instance")
+    assert instance.inputs["tags"] == tags
+
+
+@pytest.fixture
+def stack_named(request):
+    """A stack file for a stack name the test picks, removed afterwards."""
+    created = []
+
+    def make(name: str) -> str:
+        path = mockengine.PROJECT_DIR / f"Pulumi.{name}.yaml"
+        shutil.copyfile(mockengine.PROJECT_DIR / "Pulumi.dev.yaml", path)
+        created.append(path)
+        return name
+
+    yield make
+    for path in created:
+        path.unlink()
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [("Prod", "pulumi stack rename prod"), ("team_a.web", "pulumi stack rename team-a-web"), ("x" * 50, "x" * 49)],
+)
+def test_stack_name_must_make_a_valid_node_name(stack_named, name, suggestion):
+    rejected("pulumi:stack", repr(name), "k3s node name", suggestion, stack=stack_named(name))
+
+
+def test_longest_allowed_stack_name_makes_a_valid_node_name(stack_named):
+    name = stack_named("s" * 49)
+    install = deploy(stack=name).named(f"lightsail-k3s-{name}-install")
+    assert f"NODE_NAME=lightsail-k3s-{name} " in install.inputs["create"]
 
 
 def test_structured_keys_set_as_plain_strings_do_not_echo_the_value():

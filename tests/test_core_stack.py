@@ -58,11 +58,11 @@ def test_instance_uses_the_configured_bundle_blueprint_and_zone_without_user_dat
 
 
 def test_firewall_opens_ssh_and_api_to_admins_and_http_to_all_only():
-    firewall = deploy(adminCidrs=["198.51.100.0/24", "192.0.2.5/32"]).one(FIREWALL)
+    firewall = deploy(adminCidrs=["1.2.3.0/24", "5.6.7.8/32"]).one(FIREWALL)
     rules = {(p["protocol"], p["fromPort"], p["toPort"]): p for p in firewall.inputs["portInfos"]}
     assert set(rules) == {("tcp", 22, 22), ("tcp", 6443, 6443), ("tcp", 80, 80), ("tcp", 443, 443)}
     for port in (22, 6443):
-        assert rules[("tcp", port, port)]["cidrs"] == ["198.51.100.0/24", "192.0.2.5/32"]
+        assert rules[("tcp", port, port)]["cidrs"] == ["1.2.3.0/24", "5.6.7.8/32"]
         assert "ipv6Cidrs" not in rules[("tcp", port, port)]
     for port in (80, 443):
         assert rules[("tcp", port, port)]["cidrs"] == ["0.0.0.0/0"]
@@ -192,8 +192,8 @@ def test_version_change_is_an_in_place_update_and_instance_replacement_reruns_th
     assert install.inputs["update"] == install.inputs["create"]
     # Replacing the instance changes its ARN; the static IP (the SSH host) does not.
     assert install.inputs["triggers"] == [dev.one(INSTANCE).state["arn"]]
-    upgraded = command(deploy(k3sVersion="v1.37.0+k3s1"), "install")
-    assert install_settings(upgraded)[0]["K3S_VERSION"] == "v1.37.0+k3s1"
+    upgraded = command(deploy(k3sVersion="v1.36.2+k3s1"), "install")
+    assert install_settings(upgraded)[0]["K3S_VERSION"] == "v1.36.2+k3s1"
     assert upgraded.inputs["triggers"] == install.inputs["triggers"], "an upgrade must not replace (reinstall)"
 
 
@@ -270,7 +270,7 @@ def test_kubernetes_provider_is_stable_across_kubeconfig_rereads_and_waits_for_k
     assert provider.inputs["clusterIdentifier"] == "lightsail-k3s-dev@" + dev.one(INSTANCE).state["arn"]
     assert "kubeconfig" in provider.secret_inputs
     assert dev.depends_on(provider, command(dev, "install"))
-    upgraded = deploy(k3sVersion="v1.37.0+k3s1").one("pulumi:providers:kubernetes")
+    upgraded = deploy(k3sVersion="v1.36.2+k3s1").one("pulumi:providers:kubernetes")
     assert upgraded.inputs["clusterIdentifier"] == provider.inputs["clusterIdentifier"]
 
 
