@@ -340,8 +340,10 @@ def test_stack_name_must_make_a_valid_node_name(stack_named, name, suggestion):
 
 def test_longest_allowed_stack_name_makes_a_valid_node_name(stack_named):
     name = stack_named("s" * 49)
-    install = deploy(stack=name).named(f"lightsail-k3s-{name}-install")
-    assert f"NODE_NAME=lightsail-k3s-{name} " in install.inputs["create"]
+    node_name = f"lightsail-k3s-{name}"
+    assert len(node_name) == 63
+    install = deploy(stack=name).named(f"{node_name}-install")
+    assert f"NODE_NAME={node_name}\n" in install.inputs["stdin"]
 
 
 def test_structured_keys_set_as_plain_strings_do_not_echo_the_value():
