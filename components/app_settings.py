@@ -231,7 +231,7 @@ def parse_app(raw: Any, index: int, budget: NamespaceBudget, secrets: dict[str, 
 
 def parse_app_secrets(raw: Any, is_secret: bool) -> dict[str, dict[str, str]]:
     fix = "pulumi config set --secret --path 'appSecrets.<app>.<VARIABLE>' <value>"
-    if raw is None:
+    if not raw:
         return {}
     if not is_secret:
         raise ConfigError(
@@ -312,7 +312,7 @@ def parse_app_settings(
     project_dir: Path,
     bundle: Bundle,
 ) -> AppSettings:
-    namespace = namespace_raw or "apps"
+    namespace = namespace_raw or ""
     if not DNS_LABEL.fullmatch(namespace) or namespace.startswith("kube-"):
         raise ConfigError(
             "appNamespace",

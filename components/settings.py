@@ -163,7 +163,7 @@ def parse_availability_zone(source: ConfigSource, region: str) -> str:
 
 
 def parse_bundle(source: ConfigSource) -> Bundle:
-    bundle_id = _raw(source, "bundleId") or "small_3_0"
+    bundle_id = _raw(source, "bundleId")
     valid = server_capable_bundle_ids()
     bundle = BUNDLES.get(bundle_id)
     if bundle is None:
@@ -179,7 +179,7 @@ def parse_bundle(source: ConfigSource) -> Bundle:
 
 
 def parse_blueprint(source: ConfigSource) -> str:
-    blueprint = _raw(source, "blueprintId") or "ubuntu_24_04"
+    blueprint = _raw(source, "blueprintId")
     if blueprint not in BLUEPRINTS:
         raise ConfigError("blueprintId", f"{blueprint!r} is not supported", f"use one of: {', '.join(BLUEPRINTS)}")
     return blueprint

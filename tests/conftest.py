@@ -1,23 +1,9 @@
-from typing import Any
-
 import pytest
 
+from tests.helpers import ADMIN_CIDR, deploy
 from tools import mockengine
 
-# A public address: documentation ranges such as 198.51.100.0/24 are refused as admin CIDRs.
-ADMIN_CIDR = "1.2.3.4/32"
-
-
-def deploy(
-    stack: str = "dev",
-    preview: bool = False,
-    secrets: dict[str, Any] | None = None,
-    environ: dict[str, str] | None = None,
-    **overrides: Any,
-) -> mockengine.Deployment:
-    """Runs __main__.py for `stack`, with adminCidrs set as `make up` would set it."""
-    overrides.setdefault("adminCidrs", [ADMIN_CIDR])
-    return mockengine.run(stack, overrides=overrides, secret_overrides=secrets, preview=preview, environ=environ)
+__all__ = ["ADMIN_CIDR", "deploy"]
 
 
 @pytest.fixture(scope="module")

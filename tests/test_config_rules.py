@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from components.catalog import LIGHTSAIL_ZONES
 from components.settings import ConfigError
 from tests.conftest import deploy
-from tools import mockengine
+from tools import cliconfig, mockengine
 
 GOOD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDmcH1X2tFfSZVmWmXbb1TMzDJV0ZfHjVQW4XWm4K6jD me@laptop"
 
@@ -143,8 +143,10 @@ def test_empty_admin_cidrs_is_missing():
     rejected("lightsail-k3s:adminCidrs", "pulumi config set --path 'adminCidrs[0]'", adminCidrs=[])
 
 
-def test_admin_cidrs_set_as_plain_string_explains_path_syntax():
-    rejected("lightsail-k3s:adminCidrs", "--path", adminCidrs="198.51.100.7/32")
+def test_admin_cidrs_set_as_plain_string_is_refused_by_the_cli_before_the_program_runs():
+    with pytest.raises(cliconfig.CliConfigError) as caught:
+        deploy(adminCidrs="198.51.100.7/32")
+    assert str(caught.value) == "Stack 'dev' with configuration key 'adminCidrs' must be of type 'array<string>'"
 
 
 @pytest.mark.parametrize(
@@ -270,8 +272,10 @@ def test_auto_snapshot_time_must_be_a_whole_utc_hour(time):
     rejected("lightsail-k3s:autoSnapshotTime", "HH:00", autoSnapshotTime=time)
 
 
-def test_protect_must_be_boolean():
-    rejected("lightsail-k3s:protect", "'yes'", "--type bool", protect="yes")
+def test_protect_must_be_boolean_which_the_cli_checks_before_the_program_runs():
+    with pytest.raises(cliconfig.CliConfigError) as caught:
+        deploy(protect="yes")
+    assert str(caught.value) == "Stack 'dev' with configuration key 'protect' must be of type 'boolean'"
 
 
 def test_delete_unreachable_must_be_boolean():

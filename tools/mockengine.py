@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import runpy
 import sys
@@ -27,10 +26,10 @@ from pulumi.runtime import rpc
 from pulumi.runtime.settings import set_root_resource
 from pulumi.runtime.stack import run_in_stack
 
+from tools import cliconfig
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STACK_TYPE = "pulumi:pulumi:Stack"
-# Stands in for values the stack file holds encrypted (`secure:`), which only the CLI can decrypt.
-SECRET_PLACEHOLDER = "mock-secret-value"
 
 MOCK_ACCOUNT = "123456789012"
 MOCK_STATIC_IP = "203.0.113.10"
@@ -42,12 +41,42 @@ class StackNotFound(Exception):
     pass
 
 
-def _serialize(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value)
+def _secret_leaves(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _secret_leaves(member) for key, member in value.items()}
+    if isinstance(value, list):
+        return [_secret_leaves(member) for member in value]
+    return cliconfig.Secure(value if isinstance(value, str) else cliconfig.go_json(value))
+
+
+def project_name() -> str:
+    return cliconfig.load_project(PROJECT_DIR / "Pulumi.yaml").name
+
+
+def stack_config(
+    stack: str,
+    overrides: Mapping[str, Any] | None = None,
+    secret_overrides: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, str], list[str]]:
+    """Config as the CLI hands it to the program: {full key: text}, and the secret keys.
+
+    Overrides are written into the stack's config first, as if in Pulumi.<stack>.yaml (None removes a key;
+    keys may be --path keys), then the CLI's config step runs (tools/cliconfig.py) and raises as it would.
+    """
+    project = cliconfig.load_project(PROJECT_DIR / "Pulumi.yaml")
+    stack_file = PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    if not stack_file.exists():
+        known = cliconfig.stack_names(PROJECT_DIR)
+        raise StackNotFound(f"no stack file {stack_file.name}; stacks with a file: {', '.join(known)}")
+    config = cliconfig.StackConfig.load(project, stack_file)
+    for source, secret in ((overrides or {}, False), (secret_overrides or {}, True)):
+        for key, value in source.items():
+            if value is None:
+                config.remove(key)
+            else:
+                config.set_structure(key, _secret_leaves(value) if secret else value)
+    cliconfig.apply_project_config(stack, project, config)
+    return config.for_program(), config.secret_keys()
 
 
 def _walk_secrets(value: Any, secret_leaf: Callable[[Any], tuple[Any, bool] | None]) -> tuple[Any, bool]:
@@ -62,63 +91,6 @@ def _walk_secrets(value: Any, secret_leaf: Callable[[Any], tuple[Any, bool] | No
         pairs = [_walk_secrets(item, secret_leaf) for item in value]
         return [item for item, _ in pairs], any(secret for _, secret in pairs)
     return value, False
-
-
-def _strip_secure(value: Any) -> tuple[Any, bool]:
-    """Replaces the stack file's `{secure: …}` leaves with a placeholder."""
-    return _walk_secrets(
-        value, lambda leaf: (SECRET_PLACEHOLDER, True) if isinstance(leaf, dict) and set(leaf) == {"secure"} else None
-    )
-
-
-def project_name() -> str:
-    return yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["name"]
-
-
-def _full_key(key: str, project: str) -> str:
-    return key if ":" in key else f"{project}:{key}"
-
-
-def stack_config(
-    stack: str,
-    overrides: Mapping[str, Any] | None = None,
-    secret_overrides: Mapping[str, Any] | None = None,
-) -> tuple[dict[str, str], list[str]]:
-    """Config as the CLI hands it to the program: {full key: raw string}, and the secret keys."""
-    project_file = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
-    project = project_file["name"]
-    values: dict[str, Any] = {}
-    secret_keys: set[str] = set()
-    for key, declaration in (project_file.get("config") or {}).items():
-        if isinstance(declaration, dict):
-            if "default" in declaration:
-                values[_full_key(key, project)] = declaration["default"]
-            elif "value" in declaration:
-                values[_full_key(key, project)] = declaration["value"]
-        else:
-            values[_full_key(key, project)] = declaration
-
-    stack_file = PROJECT_DIR / f"Pulumi.{stack}.yaml"
-    if not stack_file.exists():
-        known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in PROJECT_DIR.glob("Pulumi.*.yaml"))
-        raise StackNotFound(f"no stack file {stack_file.name}; stacks with a file: {', '.join(known)}")
-    for key, value in ((yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}).items():
-        value, is_secret = _strip_secure(value)
-        values[_full_key(key, project)] = value
-        if is_secret:
-            secret_keys.add(_full_key(key, project))
-
-    for source, secret in ((overrides or {}, False), (secret_overrides or {}, True)):
-        for key, value in source.items():
-            full = _full_key(key, project)
-            if value is None:
-                values.pop(full, None)
-                secret_keys.discard(full)
-            else:
-                values[full] = value
-                if secret:
-                    secret_keys.add(full)
-    return {key: _serialize(value) for key, value in values.items()}, sorted(secret_keys)
 
 
 def _unwrap_leaf(leaf: Any) -> tuple[Any, bool] | None:

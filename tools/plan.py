@@ -14,7 +14,7 @@ from typing import Any
 
 import pulumi
 
-from tools import mockengine
+from tools import cliconfig, mockengine
 
 MASK = "[secret]"
 MAX_VALUE_CHARS = 100
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
             overrides[key] = value
     try:
         deployment = mockengine.run(args.stack, overrides=overrides)
+    except cliconfig.CliConfigError as error:
+        print(f"error: {error.one_line()}", file=sys.stderr)
+        return 1
     except (pulumi.RunError, mockengine.StackNotFound) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
