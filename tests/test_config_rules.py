@@ -272,14 +272,11 @@ def test_auto_snapshot_time_must_be_a_whole_utc_hour(time):
     rejected("lightsail-k3s:autoSnapshotTime", "HH:00", autoSnapshotTime=time)
 
 
-def test_protect_must_be_boolean_which_the_cli_checks_before_the_program_runs():
+@pytest.mark.parametrize(("key", "value"), [("protect", "yes"), ("deleteUnreachable", "always")])
+def test_booleans_are_checked_by_the_cli_before_the_program_runs(key, value):
     with pytest.raises(cliconfig.CliConfigError) as caught:
-        deploy(protect="yes")
-    assert str(caught.value) == "Stack 'dev' with configuration key 'protect' must be of type 'boolean'"
-
-
-def test_delete_unreachable_must_be_boolean():
-    rejected("lightsail-k3s:deleteUnreachable", "'always'", "--type bool deleteUnreachable", deleteUnreachable="always")
+        deploy(**{key: value})
+    assert str(caught.value) == f"Stack 'dev' with configuration key '{key}' must be of type 'boolean'"
 
 
 @pytest.mark.parametrize(
