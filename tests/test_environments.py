@@ -5,6 +5,7 @@ import ipaddress
 import pytest
 import yaml
 
+from components.errors import ConfigError
 from tools import mockengine
 
 INSTANCE = "aws:lightsail/instance:Instance"
@@ -12,11 +13,18 @@ STATIC_IP = "aws:lightsail/staticIp:StaticIp"
 FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
 # RFC 5737 documentation ranges: placeholders that reach nobody.
 DOCUMENTATION_NETWORKS = [ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
+# What the operator puts in place of the placeholder.
+OFFICE_CIDR = "1.2.3.0/24"
 
 
 @pytest.fixture(scope="module")
 def prod() -> mockengine.Deployment:
-    return mockengine.run("prod")
+    return mockengine.run("prod", overrides={"adminCidrs": [OFFICE_CIDR]})
+
+
+def test_prod_is_refused_until_the_placeholder_admin_cidrs_are_replaced():
+    with pytest.raises(ConfigError, match="'198.51.100.0/24' is not a public address range"):
+        mockengine.run("prod")
 
 
 def test_prod_protects_the_node_and_its_static_ip(prod):
@@ -37,7 +45,7 @@ def test_prod_has_its_own_admin_cidrs_and_marks_the_placeholder():
 
 def test_prod_firewall_uses_the_prod_admin_cidrs(prod):
     rules = {p["fromPort"]: p for p in prod.one(FIREWALL).inputs["portInfos"]}
-    assert rules[22]["cidrs"] == rules[6443]["cidrs"] == ["198.51.100.0/24"]
+    assert rules[22]["cidrs"] == rules[6443]["cidrs"] == [OFFICE_CIDR]
 
 
 def test_prod_bundle_fits_its_apps_with_two_replicas(prod):
