@@ -131,10 +131,6 @@ def test_untested_k3s_minor_is_allowed_when_asked_for():
     assert deployment.outputs["k3sVersion"].value == "v1.37.0+k3s1"
 
 
-def test_allow_untested_k3s_version_must_be_boolean():
-    rejected("lightsail-k3s:allowUntestedK3sVersion", "'yes'", k3sVersion="v1.37.0+k3s1", allowUntestedK3sVersion="yes")
-
-
 def test_missing_admin_cidrs_error_gives_the_exact_command():
     rejected("lightsail-k3s:adminCidrs", "pulumi config set --path 'adminCidrs[0]'", adminCidrs=None)
 
@@ -272,7 +268,9 @@ def test_auto_snapshot_time_must_be_a_whole_utc_hour(time):
     rejected("lightsail-k3s:autoSnapshotTime", "HH:00", autoSnapshotTime=time)
 
 
-@pytest.mark.parametrize(("key", "value"), [("protect", "yes"), ("deleteUnreachable", "always")])
+@pytest.mark.parametrize(
+    ("key", "value"), [("protect", "yes"), ("deleteUnreachable", "always"), ("allowUntestedK3sVersion", "yes")]
+)
 def test_booleans_are_checked_by_the_cli_before_the_program_runs(key, value):
     with pytest.raises(cliconfig.CliConfigError) as caught:
         deploy(**{key: value})
