@@ -10,7 +10,11 @@ own output registration, secrets marked. Tests and `make plan` both use this.
 from __future__ import annotations
 
 import asyncio
+import base64
+import datetime
+import functools
 import hashlib
+import logging
 import os
 import runpy
 import sys
@@ -21,6 +25,10 @@ from typing import Any
 
 import pulumi
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.settings import set_root_resource
@@ -35,6 +43,10 @@ MOCK_ACCOUNT = "123456789012"
 MOCK_STATIC_IP = "203.0.113.10"
 MOCK_PRIVATE_IP = "172.26.10.20"
 MOCK_NODE_TOKEN = "K10" + "ab" * 32 + "::server:" + "cd" * 16
+MOCK_BUCKET_ACCESS_KEY_ID = "AKIAMOCKBUCKETKEY000"
+MOCK_BUCKET_SECRET_ACCESS_KEY = "mock/bucket+secret/key0000000000000000000"
+# k3s issues client certificates for 365 days (docs.k3s.io/cli/certificate); tests shorten it.
+CLIENT_CERTIFICATE_VALIDITY = datetime.timedelta(days=365)
 
 
 class StackNotFound(Exception):
@@ -137,6 +149,8 @@ class StackOutput:
 class Deployment:
     resources: list[Registration]
     outputs: dict[str, StackOutput]
+    # What the program logged with pulumi.log.warn.
+    warnings: list[str] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]
@@ -182,8 +196,35 @@ def _ip_for(name: str) -> str:
     return f"203.0.113.{10 + digest[0] % 200}"
 
 
+@functools.lru_cache(maxsize=8)
+def client_certificate_pem(not_valid_after: datetime.datetime) -> bytes:
+    """A real self-signed X.509 client certificate shaped like k3s' admin certificate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"), x509.NameAttribute(NameOID.COMMON_NAME, "system:admin")]
+    )
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(not_valid_after - datetime.timedelta(days=365))
+        .not_valid_after(not_valid_after)
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def client_certificate_expiry() -> datetime.datetime:
+    """When the sample kubeconfig's certificate expires: CLIENT_CERTIFICATE_VALIDITY from today (whole days)."""
+    today = datetime.datetime.now(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today + CLIENT_CERTIFICATE_VALIDITY
+
+
 def sample_k3s_kubeconfig() -> str:
     """The shape k3s writes to /etc/rancher/k3s/k3s.yaml (server at 127.0.0.1, names `default`)."""
+    certificate = base64.b64encode(client_certificate_pem(client_certificate_expiry())).decode()
     return yaml.safe_dump(
         {
             "apiVersion": "v1",
@@ -197,9 +238,7 @@ def sample_k3s_kubeconfig() -> str:
             ],
             "contexts": [{"name": "default", "context": {"cluster": "default", "user": "default"}}],
             "current-context": "default",
-            "users": [
-                {"name": "default", "user": {"client-certificate-data": "bW9jay1jZXJ0", "client-key-data": "bW9jay1rZXk="}}
-            ],
+            "users": [{"name": "default", "user": {"client-certificate-data": certificate, "client-key-data": "bW9jay1rZXk="}}],
         },
         sort_keys=False,
     )
@@ -234,6 +273,10 @@ class LightsailMocks(pulumi_mocks.Mocks):
             state.update(arn=arn, ipAddress=MOCK_STATIC_IP)
         elif args.typ == "aws:lightsail/keyPair:KeyPair":
             state.update(arn=arn)
+        elif args.typ == "aws:lightsail/bucket:Bucket":
+            state.update(arn=arn, region=self.region, url=f"https://{name}.s3.{self.region}.amazonaws.com/")
+        elif args.typ == "aws:lightsail/bucketAccessKey:BucketAccessKey":
+            state.update(accessKeyId=MOCK_BUCKET_ACCESS_KEY_ID, secretAccessKey=MOCK_BUCKET_SECRET_ACCESS_KEY, status="Active")
         elif args.typ == "command:remote:Command":
             create = inputs.get("create", "")
             if "k3s.yaml" in create:
@@ -306,6 +349,17 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
+class _WarningRecorder(logging.Handler):
+    """Collects what the program logs at WARNING (the mock engine hands pulumi.log to a logger)."""
+
+    def __init__(self):
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def run(
     stack: str = "dev",
     overrides: Mapping[str, Any] | None = None,
@@ -319,7 +373,10 @@ def run(
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     monitor = RecordingMonitor(LightsailMocks(config.get("aws:region", "us-east-1")))
-    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview, monitor=monitor)
+    warnings = _WarningRecorder()
+    logger = logging.getLogger(f"{__name__}.program")
+    logger.addHandler(warnings)
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview, monitor=monitor, logger=logger)
     # set_mocks registers a finished root stack of its own; the program gets a fresh one,
     # as under the CLI, so its exports arrive through the stack's output registration.
     set_root_resource(None)
@@ -338,4 +395,5 @@ def run(
         os.environ.update(saved_environ)
         loop.close()
         asyncio.set_event_loop(None)
-    return Deployment(monitor.registrations, monitor.stack_outputs or {})
+        logger.removeHandler(warnings)
+    return Deployment(monitor.registrations, monitor.stack_outputs or {}, warnings.messages)
