@@ -3,6 +3,8 @@
 import pulumi
 
 from components.apps import AppStack, AppStackArgs
+from components.backups import BackupBucket, BackupBucketArgs
+from components.certificates import watch_kubeconfig_expiry
 from components.host import HostArgs, LightsailHost
 from components.k3s import K3sServer, K3sServerArgs, server_firewall_rules
 from components.settings import load_settings
@@ -25,6 +27,20 @@ node = LightsailHost(
     ),
 )
 
+backups = (
+    BackupBucket(
+        settings.cluster_name,
+        BackupBucketArgs(
+            region=settings.region,
+            schedule_cron=settings.backups.schedule_cron,
+            retention=settings.backups.retention,
+            tags=settings.tags,
+        ),
+    )
+    if settings.backups
+    else None
+)
+
 k3s = K3sServer(
     settings.cluster_name,
     K3sServerArgs(
@@ -38,6 +54,8 @@ k3s = K3sServer(
         cluster_name=settings.cluster_name,
         host_booted=[node.booted],
         delete_unreachable=settings.delete_unreachable,
+        etcd_snapshots=backups.k3s_settings if backups else None,
+        cert_rotation=settings.cert_rotation,
     ),
 )
 
@@ -60,6 +78,9 @@ if node.ssh_private_key is not None:
 pulumi.export("kubeApiUrl", k3s.api_url)
 pulumi.export("kubeconfig", k3s.kubeconfig)
 pulumi.export("nodeToken", k3s.node_token)
+pulumi.export("kubeconfigExpiresAt", watch_kubeconfig_expiry(k3s.kubeconfig, settings.cluster_name))
+if backups:
+    pulumi.export("backupBucket", backups.bucket_name)
 pulumi.export("k3sVersion", settings.k3s_version)
 pulumi.export("region", settings.region)
 pulumi.export("bundleId", settings.bundle.bundle_id)

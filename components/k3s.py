@@ -14,6 +14,7 @@ import pulumi_command as command
 import pulumi_kubernetes as k8s
 import yaml
 
+from . import certificates
 from .host import SSH_PORT, PortRule
 from .remote_scripts import remote_script
 
@@ -48,6 +49,10 @@ class K3sServerArgs:
     host_booted: Sequence[pulumi.Resource]
     # Whether the provider may drop objects of an unreachable cluster from state.
     delete_unreachable: bool
+    # k3s config keys for etcd snapshots to S3 (components/backups.py); secret. None: no backups.
+    etcd_snapshots: pulumi.Input[Mapping[str, Any]] | None = None
+    # certRotation: each new value rotates the certificates once.
+    cert_rotation: int = 0
 
 
 def server_firewall_rules(admin_cidrs: Sequence[str]) -> list[PortRule]:
@@ -78,12 +83,17 @@ def rewrite_kubeconfig(kubeconfig_yaml: str, server_ip: str, cluster_name: str) 
 CONFIG_HEADER = "# Written by lightsail-k3s on every pulumi up; edits here are overwritten.\n"
 
 
-def server_config(node_name: str, tls_sans: Sequence[str]) -> dict[str, Any]:
+def server_config(
+    node_name: str,
+    tls_sans: Sequence[str],
+    cluster_init: bool = False,
+    etcd_snapshots: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """k3s' /etc/rancher/k3s/config.yaml for the server, as data.
 
     Keys mirror the `k3s server` flags (docs.k3s.io/installation/configuration#configuration-file).
     """
-    return {
+    config: dict[str, Any] = {
         "node-name": node_name,
         "write-kubeconfig-mode": "0600",
         # Kubernetes Secrets (the apps' secretEnv values) are encrypted in the datastore.
@@ -93,6 +103,13 @@ def server_config(node_name: str, tls_sans: Sequence[str]) -> dict[str, Any]:
         # (docs.k3s.io/cli/server, --tls-san and --tls-san-security).
         "tls-san": list(tls_sans),
     }
+    if cluster_init:
+        # Embedded etcd instead of SQLite. A server already on SQLite converts when it
+        # restarts with this; once etcd data exists, k3s ignores the flag
+        # (docs.k3s.io/datastore/ha-embedded, "Existing single-node clusters").
+        config["cluster-init"] = True
+    config.update(etcd_snapshots or {})
+    return config
 
 
 def install_program(script: str, k3s_version: str, node_name: str, config: Mapping[str, Any]) -> str:
@@ -129,12 +146,13 @@ class K3sServer(pulumi.ComponentResource):
                 agent_socket_path=None if args.ssh_private_key is not None else args.ssh_agent_socket,
             )
 
-        install_stdin = pulumi.Output.from_input(args.host).apply(
-            lambda host: install_program(
+        # With backups the config holds the bucket's access key: the Output stays secret.
+        install_stdin = pulumi.Output.all(args.host, args.etcd_snapshots).apply(
+            lambda values: install_program(
                 remote_script("install-k3s-server.sh"),
                 args.k3s_version,
                 args.node_name,
-                server_config(args.node_name, [host]),
+                server_config(args.node_name, [values[0]], cluster_init=values[1] is not None, etcd_snapshots=values[1]),
             )
         )
         # A version or config change alters stdin, which pulumi-command applies as an
@@ -157,6 +175,20 @@ class K3sServer(pulumi.ComponentResource):
         # Re-read the kubeconfig and token whenever the install runs again. A digest
         # keeps the trigger small; it stays secret whenever the settings hold a secret.
         install_digest = install_stdin.apply(lambda program: hashlib.sha256(program.encode()).hexdigest())
+        # Raising certRotation rotates the certificates, then the reads below run again.
+        after_install: list[pulumi.Resource] = [install]
+        if args.cert_rotation > 0:
+            after_install.append(
+                certificates.rotate_certificates(
+                    f"{name}-rotate-certificates",
+                    connection(),
+                    args.cert_rotation,
+                    remote_script("rotate-k3s-certificates.sh"),
+                    args.node_name,
+                    after=[install],
+                    parent=self,
+                )
+            )
 
         def read_secret_file(resource_name: str, path: str) -> pulumi.Output[str]:
             # pulumi-command prints stdout and keeps it in plain state unless told
@@ -166,8 +198,8 @@ class K3sServer(pulumi.ComponentResource):
                 connection=connection(),
                 create=f"sudo cat {path}",
                 logging=command.remote.Logging.NONE,
-                triggers=[args.instance_identity, install_digest],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[install], additional_secret_outputs=["stdout"]),
+                triggers=[args.instance_identity, install_digest, args.cert_rotation],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after_install, additional_secret_outputs=["stdout"]),
             )
             return read.stdout
 

@@ -73,6 +73,14 @@ NON_GLOBAL_IPV4 = tuple(
         "240.0.0.0/4",
     )
 )
+BACKUPS_CHOICES = ("auto", "true", "false")
+# Stacks whose name starts with this get backups unless `backups` says otherwise.
+BACKUPS_BY_DEFAULT_PREFIX = "prod"
+# k3s' own defaults (docs.k3s.io/cli/etcd-snapshot): twice a day, five kept.
+DEFAULT_SNAPSHOT_SCHEDULE = "0 */12 * * *"
+DEFAULT_SNAPSHOT_RETENTION = 5
+# Five fields: minute hour day-of-month month day-of-week, as robfig/cron (which k3s uses) parses them.
+CRON_FIELD_PATTERN = re.compile(r"[0-9*/,\-A-Za-z?]+")
 SSH_KEY_TYPES = (
     "ssh-ed25519",
     "ssh-rsa",
@@ -98,6 +106,8 @@ class Settings:
     delete_unreachable: bool
     tags: Mapping[str, str]
     apps: AppSettings
+    backups: BackupSettings | None
+    cert_rotation: int
 
     @property
     def cluster_name(self) -> str:
@@ -107,6 +117,14 @@ class Settings:
     @property
     def generates_ssh_key(self) -> bool:
         return self.ssh_public_key is None
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    """etcd snapshots to a Lightsail bucket; see components/backups.py."""
+
+    schedule_cron: str
+    retention: int
 
 
 # A config source maps a full key ("lightsail-k3s:bundleId", "aws:region") to its
@@ -374,6 +392,66 @@ def parse_stack_name(stack: str) -> str:
     return stack
 
 
+def _integer(source: ConfigSource, key: str, default: int, minimum: int, fix: str) -> int:
+    value = _raw(source, key)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(key, f"{value!r} is not a whole number", fix) from None
+    if number < minimum:
+        raise ConfigError(key, f"{number} is below the minimum of {minimum}", fix)
+    return number
+
+
+def parse_backups(source: ConfigSource, stack: str) -> BackupSettings | None:
+    """`backups` is auto (on for prod* stacks), true or false; then the snapshot schedule and retention."""
+    value = (_raw(source, "backups") or "auto").strip().lower()
+    if value not in BACKUPS_CHOICES:
+        raise ConfigError(
+            "backups",
+            f"{value!r} is not one of {', '.join(BACKUPS_CHOICES)}",
+            "pulumi config set backups true (or false; auto turns them on for stacks named prod*)",
+        )
+    enabled = stack.startswith(BACKUPS_BY_DEFAULT_PREFIX) if value == "auto" else value == "true"
+    if not enabled:
+        return None
+    return BackupSettings(schedule_cron=parse_etcd_snapshot_schedule(source), retention=parse_etcd_snapshot_retention(source))
+
+
+def parse_etcd_snapshot_schedule(source: ConfigSource) -> str:
+    value = _raw(source, "etcdSnapshotSchedule") or DEFAULT_SNAPSHOT_SCHEDULE
+    fields = value.split()
+    if len(fields) != 5 or not all(CRON_FIELD_PATTERN.fullmatch(field) for field in fields):
+        raise ConfigError(
+            "etcdSnapshotSchedule",
+            f"{value!r} is not a five-field cron spec (minute hour day month weekday)",
+            "pulumi config set etcdSnapshotSchedule '0 */6 * * *' (every 6 hours, node time UTC)",
+        )
+    return " ".join(fields)
+
+
+def parse_etcd_snapshot_retention(source: ConfigSource) -> int:
+    return _integer(
+        source,
+        "etcdSnapshotRetention",
+        DEFAULT_SNAPSHOT_RETENTION,
+        minimum=1,
+        fix="pulumi config set etcdSnapshotRetention 14 (snapshots kept, on the node and in the bucket)",
+    )
+
+
+def parse_cert_rotation(source: ConfigSource) -> int:
+    return _integer(
+        source,
+        "certRotation",
+        0,
+        minimum=0,
+        fix="raise it by one to rotate k3s' certificates: pulumi config set certRotation 1",
+    )
+
+
 def parse_settings(
     source: ConfigSource, is_secret: SecretCheck, stack: str, environ: Mapping[str, str], dry_run: bool
 ) -> Settings:
@@ -402,6 +480,8 @@ def parse_settings(
         protect=parse_protect(source),
         delete_unreachable=parse_delete_unreachable(source),
         tags=parse_tags(source),
+        backups=parse_backups(source, stack),
+        cert_rotation=parse_cert_rotation(source),
         apps=parse_app_settings(
             apps_raw=_json(source, "apps", "pulumi config set --path 'apps[0].name' web"),
             namespace_raw=_raw(source, "appNamespace"),

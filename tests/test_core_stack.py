@@ -207,9 +207,9 @@ def test_secret_reads_keep_stdout_secret_and_unlogged(dev):
         assert "stdout" in read.additional_secret_outputs
         assert read.inputs["logging"] == "none"
         assert dev.depends_on(read, command(dev, "install"))
-        # Re-read whenever the install re-runs.
+        # Re-read whenever the install re-runs, or certRotation (0 by default) rotates the certificates.
         install_digest = hashlib.sha256(command(dev, "install").inputs["stdin"].encode()).hexdigest()
-        assert read.inputs["triggers"] == [dev.one(INSTANCE).state["arn"], install_digest]
+        assert read.inputs["triggers"] == [dev.one(INSTANCE).state["arn"], install_digest, 0]
 
 
 def test_secret_outputs_are_secret(dev):
@@ -242,6 +242,7 @@ def test_outputs_contract(dev):
         "kubeApiUrl",
         "kubeconfig",
         "nodeToken",
+        "kubeconfigExpiresAt",
         "k3sVersion",
         "region",
         "bundleId",

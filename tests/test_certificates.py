@@ -1,0 +1,141 @@
+"""kubeconfigExpiresAt from the kubeconfig's real client certificate, the expiry warning, and certRotation."""
+
+import datetime
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from components import certificates, k3s
+from tests.conftest import deploy
+from tests.test_config_rules import rejected
+from tests.test_core_stack import command
+from tests.test_remote_scripts import write_executable
+from tools import mockengine
+
+READS = ("lightsail-k3s-dev-read-kubeconfig", "lightsail-k3s-dev-read-node-token")
+ROTATE = "lightsail-k3s-dev-rotate-certificates"
+
+
+def test_expiry_is_read_from_the_kubeconfigs_client_certificate(dev):
+    expires_at = dev.outputs["kubeconfigExpiresAt"]
+    assert expires_at.value == mockengine.client_certificate_expiry().isoformat()
+    assert datetime.datetime.fromisoformat(expires_at.value).tzinfo is not None
+    assert not expires_at.secret, "a date is no secret"
+
+
+def test_no_warning_while_the_certificate_has_a_year_left(dev):
+    assert dev.warnings == []
+
+
+@pytest.mark.parametrize(("days_left", "warned"), [(400, False), (31, False), (29, True), (3, True), (-2, True)])
+def test_warns_during_up_when_under_30_days_remain(monkeypatch, days_left, warned):
+    monkeypatch.setattr(mockengine, "CLIENT_CERTIFICATE_VALIDITY", datetime.timedelta(days=days_left))
+    deployment = deploy()
+    expiry_warnings = [w for w in deployment.warnings if "client certificate" in w]
+    assert bool(expiry_warnings) == warned, deployment.warnings
+    if warned:
+        assert "raise certRotation by one" in expiry_warnings[0]
+        assert ("expired on" in expiry_warnings[0]) == (days_left < 0)
+
+
+def test_a_kubeconfig_without_a_client_certificate_is_an_error():
+    with pytest.raises(ValueError, match="no client-certificate-data"):
+        certificates.client_certificate_expiry("users: [{name: default, user: {token: abc}}]")
+
+
+def test_no_rotation_command_until_cert_rotation_is_raised(dev):
+    assert ROTATE not in [r.name for r in dev.resources]
+    for read in READS:
+        assert dev.named(read).inputs["triggers"][-1] == 0
+
+
+@pytest.fixture(scope="module")
+def rotations():
+    return {generation: deploy(certRotation=generation) for generation in (1, 2)}
+
+
+def test_rotation_stops_k3s_rotates_and_starts_it_after_the_install(rotations):
+    deployment = rotations[1]
+    rotate = deployment.named(ROTATE)
+    assert rotate.inputs["create"] == "sudo bash -s"
+    assert rotate.inputs["stdin"] == certificates.rotation_program(
+        k3s.remote_script("rotate-k3s-certificates.sh"), "lightsail-k3s-dev"
+    )
+    assert rotate.inputs["triggers"] == [1]
+    assert deployment.depends_on(rotate, command(deployment, "install"))
+    for read in READS:
+        assert deployment.depends_on(deployment.named(read), rotate), "the reads must see the new certificates"
+
+
+def changed_resources(before, after) -> set[str]:
+    """Resources whose inputs differ: the engine updates or (on triggers) replaces exactly these."""
+    before_inputs = {r.name: r.inputs for r in before.resources}
+    after_inputs = {r.name: r.inputs for r in after.resources}
+    return {name for name in before_inputs.keys() | after_inputs.keys() if before_inputs.get(name) != after_inputs.get(name)}
+
+
+def test_raising_cert_rotation_reruns_rotation_and_both_reads_and_nothing_else(rotations, dev):
+    assert changed_resources(rotations[1], rotations[2]) == {ROTATE, *READS}
+    assert rotations[2].named(ROTATE).inputs["triggers"] == [2]
+    for read in READS:
+        assert rotations[2].named(read).inputs["triggers"][-1] == 2
+    # From the default 0, the first raise creates the rotation command and re-runs the reads.
+    assert changed_resources(dev, rotations[1]) == {ROTATE, *READS}
+
+
+def test_cert_rotation_must_be_a_whole_number_not_below_zero():
+    rejected("lightsail-k3s:certRotation", "below the minimum of 0", certRotation=-1)
+    rejected("lightsail-k3s:certRotation", "'soon'", certRotation="soon")
+
+
+K3S_STUB = """#!/bin/sh
+echo "k3s $*" >> "$STUB_LOG"
+case "$1" in
+  certificate) exit "${STUB_ROTATE_EXIT:-0}" ;;
+  kubectl) printf True ;;
+esac
+"""
+SYSTEMCTL_STUB = """#!/bin/sh
+echo "systemctl $*" >> "$STUB_LOG"
+"""
+
+
+def run_rotation(tmp_path, **env):
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    write_executable(stubs / "k3s", K3S_STUB)
+    write_executable(stubs / "systemctl", SYSTEMCTL_STUB)
+    log = tmp_path / "calls.log"
+    program = certificates.rotation_program(k3s.remote_script("rotate-k3s-certificates.sh"), "lightsail-k3s-dev")
+    result = subprocess.run(
+        [shutil.which("bash"), "-s"],
+        input=program,
+        env={
+            "PATH": f"{stubs}:{os.environ['PATH']}",
+            "K3S_BIN": str(stubs / "k3s"),
+            "STUB_LOG": str(log),
+            "POLL_INTERVAL_SECONDS": "0.05",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return result, log.read_text().splitlines()
+
+
+def test_rotation_script_follows_the_documented_procedure(tmp_path):
+    result, calls = run_rotation(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert calls[:3] == ["systemctl stop k3s", "k3s certificate rotate", "systemctl start k3s"]
+    assert calls[3].startswith("k3s kubectl get node lightsail-k3s-dev")
+    assert "Ready with rotated certificates" in result.stdout
+
+
+def test_a_failed_rotation_starts_k3s_again_and_fails(tmp_path):
+    result, calls = run_rotation(tmp_path, STUB_ROTATE_EXIT="1")
+    assert result.returncode == 1
+    assert calls == ["systemctl stop k3s", "k3s certificate rotate", "systemctl start k3s"]
+    assert "k3s certificate rotate failed" in result.stderr
