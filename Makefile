@@ -3,7 +3,7 @@ STACK ?= dev
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: up plan test lint clean
+.PHONY: up plan restore test lint clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -16,6 +16,10 @@ up: $(VENV)/.installed
 
 plan: $(VENV)/.installed
 	$(PYTHON) -m tools.plan --stack $(STACK) $(foreach s,$(SET),--set '$(s)')
+
+# make restore STACK=prod lists the bucket's etcd snapshots; add SNAPSHOT=<name|latest> to restore one.
+restore:
+	bin/restore.sh $(STACK) $(SNAPSHOT)
 
 test: $(VENV)/.installed
 	$(PYTHON) -m pytest

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `make restore`: lists the etcd snapshots in a stack's backup bucket, or restores one
+# onto the stack's node with k3s' cluster-reset procedure, then waits for the node Ready.
+#
+#   bin/restore.sh <stack>                     list the snapshots in the bucket
+#   bin/restore.sh <stack> <snapshot|latest>   restore that one (latest: the newest)
+#
+# On a replaced instance, set RESTORE_TOKEN_FILE to a file holding the server token the
+# snapshot was taken with (the old nodeToken output); see README.md, Restore.
+# Reads publicIp, sshUser, sshPrivateKey (if generated) and backupBucket from the stack's
+# outputs; the node-side work is components/remote/restore-etcd-snapshot.sh, sent on stdin.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() {
+  echo "restore: $1" >&2
+  echo "  fix: $2" >&2
+  exit 1
+}
+
+[ $# -ge 1 ] && [ $# -le 2 ] || fail "usage: bin/restore.sh <stack> [snapshot|latest]" \
+  "make restore STACK=prod (lists), then make restore STACK=prod SNAPSHOT=<name>"
+stack="$1"
+snapshot="${2:-}"
+
+command -v pulumi >/dev/null 2>&1 || fail "the Pulumi CLI is not installed" \
+  "curl -fsSL https://get.pulumi.com | sh   (then open a new shell)"
+command -v ssh >/dev/null 2>&1 || fail "ssh is not installed" "install an OpenSSH client"
+
+output() {
+  pulumi stack output --stack "$stack" "$@" 2>/dev/null
+}
+
+bucket="$(output backupBucket)" || bucket=""
+[ -n "$bucket" ] || fail "stack $stack has no backup bucket (output backupBucket)" \
+  "pulumi config set --stack $stack backups true && pulumi up --stack $stack, then wait for a snapshot"
+host="$(output publicIp)" || fail "stack $stack has no publicIp output" "pulumi up --stack $stack"
+user="$(output sshUser)" || fail "stack $stack has no sshUser output" "pulumi up --stack $stack"
+
+restore_token=""
+if [ -n "${RESTORE_TOKEN_FILE:-}" ]; then
+  [ -r "$RESTORE_TOKEN_FILE" ] || fail "RESTORE_TOKEN_FILE=$RESTORE_TOKEN_FILE cannot be read" \
+    "point it at the file holding the old nodeToken"
+  restore_token="$(tr -d '[:space:]' < "$RESTORE_TOKEN_FILE")"
+fi
+
+work_dir="$(mktemp -d)"
+trap 'rm -rf "$work_dir"' EXIT
+ssh_args=(-o BatchMode=yes -o ConnectTimeout=15)
+if private_key="$(output --show-secrets sshPrivateKey)" && [ -n "$private_key" ]; then
+  # The stack generated the key; without one, ssh uses your agent or ~/.ssh.
+  umask 077
+  printf '%s\n' "$private_key" > "$work_dir/id"
+  ssh_args+=(-i "$work_dir/id")
+fi
+
+echo "restore: stack $stack, bucket $bucket, node $user@$host"
+# Settings first, then the node script, all on stdin: the token never reaches a command line.
+{
+  printf 'SNAPSHOT=%q\nRESTORE_TOKEN=%q\n' "$snapshot" "$restore_token"
+  cat components/remote/restore-etcd-snapshot.sh
+} | ssh "${ssh_args[@]}" "$user@$host" sudo bash -s
