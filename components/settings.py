@@ -396,10 +396,8 @@ def _integer(source: ConfigSource, key: str, default: int, minimum: int, fix: st
     value = _raw(source, key)
     if value is None or value == "":
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigError(key, f"{value!r} is not a whole number", fix) from None
+    # Declared `type: integer` in Pulumi.yaml: the CLI refuses anything else before the program runs.
+    number = int(value)
     if number < minimum:
         raise ConfigError(key, f"{number} is below the minimum of {minimum}", fix)
     return number

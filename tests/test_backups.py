@@ -12,6 +12,7 @@ from components.settings import parse_backups
 from tests.conftest import deploy
 from tests.test_config_rules import rejected
 from tests.test_core_stack import command, install_settings
+from tools import cliconfig
 from tools.mockengine import MOCK_BUCKET_ACCESS_KEY_ID, MOCK_BUCKET_SECRET_ACCESS_KEY
 
 BUCKET = "aws:lightsail/bucket:Bucket"
@@ -138,6 +139,11 @@ def test_snapshot_schedule_must_be_a_cron_spec():
     rejected("lightsail-k3s:etcdSnapshotSchedule", "'daily'", "five-field cron", backups="true", etcdSnapshotSchedule="daily")
 
 
-def test_snapshot_retention_must_be_a_positive_whole_number():
+def test_snapshot_retention_must_be_at_least_one():
     rejected("lightsail-k3s:etcdSnapshotRetention", "below the minimum of 1", backups="true", etcdSnapshotRetention=0)
-    rejected("lightsail-k3s:etcdSnapshotRetention", "'many'", backups="true", etcdSnapshotRetention="many")
+
+
+def test_snapshot_retention_must_be_an_integer_which_the_cli_checks_before_the_program_runs():
+    with pytest.raises(cliconfig.CliConfigError) as caught:
+        deploy(backups="true", etcdSnapshotRetention="many")
+    assert str(caught.value) == "Stack 'dev' with configuration key 'etcdSnapshotRetention' must be of type 'integer'"

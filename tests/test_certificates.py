@@ -12,7 +12,7 @@ from tests.conftest import deploy
 from tests.test_config_rules import rejected
 from tests.test_core_stack import command
 from tests.test_remote_scripts import write_executable
-from tools import mockengine
+from tools import cliconfig, mockengine
 
 READS = ("lightsail-k3s-dev-read-kubeconfig", "lightsail-k3s-dev-read-node-token")
 ROTATE = "lightsail-k3s-dev-rotate-certificates"
@@ -85,9 +85,14 @@ def test_raising_cert_rotation_reruns_rotation_and_both_reads_and_nothing_else(r
     assert changed_resources(dev, rotations[1]) == {ROTATE, *READS}
 
 
-def test_cert_rotation_must_be_a_whole_number_not_below_zero():
+def test_cert_rotation_must_not_be_negative():
     rejected("lightsail-k3s:certRotation", "below the minimum of 0", certRotation=-1)
-    rejected("lightsail-k3s:certRotation", "'soon'", certRotation="soon")
+
+
+def test_cert_rotation_must_be_an_integer_which_the_cli_checks_before_the_program_runs():
+    with pytest.raises(cliconfig.CliConfigError) as caught:
+        deploy(certRotation="soon")
+    assert str(caught.value) == "Stack 'dev' with configuration key 'certRotation' must be of type 'integer'"
 
 
 K3S_STUB = """#!/bin/sh
