@@ -46,7 +46,10 @@ fi
 
 work_dir="$(mktemp -d)"
 trap 'rm -rf "$work_dir"' EXIT
-ssh_args=(-o BatchMode=yes -o ConnectTimeout=15)
+# A replaced instance has a new host key: trust the key the static IP presents now, as
+# the stack's own SSH commands do (README, Known limits), without touching ~/.ssh/known_hosts.
+ssh_args=(-o BatchMode=yes -o ConnectTimeout=15 -o StrictHostKeyChecking=accept-new
+  -o "UserKnownHostsFile=$work_dir/known_hosts")
 if private_key="$(output --show-secrets sshPrivateKey)" && [ -n "$private_key" ]; then
   # The stack generated the key; without one, ssh uses your agent or ~/.ssh.
   umask 077

@@ -169,6 +169,8 @@ def test_connects_with_the_generated_key_in_a_private_file_that_is_removed(works
     assert workstation.restore("prod").returncode == 0
     ssh = next(c for c in workstation.calls() if c.startswith("ssh "))
     assert ssh.endswith("ubuntu@203.0.113.10 sudo bash -s")
+    # A replaced instance presents a new host key; the user's known_hosts is left alone.
+    assert "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=" in ssh
     assert (workstation.state / "key-mode").read_text().strip() == "600"
     key_path = ssh.split(" -i ")[1].split()[0]
     assert not Path(key_path).exists()

@@ -1,0 +1,103 @@
+"""Day two on real AWS: etcd snapshots in the bucket, a restore, and a certificate rotation.
+
+Same prerequisites as test_aws.py (Pulumi CLI, AWS credentials, LIGHTSAIL_K3S_INTEGRATION=1),
+and ssh. Creates a billed instance and bucket for a few minutes, then deletes the snapshots
+(a non-empty Lightsail bucket cannot be deleted) and destroys the stack.
+"""
+
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.test_aws import ROOT, fetch, missing_prerequisite, tls_context_from
+
+pytestmark = pytest.mark.skipif(
+    missing_prerequisite() is not None or shutil.which("ssh") is None,
+    reason=missing_prerequisite() or "ssh is not installed",
+)
+
+
+def api_ready(outputs) -> bool:
+    kubeconfig = yaml.safe_load(outputs["kubeconfig"].value)
+    with tempfile.TemporaryDirectory() as cert_dir:
+        return fetch(outputs["kubeApiUrl"].value + "/readyz", tls_context_from(kubeconfig, Path(cert_dir))) == (200, "ok")
+
+
+def on_node(outputs, key_file: Path, script: str) -> str:
+    target = f"{outputs['sshUser'].value}@{outputs['publicIp'].value}"
+    options = ["-i", str(key_file), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
+    result = subprocess.run(["ssh", *options, target, "sudo bash -s"], input=script, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_snapshots_reach_the_bucket_restore_and_certificates_rotate():
+    from pulumi import automation as auto
+
+    region = os.environ.get("AWS_REGION", "ap-northeast-2")
+    stack_name = f"it-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as state_dir:
+        workspace_env = {"PULUMI_BACKEND_URL": f"file://{state_dir}", "PULUMI_CONFIG_PASSPHRASE": "integration"}
+        stack = auto.create_stack(stack_name, work_dir=str(ROOT), opts=auto.LocalWorkspaceOptions(env_vars=workspace_env))
+        key_file = Path(state_dir) / "id"
+        outputs = None
+        try:
+            _, my_ip = fetch("https://checkip.amazonaws.com")
+            stack.set_config("aws:region", auto.ConfigValue(region))
+            stack.set_config("adminCidrs[0]", auto.ConfigValue(f"{my_ip.strip()}/32"), path=True)
+            stack.set_config("backups", auto.ConfigValue("true"))
+            # protect is on by default; this stack must be destroyable.
+            stack.set_config("protect", auto.ConfigValue("false"))
+            stack.set_all_config({"apps": auto.ConfigValue(json.dumps([]))})
+            outputs = stack.up(on_output=print).outputs
+            assert outputs["backupBucket"].value
+            key_file.write_text(outputs["sshPrivateKey"].value)
+            key_file.chmod(0o600)
+
+            expires_at = datetime.datetime.fromisoformat(outputs["kubeconfigExpiresAt"].value)
+            assert datetime.timedelta(days=360) < expires_at - datetime.datetime.now(datetime.UTC) <= datetime.timedelta(days=366)
+
+            # An on-demand snapshot goes to the bucket configured in config.yaml.
+            on_node(outputs, key_file, "k3s etcd-snapshot save --name it\n")
+            restore_env = {**os.environ, **workspace_env}
+            listing = subprocess.run(
+                [str(ROOT / "bin" / "restore.sh"), stack_name], capture_output=True, text=True, env=restore_env, timeout=300
+            )
+            assert listing.returncode == 0, listing.stderr
+            assert "  it-" in listing.stdout
+
+            restored = subprocess.run(
+                [str(ROOT / "bin" / "restore.sh"), stack_name, "latest"],
+                capture_output=True,
+                text=True,
+                env=restore_env,
+                timeout=900,
+            )
+            assert restored.returncode == 0, restored.stderr
+            assert "is Ready" in restored.stdout
+            assert api_ready(outputs)
+
+            stack.set_config("certRotation", auto.ConfigValue("1"))
+            rotated = stack.up(on_output=print).outputs
+            assert rotated["kubeconfig"].value != outputs["kubeconfig"].value
+            assert rotated["kubeconfigExpiresAt"].value >= outputs["kubeconfigExpiresAt"].value
+            assert api_ready(rotated)
+        finally:
+            if outputs is not None and key_file.exists():
+                # The bucket must be empty before destroy can delete it.
+                on_node(
+                    outputs,
+                    key_file,
+                    "k3s etcd-snapshot ls | awk '$2 ~ /^s3:/ { print $1 }' | sort -u | xargs -r k3s etcd-snapshot delete\n",
+                )
+            stack.destroy(on_output=print)
+            stack.workspace.remove_stack(stack_name)
+            (ROOT / f"Pulumi.{stack_name}.yaml").unlink(missing_ok=True)
