@@ -77,13 +77,16 @@ def rotate_certificates(
     """Runs `k3s certificate rotate` once per value of `generation` (certRotation).
 
     The generation is the only trigger: raising it replaces this command, which runs
-    `create` again; nothing else about the stack re-runs it.
+    `create` again. pulumi-command runs `create` on an update too when `update` is
+    unset (provider/pkg/provider/remote/commandController.go, Update), so a changed
+    script or SSH key would rotate again; the no-op `update` keeps them from doing so.
     """
     program = rotation_program(script, node_name)
     return command.remote.Command(
         name,
         connection=connection,
         create="sudo bash -s",
+        update="true",
         stdin=program,
         triggers=[generation],
         opts=pulumi.ResourceOptions(

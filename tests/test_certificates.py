@@ -64,6 +64,8 @@ def test_rotation_stops_k3s_rotates_and_starts_it_after_the_install(rotations):
         k3s.remote_script("rotate-k3s-certificates.sh"), "lightsail-k3s-dev"
     )
     assert rotate.inputs["triggers"] == [1]
+    # Other input changes (a new script, a new SSH key) update the stored inputs without rotating.
+    assert rotate.inputs["update"] == "true"
     assert deployment.depends_on(rotate, command(deployment, "install"))
     for read in READS:
         assert deployment.depends_on(deployment.named(read), rotate), "the reads must see the new certificates"
