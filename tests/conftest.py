@@ -1,11 +1,10 @@
 import pytest
 
-from tests.helpers import ADMIN_CIDR, deploy
-from tools import mockengine
+from tests.helpers import ADMIN_CIDR, Declared, deploy
 
 __all__ = ["ADMIN_CIDR", "deploy"]
 
 
 @pytest.fixture(scope="module")
-def dev() -> mockengine.Deployment:
+def dev() -> Declared:
     return deploy()

@@ -1,13 +1,69 @@
 """What the tests share: running the program on the mock engine, and queries over what it declared."""
 
+from __future__ import annotations
+
 from pathlib import Path
 from typing import Any
 
 from tools import mockengine
+from tools.mockengine import Registration, StackOutput
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+STACK_TYPE = "pulumi:pulumi:Stack"
 # A public address: documentation ranges such as 198.51.100.0/24 are refused as admin CIDRs.
 ADMIN_CIDR = "1.2.3.4/32"
+
+
+class Declared:
+    """One run's resources and outputs, with the queries tests ask of them."""
+
+    def __init__(self, deployment: mockengine.Deployment):
+        self.deployment = deployment
+        self.resources: list[Registration] = deployment.resources
+        self.outputs: dict[str, StackOutput] = deployment.outputs
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str) -> Registration:
+        found = self.of_type(type_)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_}, found {[r.name for r in found]}")
+        return found[0]
+
+    def named(self, name: str) -> Registration:
+        for registration in self.resources:
+            if registration.name == name:
+                return registration
+        raise AssertionError(f"no resource named {name}; have {[r.name for r in self.resources]}")
+
+    def ancestors(self, registration: Registration) -> list[Registration]:
+        by_urn = {r.urn: r for r in self.resources}
+        chain = []
+        while registration.parent in by_urn:
+            registration = by_urn[registration.parent]
+            chain.append(registration)
+        return chain
+
+    def depends_on(self, dependent: Registration, dependency: Registration) -> bool:
+        """True when `dependent` waits for `dependency`, directly, through a component or via inputs."""
+        by_urn = {r.urn: r for r in self.resources}
+        targets = {dependency.urn} | {r.urn for r in self.resources if dependency in self.ancestors(r)}
+        seen: set[str] = set()
+        frontier = [dependent]
+        while frontier:
+            for urn in frontier.pop().dependencies:
+                if urn in targets:
+                    return True
+                if urn not in seen and urn in by_urn:
+                    seen.add(urn)
+                    frontier.append(by_urn[urn])
+        return False
+
+
+def run_stack(stack: str, **options: Any) -> Declared:
+    """Runs __main__.py for `stack` exactly as its stack file says (see mockengine.run for the options)."""
+    return Declared(mockengine.run(stack, **options))
 
 
 def deploy(
@@ -15,8 +71,9 @@ def deploy(
     preview: bool = False,
     secrets: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
+    declared: list[Registration] | None = None,
     **overrides: Any,
-) -> mockengine.Deployment:
+) -> Declared:
     """Runs __main__.py for `stack`, with adminCidrs set as `make up` would set it."""
     overrides.setdefault("adminCidrs", [ADMIN_CIDR])
-    return mockengine.run(stack, overrides=overrides, secret_overrides=secrets, preview=preview, environ=environ)
+    return run_stack(stack, overrides=overrides, secret_overrides=secrets, preview=preview, environ=environ, declared=declared)

@@ -11,7 +11,7 @@ from components.app_settings import NamespaceBudget
 from components.catalog import BUNDLES
 from components.errors import ConfigError
 from components.settings import TESTED_K3S_MINORS
-from tests.conftest import deploy
+from tests.helpers import deploy
 from tools.mockengine import MOCK_STATIC_IP
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -9,27 +9,18 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from components.catalog import LIGHTSAIL_ZONES
 from components.settings import ConfigError
-from tests.conftest import deploy
-from tools import cliconfig, mockengine
+from tests.helpers import PROJECT_DIR, deploy
+from tools import cliconfig
+from tools.mockengine import Registration
 
 GOOD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDmcH1X2tFfSZVmWmXbb1TMzDJV0ZfHjVQW4XWm4K6jD me@laptop"
 
 
 def rejected(key: str, *expected_fragments: str, **overrides) -> ConfigError:
-    recorded = []
-    original_run = mockengine.RecordingMonitor.RegisterResource
-
-    def recording(self, request):
-        if request.type != mockengine.STACK_TYPE:
-            recorded.append(request.type)
-        return original_run(self, request)
-
-    mockengine.RecordingMonitor.RegisterResource = recording
-    try:
-        with pytest.raises(ConfigError) as caught:
-            deploy(**overrides)
-    finally:
-        mockengine.RecordingMonitor.RegisterResource = original_run
+    declared: list[Registration] = []
+    with pytest.raises(ConfigError) as caught:
+        deploy(declared=declared, **overrides)
+    recorded = [registration.type for registration in declared]
     message = str(caught.value)
     assert caught.value.key == key
     assert f"config '{key}'" in message
@@ -319,8 +310,8 @@ def stack_named(request):
     created = []
 
     def make(name: str) -> str:
-        path = mockengine.PROJECT_DIR / f"Pulumi.{name}.yaml"
-        shutil.copyfile(mockengine.PROJECT_DIR / "Pulumi.dev.yaml", path)
+        path = PROJECT_DIR / f"Pulumi.{name}.yaml"
+        shutil.copyfile(PROJECT_DIR / "Pulumi.dev.yaml", path)
         created.append(path)
         return name
 

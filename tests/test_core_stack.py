@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from components.catalog import BUNDLES
-from tests.conftest import ADMIN_CIDR, deploy
+from tests.helpers import ADMIN_CIDR, deploy
 from tools.mockengine import MOCK_NODE_TOKEN, MOCK_STATIC_IP
 
 INSTANCE = "aws:lightsail/instance:Instance"

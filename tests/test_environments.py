@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from components.errors import ConfigError
-from tools import mockengine
+from tests.helpers import PROJECT_DIR, Declared, run_stack
 
 INSTANCE = "aws:lightsail/instance:Instance"
 STATIC_IP = "aws:lightsail/staticIp:StaticIp"
@@ -18,13 +18,13 @@ OFFICE_CIDR = "1.2.3.0/24"
 
 
 @pytest.fixture(scope="module")
-def prod() -> mockengine.Deployment:
-    return mockengine.run("prod", overrides={"adminCidrs": [OFFICE_CIDR]})
+def prod() -> Declared:
+    return run_stack("prod", overrides={"adminCidrs": [OFFICE_CIDR]})
 
 
 def test_prod_is_refused_until_the_placeholder_admin_cidrs_are_replaced():
     with pytest.raises(ConfigError, match="'198.51.100.0/24' is not a public address range"):
-        mockengine.run("prod")
+        run_stack("prod")
 
 
 def test_prod_protects_the_node_and_its_static_ip(prod):
@@ -37,7 +37,7 @@ def test_prod_takes_daily_automatic_snapshots(prod):
 
 
 def test_prod_has_its_own_admin_cidrs_and_marks_the_placeholder():
-    stack_file = (mockengine.PROJECT_DIR / "Pulumi.prod.yaml").read_text()
+    stack_file = (PROJECT_DIR / "Pulumi.prod.yaml").read_text()
     cidrs = yaml.safe_load(stack_file)["config"]["lightsail-k3s:adminCidrs"]
     assert all(any(ipaddress.IPv4Network(c).subnet_of(n) for n in DOCUMENTATION_NETWORKS) for c in cidrs)
     assert "REPLACE" in stack_file
@@ -58,4 +58,4 @@ def test_prod_bundle_fits_its_apps_with_two_replicas(prod):
 
 def test_prod_stack_file_holds_no_encrypted_values():
     # `secure:` values can only be decrypted by the CLI with the stack's secrets provider.
-    assert "secure:" not in (mockengine.PROJECT_DIR / "Pulumi.prod.yaml").read_text()
+    assert "secure:" not in (PROJECT_DIR / "Pulumi.prod.yaml").read_text()

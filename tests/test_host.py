@@ -1,7 +1,8 @@
 """The host building block: what a stack created before hosts existed keeps, and what the caller decides."""
 
 from components.host import PREVIOUS_HOST_TYPE
-from tools.mockengine import Deployment, Registration
+from tests.helpers import Declared
+from tools.mockengine import Registration
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 PREFIX = "urn:pulumi:dev::lightsail-k3s::"
@@ -42,7 +43,7 @@ def qualified_type(urn: str) -> str:
     return urn.split("::")[2]
 
 
-def matched_urns(deployment: Deployment, registration: Registration) -> set[str]:
+def matched_urns(deployment: Declared, registration: Registration) -> set[str]:
     """The URNs the engine looks up for `registration`: its own, its aliases, and those its parent's aliases imply.
 
     The engine's rules (pulumi/pulumi pkg/resource/deploy/step_generator.go, generateAliases,

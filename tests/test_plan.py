@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ADMIN_CIDR, deploy
+from tests.helpers import ADMIN_CIDR, deploy
 from tests.test_apps import SHOP_SECRETS
 from tools import plan
 

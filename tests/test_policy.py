@@ -13,8 +13,7 @@ from pulumi_policy import PolicyResource, PolicyResourceOptions, ResourceValidat
 
 from components.catalog import BUNDLES
 from policy import policies
-from tests.conftest import ADMIN_CIDR, deploy
-from tools import mockengine
+from tests.helpers import ADMIN_CIDR, Declared, deploy, run_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 PROD_URN = "urn:pulumi:prod-eu::lightsail-k3s::lightsail-k3s:index:LightsailNode$aws:lightsail/instance:Instance::node"
@@ -213,10 +212,10 @@ def test_policy_baselines_match_the_catalog():
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
-def real_stack(request) -> mockengine.Deployment:
+def real_stack(request) -> Declared:
     # prod's file holds a documentation range as a placeholder, which the program refuses until it is
     # replaced; the test replaces it with a public one, as the operator must.
-    return deploy() if request.param == "dev" else mockengine.run("prod", overrides={"adminCidrs": [ADMIN_CIDR]})
+    return deploy() if request.param == "dev" else run_stack("prod", overrides={"adminCidrs": [ADMIN_CIDR]})
 
 
 def test_the_real_stacks_pass_every_policy(real_stack):

@@ -1,15 +1,16 @@
-"""Runs the real __main__.py on Pulumi's in-process mock engine.
+"""The mock engine: runs the real __main__.py on Pulumi's in-process mocks and records what it declares.
 
-Config is built the way the Pulumi CLI builds it: Pulumi.yaml defaults, then
-Pulumi.<stack>.yaml, then overrides. Every resource registration is recorded
-with its options (parent, provider, dependencies, delete-before-replace,
-secret outputs, timeouts) and the stack outputs are read back from the stack's
-own output registration, secrets marked. Tests and `make plan` both use this.
+Config reaches the program as the Pulumi CLI hands it over: tools/cliconfig.py applies Pulumi.yaml
+and Pulumi.<stack>.yaml (plus overrides, as if written into the stack file) and refuses what the CLI
+refuses. Every resource registration is recorded with its inputs and options (parent, provider,
+dependencies, protect, delete-before-replace, secret outputs, timeouts, aliases, …), and the stack
+outputs are read back from the stack's own output registration, secrets marked. The mocks answer by
+resource type and name, as the providers would after a successful create. `make plan` and the tests
+both run the program through `run`; the SDK internals this needs live in tools/pulumi_sdk.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime
 import functools
@@ -18,26 +19,21 @@ import logging
 import os
 import runpy
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc
-from pulumi.runtime.settings import set_root_resource
-from pulumi.runtime.stack import run_in_stack
 
-from tools import cliconfig
+from tools import cliconfig, pulumi_sdk
+from tools.pulumi_sdk import Secret
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-STACK_TYPE = "pulumi:pulumi:Stack"
 
 MOCK_ACCOUNT = "123456789012"
 MOCK_STATIC_IP = "203.0.113.10"
@@ -91,32 +87,25 @@ def stack_config(
     return config.for_program(), config.secret_keys()
 
 
-def _walk_secrets(value: Any, secret_leaf: Callable[[Any], tuple[Any, bool] | None]) -> tuple[Any, bool]:
-    """Rebuilds dicts and lists, letting `secret_leaf` replace leaves; says whether any leaf was secret."""
-    replaced = secret_leaf(value)
-    if replaced is not None:
-        return replaced
+def plain(value: Any) -> Any:
+    """The value with its secrets revealed."""
+    if isinstance(value, Secret):
+        return plain(value.value)
     if isinstance(value, dict):
-        pairs = {key: _walk_secrets(item, secret_leaf) for key, item in value.items()}
-        return {key: item for key, (item, _) in pairs.items()}, any(secret for _, secret in pairs.values())
+        return {key: plain(member) for key, member in value.items()}
     if isinstance(value, list):
-        pairs = [_walk_secrets(item, secret_leaf) for item in value]
-        return [item for item, _ in pairs], any(secret for _, secret in pairs)
-    return value, False
+        return [plain(member) for member in value]
+    return value
 
 
-def _unwrap_leaf(leaf: Any) -> tuple[Any, bool] | None:
-    if rpc.is_rpc_secret(leaf):
-        return _unwrap(leaf["value"])[0], True
-    if isinstance(leaf, float) and leaf.is_integer():
-        # The RPC layer carries every number as a double; JSON (and the CLI) show whole numbers as integers.
-        return int(leaf), False
-    return None
-
-
-def _unwrap(value: Any) -> tuple[Any, bool]:
-    """Removes RPC secret wrappers; says whether the value held a secret anywhere."""
-    return _walk_secrets(value, _unwrap_leaf)
+def holds_secret(value: Any) -> bool:
+    if isinstance(value, Secret):
+        return True
+    if isinstance(value, dict):
+        return any(holds_secret(member) for member in value.values())
+    if isinstance(value, list):
+        return any(holds_secret(member) for member in value)
+    return False
 
 
 @dataclass
@@ -136,59 +125,61 @@ class Registration:
     custom_timeouts: dict[str, str]
     # Each alias as sent to the engine: {"urn": …} or the fields its spec sets (name, type, parentUrn, …).
     aliases: list[dict[str, Any]] = field(default_factory=list)
+    ignore_changes: list[str] = field(default_factory=list)
+    replace_on_changes: list[str] = field(default_factory=list)
+    retain_on_delete: bool = False
+    deleted_with: str = ""
+    remote: bool = False
+    # The inputs as sent, secret values wrapped in pulumi_sdk.Secret.
+    sent_inputs: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
+
+
+def _registration(request: pulumi_sdk.ResourceRequest, state: dict[str, Any]) -> Registration:
+    return Registration(
+        type=request.type,
+        name=request.name,
+        urn=request.urn,
+        parent=request.parent,
+        custom=request.custom,
+        provider=request.provider,
+        inputs=plain(request.inputs),
+        secret_inputs={key for key, value in request.inputs.items() if holds_secret(value)},
+        dependencies=list(request.dependencies),
+        delete_before_replace=request.delete_before_replace,
+        additional_secret_outputs=list(request.additional_secret_outputs),
+        protect=request.protect,
+        custom_timeouts=dict(request.custom_timeouts),
+        aliases=list(request.aliases),
+        ignore_changes=list(request.ignore_changes),
+        replace_on_changes=list(request.replace_on_changes),
+        retain_on_delete=request.retain_on_delete,
+        deleted_with=request.deleted_with,
+        remote=request.remote,
+        sent_inputs=request.inputs,
+        state=state,
+    )
 
 
 @dataclass
 class StackOutput:
     value: Any
     secret: bool
+    # The value as sent, secret parts wrapped in pulumi_sdk.Secret.
+    sent: Any = None
 
 
 @dataclass
 class Deployment:
+    """What one run of the program declared, in registration order, and its stack outputs."""
+
+    stack: str
+    config: dict[str, str]
+    secret_keys: list[str]
     resources: list[Registration]
     outputs: dict[str, StackOutput]
     # What the program logged with pulumi.log.warn.
     warnings: list[str] = field(default_factory=list)
-
-    def of_type(self, type_: str) -> list[Registration]:
-        return [r for r in self.resources if r.type == type_]
-
-    def one(self, type_: str) -> Registration:
-        found = self.of_type(type_)
-        if len(found) != 1:
-            raise AssertionError(f"expected one {type_}, found {[r.name for r in found]}")
-        return found[0]
-
-    def named(self, name: str) -> Registration:
-        for registration in self.resources:
-            if registration.name == name:
-                return registration
-        raise AssertionError(f"no resource named {name}; have {[r.name for r in self.resources]}")
-
-    def ancestors(self, registration: Registration) -> list[Registration]:
-        by_urn = {r.urn: r for r in self.resources}
-        chain = []
-        while registration.parent in by_urn:
-            registration = by_urn[registration.parent]
-            chain.append(registration)
-        return chain
-
-    def depends_on(self, dependent: Registration, dependency: Registration) -> bool:
-        """True when `dependent` waits for `dependency`, directly, through a component or via inputs."""
-        by_urn = {r.urn: r for r in self.resources}
-        targets = {dependency.urn} | {r.urn for r in self.resources if dependency in self.ancestors(r)}
-        seen: set[str] = set()
-        frontier = [dependent]
-        while frontier:
-            for urn in frontier.pop().dependencies:
-                if urn in targets:
-                    return True
-                if urn not in seen and urn in by_urn:
-                    seen.add(urn)
-                    frontier.append(by_urn[urn])
-        return False
 
 
 def _ip_for(name: str) -> str:
@@ -244,13 +235,23 @@ def sample_k3s_kubeconfig() -> str:
     )
 
 
-class LightsailMocks(pulumi_mocks.Mocks):
+COMMAND_STDOUT_BY_NAME_SUFFIX = {
+    "-read-kubeconfig": sample_k3s_kubeconfig,
+    "-read-node-token": lambda: MOCK_NODE_TOKEN + "\n",
+}
+
+
+def _command_stdout(name: str) -> str:
+    return next((stdout() for suffix, stdout in COMMAND_STDOUT_BY_NAME_SUFFIX.items() if name.endswith(suffix)), "")
+
+
+class LightsailMocks(pulumi_sdk.Mocks):
     """Answers as the providers would after a successful create."""
 
     def __init__(self, region: str):
         self.region = region
 
-    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+    def new_resource(self, args: pulumi_sdk.MockResourceArgs):
         inputs = dict(args.inputs)
         name = inputs.get("name") or f"{args.name}-a1b2c3d"
         state = {**inputs, "name": name}
@@ -278,13 +279,8 @@ class LightsailMocks(pulumi_mocks.Mocks):
         elif args.typ == "aws:lightsail/bucketAccessKey:BucketAccessKey":
             state.update(accessKeyId=MOCK_BUCKET_ACCESS_KEY_ID, secretAccessKey=MOCK_BUCKET_SECRET_ACCESS_KEY, status="Active")
         elif args.typ == "command:remote:Command":
-            create = inputs.get("create", "")
-            if "k3s.yaml" in create:
-                state["stdout"] = sample_k3s_kubeconfig()
-            elif "node-token" in create:
-                state["stdout"] = MOCK_NODE_TOKEN + "\n"
-            else:
-                state["stdout"] = ""
+            # Answered by name, whatever the command line: K3sServer names its reads <server>-read-<what>.
+            state["stdout"] = _command_stdout(args.name)
             state["stderr"] = ""
         elif args.typ.startswith("kubernetes:"):
             metadata = dict(inputs.get("metadata") or {})
@@ -292,61 +288,8 @@ class LightsailMocks(pulumi_mocks.Mocks):
             state["metadata"] = metadata
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi_mocks.MockCallArgs):
+    def call(self, args: pulumi_sdk.MockCallArgs):
         return {}, None
-
-
-def _alias(alias: Any) -> dict[str, Any]:
-    if alias.urn:
-        return {"urn": alias.urn}
-    return {field.json_name: value for field, value in alias.spec.ListFields() if value}
-
-
-class RecordingMonitor(pulumi_mocks.MockMonitor):
-    def __init__(self, mocks: pulumi_mocks.Mocks):
-        super().__init__(mocks)
-        self.registrations: list[Registration] = []
-        self.stack_outputs: dict[str, StackOutput] | None = None
-
-    def RegisterResource(self, request):
-        response = super().RegisterResource(request)
-        if request.type == STACK_TYPE:
-            return response
-        raw_inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
-        inputs, _ = _unwrap(raw_inputs)
-        secret_inputs = {key for key, value in raw_inputs.items() if _unwrap(value)[1]}
-        timeouts = request.customTimeouts
-        self.registrations.append(
-            Registration(
-                type=request.type,
-                name=request.name,
-                urn=response.urn,
-                parent=request.parent,
-                custom=request.custom,
-                provider=request.provider,
-                inputs=inputs,
-                secret_inputs=secret_inputs,
-                dependencies=list(request.dependencies),
-                delete_before_replace=request.deleteBeforeReplace,
-                additional_secret_outputs=list(request.additionalSecretOutputs),
-                protect=request.protect,
-                custom_timeouts={
-                    k: v for k, v in (("create", timeouts.create), ("update", timeouts.update), ("delete", timeouts.delete)) if v
-                },
-                aliases=[_alias(alias) for alias in request.aliases],
-                state=self.resources[response.urn].state if response.urn in self.resources else {},
-            )
-        )
-        return response
-
-    def RegisterResourceOutputs(self, request):
-        if request.urn.split("::")[2] == STACK_TYPE:
-            raw = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
-            self.stack_outputs = {}
-            for key, value in raw.items():
-                plain, secret = _unwrap(value)
-                self.stack_outputs[key] = StackOutput(plain, secret)
-        return super().RegisterResourceOutputs(request)
 
 
 class _WarningRecorder(logging.Handler):
@@ -366,34 +309,47 @@ def run(
     secret_overrides: Mapping[str, Any] | None = None,
     preview: bool = False,
     environ: Mapping[str, str] | None = None,
+    declared: list[Registration] | None = None,
 ) -> Deployment:
-    """Evaluates __main__.py for `stack`; raises what the program raises (ConfigError for bad config)."""
+    """Evaluates __main__.py for `stack`; raises what the CLI (CliConfigError) or the program (ConfigError) raises.
+
+    `declared`, when given, receives each registration as it happens, so a caller sees what was
+    declared before an error too.
+    """
     config, secret_keys = stack_config(stack, overrides, secret_overrides)
-    project = project_name()
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    monitor = RecordingMonitor(LightsailMocks(config.get("aws:region", "us-east-1")))
+    registrations: list[Registration] = [] if declared is None else declared
+    outputs: dict[str, StackOutput] = {}
+
+    def on_resource(request: pulumi_sdk.ResourceRequest, state: dict[str, Any]) -> None:
+        registrations.append(_registration(request, state))
+
+    def on_stack_outputs(sent: dict[str, Any]) -> None:
+        outputs.clear()
+        outputs.update({key: StackOutput(plain(value), holds_secret(value), value) for key, value in sent.items()})
+
+    monitor = pulumi_sdk.RecordingMonitor(LightsailMocks(config.get("aws:region", "us-east-1")), on_resource, on_stack_outputs)
     warnings = _WarningRecorder()
     logger = logging.getLogger(f"{__name__}.program")
     logger.addHandler(warnings)
-    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview, monitor=monitor, logger=logger)
-    # set_mocks registers a finished root stack of its own; the program gets a fresh one,
-    # as under the CLI, so its exports arrive through the stack's output registration.
-    set_root_resource(None)
-    pulumi.runtime.set_all_config(config, secret_keys)
-
     saved_environ = dict(os.environ)
     if environ is not None:
         os.environ.clear()
         os.environ.update(environ)
     sys.path.insert(0, str(PROJECT_DIR))
     try:
-        loop.run_until_complete(run_in_stack(lambda: runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")))
+        pulumi_sdk.run_program(
+            lambda: runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__"),
+            monitor,
+            project=project_name(),
+            stack=stack,
+            preview=preview,
+            config=config,
+            secret_keys=secret_keys,
+            logger=logger,
+        )
     finally:
+        logger.removeHandler(warnings)
         sys.path.remove(str(PROJECT_DIR))
         os.environ.clear()
         os.environ.update(saved_environ)
-        loop.close()
-        asyncio.set_event_loop(None)
-        logger.removeHandler(warnings)
-    return Deployment(monitor.registrations, monitor.stack_outputs or {}, warnings.messages)
+    return Deployment(stack, config, secret_keys, list(registrations), outputs, warnings.messages)
