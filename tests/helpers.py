@@ -21,6 +21,7 @@ class Declared:
         self.deployment = deployment
         self.resources: list[Registration] = deployment.resources
         self.outputs: dict[str, StackOutput] = deployment.outputs
+        self.warnings: list[str] = deployment.warnings
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]
