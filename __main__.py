@@ -1,4 +1,4 @@
-"""lightsail-k3s: a k3s cluster on one AWS Lightsail instance."""
+"""lightsail-k3s: a k3s cluster on AWS Lightsail: a server, and as many agents as asked."""
 
 import pulumi
 
@@ -6,7 +6,8 @@ from components.apps import AppStack, AppStackArgs
 from components.backups import BackupBucket, BackupBucketArgs
 from components.certificates import watch_kubeconfig_expiry
 from components.host import HostArgs, LightsailHost
-from components.k3s import K3sServer, K3sServerArgs, server_firewall_rules
+from components.k3s import K3sServer, K3sServerArgs, agent_firewall_rules, server_firewall_rules
+from components.k3s_agent import K3sAgent, K3sAgentArgs
 from components.settings import load_settings
 
 settings = load_settings()
@@ -59,6 +60,44 @@ k3s = K3sServer(
     ),
 )
 
+topology = settings.topology
+agent_hosts: list[LightsailHost] = []
+previous: pulumi.Resource = k3s.installed
+for number in range(1, topology.agent_count + 1):
+    agent_name = f"{settings.cluster_name}-agent-{number}"
+    agent_host = LightsailHost(
+        agent_name,
+        HostArgs(
+            availability_zone=settings.availability_zone,
+            blueprint_id=settings.blueprint_id,
+            bundle_id=topology.agent_bundle.bundle_id,
+            firewall_rules=agent_firewall_rules(settings.admin_cidrs, public_ingress=topology.agent_public_ips),
+            static_ip=topology.agent_public_ips,
+            ssh_agent_socket=settings.ssh_agent_socket,
+            auto_snapshot_time=settings.auto_snapshot_time,
+            # Agents hold no cluster state, and lowering agentCount must be able to delete them.
+            protect=False,
+            tags=settings.tags,
+            shared_key_pair=node.key_pair,
+        ),
+    )
+    agent = K3sAgent(
+        agent_name,
+        K3sAgentArgs(
+            connection=agent_host.ssh_connection(settings.ssh_agent_socket),
+            server_connection=node.ssh_connection(settings.ssh_agent_socket),
+            instance_identity=agent_host.instance_arn,
+            k3s_version=settings.k3s_version,
+            node_name=agent_name,
+            server_private_ip=node.private_ip,
+            agent_token=k3s.agent_token,
+            # Servers upgrade first, then agents one at a time, each Ready before the next.
+            after=[agent_host.booted, previous],
+        ),
+    )
+    agent_hosts.append(agent_host)
+    previous = agent.joined
+
 apps = AppStack(
     settings.cluster_name,
     AppStackArgs(settings=settings.apps, provider=k3s.provider, public_ip=node.public_ip),
@@ -81,10 +120,34 @@ pulumi.export("nodeToken", k3s.node_token)
 pulumi.export("kubeconfigExpiresAt", watch_kubeconfig_expiry(k3s.kubeconfig, settings.cluster_name))
 if backups:
     pulumi.export("backupBucket", backups.bucket_name)
+pulumi.export("agentToken", k3s.agent_token)
 pulumi.export("k3sVersion", settings.k3s_version)
 pulumi.export("region", settings.region)
 pulumi.export("bundleId", settings.bundle.bundle_id)
-pulumi.export("monthlyCostUsd", settings.bundle.monthly_usd)
+pulumi.export("monthlyCostUsd", settings.bundle.monthly_usd + topology.agent_count * topology.agent_bundle.monthly_usd)
+
+
+def node_entry(name: str, role: str, bundle_id: str, host: LightsailHost, public: bool) -> pulumi.Output:
+    entry = {"name": name, "role": role, "bundleId": bundle_id, "privateIp": host.private_ip}
+    return pulumi.Output.from_input({**entry, "publicIp": host.public_ip} if public else entry)
+
+
+pulumi.export(
+    "nodes",
+    pulumi.Output.all(
+        node_entry(settings.cluster_name, "server", settings.bundle.bundle_id, node, public=True),
+        *(
+            node_entry(
+                f"{settings.cluster_name}-agent-{number}",
+                "agent",
+                topology.agent_bundle.bundle_id,
+                host,
+                topology.agent_public_ips,
+            )
+            for number, host in enumerate(agent_hosts, start=1)
+        ),
+    ),
+)
 pulumi.export("appUrl", apps.app_url)
 pulumi.export("appNamespace", settings.apps.namespace)
 pulumi.export("apps", apps.urls)

@@ -46,6 +46,15 @@ K3S_SERVER_MIN_VCPUS = 2
 K3S_SERVER_MIN_RAM_GB = 2
 
 
+# k3s agent minimum (docs.k3s.io/installation/requirements#hardware): 1 core, 512 MB RAM.
+K3S_AGENT_MIN_VCPUS = 1
+K3S_AGENT_MIN_RAM_GB = 0.5
+
+
+def agent_capable_bundle_ids() -> list[str]:
+    return [b.bundle_id for b in BUNDLES.values() if b.vcpus >= K3S_AGENT_MIN_VCPUS and b.ram_gb >= K3S_AGENT_MIN_RAM_GB]
+
+
 def server_capable_bundle_ids() -> list[str]:
     return [b.bundle_id for b in BUNDLES.values() if b.vcpus >= K3S_SERVER_MIN_VCPUS and b.ram_gb >= K3S_SERVER_MIN_RAM_GB]
 

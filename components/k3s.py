@@ -12,6 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 import yaml
 
 from . import certificates
@@ -28,6 +29,9 @@ HTTPS_PORT = 443
 # k3s paths (docs.k3s.io/cli/server and docs.k3s.io/cluster-access).
 KUBECONFIG_PATH = "/etc/rancher/k3s/k3s.yaml"
 NODE_TOKEN_PATH = "/var/lib/rancher/k3s/server/node-token"
+# The agent token in secure format (K10<CA hash>::node:<secret>), so an agent checks the
+# server's CA before it sends its credentials (docs.k3s.io/cli/token).
+AGENT_TOKEN_PATH = "/var/lib/rancher/k3s/server/agent-token"
 
 INSTALL_TIMEOUT = "20m"
 INSTALL_COMMAND = "sudo bash -s"
@@ -53,11 +57,30 @@ class K3sServerArgs:
     etcd_snapshots: pulumi.Input[Mapping[str, Any]] | None = None
     # certRotation: each new value rotates the certificates once.
     cert_rotation: int = 0
+    # The secret that joins agents only (k3s `agent-token`): an agent's token cannot add a
+    # server. Every server carries the same one; the first generates it (None here).
+    # Set on a running server, it takes effect on the restart that follows (docs.k3s.io/cli/token).
+    agent_secret: pulumi.Input[str] | None = None
 
 
 def server_firewall_rules(admin_cidrs: Sequence[str]) -> list[PortRule]:
     """SSH and the Kubernetes API for admins only; HTTP(S) for everyone; nothing else."""
     admin_only = [PortRule("tcp", port, port, cidrs=tuple(admin_cidrs)) for port in (SSH_PORT, KUBE_API_PORT)]
+    public = [PortRule("tcp", port, port, cidrs=("0.0.0.0/0",), ipv6_cidrs=("::/0",)) for port in (HTTP_PORT, HTTPS_PORT)]
+    return admin_only + public
+
+
+def agent_firewall_rules(admin_cidrs: Sequence[str], public_ingress: bool) -> list[PortRule]:
+    """SSH for admins; HTTP(S) for everyone only when the agent has a public address to serve.
+
+    Nothing for node-to-node traffic (6443, 10250, flannel's 8472/udp): Lightsail's firewall
+    filters only traffic to public IPs, and nodes talk over their private IPs, which it
+    does not filter (docs.aws.amazon.com/lightsail/latest/userguide/
+    understanding-firewall-and-port-mappings-in-amazon-lightsail.html).
+    """
+    admin_only = [PortRule("tcp", SSH_PORT, SSH_PORT, cidrs=tuple(admin_cidrs))]
+    if not public_ingress:
+        return admin_only
     public = [PortRule("tcp", port, port, cidrs=("0.0.0.0/0",), ipv6_cidrs=("::/0",)) for port in (HTTP_PORT, HTTPS_PORT)]
     return admin_only + public
 
@@ -88,6 +111,7 @@ def server_config(
     tls_sans: Sequence[str],
     cluster_init: bool = False,
     etcd_snapshots: Mapping[str, Any] | None = None,
+    agent_token: str | None = None,
 ) -> dict[str, Any]:
     """k3s' /etc/rancher/k3s/config.yaml for the server, as data.
 
@@ -109,6 +133,10 @@ def server_config(
         # (docs.k3s.io/datastore/ha-embedded, "Existing single-node clusters").
         config["cluster-init"] = True
     config.update(etcd_snapshots or {})
+    if agent_token is not None:
+        # The secret that joins agents only; agents take the secure form read back
+        # from the server, which also pins the cluster CA (docs.k3s.io/cli/token).
+        config["agent-token"] = agent_token
     return config
 
 
@@ -132,6 +160,10 @@ class K3sServer(pulumi.ComponentResource):
 
     kubeconfig: pulumi.Output[str]
     node_token: pulumi.Output[str]
+    agent_token: pulumi.Output[str]
+    agent_secret: pulumi.Output[str]
+    # Done when k3s runs this release with this config: what the next node's install waits for.
+    installed: pulumi.Resource
     api_url: pulumi.Output[str]
     provider: k8s.Provider
 
@@ -146,13 +178,27 @@ class K3sServer(pulumi.ComponentResource):
                 agent_socket_path=None if args.ssh_private_key is not None else args.ssh_agent_socket,
             )
 
+        if args.agent_secret is None:
+            generated = random.RandomPassword(
+                f"{name}-agent-secret", length=48, special=False, opts=pulumi.ResourceOptions(parent=self)
+            )
+            self.agent_secret = pulumi.Output.secret(generated.result)
+        else:
+            self.agent_secret = pulumi.Output.secret(args.agent_secret)
+        # The agent secret makes stdin secret: in state, and in every digest taken of it.
         # With backups the config holds the bucket's access key: the Output stays secret.
-        install_stdin = pulumi.Output.all(args.host, args.etcd_snapshots).apply(
+        install_stdin = pulumi.Output.all(args.host, args.etcd_snapshots, self.agent_secret).apply(
             lambda values: install_program(
                 remote_script("install-k3s-server.sh"),
                 args.k3s_version,
                 args.node_name,
-                server_config(args.node_name, [values[0]], cluster_init=values[1] is not None, etcd_snapshots=values[1]),
+                server_config(
+                    args.node_name,
+                    [values[0]],
+                    cluster_init=values[1] is not None,
+                    etcd_snapshots=values[1],
+                    agent_token=values[2],
+                ),
             )
         )
         # A version or config change alters stdin, which pulumi-command applies as an
@@ -172,6 +218,7 @@ class K3sServer(pulumi.ComponentResource):
                 custom_timeouts=pulumi.CustomTimeouts(create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT),
             ),
         )
+        self.installed = install
         # Re-read the kubeconfig and token whenever the install runs again. A digest
         # keeps the trigger small; it stays secret whenever the settings hold a secret.
         install_digest = install_stdin.apply(lambda program: hashlib.sha256(program.encode()).hexdigest())
@@ -205,6 +252,7 @@ class K3sServer(pulumi.ComponentResource):
 
         raw_kubeconfig = read_secret_file(f"{name}-read-kubeconfig", KUBECONFIG_PATH)
         raw_token = read_secret_file(f"{name}-read-node-token", NODE_TOKEN_PATH)
+        raw_agent_token = read_secret_file(f"{name}-read-agent-token", AGENT_TOKEN_PATH)
 
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(raw_kubeconfig, args.host).apply(
@@ -212,6 +260,7 @@ class K3sServer(pulumi.ComponentResource):
             )
         )
         self.node_token = pulumi.Output.secret(raw_token.apply(str.strip))
+        self.agent_token = pulumi.Output.secret(raw_agent_token.apply(str.strip))
         self.api_url = pulumi.Output.from_input(args.host).apply(lambda host: f"https://{host}:{KUBE_API_PORT}")
 
         # The cluster identifier changes only with the instance: a re-read
@@ -235,4 +284,6 @@ class K3sServer(pulumi.ComponentResource):
             delete_unreachable=True if args.delete_unreachable else None,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[install]),
         )
-        self.register_outputs({"apiUrl": self.api_url, "kubeconfig": self.kubeconfig, "nodeToken": self.node_token})
+        self.register_outputs(
+            {"apiUrl": self.api_url, "kubeconfig": self.kubeconfig, "nodeToken": self.node_token, "agentToken": self.agent_token}
+        )

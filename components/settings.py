@@ -23,10 +23,13 @@ from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 from .app_settings import AppSettings, parse_app_settings
 from .catalog import (
     BUNDLES,
+    K3S_AGENT_MIN_RAM_GB,
+    K3S_AGENT_MIN_VCPUS,
     K3S_SERVER_MIN_RAM_GB,
     K3S_SERVER_MIN_VCPUS,
     LIGHTSAIL_ZONES,
     Bundle,
+    agent_capable_bundle_ids,
     server_capable_bundle_ids,
 )
 from .errors import PROJECT, ConfigError
@@ -91,6 +94,15 @@ SSH_KEY_TYPES = (
 
 
 @dataclass(frozen=True)
+class Topology:
+    """How many nodes of each role, and how agents are sized and reached."""
+
+    agent_count: int
+    agent_bundle: Bundle
+    agent_public_ips: bool
+
+
+@dataclass(frozen=True)
 class Settings:
     stack: str
     region: str
@@ -108,6 +120,7 @@ class Settings:
     apps: AppSettings
     backups: BackupSettings | None
     cert_rotation: int
+    topology: Topology
 
     @property
     def cluster_name(self) -> str:
@@ -450,6 +463,32 @@ def parse_cert_rotation(source: ConfigSource) -> int:
     )
 
 
+def parse_agent_count(source: ConfigSource) -> int:
+    return _integer(source, "agentCount", 0, minimum=0, fix="pulumi config set --type int agentCount 2 (0 for a server alone)")
+
+
+def parse_agent_bundle(source: ConfigSource, server_bundle: Bundle) -> Bundle:
+    """Agents may be smaller than servers: they run no control plane or datastore."""
+    bundle_id = _raw(source, "agentBundleId") or server_bundle.bundle_id
+    valid = agent_capable_bundle_ids()
+    if bundle_id not in valid:
+        raise ConfigError(
+            "agentBundleId",
+            f"{bundle_id!r} is not a known Lightsail Linux bundle of at least the k3s agent minimum "
+            f"({K3S_AGENT_MIN_VCPUS} vCPU / {K3S_AGENT_MIN_RAM_GB * 1024:g} MB)",
+            f"use one of: {', '.join(valid)}",
+        )
+    return BUNDLES[bundle_id]
+
+
+def parse_topology(source: ConfigSource, server_bundle: Bundle) -> Topology:
+    return Topology(
+        agent_count=parse_agent_count(source),
+        agent_bundle=parse_agent_bundle(source, server_bundle),
+        agent_public_ips=_parse_boolean(source, "agentPublicIps", default=False),
+    )
+
+
 def parse_settings(
     source: ConfigSource, is_secret: SecretCheck, stack: str, environ: Mapping[str, str], dry_run: bool
 ) -> Settings:
@@ -489,6 +528,7 @@ def parse_settings(
             project_dir=PROJECT_DIR,
             bundle=bundle,
         ),
+        topology=parse_topology(source, bundle),
     )
 
 

@@ -137,8 +137,13 @@ def validate_secret_reads(args: ResourceValidationArgs, report_violation: Report
 # --- node and static IP protected on prod stacks ---------------------------------------------
 
 
+# Agents hold no cluster state, and lowering agentCount must be able to delete them
+# (the program leaves them unprotected and drains each first; __main__.py).
+AGENT_RESOURCE_NAME = re.compile(r"-agent-\d+-(instance|ip)$")
+
+
 def validate_prod_protection(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type not in (INSTANCE, STATIC_IP):
+    if args.resource_type not in (INSTANCE, STATIC_IP) or AGENT_RESOURCE_NAME.search(args.name):
         return
     stack = stack_name(args.urn)
     if stack.startswith("prod") and not args.opts.protect:

@@ -101,7 +101,6 @@ def test_without_backups_none_of_it(dev):
     _, config = install_settings(command(dev, "install"))
     assert "cluster-init" not in config
     assert not S3_KEYS & set(config)
-    assert "stdin" not in command(dev, "install").secret_inputs
 
 
 def test_backups_false_turns_them_off():

@@ -14,7 +14,7 @@ from tests.test_core_stack import command
 from tests.test_remote_scripts import write_executable
 from tools import cliconfig, mockengine
 
-READS = ("lightsail-k3s-dev-read-kubeconfig", "lightsail-k3s-dev-read-node-token")
+READS = ("lightsail-k3s-dev-read-kubeconfig", "lightsail-k3s-dev-read-node-token", "lightsail-k3s-dev-read-agent-token")
 ROTATE = "lightsail-k3s-dev-rotate-certificates"
 
 

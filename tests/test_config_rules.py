@@ -260,7 +260,8 @@ def test_auto_snapshot_time_must_be_a_whole_utc_hour(time):
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("protect", "yes"), ("deleteUnreachable", "always"), ("allowUntestedK3sVersion", "yes")]
+    ("key", "value"),
+    [("protect", "yes"), ("deleteUnreachable", "always"), ("allowUntestedK3sVersion", "yes"), ("agentPublicIps", "yes")],
 )
 def test_booleans_are_checked_by_the_cli_before_the_program_runs(key, value):
     with pytest.raises(cliconfig.CliConfigError) as caught:
@@ -339,3 +340,22 @@ def test_longest_allowed_stack_name_makes_a_valid_node_name(stack_named):
 def test_structured_keys_set_as_plain_strings_do_not_echo_the_value():
     error = rejected("lightsail-k3s:appSecrets", "--path", appSecrets="hunter2-plain")
     assert "hunter2" not in str(error)
+
+
+def test_agent_count_must_not_be_negative():
+    rejected("lightsail-k3s:agentCount", "-1 is below the minimum of 0", "--type int agentCount 2", agentCount=-1)
+
+
+def test_agent_count_is_an_integer_by_the_clis_type_check_before_the_program_runs():
+    with pytest.raises(cliconfig.CliConfigError) as caught:
+        deploy(agentCount="two")
+    assert str(caught.value) == "Stack 'dev' with configuration key 'agentCount' must be of type 'integer'"
+
+
+def test_agent_bundle_must_be_in_the_catalog():
+    rejected("lightsail-k3s:agentBundleId", "'t3.nano'", "use one of: nano_3_0", agentCount=1, agentBundleId="t3.nano")
+
+
+def test_agents_may_be_smaller_than_the_server_minimum():
+    deployment = deploy(agentCount=1, agentBundleId="nano_3_0")
+    assert deployment.named("lightsail-k3s-dev-agent-1-instance").inputs["bundleId"] == "nano_3_0"

@@ -8,7 +8,7 @@ import yaml
 
 from components.catalog import BUNDLES
 from tests.helpers import ADMIN_CIDR, deploy
-from tools.mockengine import MOCK_NODE_TOKEN, MOCK_STATIC_IP
+from tools.mockengine import MOCK_AGENT_SECRET, MOCK_AGENT_TOKEN, MOCK_NODE_TOKEN, MOCK_STATIC_IP, private_ip_for
 
 INSTANCE = "aws:lightsail/instance:Instance"
 FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
@@ -34,6 +34,8 @@ def test_declares_the_core_resource_set(dev):
             (COMMAND, "lightsail-k3s-dev-install"),
             (COMMAND, "lightsail-k3s-dev-read-kubeconfig"),
             (COMMAND, "lightsail-k3s-dev-read-node-token"),
+            (COMMAND, "lightsail-k3s-dev-read-agent-token"),
+            ("random:index/randomPassword:RandomPassword", "lightsail-k3s-dev-agent-secret"),
             ("pulumi:providers:kubernetes", "lightsail-k3s-dev-kubernetes"),
         ]
         + [(r.type, r.name) for r in dev.resources if r.custom and r.type.startswith("kubernetes:")]
@@ -182,7 +184,9 @@ def test_install_feeds_the_packaged_script_its_settings_on_stdin(dev):
         "write-kubeconfig-mode": "0600",
         "secrets-encryption": True,
         "tls-san": [MOCK_STATIC_IP],
+        "agent-token": MOCK_AGENT_SECRET,
     }
+    assert "stdin" in install.secret_inputs, "the agent token rides in the install's stdin"
     assert dev.depends_on(install, command(dev, "wait-for-boot"))
 
 
@@ -201,6 +205,7 @@ def test_secret_reads_keep_stdout_secret_and_unlogged(dev):
     for suffix, path in (
         ("read-kubeconfig", "/etc/rancher/k3s/k3s.yaml"),
         ("read-node-token", "/var/lib/rancher/k3s/server/node-token"),
+        ("read-agent-token", "/var/lib/rancher/k3s/server/agent-token"),
     ):
         read = command(dev, suffix)
         assert read.inputs["create"] == f"sudo cat {path}"
@@ -213,9 +218,10 @@ def test_secret_reads_keep_stdout_secret_and_unlogged(dev):
 
 
 def test_secret_outputs_are_secret(dev):
-    for name in ("kubeconfig", "nodeToken", "sshPrivateKey"):
+    for name in ("kubeconfig", "nodeToken", "agentToken", "sshPrivateKey"):
         assert dev.outputs[name].secret, name
     assert dev.outputs["nodeToken"].value == MOCK_NODE_TOKEN
+    assert dev.outputs["agentToken"].value == MOCK_AGENT_TOKEN
 
 
 def test_kubeconfig_points_at_the_static_ip_under_the_stack_name(dev):
@@ -243,6 +249,8 @@ def test_outputs_contract(dev):
         "kubeconfig",
         "nodeToken",
         "kubeconfigExpiresAt",
+        "agentToken",
+        "nodes",
         "k3sVersion",
         "region",
         "bundleId",
@@ -250,7 +258,7 @@ def test_outputs_contract(dev):
     } | {key for key in dev.outputs if key.startswith("app")}
     values = {key: output.value for key, output in dev.outputs.items()}
     assert values["publicIp"] == MOCK_STATIC_IP
-    assert values["privateIp"] == "172.26.10.20"
+    assert values["privateIp"] == private_ip_for("lightsail-k3s-dev-instance")
     assert values["instanceName"] == dev.one(INSTANCE).state["name"]
     assert values["kubeApiUrl"] == f"https://{MOCK_STATIC_IP}:6443"
     assert values["sshCommand"] == f"ssh -i ~/.ssh/lightsail-k3s-dev ubuntu@{MOCK_STATIC_IP}"

@@ -105,6 +105,13 @@ def test_prod_protection_fails_for_an_unprotected_node_on_a_prod_stack(resource_
     assert len(found) == 1 and "'prod-eu'" in found[0]
 
 
+def test_prod_protection_leaves_agents_removable():
+    agent_urn = PROD_URN.rsplit("::", 1)[0] + "::lightsail-k3s-prod-eu-agent-2-instance"
+    assert violations(policies.validate_prod_protection, resource_args(policies.INSTANCE, {}, agent_urn)) == []
+    server_urn = PROD_URN.rsplit("::", 1)[0] + "::lightsail-k3s-prod-eu-instance"
+    assert len(violations(policies.validate_prod_protection, resource_args(policies.INSTANCE, {}, server_urn))) == 1
+
+
 # --- k3s-version-pinned
 
 
@@ -241,7 +248,7 @@ def test_the_rules_see_the_real_read_commands_and_install():
     """Guards the rules against matching nothing: the real resources are what they inspect."""
     dev = deploy()
     reads = [r for r in dev.resources if r.type == policies.REMOTE_COMMAND and policies.SECRET_FILES.search(r.inputs["create"])]
-    assert len(reads) == 2
+    assert len(reads) == 3  # kubeconfig, node token, agent token
     installs = [r for r in dev.resources if policies.K3S_VERSION_ASSIGNMENT.search(str(r.inputs.get("stdin")))]
     assert len(installs) == 1
 

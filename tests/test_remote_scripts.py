@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import k3s
+from components import k3s, k3s_agent
 
 ROOT = Path(__file__).resolve().parent.parent
 SHELL_SCRIPTS = sorted([*ROOT.glob("components/remote/*.sh"), *ROOT.glob("bin/*.sh"), ROOT / ".ci" / "run"])
@@ -82,8 +82,8 @@ class Node:
         write_executable(self.stubs / "systemctl", SYSTEMCTL_STUB)
         self.log.touch()
 
-    def install(self, version="v1.36.1+k3s1", sans=("203.0.113.10",), **env):
-        environment = {
+    def environment(self, **env) -> dict[str, str]:
+        return {
             "PATH": f"{self.stubs}:{os.environ['PATH']}",
             "K3S_CONFIG_DIR": str(self.config_dir),
             "K3S_BIN": str(self.k3s_bin),
@@ -93,6 +93,9 @@ class Node:
             "STUB_DIR": str(self.stubs),
             **env,
         }
+
+    def install(self, version="v1.36.1+k3s1", sans=("203.0.113.10",), **env):
+        environment = self.environment(**env)
         # The program components/k3s.py feeds to `bash -s` over SSH.
         program = k3s.install_program(
             k3s.remote_script("install-k3s-server.sh"),
@@ -221,3 +224,132 @@ def test_wait_for_boot_is_bounded(tmp_path):
     result = run_wait_for_boot(tmp_path, "sleep 10", BOOT_TIMEOUT_SECONDS="1")
     assert result.returncode == 1
     assert "still running after 1s" in result.stderr
+
+
+# --- agents: the join on the agent, and its membership seen from a server
+
+AGENT = "lightsail-k3s-dev-agent-1"
+AGENT_TOKEN = "K10" + "12" * 32 + "::node:" + "34" * 24
+
+
+class AgentNode(Node):
+    def join(self, version="v1.36.1+k3s1", server_ip="172.26.1.10", **env):
+        """What components/k3s_agent.py feeds to `sudo bash -s` on the agent."""
+        program = k3s.install_program(
+            k3s_agent.remote_script("join-k3s-agent.sh"),
+            version,
+            AGENT,
+            k3s_agent.agent_config(AGENT, server_ip, AGENT_TOKEN),
+        )
+        return subprocess.run(
+            [BASH, "-s"], input=program, env=self.environment(**env), capture_output=True, text=True, timeout=30
+        )
+
+    def rejoin(self, **changes):
+        assert self.join().returncode == 0
+        self.calls()
+        result = self.join(**changes)
+        assert result.returncode == 0, result.stderr
+        return result, self.calls()
+
+
+@pytest.fixture
+def agent(tmp_path):
+    return AgentNode(tmp_path)
+
+
+def test_agent_join_installs_k3s_as_an_agent_of_the_private_server_url(agent):
+    result = agent.join()
+    assert result.returncode == 0, result.stderr
+    calls = agent.calls()
+    assert calls[0].endswith(" https://raw.githubusercontent.com/k3s-io/k3s/v1.36.1%2Bk3s1/install.sh")
+    assert calls[1] == "install.sh INSTALL_K3S_VERSION=v1.36.1+k3s1 INSTALL_K3S_EXEC=agent"
+    assert agent.config() == {"node-name": AGENT, "server": "https://172.26.1.10:6443", "token": AGENT_TOKEN}
+    assert stat.S_IMODE((agent.config_dir / "config.yaml").stat().st_mode) == 0o600
+    # The token reaches only the root-only file: no call and no output carries it.
+    assert not [c for c in calls if AGENT_TOKEN in c]
+    assert AGENT_TOKEN not in result.stdout + result.stderr
+
+
+def test_agent_rejoin_with_the_same_version_and_config_changes_nothing(agent):
+    result, calls = agent.rejoin()
+    assert not [c for c in calls if c.startswith(("curl", "install.sh", "systemctl restart", "systemctl start"))]
+    assert "nothing to change" in result.stdout
+
+
+def test_agent_upgrade_reruns_the_tagged_installer_in_place(agent):
+    result, calls = agent.rejoin(version="v1.37.0+k3s1")
+    assert calls[0].endswith("/k3s-io/k3s/v1.37.0%2Bk3s1/install.sh")
+    assert calls[1] == "install.sh INSTALL_K3S_VERSION=v1.37.0+k3s1 INSTALL_K3S_EXEC=agent"
+    assert not [c for c in calls if "uninstall" in c]
+
+
+def test_agent_config_change_restarts_the_agent_service(agent):
+    _, calls = agent.rejoin(server_ip="172.26.7.7")
+    assert "systemctl restart k3s-agent" in calls
+    assert not [c for c in calls if c.startswith("curl")]
+    assert agent.config()["server"] == "https://172.26.7.7:6443"
+
+
+def test_stopped_agent_is_started(agent):
+    _, calls = agent.rejoin(STUB_INACTIVE="3")
+    assert "systemctl start k3s-agent" in calls
+
+
+# Stands in for `k3s kubectl` on a server: the node exists until deleted, and is Ready
+# from the STUB_READY_AFTER-th look on.
+MEMBERSHIP_K3S_STUB = """#!/bin/sh
+echo "$*" >> "$STUB_LOG"
+case "$2" in
+  get)
+    [ -f "$STUB_STATE/deleted" ] && exit 1
+    polls=$(($(cat "$STUB_STATE/polls" 2>/dev/null || echo 0) + 1))
+    echo "$polls" > "$STUB_STATE/polls"
+    if [ "$polls" -ge "${STUB_READY_AFTER:-1}" ]; then printf True; else printf False; fi
+    ;;
+  drain) exit "${STUB_DRAIN_EXIT:-0}" ;;
+  delete) touch "$STUB_STATE/deleted" ;;
+esac
+"""
+
+
+def run_membership(node: Node, action: str, **env) -> subprocess.CompletedProcess:
+    write_executable(node.k3s_bin, MEMBERSHIP_K3S_STUB)
+    program = k3s_agent.membership_program(AGENT)
+    return subprocess.run(
+        [BASH, "-s", "--", action], input=program, env=node.environment(**env), capture_output=True, text=True, timeout=30
+    )
+
+
+def test_drain_on_delete_cordons_drains_and_deletes_the_node(node):
+    result = run_membership(node, "drain")
+    assert result.returncode == 0, result.stderr
+    assert node.calls() == [
+        f"kubectl get node {AGENT}",
+        f"kubectl cordon {AGENT}",
+        f"kubectl drain {AGENT} --ignore-daemonsets --delete-emptydir-data --timeout=300s",
+        f"kubectl delete node {AGENT} --ignore-not-found",
+    ]
+    # Re-run (a retried delete): the node is gone, nothing else happens.
+    again = run_membership(node, "drain")
+    assert again.returncode == 0, again.stderr
+    assert node.calls() == [f"kubectl get node {AGENT}"]
+    assert "nothing to drain" in again.stdout
+
+
+def test_a_failed_drain_keeps_the_node_and_fails_the_delete(node):
+    result = run_membership(node, "drain", STUB_DRAIN_EXIT="1")
+    assert result.returncode == 1
+    assert not [c for c in node.calls() if c.startswith("kubectl delete")]
+
+
+def test_join_waits_on_the_server_until_the_agent_node_is_ready(node):
+    result = run_membership(node, "ready", STUB_READY_AFTER="3")
+    assert result.returncode == 0, result.stderr
+    assert len([c for c in node.calls() if c.startswith(f"kubectl get node {AGENT} -o jsonpath=")]) == 3
+
+
+def test_join_gives_up_when_the_agent_never_becomes_ready(node):
+    result = run_membership(node, "ready", STUB_READY_AFTER="1000000", READY_TIMEOUT_SECONDS="1")
+    assert result.returncode == 1
+    assert f"node {AGENT} was not Ready after 1s" in result.stderr

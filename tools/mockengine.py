@@ -37,12 +37,13 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 MOCK_ACCOUNT = "123456789012"
 MOCK_STATIC_IP = "203.0.113.10"
-MOCK_PRIVATE_IP = "172.26.10.20"
 MOCK_NODE_TOKEN = "K10" + "ab" * 32 + "::server:" + "cd" * 16
 MOCK_BUCKET_ACCESS_KEY_ID = "AKIAMOCKBUCKETKEY000"
 MOCK_BUCKET_SECRET_ACCESS_KEY = "mock/bucket+secret/key0000000000000000000"
 # k3s issues client certificates for 365 days (docs.k3s.io/cli/certificate); tests shorten it.
 CLIENT_CERTIFICATE_VALIDITY = datetime.timedelta(days=365)
+MOCK_AGENT_SECRET = "ef" * 24
+MOCK_AGENT_TOKEN = "K10" + "ab" * 32 + "::node:" + MOCK_AGENT_SECRET
 
 
 class StackNotFound(Exception):
@@ -213,6 +214,12 @@ def client_certificate_expiry() -> datetime.datetime:
     return today + CLIENT_CERTIFICATE_VALIDITY
 
 
+def private_ip_for(instance_name: str) -> str:
+    """Each instance its own address in Lightsail's private range."""
+    digest = hashlib.sha256(instance_name.encode()).digest()
+    return f"172.26.{digest[0]}.{10 + digest[1] % 200}"
+
+
 def sample_k3s_kubeconfig() -> str:
     """The shape k3s writes to /etc/rancher/k3s/k3s.yaml (server at 127.0.0.1, names `default`)."""
     certificate = base64.b64encode(client_certificate_pem(client_certificate_expiry())).decode()
@@ -238,6 +245,7 @@ def sample_k3s_kubeconfig() -> str:
 COMMAND_STDOUT_BY_NAME_SUFFIX = {
     "-read-kubeconfig": sample_k3s_kubeconfig,
     "-read-node-token": lambda: MOCK_NODE_TOKEN + "\n",
+    "-read-agent-token": lambda: MOCK_AGENT_TOKEN + "\n",
 }
 
 
@@ -266,12 +274,14 @@ class LightsailMocks(pulumi_sdk.Mocks):
             blueprint = inputs.get("blueprintId", "")
             state.update(
                 arn=arn,
-                privateIpAddress=MOCK_PRIVATE_IP,
+                privateIpAddress=private_ip_for(args.name),
                 publicIpAddress=_ip_for(args.name),
                 username="admin" if blueprint.startswith("debian") else "ubuntu",
             )
         elif args.typ in ("aws:lightsail/staticIp:StaticIp", "aws:lightsail/staticIpAttachment:StaticIpAttachment"):
             state.update(arn=arn, ipAddress=MOCK_STATIC_IP)
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = MOCK_AGENT_SECRET
         elif args.typ == "aws:lightsail/keyPair:KeyPair":
             state.update(arn=arn)
         elif args.typ == "aws:lightsail/bucket:Bucket":

@@ -1,0 +1,110 @@
+"""A k3s agent: joined to a server over its private IP with the agent token, drained before it goes."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_command as command
+
+from .k3s import INSTALL_COMMAND, INSTALL_TIMEOUT, KUBE_API_PORT, install_program
+from .remote_scripts import remote_script
+
+# The server-side checks: how long a new agent may take to register and become Ready,
+# and how long its pods may take to leave when it is removed.
+READY_TIMEOUT = "15m"
+DRAIN_TIMEOUT = "10m"
+
+
+@dataclass(frozen=True)
+class K3sAgentArgs:
+    # SSH to the agent itself, and to a server, where its Kubernetes node is checked and drained.
+    connection: command.remote.ConnectionArgs
+    server_connection: command.remote.ConnectionArgs
+    # Changes when the agent's instance is replaced: the install and the join run anew.
+    instance_identity: pulumi.Input[str]
+    k3s_version: str
+    node_name: str
+    # The server the agent registers with, at its private IP: node-to-node traffic stays
+    # inside Lightsail's private network, which the public firewall does not filter.
+    server_private_ip: pulumi.Input[str]
+    # k3s' agent token (secure format, K10…): it joins agents only, never servers.
+    agent_token: pulumi.Input[str]
+    # What must finish before this agent installs or upgrades: its host's first boot, the
+    # servers' installs (servers upgrade first) and the agent before it (one at a time).
+    after: Sequence[pulumi.Resource]
+
+
+def agent_config(node_name: str, server_private_ip: str, agent_token: str) -> dict[str, Any]:
+    """k3s' /etc/rancher/k3s/config.yaml for an agent, as data (docs.k3s.io/cli/agent)."""
+    return {
+        "node-name": node_name,
+        "server": server_url(server_private_ip),
+        "token": agent_token,
+    }
+
+
+def server_url(private_ip: str) -> str:
+    return f"https://{private_ip}:{KUBE_API_PORT}"
+
+
+def membership_program(node_name: str) -> str:
+    """What the server-side join command feeds to `bash -s -- ready|drain`."""
+    return f"NODE_NAME={shlex.quote(node_name)}\n" + remote_script("agent-membership.sh")
+
+
+class K3sAgent(pulumi.ComponentResource):
+    """An agent node: k3s installed over SSH, its membership checked and, on removal, drained on a server."""
+
+    joined: pulumi.Resource
+
+    def __init__(self, name: str, args: K3sAgentArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("lightsail-k3s:index:K3sAgent", name, None, opts)
+
+        install_stdin = pulumi.Output.all(args.server_private_ip, args.agent_token).apply(
+            lambda values: install_program(
+                remote_script("join-k3s-agent.sh"),
+                args.k3s_version,
+                args.node_name,
+                agent_config(args.node_name, values[0], values[1]),
+            )
+        )
+        # stdin holds the token, so it is secret in state; stdout and stderr stay secret and
+        # unlogged too, so nothing the install prints can carry it out.
+        install = command.remote.Command(
+            f"{name}-install",
+            connection=args.connection,
+            create=INSTALL_COMMAND,
+            update=INSTALL_COMMAND,
+            stdin=pulumi.Output.secret(install_stdin),
+            logging=command.remote.Logging.NONE,
+            triggers=[args.instance_identity],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(args.after),
+                additional_secret_outputs=["stdout", "stderr"],
+                custom_timeouts=pulumi.CustomTimeouts(create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT),
+            ),
+        )
+        # Runs on a server. Its delete step drains the node before the agent's instance is
+        # deleted: Pulumi deletes dependents first, and this depends on the install, which
+        # depends on the instance. On a replacement the old node goes before the new one
+        # waits for Ready, so the re-used node name (and its node password) is free again.
+        self.joined = command.remote.Command(
+            f"{name}-join",
+            connection=args.server_connection,
+            create="sudo bash -s -- ready",
+            delete="sudo bash -s -- drain",
+            stdin=membership_program(args.node_name),
+            triggers=[args.instance_identity],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[install],
+                delete_before_replace=True,
+                custom_timeouts=pulumi.CustomTimeouts(create=READY_TIMEOUT, delete=DRAIN_TIMEOUT),
+            ),
+        )
+        self.register_outputs({})

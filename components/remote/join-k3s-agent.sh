@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Joins this host to a k3s cluster as an agent, or upgrades it in place.
+# Runs as root on the agent (`sudo bash -s`). components/k3s_agent.py feeds it on stdin,
+# after shell assignments of K3S_VERSION and K3S_CONFIG_B64: k3s' config.yaml with the
+# server's private URL, the agent token and the node name, base64-encoded. The token
+# lives only in that root-only file, never on a command line.
+# Safe to re-run: with the same version and config it changes nothing.
+# Whether the node became Ready is checked on a server (agent-membership.sh ready),
+# which also sees the node password a re-used node name must clear first.
+set -euo pipefail
+
+: "${K3S_VERSION:?K3S_VERSION is required, e.g. v1.36.1+k3s1}"
+: "${K3S_CONFIG_B64:?K3S_CONFIG_B64 is required: the base64 of the k3s config.yaml to write}"
+K3S_CONFIG_DIR="${K3S_CONFIG_DIR:-/etc/rancher/k3s}"
+K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
+SERVICE=k3s-agent
+
+work_dir="$(mktemp -d)"
+trap 'rm -rf "$work_dir"' EXIT
+
+installed_version() {
+  if [ -x "$K3S_BIN" ]; then
+    "$K3S_BIN" --version | awk 'NR == 1 { print $3 }'
+  fi
+}
+
+mkdir -p "$K3S_CONFIG_DIR"
+base64 -d <<< "$K3S_CONFIG_B64" > "$work_dir/config.yaml"
+config_changed=true
+if [ -f "$K3S_CONFIG_DIR/config.yaml" ] && cmp -s "$work_dir/config.yaml" "$K3S_CONFIG_DIR/config.yaml"; then
+  config_changed=false
+fi
+install -m 0600 "$work_dir/config.yaml" "$K3S_CONFIG_DIR/config.yaml"
+
+current_version="$(installed_version)"
+if [ "$current_version" != "$K3S_VERSION" ]; then
+  # install.sh from the release tag itself; it verifies the binary against the
+  # release's sha256 list, writes the k3s-agent unit and (re)starts it. Agent units
+  # are Type=exec (k3s install.sh, setup_env), so the start does not wait for the join.
+  url="https://raw.githubusercontent.com/k3s-io/k3s/${K3S_VERSION/+/%2B}/install.sh"
+  curl -sfL --retry 5 --retry-connrefused -o "$work_dir/install.sh" "$url"
+  echo "installing k3s agent $K3S_VERSION (installed: ${current_version:-none})"
+  INSTALL_K3S_VERSION="$K3S_VERSION" INSTALL_K3S_EXEC="agent" sh "$work_dir/install.sh"
+elif [ "$config_changed" = true ]; then
+  echo "k3s agent $K3S_VERSION is installed; config changed, restarting $SERVICE"
+  systemctl restart "$SERVICE"
+elif ! systemctl is-active --quiet "$SERVICE"; then
+  echo "k3s agent $K3S_VERSION is installed but not running; starting $SERVICE"
+  systemctl start "$SERVICE"
+else
+  echo "k3s agent $K3S_VERSION is installed with this config; nothing to change"
+fi

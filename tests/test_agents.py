@@ -1,0 +1,142 @@
+"""Agents on the mock engine: hosts, the join over the server's private IP, drain on removal, order, outputs."""
+
+import base64
+import json
+
+import pytest
+import yaml
+
+from components.catalog import BUNDLES
+from tests.helpers import ADMIN_CIDR, deploy
+from tools.mockengine import MOCK_AGENT_SECRET, MOCK_AGENT_TOKEN, MOCK_NODE_TOKEN, MOCK_STATIC_IP, private_ip_for
+
+INSTANCE = "aws:lightsail/instance:Instance"
+FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
+STATIC_IP = "aws:lightsail/staticIp:StaticIp"
+COMMAND = "command:remote:Command"
+SERVER = "lightsail-k3s-dev"
+AGENTS = ("lightsail-k3s-dev-agent-1", "lightsail-k3s-dev-agent-2")
+SECRETS = (MOCK_AGENT_SECRET, MOCK_AGENT_TOKEN, MOCK_NODE_TOKEN)
+
+
+@pytest.fixture(scope="module")
+def two_agents():
+    return deploy(agentCount=2, agentBundleId="micro_3_0", protect=True)
+
+
+def agent_config(install) -> dict:
+    prelude, _, _ = install.inputs["stdin"].partition("set -euo pipefail")
+    assignments = dict(line.split("=", 1) for line in prelude.splitlines() if line and not line.startswith("#"))
+    return yaml.safe_load(base64.b64decode(assignments["K3S_CONFIG_B64"]))
+
+
+def test_each_agent_is_a_host_and_an_agent_without_a_key_or_address_of_its_own(two_agents):
+    names = sorted(r.name for r in two_agents.resources if r.custom and r.name.startswith(AGENTS))
+    assert names == sorted(
+        f"{agent}-{suffix}" for agent in AGENTS for suffix in ("instance", "firewall", "wait-for-boot", "install", "join")
+    )
+    assert len(two_agents.of_type(INSTANCE)) == 3
+    assert [r.name for r in two_agents.of_type(STATIC_IP)] == [f"{SERVER}-ip"]
+    server_key = two_agents.named(f"{SERVER}-key").state["name"]
+    for agent in AGENTS:
+        instance = two_agents.named(f"{agent}-instance")
+        assert instance.inputs["keyPairName"] == server_key
+        assert instance.inputs["bundleId"] == "micro_3_0"
+
+
+def test_agents_are_not_protected_so_lowering_agent_count_can_remove_them(two_agents):
+    assert two_agents.named(f"{SERVER}-instance").protect
+    for agent in AGENTS:
+        assert not two_agents.named(f"{agent}-instance").protect
+
+
+def test_agent_firewall_opens_ssh_to_admins_only_and_nothing_between_nodes(two_agents):
+    for agent in AGENTS:
+        rules = two_agents.named(f"{agent}-firewall").inputs["portInfos"]
+        assert rules == [{"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrs": [ADMIN_CIDR]}]
+
+
+def test_public_agents_get_a_static_ip_and_serve_http_and_https():
+    deployment = deploy(agentCount=1, agentPublicIps=True)
+    agent = AGENTS[0]
+    assert deployment.named(f"{agent}-ip").type == STATIC_IP
+    rules = {(p["fromPort"], tuple(p["cidrs"])) for p in deployment.named(f"{agent}-firewall").inputs["portInfos"]}
+    assert rules == {(22, (ADMIN_CIDR,)), (80, ("0.0.0.0/0",)), (443, ("0.0.0.0/0",))}
+    nodes = {node["name"]: node for node in deployment.outputs["nodes"].value}
+    assert nodes[agent]["publicIp"] == MOCK_STATIC_IP
+
+
+def test_agents_join_the_server_over_its_private_ip_with_the_agent_token(two_agents):
+    server_private_ip = private_ip_for(f"{SERVER}-instance")
+    for agent in AGENTS:
+        install = two_agents.named(f"{agent}-install")
+        assert install.inputs["create"] == install.inputs["update"] == "sudo bash -s"
+        assert agent_config(install) == {
+            "node-name": agent,
+            "server": f"https://{server_private_ip}:6443",
+            "token": MOCK_AGENT_TOKEN,
+        }
+        assert "stdin" in install.secret_inputs
+        assert install.inputs["logging"] == "none"
+        assert {"stdout", "stderr"} <= set(install.additional_secret_outputs)
+        # The install runs on the agent, over SSH to its own (dynamic) public address.
+        assert install.inputs["connection"]["host"] == two_agents.named(f"{agent}-instance").state["publicIpAddress"]
+        assert install.inputs["triggers"] == [two_agents.named(f"{agent}-instance").state["arn"]]
+
+
+def test_no_token_appears_in_any_commands_plain_inputs(two_agents):
+    commands = two_agents.of_type(COMMAND)
+    assert len(commands) == 3 + 2 * 3 + 2  # boot waits, server commands, agent installs and joins
+    for resource in commands:
+        plain = {key: value for key, value in resource.inputs.items() if key not in resource.secret_inputs}
+        text = json.dumps(plain)
+        for secret in SECRETS:
+            assert secret not in text, (resource.name, secret[:6])
+
+
+def test_removing_an_agent_drains_its_node_on_the_server_before_the_instance_goes(two_agents):
+    for agent in AGENTS:
+        join = two_agents.named(f"{agent}-join")
+        assert join.inputs["connection"]["host"] == MOCK_STATIC_IP, "drained through the first server"
+        assert join.inputs["create"] == "sudo bash -s -- ready"
+        assert join.inputs["delete"] == "sudo bash -s -- drain"
+        assert join.inputs["stdin"].startswith(f"NODE_NAME={agent}\n")
+        # Pulumi deletes dependents first: the join (drain) before the install, before the instance.
+        assert two_agents.depends_on(join, two_agents.named(f"{agent}-install"))
+        assert two_agents.depends_on(two_agents.named(f"{agent}-install"), two_agents.named(f"{agent}-instance"))
+        # A replaced agent re-uses its node name: the old node goes first.
+        assert join.delete_before_replace
+        assert join.inputs["triggers"] == [two_agents.named(f"{agent}-instance").state["arn"]]
+
+
+def test_agents_install_after_the_server_and_one_at_a_time(two_agents):
+    first, second = (two_agents.named(f"{agent}-install") for agent in AGENTS)
+    assert two_agents.depends_on(first, two_agents.named(f"{SERVER}-install"))
+    assert two_agents.depends_on(second, two_agents.named(f"{AGENTS[0]}-join"))
+    assert not two_agents.depends_on(first, two_agents.named(f"{AGENTS[1]}-join"))
+    for agent in AGENTS:
+        assert two_agents.depends_on(two_agents.named(f"{agent}-install"), two_agents.named(f"{agent}-wait-for-boot"))
+
+
+def test_nodes_output_lists_every_node_and_cost_sums_them(two_agents):
+    assert two_agents.outputs["nodes"].value == [
+        {
+            "name": SERVER,
+            "role": "server",
+            "bundleId": "small_3_0",
+            "privateIp": private_ip_for(f"{SERVER}-instance"),
+            "publicIp": MOCK_STATIC_IP,
+        },
+        *(
+            {"name": agent, "role": "agent", "bundleId": "micro_3_0", "privateIp": private_ip_for(f"{agent}-instance")}
+            for agent in AGENTS
+        ),
+    ]
+    assert two_agents.outputs["monthlyCostUsd"].value == BUNDLES["small_3_0"].monthly_usd + 2 * BUNDLES["micro_3_0"].monthly_usd
+    assert two_agents.outputs["agentToken"].secret
+
+
+def test_agent_bundle_defaults_to_the_server_bundle():
+    deployment = deploy(agentCount=1, bundleId="medium_3_0")
+    assert deployment.named(f"{AGENTS[0]}-instance").inputs["bundleId"] == "medium_3_0"
+    assert deployment.outputs["monthlyCostUsd"].value == 2 * BUNDLES["medium_3_0"].monthly_usd
