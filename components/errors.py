@@ -1,8 +1,42 @@
 """The one error type for bad configuration."""
 
+import os
+import re
+
 import pulumi
 
 PROJECT = "lightsail-k3s"
+
+# Set by `make plan` (tools/plan.py) to the command a user runs there, e.g. "make plan STACK=prod":
+# fix hints then show that command's SET=/SECRET= form instead of `pulumi config set`.
+FIX_FORM_VARIABLE = "LIGHTSAIL_K3S_FIX_FORM"
+
+_QUOTED = r"'[^']*'|\"[^\"]*\"|<[^>]*>|[^\s'\",;()]+"
+_FLAGS = r"(?: --(?:path|secret|plaintext)| --(?:type|stack) \S+)*"
+_CONFIG_SET = re.compile(rf"pulumi config set(?P<flags>{_FLAGS}) (?P<key>{_QUOTED}) (?P<value>{_QUOTED})")
+_CONFIG_RM = re.compile(rf"pulumi config rm(?: --(?:path|stack \S+))* (?P<key>{_QUOTED})")
+
+
+def _unquoted(text: str) -> str:
+    return text[1:-1] if text[:1] in ("'", '"') else text
+
+
+def _plan_form(match: re.Match[str], command: str) -> str:
+    variable = "SECRET" if "--secret" in match["flags"] else "SET"
+    item = f"{_unquoted(match['key'])}={_unquoted(match['value'])}"
+    # make hands SET to tools/plan.py, which splits it like a shell: an item with spaces needs
+    # its own quotes inside; a double-quoted value ("$(cat …)") is for the shell to expand.
+    if match["value"].startswith('"') or re.search(r"\s", item):
+        return f"{command} {variable}=\"'{item}'\""
+    return f"{command} {variable}='{item}'"
+
+
+def fix_for(fix: str, command: str | None) -> str:
+    """The fix as `command` (the plan) takes it, or as written (for `pulumi config`) when no command."""
+    if not command:
+        return fix
+    fix = _CONFIG_SET.sub(lambda match: _plan_form(match, command), fix)
+    return _CONFIG_RM.sub(lambda match: f"remove {_unquoted(match['key'])} from the stack file", fix)
 
 
 class ConfigError(pulumi.RunError):
@@ -13,4 +47,4 @@ class ConfigError(pulumi.RunError):
 
     def __init__(self, key: str, problem: str, fix: str):
         self.key = key if ":" in key else f"{PROJECT}:{key}"
-        super().__init__(f"config '{self.key}': {problem}\n  fix: {fix}")
+        super().__init__(f"config '{self.key}': {problem}\n  fix: {fix_for(fix, os.environ.get(FIX_FORM_VARIABLE))}")

@@ -7,16 +7,20 @@ the message without a Python traceback.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+import shlex
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi.runtime.config as runtime_config
+import yaml
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
@@ -532,8 +536,54 @@ def parse_settings(
     )
 
 
+def declared_keys(project_file: Path = PROJECT_DIR / "Pulumi.yaml") -> list[str]:
+    """The project's own config keys, as Pulumi.yaml declares them: the keys this program reads."""
+    declarations = yaml.safe_load(project_file.read_text()).get("config") or {}
+    return sorted(key.removeprefix(f"{PROJECT}:") for key in declarations if ":" not in key or key.startswith(f"{PROJECT}:"))
+
+
+def check_unknown_keys(configured: Iterable[str], known: Sequence[str]) -> None:
+    """A project key the program does not read is a typo or a leftover: stop, and name the closest known key."""
+    for full_key in sorted(configured):
+        namespace, _, name = full_key.partition(":")
+        if namespace != PROJECT or name in known:
+            continue
+        root = re.split(r"[.\[]", name, maxsplit=1)[0]
+        if root in known:
+            raise ConfigError(
+                full_key,
+                f"is not a setting of this program; it looks like a path into {root!r} set without --path",
+                f"pulumi config rm {shlex.quote(name)}; pulumi config set --path {shlex.quote(name)} <value>",
+            )
+        by_lower = {key.lower(): key for key in known}
+        close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+        if close:
+            suggestion = by_lower[close[0]]
+            raise ConfigError(
+                full_key,
+                f"is not a setting of this program; did you mean {suggestion!r}?",
+                f"pulumi config rm {shlex.quote(name)}; pulumi config set {suggestion} <value>",
+            )
+        raise ConfigError(
+            full_key,
+            f"is not a setting of this program (settings: {', '.join(known)})",
+            f"pulumi config rm {shlex.quote(name)}",
+        )
+
+
+def configured_keys() -> set[str]:
+    """Every key of the stack's config, whether or not anything reads it.
+
+    Under `pulumi up` the language host passes the whole map in PULUMI_CONFIG, and
+    pulumi-language-python-exec hands it to set_all_config (pulumi/pulumi
+    sdk/python/cmd/pulumi-language-python-exec); the mock engine calls set_all_config itself.
+    """
+    return set(pulumi.runtime.get_config_env()) | set(runtime_config.CONFIG.get())
+
+
 def load_settings() -> Settings:
     """Reads the running stack's config; the only place the program touches pulumi.Config."""
+    check_unknown_keys(configured_keys(), declared_keys())
     return parse_settings(
         pulumi.runtime.get_config, pulumi.runtime.is_config_secret, pulumi.get_stack(), os.environ, pulumi.runtime.is_dry_run()
     )
