@@ -2,10 +2,12 @@
 
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.test_remote_scripts import write_executable
 
@@ -38,14 +40,8 @@ echo "k3s $*" >> "$STUB_LOG"
 case "$1" in
   etcd-snapshot) [ "$2" = "ls" ] && cat "$STUB_LISTING" ;;
   server)
-    for arg; do
-      case "$arg" in
-        --token-file=*)
-          file="${arg#--token-file=}"
-          cat "$file" > "$STUB_STATE/token"
-          stat -c %a "$file" > "$STUB_STATE/token-mode" ;;
-      esac
-    done
+    token_config="$K3S_CONFIG_DIR/config.yaml.d/50-restored-token.yaml"
+    if [ -f "$token_config" ]; then cp "$token_config" "$STUB_STATE/token-seen-by-reset"; fi
     exit "${STUB_RESET_EXIT:-0}" ;;
   kubectl) printf True ;;
 esac
@@ -182,17 +178,22 @@ def test_without_a_generated_key_ssh_uses_the_agent(workstation):
     assert " -i " not in next(c for c in workstation.calls() if c.startswith("ssh "))
 
 
-def test_old_token_reaches_k3s_in_a_root_only_file_never_on_a_command_line(workstation, tmp_path):
+def test_old_token_reaches_k3s_in_a_root_only_config_file_never_on_a_command_line(workstation, tmp_path):
     token_file = tmp_path / "old-token"
     token_file.write_text(TOKEN + "\n")
     result = workstation.restore("prod", SNAPSHOT_NEW, RESTORE_TOKEN_FILE=str(token_file))
     assert result.returncode == 0, result.stderr
-    assert (workstation.state / "token").read_text().strip() == TOKEN
-    assert (workstation.state / "token-mode").read_text().strip() == "600"
+    token_config = workstation.config_dir / "config.yaml.d" / "50-restored-token.yaml"
+    assert yaml.safe_load(token_config.read_text()) == {"token": TOKEN}
+    assert stat.S_IMODE(token_config.stat().st_mode) == 0o600
+    assert (workstation.state / "token-seen-by-reset").exists(), "the reset must already see the old token"
     assert TOKEN not in workstation.log.read_text()
     assert TOKEN not in result.stdout + result.stderr
-    reset = next(c for c in workstation.calls() if "--cluster-reset" in c)
-    assert "--token-file=" in reset
+
+
+def test_without_a_token_no_token_config_is_written(workstation):
+    assert workstation.restore("prod", SNAPSHOT_NEW).returncode == 0
+    assert not (workstation.config_dir / "config.yaml.d").exists()
 
 
 def test_a_stack_without_backups_is_told_how_to_turn_them_on(workstation):

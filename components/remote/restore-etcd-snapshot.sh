@@ -4,6 +4,7 @@
 # shell assignments of SNAPSHOT (empty: only list; `latest`: the newest
 # one in the bucket) and, when restoring onto a new instance, RESTORE_TOKEN (the
 # server token the snapshot was taken with). Nothing secret is put on a command line.
+# K3S_CONFIG_DIR and K3S_BIN are overridable for the tests.
 #
 # The bucket, endpoint and access key come from k3s' own config.yaml, written by
 # `pulumi up`; with etcd-s3 set there, k3s lists and fetches snapshots from S3 and
@@ -64,22 +65,25 @@ elif ! awk -v name="$SNAPSHOT" '$1 == name { found = 1 } END { exit !found }' <<
   exit 1
 fi
 
-reset_args=(server --cluster-reset "--cluster-reset-restore-path=$SNAPSHOT")
 if [ -n "$RESTORE_TOKEN" ]; then
   # A snapshot's bootstrap data is encrypted with the server token it was taken with;
-  # on a new instance k3s needs that token (docs.k3s.io/cli/etcd-snapshot, "Restoring
-  # To New Hosts"). A root-only file keeps it off the command line.
-  token_file="$(mktemp)"
-  trap 'rm -f "$token_file"' EXIT
-  chmod 0600 "$token_file"
-  printf '%s\n' "$RESTORE_TOKEN" > "$token_file"
-  reset_args+=("--token-file=$token_file")
+  # on a new instance k3s needs that token, given as --token or in its config file, for
+  # the restore and for every start after it (docs.k3s.io/cli/etcd-snapshot, "Restoring
+  # To New Hosts"). A root-only drop-in keeps it off the command line, and `pulumi up`,
+  # which rewrites config.yaml, leaves config.yaml.d alone.
+  mkdir -p "$K3S_CONFIG_DIR/config.yaml.d"
+  token_config="$K3S_CONFIG_DIR/config.yaml.d/50-restored-token.yaml"
+  (umask 077 && printf 'token: "%s"\n' "$RESTORE_TOKEN" > "$token_config")
+  echo "wrote the snapshot's server token to $token_config"
 fi
 
 echo "stopping k3s to restore $SNAPSHOT"
 systemctl stop k3s
-if ! "$K3S_BIN" "${reset_args[@]}"; then
+if ! "$K3S_BIN" server --cluster-reset "--cluster-reset-restore-path=$SNAPSHOT"; then
   echo "the restore of $SNAPSHOT failed; k3s is stopped. See the output above, then: systemctl start k3s" >&2
+  if [ -n "$RESTORE_TOKEN" ]; then
+    echo "(to start this instance on its own data again, first remove $token_config)" >&2
+  fi
   exit 1
 fi
 systemctl start k3s
