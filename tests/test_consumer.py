@@ -1,0 +1,137 @@
+"""examples/consumer on the mock engine, its StackReference answered with the dev stack's real outputs.
+
+The mocked read answers as the engine's builtin provider does (pulumi/pulumi
+pkg/resource/deploy/builtins.go, readStackReference): `name`, `outputs`, and `secretOutputNames`, from
+which the SDK marks each output secret (sdk/python/lib/pulumi/stack_reference.py, require_output).
+"""
+
+import asyncio
+import re
+import runpy
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pulumi
+import pytest
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.settings import set_root_resource
+from pulumi.runtime.stack import run_in_stack
+
+from tools import mockengine
+
+CONSUMER_DIR = Path(__file__).resolve().parent.parent / "examples" / "consumer"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
+class ClusterStackMocks(pulumi_mocks.Mocks):
+    """Answers the StackReference read with a cluster stack's outputs; other resources echo their inputs."""
+
+    def __init__(self, cluster: mockengine.Deployment):
+        self.cluster = cluster
+        self.references: list[str] = []
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+        if args.typ == STACK_REFERENCE:
+            self.references.append(args.inputs["name"])
+            outputs = {key: output.value for key, output in self.cluster.outputs.items()}
+            secret_names = sorted(key for key, output in self.cluster.outputs.items() if output.secret)
+            return args.resource_id, {"name": args.inputs["name"], "outputs": outputs, "secretOutputNames": secret_names}
+        state = dict(args.inputs)
+        if args.typ.startswith("kubernetes:"):
+            state["metadata"] = {"name": f"{args.name}-x1y2z3", **(args.inputs.get("metadata") or {})}
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi_mocks.MockCallArgs):
+        return {}, None
+
+
+def consumer_config(**overrides: Any) -> dict[str, str]:
+    """Pulumi.yaml defaults, then overrides, as the CLI hands config to the program."""
+    project = yaml.safe_load((CONSUMER_DIR / "Pulumi.yaml").read_text())
+    values = {f"{project['name']}:{key}": spec["default"] for key, spec in project["config"].items()}
+    values.update({f"{project['name']}:{key}": value for key, value in overrides.items()})
+    return values
+
+
+def run_consumer(cluster: mockengine.Deployment, **config: Any) -> tuple[mockengine.Deployment, ClusterStackMocks]:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    mocks = ClusterStackMocks(cluster)
+    monitor = mockengine.RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="lightsail-k3s-consumer", stack="dev", preview=False, monitor=monitor)
+    set_root_resource(None)
+    pulumi.runtime.set_all_config(consumer_config(**config), [])
+    try:
+        loop.run_until_complete(run_in_stack(lambda: runpy.run_path(str(CONSUMER_DIR / "__main__.py"), run_name="__main__")))
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+    return mockengine.Deployment(monitor.registrations, monitor.stack_outputs or {}), mocks
+
+
+@pytest.fixture(scope="module")
+def consumer(dev):
+    return run_consumer(dev, clusterStack="acme/lightsail-k3s/prod")
+
+
+def test_references_the_stack_named_in_its_config(consumer):
+    _, mocks = consumer
+    assert mocks.references == ["acme/lightsail-k3s/prod"]
+
+
+def test_defaults_to_the_self_managed_backend_name_of_dev(dev):
+    _, mocks = run_consumer(dev)
+    assert mocks.references == ["organization/lightsail-k3s/dev"]
+
+
+def test_builds_its_provider_from_the_secret_kubeconfig(consumer, dev):
+    deployment, _ = consumer
+    provider = deployment.one("pulumi:providers:kubernetes")
+    assert provider.inputs["kubeconfig"] == dev.outputs["kubeconfig"].value
+    assert "kubeconfig" in provider.secret_inputs
+
+
+def test_runs_one_workload_in_the_clusters_app_namespace_through_that_provider(consumer, dev):
+    deployment, _ = consumer
+    (workload,) = deployment.of_type("kubernetes:apps/v1:Deployment")
+    assert workload.inputs["metadata"]["namespace"] == dev.outputs["appNamespace"].value
+    assert workload.provider.startswith(deployment.one("pulumi:providers:kubernetes").urn + "::")
+    assert deployment.outputs["clusterApi"].value == dev.outputs["kubeApiUrl"].value
+
+
+def test_the_workload_matches_the_schema_of_the_clusters_kubernetes_minor(consumer, dev):
+    (workload,) = consumer[0].of_type("kubernetes:apps/v1:Deployment")
+    minor = ".".join(dev.outputs["k3sVersion"].value.lstrip("v").split(".")[:2])
+    kubernetes_validate.validate(workload.inputs, f"{minor}.0", strict=True)
+
+
+def test_refuses_a_stack_name_without_organization_and_project(dev):
+    with pytest.raises(pulumi.RunError, match=r"clusterStack': 'dev' is not <organization>/<project>/<stack>"):
+        run_consumer(dev, clusterStack="dev")
+
+
+def test_the_outputs_contract_marks_the_credentials_secret(dev):
+    secret = {key for key, output in dev.outputs.items() if output.secret}
+    assert {"kubeconfig", "nodeToken", "sshPrivateKey"} <= secret
+
+
+def readme_outputs_table() -> dict[str, tuple[str, bool]]:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("\n## Outputs\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \|\s*(yes)?\s*\|", section, re.MULTILINE)
+    return {name: (kind.strip(), secret == "yes") for name, kind, secret in rows}
+
+
+def test_the_readme_outputs_table_is_the_programs_outputs(dev):
+    json_type = {str: "string", int: "number", float: "number", dict: "object", list: "array", bool: "boolean"}
+    table = readme_outputs_table()
+    assert set(dev.outputs) <= set(table), set(dev.outputs) - set(table)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for conditional in set(table) - set(dev.outputs):
+        assert re.search(rf"^\| `{conditional}` \|.*\(only with", readme, re.MULTILINE), conditional
+    for name, output in dev.outputs.items():
+        kind, secret = table[name]
+        assert kind.split()[0].rstrip(":") == json_type[type(output.value)], name
+        assert secret == output.secret, name
