@@ -147,3 +147,18 @@ def test_cloud_credentials_come_from_oidc_never_from_stored_keys():
 def test_the_venv_target_the_workflows_build_exists():
     result = subprocess.run(["make", "-n", ".venv/.installed"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_every_run_script_passes_shellcheck(tmp_path):
+    """GitHub runs `run:` blocks with `bash -e {0}`; expressions stay out of them (env only)."""
+    scripts = []
+    for path in WORKFLOWS.glob("*.yml"):
+        for job_name, job in yaml.safe_load(path.read_text())["jobs"].items():
+            for index, step in enumerate(job.get("steps", [])):
+                if "run" in step:
+                    assert "${{" not in step["run"], (path.name, job_name, index)
+                    script = tmp_path / f"{path.stem}-{job_name}-{index}.sh"
+                    script.write_text("#!/usr/bin/env bash\nset -e\n" + step["run"])
+                    scripts.append(str(script))
+    result = subprocess.run([BIN / "shellcheck", *scripts], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
