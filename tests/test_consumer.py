@@ -5,7 +5,7 @@ pkg/resource/deploy/builtins.go, readStackReference): `name`, `outputs`, and `se
 which the SDK marks each output secret (sdk/python/lib/pulumi/stack_reference.py, require_output).
 """
 
-import asyncio
+import logging
 import re
 import runpy
 from pathlib import Path
@@ -15,24 +15,22 @@ import kubernetes_validate
 import pulumi
 import pytest
 import yaml
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime.settings import set_root_resource
-from pulumi.runtime.stack import run_in_stack
 
-from tools import mockengine
+from tests.helpers import Declared
+from tools import mockengine, pulumi_sdk
 
 CONSUMER_DIR = Path(__file__).resolve().parent.parent / "examples" / "consumer"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 
 
-class ClusterStackMocks(pulumi_mocks.Mocks):
+class ClusterStackMocks(pulumi_sdk.Mocks):
     """Answers the StackReference read with a cluster stack's outputs; other resources echo their inputs."""
 
-    def __init__(self, cluster: mockengine.Deployment):
+    def __init__(self, cluster: Declared):
         self.cluster = cluster
         self.references: list[str] = []
 
-    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+    def new_resource(self, args: pulumi_sdk.MockResourceArgs):
         if args.typ == STACK_REFERENCE:
             self.references.append(args.inputs["name"])
             outputs = {key: output.value for key, output in self.cluster.outputs.items()}
@@ -43,7 +41,7 @@ class ClusterStackMocks(pulumi_mocks.Mocks):
             state["metadata"] = {"name": f"{args.name}-x1y2z3", **(args.inputs.get("metadata") or {})}
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi_mocks.MockCallArgs):
+    def call(self, args: pulumi_sdk.MockCallArgs):
         return {}, None
 
 
@@ -55,20 +53,31 @@ def consumer_config(**overrides: Any) -> dict[str, str]:
     return values
 
 
-def run_consumer(cluster: mockengine.Deployment, **config: Any) -> tuple[mockengine.Deployment, ClusterStackMocks]:
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
+def run_consumer(cluster: Declared, **config: Any) -> tuple[Declared, ClusterStackMocks]:
     mocks = ClusterStackMocks(cluster)
-    monitor = mockengine.RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="lightsail-k3s-consumer", stack="dev", preview=False, monitor=monitor)
-    set_root_resource(None)
-    pulumi.runtime.set_all_config(consumer_config(**config), [])
-    try:
-        loop.run_until_complete(run_in_stack(lambda: runpy.run_path(str(CONSUMER_DIR / "__main__.py"), run_name="__main__")))
-    finally:
-        loop.close()
-        asyncio.set_event_loop(None)
-    return mockengine.Deployment(monitor.registrations, monitor.stack_outputs or {}), mocks
+    registrations: list[mockengine.Registration] = []
+    outputs: dict[str, mockengine.StackOutput] = {}
+
+    def on_stack_outputs(sent: dict[str, Any]) -> None:
+        outputs.update(
+            {key: mockengine.StackOutput(mockengine.plain(v), mockengine.holds_secret(v), v) for key, v in sent.items()}
+        )
+
+    monitor = pulumi_sdk.RecordingMonitor(
+        mocks, lambda request, state: registrations.append(mockengine._registration(request, state)), on_stack_outputs
+    )
+    values = consumer_config(**config)
+    pulumi_sdk.run_program(
+        lambda: runpy.run_path(str(CONSUMER_DIR / "__main__.py"), run_name="__main__"),
+        monitor,
+        project="lightsail-k3s-consumer",
+        stack="dev",
+        preview=False,
+        config=values,
+        secret_keys=[],
+        logger=logging.getLogger(__name__),
+    )
+    return Declared(mockengine.Deployment("dev", values, [], registrations, outputs)), mocks
 
 
 @pytest.fixture(scope="module")
