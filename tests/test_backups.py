@@ -103,10 +103,6 @@ def test_without_backups_none_of_it(dev):
     assert not S3_KEYS & set(config)
 
 
-def test_backups_false_turns_them_off():
-    assert not deploy(backups="false").of_type(BUCKET)
-
-
 def config_source(values):
     return lambda key: values.get(key.split(":", 1)[1])
 

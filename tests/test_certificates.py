@@ -29,15 +29,32 @@ def test_no_warning_while_the_certificate_has_a_year_left(dev):
     assert dev.warnings == []
 
 
-@pytest.mark.parametrize(("days_left", "warned"), [(400, False), (31, False), (29, True), (3, True), (-2, True)])
-def test_warns_during_up_when_under_30_days_remain(monkeypatch, days_left, warned):
-    monkeypatch.setattr(mockengine, "CLIENT_CERTIFICATE_VALIDITY", datetime.timedelta(days=days_left))
-    deployment = deploy()
-    expiry_warnings = [w for w in deployment.warnings if "client certificate" in w]
-    assert bool(expiry_warnings) == warned, deployment.warnings
-    if warned:
-        assert "raise certRotation by one" in expiry_warnings[0]
-        assert ("expired on" in expiry_warnings[0]) == (days_left < 0)
+def test_warns_during_up_when_the_certificate_is_near_expiry(monkeypatch):
+    monkeypatch.setattr(mockengine, "CLIENT_CERTIFICATE_VALIDITY", datetime.timedelta(days=10))
+    warnings = [w for w in deploy().warnings if "client certificate" in w]
+    assert len(warnings) == 1, warnings
+    assert "expires on" in warnings[0] and "raise certRotation by one" in warnings[0]
+
+
+NOW = datetime.datetime(2026, 11, 27, 12, tzinfo=datetime.UTC)
+
+
+@pytest.mark.parametrize(
+    ("left", "expected"),
+    [
+        (datetime.timedelta(days=400), None),
+        (datetime.timedelta(days=30), None),
+        (datetime.timedelta(days=29, hours=23), "in 29 days"),
+        (datetime.timedelta(days=3), "in 3 days"),
+        (datetime.timedelta(days=-2), "expired on 2026-11-25"),
+    ],
+)
+def test_the_warning_starts_30_days_before_expiry(left, expected):
+    warning = certificates.expiry_warning(NOW + left, NOW, "lightsail-k3s-dev")
+    if expected is None:
+        assert warning is None
+    else:
+        assert expected in warning and warning.startswith("lightsail-k3s-dev: ")
 
 
 def test_a_kubeconfig_without_a_client_certificate_is_an_error():
