@@ -14,8 +14,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 up: $(VENV)/.installed
 	STACK=$(STACK) bin/up.sh
 
+# SET and SECRET reach tools/plan.py through the environment, unexpanded and unsplit, so JSON
+# with spaces and quotes arrives as typed; tools/plan.py splits the items itself.
+plan: export PLAN_SET = $(value SET)
+plan: export PLAN_SECRET = $(value SECRET)
 plan: $(VENV)/.installed
-	$(PYTHON) -m tools.plan --stack $(STACK) $(foreach s,$(SET),--set '$(s)')
+	$(PYTHON) -m tools.plan --stack '$(STACK)'
 
 # make restore STACK=prod lists the bucket's etcd snapshots; add SNAPSHOT=<name|latest> to restore one.
 restore:

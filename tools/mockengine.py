@@ -19,7 +19,7 @@ import logging
 import os
 import runpy
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,11 +66,13 @@ def stack_config(
     stack: str,
     overrides: Mapping[str, Any] | None = None,
     secret_overrides: Mapping[str, Any] | None = None,
+    edit_config: Callable[[cliconfig.StackConfig], None] | None = None,
 ) -> tuple[dict[str, str], list[str]]:
     """Config as the CLI hands it to the program: {full key: text}, and the secret keys.
 
     Overrides are written into the stack's config first, as if in Pulumi.<stack>.yaml (None removes a key;
-    keys may be --path keys), then the CLI's config step runs (tools/cliconfig.py) and raises as it would.
+    keys may be --path keys), then `edit_config` may change it further, then the CLI's config step runs
+    (tools/cliconfig.py) and raises as it would.
     """
     project = cliconfig.load_project(PROJECT_DIR / "Pulumi.yaml")
     stack_file = PROJECT_DIR / f"Pulumi.{stack}.yaml"
@@ -84,6 +86,8 @@ def stack_config(
                 config.remove(key)
             else:
                 config.set_structure(key, _secret_leaves(value) if secret else value)
+    if edit_config is not None:
+        edit_config(config)
     cliconfig.apply_project_config(stack, project, config)
     return config.for_program(), config.secret_keys()
 
@@ -320,13 +324,14 @@ def run(
     preview: bool = False,
     environ: Mapping[str, str] | None = None,
     declared: list[Registration] | None = None,
+    edit_config: Callable[[cliconfig.StackConfig], None] | None = None,
 ) -> Deployment:
     """Evaluates __main__.py for `stack`; raises what the CLI (CliConfigError) or the program (ConfigError) raises.
 
     `declared`, when given, receives each registration as it happens, so a caller sees what was
     declared before an error too.
     """
-    config, secret_keys = stack_config(stack, overrides, secret_overrides)
+    config, secret_keys = stack_config(stack, overrides, secret_overrides, edit_config)
     registrations: list[Registration] = [] if declared is None else declared
     outputs: dict[str, StackOutput] = {}
 
