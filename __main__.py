@@ -1,4 +1,4 @@
-"""lightsail-k3s: a k3s cluster on AWS Lightsail: a server, and as many agents as asked."""
+"""lightsail-k3s: a k3s cluster on AWS Lightsail: one server or three, and as many agents as asked."""
 
 import pulumi
 
@@ -8,6 +8,7 @@ from components.certificates import watch_kubeconfig_expiry
 from components.host import HostArgs, LightsailHost
 from components.k3s import K3sServer, K3sServerArgs, agent_firewall_rules, server_firewall_rules
 from components.k3s_agent import K3sAgent, K3sAgentArgs
+from components.k3s_peer import K3sPeerServer, K3sPeerServerArgs
 from components.settings import load_settings
 
 settings = load_settings()
@@ -42,6 +43,31 @@ backups = (
     else None
 )
 
+topology = settings.topology
+
+
+def server_host(name: str) -> LightsailHost:
+    """A further server's host: like the first, with its static IP and the first's key pair."""
+    return LightsailHost(
+        name,
+        HostArgs(
+            availability_zone=settings.availability_zone,
+            blueprint_id=settings.blueprint_id,
+            bundle_id=settings.bundle.bundle_id,
+            firewall_rules=server_firewall_rules(settings.admin_cidrs),
+            static_ip=True,
+            ssh_agent_socket=settings.ssh_agent_socket,
+            auto_snapshot_time=settings.auto_snapshot_time,
+            protect=settings.protect,
+            tags=settings.tags,
+            shared_key_pair=node.key_pair,
+        ),
+    )
+
+
+peer_names = [f"{settings.cluster_name}-server-{number}" for number in range(2, topology.server_count + 1)]
+peer_hosts = [server_host(peer_name) for peer_name in peer_names]
+
 k3s = K3sServer(
     settings.cluster_name,
     K3sServerArgs(
@@ -57,12 +83,33 @@ k3s = K3sServer(
         delete_unreachable=settings.delete_unreachable,
         etcd_snapshots=backups.k3s_settings if backups else None,
         cert_rotation=settings.cert_rotation,
+        cluster_init=settings.embedded_etcd,
+        # Every server answers for the API: each one's static IP is in every certificate.
+        tls_sans=[node.public_ip, *(host.public_ip for host in peer_hosts)],
     ),
 )
 
-topology = settings.topology
-agent_hosts: list[LightsailHost] = []
+# Servers install and upgrade one at a time, each Ready before the next; removing them
+# runs the other way, one at a time, so etcd keeps its quorum. Then the agents.
 previous: pulumi.Resource = k3s.installed
+for peer_name, peer_host in zip(peer_names, peer_hosts, strict=True):
+    peer = K3sPeerServer(
+        peer_name,
+        K3sPeerServerArgs(
+            connection=peer_host.ssh_connection(settings.ssh_agent_socket),
+            server_connection=node.ssh_connection(settings.ssh_agent_socket),
+            instance_identity=peer_host.instance_arn,
+            k3s_version=settings.k3s_version,
+            node_name=peer_name,
+            first_server_private_ip=node.private_ip,
+            server_token=k3s.node_token,
+            shared_config=k3s.shared_config,
+            after=[peer_host.booted, previous],
+        ),
+    )
+    previous = peer.joined
+
+agent_hosts: list[LightsailHost] = []
 for number in range(1, topology.agent_count + 1):
     agent_name = f"{settings.cluster_name}-agent-{number}"
     agent_host = LightsailHost(
@@ -124,7 +171,10 @@ pulumi.export("agentToken", k3s.agent_token)
 pulumi.export("k3sVersion", settings.k3s_version)
 pulumi.export("region", settings.region)
 pulumi.export("bundleId", settings.bundle.bundle_id)
-pulumi.export("monthlyCostUsd", settings.bundle.monthly_usd + topology.agent_count * topology.agent_bundle.monthly_usd)
+pulumi.export(
+    "monthlyCostUsd",
+    topology.server_count * settings.bundle.monthly_usd + topology.agent_count * topology.agent_bundle.monthly_usd,
+)
 
 
 def node_entry(name: str, role: str, bundle_id: str, host: LightsailHost, public: bool) -> pulumi.Output:
@@ -135,7 +185,10 @@ def node_entry(name: str, role: str, bundle_id: str, host: LightsailHost, public
 pulumi.export(
     "nodes",
     pulumi.Output.all(
-        node_entry(settings.cluster_name, "server", settings.bundle.bundle_id, node, public=True),
+        *(
+            node_entry(name, "server", settings.bundle.bundle_id, host, public=True)
+            for name, host in zip([settings.cluster_name, *peer_names], [node, *peer_hosts], strict=True)
+        ),
         *(
             node_entry(
                 f"{settings.cluster_name}-agent-{number}",

@@ -61,6 +61,11 @@ class K3sServerArgs:
     # server. Every server carries the same one; the first generates it (None here).
     # Set on a running server, it takes effect on the restart that follows (docs.k3s.io/cli/token).
     agent_secret: pulumi.Input[str] | None = None
+    # Start embedded etcd (k3s `cluster-init`): for snapshots, and for servers to join.
+    cluster_init: bool = False
+    # The API certificate's names, the same on every server: each server's static IP.
+    # Empty means this server's own address alone.
+    tls_sans: Sequence[pulumi.Input[str]] = ()
 
 
 def server_firewall_rules(admin_cidrs: Sequence[str]) -> list[PortRule]:
@@ -102,6 +107,9 @@ def rewrite_kubeconfig(kubeconfig_yaml: str, server_ip: str, cluster_name: str) 
     config["current-context"] = cluster_name
     return yaml.safe_dump(config, sort_keys=False)
 
+
+# Keys of a server's config that belong to that server alone; the rest every server shares.
+NODE_SPECIFIC_KEYS = ("node-name", "cluster-init")
 
 CONFIG_HEADER = "# Written by lightsail-k3s on every pulumi up; edits here are overwritten.\n"
 
@@ -162,6 +170,8 @@ class K3sServer(pulumi.ComponentResource):
     node_token: pulumi.Output[str]
     agent_token: pulumi.Output[str]
     agent_secret: pulumi.Output[str]
+    # This server's config without what is its own: for the servers that join it.
+    shared_config: pulumi.Output[dict[str, Any]]
     # Done when k3s runs this release with this config: what the next node's install waits for.
     installed: pulumi.Resource
     api_url: pulumi.Output[str]
@@ -187,19 +197,24 @@ class K3sServer(pulumi.ComponentResource):
             self.agent_secret = pulumi.Output.secret(args.agent_secret)
         # The agent secret makes stdin secret: in state, and in every digest taken of it.
         # With backups the config holds the bucket's access key: the Output stays secret.
-        install_stdin = pulumi.Output.all(args.host, args.etcd_snapshots, self.agent_secret).apply(
-            lambda values: install_program(
-                remote_script("install-k3s-server.sh"),
-                args.k3s_version,
+        config = pulumi.Output.all(
+            pulumi.Output.all(*(args.tls_sans or [args.host])), args.etcd_snapshots, self.agent_secret
+        ).apply(
+            lambda values: server_config(
                 args.node_name,
-                server_config(
-                    args.node_name,
-                    [values[0]],
-                    cluster_init=values[1] is not None,
-                    etcd_snapshots=values[1],
-                    agent_token=values[2],
-                ),
+                values[0],
+                cluster_init=args.cluster_init,
+                etcd_snapshots=values[1],
+                agent_token=values[2],
             )
+        )
+        # Rendered once, here, and given to every other server: what k3s requires to
+        # match across servers (docs.k3s.io/datastore/ha-embedded) cannot drift apart.
+        self.shared_config = config.apply(
+            lambda rendered: {key: value for key, value in rendered.items() if key not in NODE_SPECIFIC_KEYS}
+        )
+        install_stdin = config.apply(
+            lambda rendered: install_program(remote_script("install-k3s-server.sh"), args.k3s_version, args.node_name, rendered)
         )
         # A version or config change alters stdin, which pulumi-command applies as an
         # update running `update` with the new stdin (provider/pkg/provider/remote/

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,12 +10,8 @@ import pulumi
 import pulumi_command as command
 
 from .k3s import INSTALL_COMMAND, INSTALL_TIMEOUT, KUBE_API_PORT, install_program
+from .membership import node_membership
 from .remote_scripts import remote_script
-
-# The server-side checks: how long a new agent may take to register and become Ready,
-# and how long its pods may take to leave when it is removed.
-READY_TIMEOUT = "15m"
-DRAIN_TIMEOUT = "10m"
 
 
 @dataclass(frozen=True)
@@ -49,11 +44,6 @@ def agent_config(node_name: str, server_private_ip: str, agent_token: str) -> di
 
 def server_url(private_ip: str) -> str:
     return f"https://{private_ip}:{KUBE_API_PORT}"
-
-
-def membership_program(node_name: str) -> str:
-    """What the server-side join command feeds to `bash -s -- ready|drain`."""
-    return f"NODE_NAME={shlex.quote(node_name)}\n" + remote_script("agent-membership.sh")
 
 
 class K3sAgent(pulumi.ComponentResource):
@@ -89,22 +79,7 @@ class K3sAgent(pulumi.ComponentResource):
                 custom_timeouts=pulumi.CustomTimeouts(create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT),
             ),
         )
-        # Runs on a server. Its delete step drains the node before the agent's instance is
-        # deleted: Pulumi deletes dependents first, and this depends on the install, which
-        # depends on the instance. On a replacement the old node goes before the new one
-        # waits for Ready, so the re-used node name (and its node password) is free again.
-        self.joined = command.remote.Command(
-            f"{name}-join",
-            connection=args.server_connection,
-            create="sudo bash -s -- ready",
-            delete="sudo bash -s -- drain",
-            stdin=membership_program(args.node_name),
-            triggers=[args.instance_identity],
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[install],
-                delete_before_replace=True,
-                custom_timeouts=pulumi.CustomTimeouts(create=READY_TIMEOUT, delete=DRAIN_TIMEOUT),
-            ),
+        self.joined = node_membership(
+            f"{name}-join", args.server_connection, args.node_name, args.instance_identity, install, parent=self
         )
         self.register_outputs({})

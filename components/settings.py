@@ -101,6 +101,7 @@ SSH_KEY_TYPES = (
 class Topology:
     """How many nodes of each role, and how agents are sized and reached."""
 
+    server_count: int
     agent_count: int
     agent_bundle: Bundle
     agent_public_ips: bool
@@ -134,6 +135,12 @@ class Settings:
     @property
     def generates_ssh_key(self) -> bool:
         return self.ssh_public_key is None
+
+    @property
+    def embedded_etcd(self) -> bool:
+        """The one place that decides on etcd instead of SQLite: its snapshots back up the
+        cluster, and several servers share their datastore through it."""
+        return self.backups is not None or self.topology.server_count > 1
 
 
 @dataclass(frozen=True)
@@ -485,8 +492,27 @@ def parse_agent_bundle(source: ConfigSource, server_bundle: Bundle) -> Bundle:
     return BUNDLES[bundle_id]
 
 
+# Embedded etcd needs a majority of its members to work: 1 server, or 3, which survive the
+# loss of one (docs.k3s.io/datastore/ha-embedded). Two would stop when either fails.
+SERVER_COUNTS = (1, 3)
+
+
+def parse_server_count(source: ConfigSource) -> int:
+    fix = "pulumi config set --type int serverCount 3 (or 1)"
+    count = _integer(source, "serverCount", 1, minimum=1, fix=fix)
+    if count not in SERVER_COUNTS:
+        raise ConfigError(
+            "serverCount",
+            f"{count} servers cannot keep an etcd quorum: embedded etcd needs an odd number of members, "
+            "and this stack supports 1 or 3 (3 survive the loss of one)",
+            fix,
+        )
+    return count
+
+
 def parse_topology(source: ConfigSource, server_bundle: Bundle) -> Topology:
     return Topology(
+        server_count=parse_server_count(source),
         agent_count=parse_agent_count(source),
         agent_bundle=parse_agent_bundle(source, server_bundle),
         agent_public_ips=_parse_boolean(source, "agentPublicIps", default=False),

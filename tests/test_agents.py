@@ -8,7 +8,7 @@ import yaml
 
 from components.catalog import BUNDLES
 from tests.helpers import ADMIN_CIDR, deploy
-from tools.mockengine import MOCK_AGENT_SECRET, MOCK_AGENT_TOKEN, MOCK_NODE_TOKEN, MOCK_STATIC_IP, private_ip_for
+from tools.mockengine import MOCK_AGENT_SECRET, MOCK_AGENT_TOKEN, MOCK_NODE_TOKEN, MOCK_STATIC_IP, private_ip_for, static_ip_for
 
 INSTANCE = "aws:lightsail/instance:Instance"
 FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
@@ -63,7 +63,7 @@ def test_public_agents_get_a_static_ip_and_serve_http_and_https():
     rules = {(p["fromPort"], tuple(p["cidrs"])) for p in deployment.named(f"{agent}-firewall").inputs["portInfos"]}
     assert rules == {(22, (ADMIN_CIDR,)), (80, ("0.0.0.0/0",)), (443, ("0.0.0.0/0",))}
     nodes = {node["name"]: node for node in deployment.outputs["nodes"].value}
-    assert nodes[agent]["publicIp"] == MOCK_STATIC_IP
+    assert nodes[agent]["publicIp"] == static_ip_for(f"{agent}-ip-attachment")
 
 
 def test_agents_join_the_server_over_its_private_ip_with_the_agent_token(two_agents):

@@ -359,3 +359,12 @@ def test_agent_bundle_must_be_in_the_catalog():
 def test_agents_may_be_smaller_than_the_server_minimum():
     deployment = deploy(agentCount=1, agentBundleId="nano_3_0")
     assert deployment.named("lightsail-k3s-dev-agent-1-instance").inputs["bundleId"] == "nano_3_0"
+
+
+@pytest.mark.parametrize("count", [2, 4])
+def test_server_counts_without_an_odd_quorum_are_refused(count):
+    rejected("lightsail-k3s:serverCount", f"{count} servers cannot keep an etcd quorum", "serverCount 3", serverCount=count)
+
+
+def test_zero_servers_are_refused():
+    rejected("lightsail-k3s:serverCount", "0 is below the minimum of 1", serverCount=0)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import k3s, k3s_agent
+from components import k3s, k3s_agent, membership
 
 ROOT = Path(__file__).resolve().parent.parent
 SHELL_SCRIPTS = sorted([*ROOT.glob("components/remote/*.sh"), *ROOT.glob("bin/*.sh"), ROOT / ".ci" / "run"])
@@ -303,19 +303,24 @@ echo "$*" >> "$STUB_LOG"
 case "$2" in
   get)
     [ -f "$STUB_STATE/deleted" ] && exit 1
+    case "$*" in
+      *labels.node-role*) printf '%s' "${STUB_ETCD_ROLE:-}"; exit 0 ;;
+      *removed-node-name*) if [ -f "$STUB_STATE/annotated" ]; then printf member-1; fi; exit 0 ;;
+    esac
     polls=$(($(cat "$STUB_STATE/polls" 2>/dev/null || echo 0) + 1))
     echo "$polls" > "$STUB_STATE/polls"
     if [ "$polls" -ge "${STUB_READY_AFTER:-1}" ]; then printf True; else printf False; fi
     ;;
   drain) exit "${STUB_DRAIN_EXIT:-0}" ;;
   delete) touch "$STUB_STATE/deleted" ;;
+  annotate) if [ -z "${STUB_NEVER_REMOVED:-}" ]; then touch "$STUB_STATE/annotated"; fi ;;
 esac
 """
 
 
-def run_membership(node: Node, action: str, **env) -> subprocess.CompletedProcess:
+def run_membership(node: Node, action: str, node_name: str = AGENT, **env) -> subprocess.CompletedProcess:
     write_executable(node.k3s_bin, MEMBERSHIP_K3S_STUB)
-    program = k3s_agent.membership_program(AGENT)
+    program = membership.membership_program(node_name)
     return subprocess.run(
         [BASH, "-s", "--", action], input=program, env=node.environment(**env), capture_output=True, text=True, timeout=30
     )
@@ -328,6 +333,7 @@ def test_drain_on_delete_cordons_drains_and_deletes_the_node(node):
         f"kubectl get node {AGENT}",
         f"kubectl cordon {AGENT}",
         f"kubectl drain {AGENT} --ignore-daemonsets --delete-emptydir-data --timeout=300s",
+        f"kubectl get node {AGENT} -o jsonpath={{.metadata.labels.node-role\\.kubernetes\\.io/etcd}}",
         f"kubectl delete node {AGENT} --ignore-not-found",
     ]
     # Re-run (a retried delete): the node is gone, nothing else happens.
@@ -335,6 +341,28 @@ def test_drain_on_delete_cordons_drains_and_deletes_the_node(node):
     assert again.returncode == 0, again.stderr
     assert node.calls() == [f"kubectl get node {AGENT}"]
     assert "nothing to drain" in again.stdout
+
+
+SERVER_PEER = "lightsail-k3s-dev-server-3"
+
+
+def test_removing_a_server_removes_its_etcd_member_before_the_node(node):
+    result = run_membership(node, "drain", node_name=SERVER_PEER, STUB_ETCD_ROLE="true")
+    assert result.returncode == 0, result.stderr
+    calls = node.calls()
+    annotate = calls.index(f"kubectl annotate --overwrite node {SERVER_PEER} etcd.k3s.cattle.io/remove=true")
+    removed = [i for i, c in enumerate(calls) if "removed-node-name" in c]
+    assert annotate < removed[0] < calls.index(f"kubectl delete node {SERVER_PEER} --ignore-not-found")
+    assert f"etcd member of {SERVER_PEER} removed" in result.stdout
+
+
+def test_a_server_whose_etcd_member_stays_is_not_deleted(node):
+    result = run_membership(
+        node, "drain", node_name=SERVER_PEER, STUB_ETCD_ROLE="true", STUB_NEVER_REMOVED="1", DRAIN_TIMEOUT_SECONDS="1"
+    )
+    assert result.returncode == 1
+    assert "was not removed after 1s" in result.stderr
+    assert not [c for c in node.calls() if c.startswith("kubectl delete")]
 
 
 def test_a_failed_drain_keeps_the_node_and_fails_the_delete(node):

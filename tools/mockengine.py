@@ -17,6 +17,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import runpy
 import sys
 from collections.abc import Callable, Mapping
@@ -218,6 +219,15 @@ def client_certificate_expiry() -> datetime.datetime:
     return today + CLIENT_CERTIFICATE_VALIDITY
 
 
+def static_ip_for(resource_name: str) -> str:
+    """The first server's static IP is MOCK_STATIC_IP; a further server's or an agent's has its own."""
+    host = resource_name.removesuffix("-attachment").removesuffix("-ip")
+    if not re.search(r"-(server|agent)-\d+$", host):
+        return MOCK_STATIC_IP
+    digest = hashlib.sha256(host.encode()).digest()
+    return f"198.51.100.{10 + digest[0] % 200}"
+
+
 def private_ip_for(instance_name: str) -> str:
     """Each instance its own address in Lightsail's private range."""
     digest = hashlib.sha256(instance_name.encode()).digest()
@@ -283,7 +293,7 @@ class LightsailMocks(pulumi_sdk.Mocks):
                 username="admin" if blueprint.startswith("debian") else "ubuntu",
             )
         elif args.typ in ("aws:lightsail/staticIp:StaticIp", "aws:lightsail/staticIpAttachment:StaticIpAttachment"):
-            state.update(arn=arn, ipAddress=MOCK_STATIC_IP)
+            state.update(arn=arn, ipAddress=static_ip_for(args.name))
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = MOCK_AGENT_SECRET
         elif args.typ == "aws:lightsail/keyPair:KeyPair":

@@ -5,7 +5,7 @@
 # server's private URL, the agent token and the node name, base64-encoded. The token
 # lives only in that root-only file, never on a command line.
 # Safe to re-run: with the same version and config it changes nothing.
-# Whether the node became Ready is checked on a server (agent-membership.sh ready),
+# Whether the node became Ready is checked on a server (node-membership.sh ready),
 # which also sees the node password a re-used node name must clear first.
 set -euo pipefail
 

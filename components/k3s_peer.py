@@ -1,0 +1,80 @@
+"""A further k3s server: joined to the first over its private IP, on the cluster's embedded etcd."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_command as command
+
+from .k3s import INSTALL_COMMAND, INSTALL_TIMEOUT, install_program
+from .k3s_agent import server_url
+from .membership import node_membership
+from .remote_scripts import remote_script
+
+
+@dataclass(frozen=True)
+class K3sPeerServerArgs:
+    # SSH to this server, and to the first server, where its node is checked and removed.
+    connection: command.remote.ConnectionArgs
+    server_connection: command.remote.ConnectionArgs
+    instance_identity: pulumi.Input[str]
+    k3s_version: str
+    node_name: str
+    first_server_private_ip: pulumi.Input[str]
+    # The first server's token (secure format): servers join with the server token.
+    server_token: pulumi.Input[str]
+    # The first server's config without its own keys (K3sServer.shared_config): what k3s
+    # requires to match on every server, tls-san included, rendered once.
+    shared_config: pulumi.Input[Mapping[str, Any]]
+    # Its host's first boot, and the server before it (servers install and upgrade one at a time).
+    after: Sequence[pulumi.Resource]
+
+
+def peer_config(node_name: str, shared: Mapping[str, Any], first_server_private_ip: str, server_token: str) -> dict[str, Any]:
+    """A joining server's config: its name, the settings every server shares, then where and how it joins.
+
+    No `cluster-init`: the first server started etcd; this one joins it through `server`
+    (docs.k3s.io/datastore/ha-embedded).
+    """
+    return {"node-name": node_name, **shared, "server": server_url(first_server_private_ip), "token": server_token}
+
+
+class K3sPeerServer(pulumi.ComponentResource):
+    """A server that joins the first one's etcd; drained, and its etcd member removed, before it goes."""
+
+    joined: pulumi.Resource
+
+    def __init__(self, name: str, args: K3sPeerServerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("lightsail-k3s:index:K3sPeerServer", name, None, opts)
+
+        install_stdin = pulumi.Output.all(args.shared_config, args.first_server_private_ip, args.server_token).apply(
+            lambda values: install_program(
+                remote_script("install-k3s-server.sh"),
+                args.k3s_version,
+                args.node_name,
+                peer_config(args.node_name, values[0], values[1], values[2]),
+            )
+        )
+        # stdin holds the tokens; stdout and stderr stay secret and unlogged as well.
+        install = command.remote.Command(
+            f"{name}-install",
+            connection=args.connection,
+            create=INSTALL_COMMAND,
+            update=INSTALL_COMMAND,
+            stdin=pulumi.Output.secret(install_stdin),
+            logging=command.remote.Logging.NONE,
+            triggers=[args.instance_identity],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(args.after),
+                additional_secret_outputs=["stdout", "stderr"],
+                custom_timeouts=pulumi.CustomTimeouts(create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT),
+            ),
+        )
+        self.joined = node_membership(
+            f"{name}-join", args.server_connection, args.node_name, args.instance_identity, install, parent=self
+        )
+        self.register_outputs({})

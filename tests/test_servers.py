@@ -1,0 +1,158 @@
+"""Three servers on embedded etcd, with agents: joins, shared settings, order, outputs, refusals."""
+
+import base64
+import json
+
+import pytest
+import yaml
+
+from components.catalog import BUNDLES
+from tests.helpers import ADMIN_CIDR, PROJECT_DIR, deploy
+from tools.mockengine import (
+    MOCK_AGENT_SECRET,
+    MOCK_AGENT_TOKEN,
+    MOCK_NODE_TOKEN,
+    MOCK_STATIC_IP,
+    private_ip_for,
+    static_ip_for,
+)
+
+INSTANCE = "aws:lightsail/instance:Instance"
+COMMAND = "command:remote:Command"
+FIRST = "lightsail-k3s-dev"
+PEERS = ("lightsail-k3s-dev-server-2", "lightsail-k3s-dev-server-3")
+AGENTS = ("lightsail-k3s-dev-agent-1", "lightsail-k3s-dev-agent-2")
+SECRETS = (MOCK_AGENT_SECRET, MOCK_AGENT_TOKEN, MOCK_NODE_TOKEN)
+
+
+@pytest.fixture(scope="module")
+def ha():
+    return deploy(serverCount=3, agentCount=2, agentBundleId="micro_3_0", protect=True)
+
+
+def config_of(install) -> dict:
+    prelude, _, _ = install.inputs["stdin"].partition("set -euo pipefail")
+    assignments = dict(line.split("=", 1) for line in prelude.splitlines() if line and not line.startswith("#"))
+    return yaml.safe_load(base64.b64decode(assignments["K3S_CONFIG_B64"]))
+
+
+def test_three_servers_and_two_agents_are_five_instances(ha):
+    assert sorted(r.name for r in ha.of_type(INSTANCE)) == sorted(f"{name}-instance" for name in (FIRST, *PEERS, *AGENTS))
+
+
+def test_every_join_references_the_first_servers_private_ip(ha):
+    private_url = f"https://{private_ip_for(f'{FIRST}-instance')}:6443"
+    joiners = [ha.named(f"{name}-install") for name in (*PEERS, *AGENTS)]
+    assert [config_of(install)["server"] for install in joiners] == [private_url] * 4
+    assert [config_of(ha.named(f"{name}-install"))["token"] for name in PEERS] == [MOCK_NODE_TOKEN] * 2
+    assert [config_of(ha.named(f"{name}-install"))["token"] for name in AGENTS] == [MOCK_AGENT_TOKEN] * 2
+    assert "server" not in config_of(ha.named(f"{FIRST}-install"))
+
+
+def test_no_token_in_any_commands_plain_inputs(ha):
+    commands = ha.of_type(COMMAND)
+    assert len(commands) == 5 + 4 + 2 * 2 + 2 * 2  # boot waits, first server, peers, agents
+    for resource in commands:
+        plain = json.dumps({key: value for key, value in resource.inputs.items() if key not in resource.secret_inputs})
+        for secret in SECRETS:
+            assert secret not in plain, (resource.name, secret[:6])
+    for name in PEERS:
+        install = ha.named(f"{name}-install")
+        assert "stdin" in install.secret_inputs
+        assert install.inputs["logging"] == "none"
+        assert {"stdout", "stderr"} <= set(install.additional_secret_outputs)
+
+
+def test_the_first_server_starts_etcd_and_the_others_join_it(ha):
+    assert config_of(ha.named(f"{FIRST}-install"))["cluster-init"] is True
+    for name in PEERS:
+        config = config_of(ha.named(f"{name}-install"))
+        assert "cluster-init" not in config
+        assert config["node-name"] == name
+
+
+def test_settings_that_must_match_are_the_same_on_every_server(ha):
+    configs = [config_of(ha.named(f"{name}-install")) for name in (FIRST, *PEERS)]
+    own_keys = {"node-name", "cluster-init", "server", "token"}
+    shared = [{key: value for key, value in config.items() if key not in own_keys} for config in configs]
+    assert shared[0] == shared[1] == shared[2]
+    assert shared[0]["tls-san"] == [MOCK_STATIC_IP, *(static_ip_for(f"{name}-ip-attachment") for name in PEERS)]
+    assert shared[0]["agent-token"] == MOCK_AGENT_SECRET
+    assert shared[0]["secrets-encryption"] is True
+
+
+def test_servers_upgrade_one_at_a_time_then_the_agents(ha):
+    def install(name):
+        return ha.named(f"{name}-install")
+
+    def joined(name):
+        return ha.named(f"{name}-join")
+
+    assert ha.depends_on(install(PEERS[0]), install(FIRST))
+    assert ha.depends_on(install(PEERS[1]), joined(PEERS[0]))
+    assert ha.depends_on(install(AGENTS[0]), joined(PEERS[1]))
+    assert ha.depends_on(install(AGENTS[1]), joined(AGENTS[0]))
+    # and not the other way round
+    assert not ha.depends_on(install(PEERS[0]), joined(PEERS[1]))
+    assert not ha.depends_on(install(FIRST), install(PEERS[0]))
+
+
+def test_a_removed_server_is_drained_and_leaves_etcd_through_the_first_server(ha):
+    for name in PEERS:
+        join = ha.named(f"{name}-join")
+        assert join.inputs["connection"]["host"] == MOCK_STATIC_IP
+        assert join.inputs["delete"] == "sudo bash -s -- drain"
+        assert join.inputs["stdin"].startswith(f"NODE_NAME={name}\n")
+        assert "etcd.k3s.cattle.io/remove=true" in join.inputs["stdin"]
+        assert ha.depends_on(join, ha.named(f"{name}-install"))
+
+
+def test_further_servers_are_hosts_like_the_first(ha):
+    first_rules = ha.named(f"{FIRST}-firewall").inputs["portInfos"]
+    for name in PEERS:
+        assert ha.named(f"{name}-instance").protect
+        assert ha.named(f"{name}-ip").protect
+        assert ha.named(f"{name}-firewall").inputs["portInfos"] == first_rules
+        assert ha.named(f"{name}-instance").inputs["bundleId"] == "small_3_0"
+    assert {p["fromPort"] for p in first_rules if p["cidrs"] == [ADMIN_CIDR]} == {22, 6443}
+
+
+def test_outputs_list_all_five_nodes_and_cost_sums_them(ha):
+    nodes = ha.outputs["nodes"].value
+    assert [(node["name"], node["role"], node["bundleId"]) for node in nodes] == [
+        (FIRST, "server", "small_3_0"),
+        (PEERS[0], "server", "small_3_0"),
+        (PEERS[1], "server", "small_3_0"),
+        (AGENTS[0], "agent", "micro_3_0"),
+        (AGENTS[1], "agent", "micro_3_0"),
+    ]
+    assert [node["privateIp"] for node in nodes] == [private_ip_for(f"{name}-instance") for name in (FIRST, *PEERS, *AGENTS)]
+    assert [node.get("publicIp") for node in nodes] == [
+        MOCK_STATIC_IP,
+        *(static_ip_for(f"{name}-ip-attachment") for name in PEERS),
+        None,
+        None,
+    ]
+    assert ha.outputs["monthlyCostUsd"].value == 3 * BUNDLES["small_3_0"].monthly_usd + 2 * BUNDLES["micro_3_0"].monthly_usd
+    assert ha.outputs["kubeApiUrl"].value == f"https://{MOCK_STATIC_IP}:6443"
+
+
+def test_one_server_does_not_start_etcd_without_backups(dev):
+    assert "cluster-init" not in config_of(dev.named(f"{FIRST}-install"))
+    assert not [r for r in dev.resources if r.name.startswith(f"{FIRST}-server-")]
+
+
+def test_readme_topology_costs_come_from_the_catalog():
+    text = (PROJECT_DIR / "README.md").read_text()
+    table = text.split("| serverCount × bundleId | agentCount × agentBundleId | USD/month |\n|---|---|---|\n", 1)[1]
+    rows = [line.strip("|").split("|") for line in table.split("\n\n", 1)[0].splitlines()]
+    assert len(rows) >= 5
+
+    def price(cell: str) -> float:
+        if cell.strip() == "0":
+            return 0
+        count, bundle_id = cell.strip().split(" × ")
+        return int(count) * BUNDLES[bundle_id].monthly_usd
+
+    for servers, agents, usd in rows:
+        assert price(servers) + price(agents) == float(usd), (servers, agents, usd)
