@@ -3,7 +3,7 @@ STACK ?= dev
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: up plan restore test lint clean
+.PHONY: up plan restore test e2e lint clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -27,6 +27,11 @@ restore:
 
 test: $(VENV)/.installed
 	$(PYTHON) -m pytest
+
+# Real AWS through the Automation API (billed, minutes): skips, naming what is missing, without the
+# Pulumi CLI or AWS credentials. Never part of `make test`.
+e2e: $(VENV)/.installed
+	$(PYTHON) -m pytest tests/e2e
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

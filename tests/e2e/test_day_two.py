@@ -1,8 +1,8 @@
 """Day two on real AWS: etcd snapshots in the bucket, a restore, and a certificate rotation.
 
-Same prerequisites as test_aws.py (Pulumi CLI, AWS credentials, LIGHTSAIL_K3S_INTEGRATION=1),
-and ssh. Creates a billed instance and bucket for a few minutes, then deletes the snapshots
-(a non-empty Lightsail bucket cannot be deleted) and destroys the stack.
+Same prerequisites as test_cluster.py (Pulumi CLI, AWS credentials; run by `make e2e`), and ssh.
+Creates a billed instance and bucket for a few minutes, then deletes the snapshots (a non-empty
+Lightsail bucket cannot be deleted) and destroys the stack.
 """
 
 import datetime
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.test_aws import ROOT, fetch, missing_prerequisite, tls_context_from
+from tests.e2e.aws import ROOT, fetch, missing_prerequisite, tls_context_from
 
 pytestmark = pytest.mark.skipif(
     missing_prerequisite() is not None or shutil.which("ssh") is None,

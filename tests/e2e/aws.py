@@ -1,0 +1,110 @@
+"""What the end-to-end tests share: their prerequisites, a throwaway stack, and HTTPS to the cluster.
+
+They create billed AWS resources for a few minutes, so they never run in `make test` (pytest.ini
+keeps tests/e2e out of its collection); `make e2e` runs them, or skips them naming what is missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import ssl
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CONSUMER_DIR = ROOT / "examples" / "consumer"
+REGION = os.environ.get("AWS_REGION", "ap-northeast-2")
+PASSPHRASE = "e2e-throwaway"
+
+
+def missing_prerequisite() -> str | None:
+    if shutil.which("pulumi") is None:
+        return "the Pulumi CLI is not installed (curl -fsSL https://get.pulumi.com | sh)"
+    home = Path.home()
+    if not (
+        os.environ.get("AWS_ACCESS_KEY_ID")
+        or os.environ.get("AWS_PROFILE")
+        or os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE")
+        or (home / ".aws" / "credentials").exists()
+        or (home / ".aws" / "config").exists()
+    ):
+        return "no AWS credentials (aws configure, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+    return None
+
+
+def fetch(url: str, context: ssl.SSLContext | None = None) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=30, context=context) as response:
+        return response.status, response.read().decode()
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 600, interval: float = 10) -> Any:
+    """Polls `check` until it returns something truthy; fails naming `what` and the last error."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except (OSError, urllib.error.URLError, KeyError, ValueError) as error:
+            last_error = error
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last error: {last_error}")
+
+
+def tls_context_from(kubeconfig: dict, directory: Path) -> ssl.SSLContext:
+    cluster = kubeconfig["clusters"][0]["cluster"]
+    user = kubeconfig["users"][0]["user"]
+    files = {}
+    for name, data in (
+        ("ca.crt", cluster["certificate-authority-data"]),
+        ("client.crt", user["client-certificate-data"]),
+        ("client.key", user["client-key-data"]),
+    ):
+        files[name] = directory / name
+        files[name].write_bytes(base64.b64decode(data))
+        files[name].chmod(0o600)
+    context = ssl.create_default_context(cafile=str(files["ca.crt"]))
+    context.load_cert_chain(str(files["client.crt"]), str(files["client.key"]))
+    return context
+
+
+def kube_get(outputs: dict, path: str) -> Any:
+    """GET on the Kubernetes API with the kubeconfig output's own certificates; the JSON body."""
+    kubeconfig = yaml.safe_load(outputs["kubeconfig"].value)
+    with tempfile.TemporaryDirectory() as cert_dir:
+        status, body = fetch(outputs["kubeApiUrl"].value + path, tls_context_from(kubeconfig, Path(cert_dir)))
+    assert status == 200, (path, status)
+    return json.loads(body)
+
+
+@contextlib.contextmanager
+def throwaway_backend() -> Iterator[dict[str, str]]:
+    """A file backend of its own, so nothing touches the user's stacks; StackReferences resolve within it."""
+    with tempfile.TemporaryDirectory() as state_dir:
+        yield {"PULUMI_BACKEND_URL": f"file://{state_dir}", "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE}
+
+
+def throwaway_stack_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def remove_stack(stack: Any, work_dir: Path) -> None:
+    """Destroys the stack's resources, forgets the stack and removes the stack file the CLI wrote."""
+    try:
+        stack.destroy(on_output=print)
+    finally:
+        stack.workspace.remove_stack(stack.name)
+        (work_dir / f"Pulumi.{stack.name}.yaml").unlink(missing_ok=True)
