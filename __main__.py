@@ -2,16 +2,19 @@
 
 import pulumi
 
-from components.apps import AppStack, AppStackArgs
+from components.apps import AppStack, AppStackArgs, IngressTls
 from components.backups import BackupBucket, BackupBucketArgs
 from components.certificates import watch_kubeconfig_expiry
+from components.dns import DnsZone, DnsZoneArgs
 from components.host import HostArgs, LightsailHost
 from components.k3s import K3sServer, K3sServerArgs, agent_firewall_rules, server_firewall_rules
 from components.k3s_agent import K3sAgent, K3sAgentArgs
 from components.k3s_peer import K3sPeerServer, K3sPeerServerArgs
 from components.settings import load_settings
+from components.traefik import TraefikAcme, TraefikAcmeArgs, cert_resolver
 
 settings = load_settings()
+https = settings.https
 
 node = LightsailHost(
     settings.cluster_name,
@@ -86,6 +89,7 @@ k3s = K3sServer(
         cluster_init=settings.embedded_etcd,
         # Every server answers for the API: each one's static IP is in every certificate.
         tls_sans=[node.public_ip, *(host.public_ip for host in peer_hosts)],
+        api_domain=https.domain if https else None,
     ),
 )
 
@@ -145,9 +149,25 @@ for number in range(1, topology.agent_count + 1):
     agent_hosts.append(agent_host)
     previous = agent.joined
 
+# Lightsail's name servers for the domain, to enter at the registrar; none without a zone of ours.
+name_servers: pulumi.Input[list[str]] = []
+if https:
+    if https.manage_dns_zone:
+        zone = DnsZone(settings.cluster_name, DnsZoneArgs(https.domain, static_ip=node.public_ip, protect=settings.protect))
+        name_servers = zone.name_servers
+    TraefikAcme(
+        settings.cluster_name,
+        TraefikAcmeArgs(acme_email=https.acme_email, acme_staging=https.acme_staging, provider=k3s.provider),
+    )
+
 apps = AppStack(
     settings.cluster_name,
-    AppStackArgs(settings=settings.apps, provider=k3s.provider, public_ip=node.public_ip),
+    AppStackArgs(
+        settings=settings.apps,
+        provider=k3s.provider,
+        public_ip=node.public_ip,
+        tls=IngressTls(domain=https.domain, cert_resolver=cert_resolver(https.acme_staging)) if https else None,
+    ),
 )
 
 ssh_key_file = f"~/.ssh/{settings.cluster_name}"
@@ -204,3 +224,4 @@ pulumi.export(
 pulumi.export("appUrl", apps.app_url)
 pulumi.export("appNamespace", settings.apps.namespace)
 pulumi.export("apps", apps.urls)
+pulumi.export("nameServers", name_servers)

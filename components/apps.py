@@ -17,10 +17,33 @@ INGRESS_CLASS = "traefik"
 
 
 @dataclass(frozen=True)
+class IngressTls:
+    """HTTPS through Traefik's certificate resolver; apps without a host are served at the domain."""
+
+    domain: str
+    cert_resolver: str
+
+    def annotations(self) -> dict[str, str]:
+        # Traefik's Ingress annotations (doc.traefik.io, Kubernetes Ingress routing
+        # configuration): only the HTTPS entry point, with certificates from the resolver.
+        return {
+            "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
+            "traefik.ingress.kubernetes.io/router.tls": "true",
+            "traefik.ingress.kubernetes.io/router.tls.certresolver": self.cert_resolver,
+        }
+
+
+@dataclass(frozen=True)
 class AppStackArgs:
     settings: AppSettings
     provider: k8s.Provider
     public_ip: pulumi.Input[str]
+    tls: IngressTls | None = None
+
+
+def served_host(app: AppSpec, tls: IngressTls | None) -> str | None:
+    """The host an app is routed on: its own, else the domain under HTTPS, else any host."""
+    return app.host or (tls.domain if tls else None)
 
 
 def _labels(app: AppSpec) -> dict[str, str]:
@@ -39,8 +62,16 @@ def ingress_name(host: str | None) -> str:
     return "default-host" if host is None else "host-" + re.sub(r"[^a-z0-9-]", "-", host)[:58]
 
 
-def app_url(app: AppSpec, public_ip: str) -> str:
+def app_url(app: AppSpec, public_ip: str, tls: IngressTls | None = None) -> str:
+    if tls:
+        return f"https://{served_host(app, tls)}{app.path}"
     return f"http://{app.host or public_ip}{app.path}"
+
+
+def first_app_url(settings: AppSettings, public_ip: str, tls: IngressTls | None) -> str:
+    if settings.apps:
+        return app_url(settings.apps[0], public_ip, tls)
+    return f"https://{tls.domain}/" if tls else f"http://{public_ip}/"
 
 
 class AppStack(pulumi.ComponentResource):
@@ -98,14 +129,19 @@ class AppStack(pulumi.ComponentResource):
         for app in settings.apps:
             services[app.name] = self._declare_app(app, settings, namespace_name, on_cluster(limit_range, quota))
 
-        hosts = list(dict.fromkeys(app.host for app in settings.apps))
+        tls = args.tls
+        hosts = list(dict.fromkeys(served_host(app, tls) for app in settings.apps))
         for host in hosts:
-            routed = [app for app in settings.apps if app.host == host]
+            routed = [app for app in settings.apps if served_host(app, tls) == host]
             k8s.networking.v1.Ingress(
                 f"{name}-ingress-{ingress_name(host)}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=ingress_name(host), namespace=namespace_name),
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=ingress_name(host), namespace=namespace_name, annotations=tls.annotations() if tls else None
+                ),
                 spec=k8s.networking.v1.IngressSpecArgs(
                     ingress_class_name=INGRESS_CLASS,
+                    # No secretName: the certificate comes from the resolver, not a Secret.
+                    tls=[k8s.networking.v1.IngressTLSArgs(hosts=[host])] if tls else None,
                     rules=[
                         k8s.networking.v1.IngressRuleArgs(
                             host=host,
@@ -142,14 +178,12 @@ class AppStack(pulumi.ComponentResource):
                     "service": f"{app.name}.{settings.namespace}.svc.cluster.local",
                     "port": app.port,
                     "path": app.path,
-                    "url": app_url(app, ip),
+                    "url": app_url(app, ip, tls),
                 }
                 for app in settings.apps
             }
         )
-        self.app_url = pulumi.Output.from_input(args.public_ip).apply(
-            lambda ip: app_url(settings.apps[0], ip) if settings.apps else f"http://{ip}/"
-        )
+        self.app_url = pulumi.Output.from_input(args.public_ip).apply(lambda ip: first_app_url(settings, ip, tls))
         self.register_outputs({"appUrl": self.app_url, "apps": self.urls})
 
     def _declare_app(

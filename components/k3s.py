@@ -66,6 +66,8 @@ class K3sServerArgs:
     # The API certificate's names, the same on every server: each server's static IP.
     # Empty means this server's own address alone.
     tls_sans: Sequence[pulumi.Input[str]] = ()
+    # A DNS name for the API (the stack's domain): listed in tls-san and used in the API URL.
+    api_domain: str | None = None
 
 
 def server_firewall_rules(admin_cidrs: Sequence[str]) -> list[PortRule]:
@@ -202,7 +204,7 @@ class K3sServer(pulumi.ComponentResource):
         ).apply(
             lambda values: server_config(
                 args.node_name,
-                values[0],
+                [*values[0], *([args.api_domain] if args.api_domain else [])],
                 cluster_init=args.cluster_init,
                 etcd_snapshots=values[1],
                 agent_token=values[2],
@@ -276,7 +278,9 @@ class K3sServer(pulumi.ComponentResource):
         )
         self.node_token = pulumi.Output.secret(raw_token.apply(str.strip))
         self.agent_token = pulumi.Output.secret(raw_agent_token.apply(str.strip))
-        self.api_url = pulumi.Output.from_input(args.host).apply(lambda host: f"https://{host}:{KUBE_API_PORT}")
+        self.api_url = pulumi.Output.from_input(args.host).apply(
+            lambda host: f"https://{args.api_domain or host}:{KUBE_API_PORT}"
+        )
 
         # The cluster identifier changes only with the instance: a re-read
         # kubeconfig (unknown during preview) updates the provider instead of

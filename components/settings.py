@@ -7,12 +7,14 @@ the message without a Python traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import json
 import os
 import re
 import shlex
+import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +110,16 @@ class Topology:
 
 
 @dataclass(frozen=True)
+class HttpsSettings:
+    """The domain the apps are served under, its Lightsail DNS zone and the Let's Encrypt account."""
+
+    domain: str
+    manage_dns_zone: bool
+    acme_email: str
+    acme_staging: bool
+
+
+@dataclass(frozen=True)
 class Settings:
     stack: str
     region: str
@@ -126,6 +138,8 @@ class Settings:
     backups: BackupSettings | None
     cert_rotation: int
     topology: Topology
+    # Set when the stack serves its apps under a domain, over HTTPS.
+    https: HttpsSettings | None = None
 
     @property
     def cluster_name(self) -> str:
@@ -533,7 +547,7 @@ def parse_settings(
             'start an agent and add the key (eval "$(ssh-agent)" && ssh-add ~/.ssh/id_ed25519), '
             "or remove sshPublicKey to let the stack generate a key",
         )
-    return Settings(
+    settings = Settings(
         stack=parse_stack_name(stack),
         region=region,
         availability_zone=parse_availability_zone(source, region),
@@ -560,6 +574,99 @@ def parse_settings(
         ),
         topology=parse_topology(source, bundle),
     )
+    # Checked after the apps: their hosts must lie in the domain.
+    return dataclasses.replace(settings, https=parse_https(source, settings.apps, environ, dry_run))
+
+
+# A registered domain: lowercase DNS labels, at least two, the last one a name, not a number.
+DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def parse_domain(source: ConfigSource) -> str | None:
+    domain = _raw(source, "domain")
+    if not domain:
+        return None
+    if not DOMAIN_PATTERN.fullmatch(domain):
+        raise ConfigError(
+            "domain",
+            f"{domain!r} is not a registered domain name (lowercase labels separated by dots, no scheme, "
+            "no trailing dot, no wildcard)",
+            "pulumi config set domain example.com",
+        )
+    return domain
+
+
+def parse_manage_dns_zone(source: ConfigSource) -> bool:
+    return _parse_boolean(source, "manageDnsZone", default=True)
+
+
+def parse_acme_email(source: ConfigSource) -> str | None:
+    email = _raw(source, "acmeEmail")
+    if not email:
+        return None
+    if not EMAIL_PATTERN.fullmatch(email):
+        raise ConfigError(
+            "acmeEmail",
+            f"{email!r} is not an email address",
+            "pulumi config set acmeEmail ops@example.com (Let's Encrypt writes to it about expiring certificates)",
+        )
+    return email
+
+
+def parse_acme_staging(source: ConfigSource) -> bool:
+    return _parse_boolean(source, "acmeStaging", default=False)
+
+
+def check_app_hosts_in_domain(apps: AppSettings, domain: str) -> None:
+    """Every app host must be the domain or under it: only those names get DNS records and certificates."""
+    routes: dict[tuple[str, str], str] = {}
+    for index, app in enumerate(apps.apps):
+        if app.host is not None and app.host != domain and not app.host.endswith("." + domain):
+            raise ConfigError(
+                "apps",
+                f"apps[{index}] ({app.name}): host {app.host} is outside domain {domain}, so it gets no DNS record "
+                "and no certificate",
+                f"use a host under {domain} (e.g. {app.name}.{domain}), or leave host out to serve the app at {domain}",
+            )
+        route = (app.host or domain, app.path)
+        if route in routes:
+            raise ConfigError(
+                "apps",
+                f"apps[{index}] ({app.name}): path {app.path} on {route[0]} is already routed to {routes[route]} "
+                f"(apps without a host are served at {domain})",
+                "give each app its own path or host",
+            )
+        routes[route] = app.name
+
+
+def parse_https(source: ConfigSource, apps: AppSettings, environ: Mapping[str, str], dry_run: bool) -> HttpsSettings | None:
+    domain = parse_domain(source)
+    manage_dns_zone = parse_manage_dns_zone(source)
+    acme_email = parse_acme_email(source)
+    acme_staging = parse_acme_staging(source)
+    if domain is None:
+        if acme_email is not None:
+            raise ConfigError("acmeEmail", "is set, but HTTPS needs a domain", "pulumi config set domain example.com")
+        if acme_staging:
+            raise ConfigError("acmeStaging", "is true, but HTTPS needs a domain", "pulumi config set domain example.com")
+        return None
+    if acme_email is None:
+        raise ConfigError(
+            "acmeEmail",
+            f"domain {domain} is set, and Let's Encrypt needs a contact address for its certificates",
+            "pulumi config set acmeEmail ops@example.com",
+        )
+    check_app_hosts_in_domain(apps, domain)
+    # Preview does not run the command that reads the zone's name servers, so only up needs the CLI.
+    if manage_dns_zone and not dry_run and shutil.which("aws", path=environ.get("PATH", "")) is None:
+        raise ConfigError(
+            "manageDnsZone",
+            "the DNS zone's name servers are read with the AWS CLI (aws lightsail get-domain), which is not on PATH",
+            "install the AWS CLI (docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html), "
+            "or pulumi config set --type bool manageDnsZone false and serve the domain's DNS yourself",
+        )
+    return HttpsSettings(domain, manage_dns_zone, acme_email, acme_staging)
 
 
 def declared_keys(project_file: Path = PROJECT_DIR / "Pulumi.yaml") -> list[str]:

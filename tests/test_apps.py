@@ -112,17 +112,32 @@ def test_ingress_uses_traefik_and_routes_each_path_to_its_service_port(shop):
         assert service.inputs["spec"]["ports"][0]["targetPort"] == "http"
 
 
-def test_no_second_ingress_controller_helm_chart_or_load_balancer(dev, shop):
+# The one Helm object allowed: k3s' own customisation of its bundled Traefik
+# (docs.k3s.io/helm, "Customizing Packaged Components with HelmChartConfig").
+BUNDLED_TRAEFIK_CONFIG = ("kubernetes:helm.cattle.io/v1:HelmChartConfig", {"name": "traefik", "namespace": "kube-system"})
+
+
+def assert_no_second_ingress_controller(deployment):
+    """No chart, release, IngressClass, controller image or LoadBalancer; only a HelmChartConfig for k3s' Traefik."""
     controller_image = re.compile(r"^(docker\.io/)?(library/)?traefik:|ingress-nginx|haproxy|kong|contour|envoy")
+    for resource in deployment.resources:
+        if resource.type == BUNDLED_TRAEFIK_CONFIG[0]:
+            assert resource.inputs["metadata"] == BUNDLED_TRAEFIK_CONFIG[1], resource.inputs["metadata"]
+        else:
+            assert "helm" not in resource.type.lower() and not resource.type.endswith(":IngressClass"), resource.type
+    for obj in declared_objects(deployment):
+        assert obj["kind"] not in ("HelmChart", "IngressClass", "HelmRelease")
+        if obj["kind"] == "HelmChartConfig":
+            assert {k: obj["metadata"].get(k) for k in ("name", "namespace")} == BUNDLED_TRAEFIK_CONFIG[1]
+        if obj["kind"] == "Service":
+            assert obj["spec"].get("type", "ClusterIP") != "LoadBalancer"
+        for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+            assert not controller_image.search(container["image"]), container["image"]
+
+
+def test_no_second_ingress_controller_helm_chart_or_load_balancer(dev, shop):
     for deployment in (dev, shop):
-        types = {r.type for r in deployment.resources}
-        assert not [t for t in types if "helm" in t.lower() or t.endswith(":IngressClass")]
-        for obj in declared_objects(deployment):
-            assert obj["kind"] not in ("HelmChart", "HelmChartConfig", "IngressClass", "HelmRelease")
-            if obj["kind"] == "Service":
-                assert obj["spec"].get("type", "ClusterIP") != "LoadBalancer"
-            for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
-                assert not controller_image.search(container["image"]), container["image"]
+        assert_no_second_ingress_controller(deployment)
 
 
 def test_secret_env_values_live_only_in_a_secret_that_is_secret_in_state(shop):

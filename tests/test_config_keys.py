@@ -29,7 +29,7 @@ def test_a_misspelt_key_names_the_closest_known_one():
 
 def test_a_key_far_from_every_known_one_lists_them():
     error = refused(colour="blue")
-    assert "is not a setting of this program (settings: adminCidrs, " in str(error)
+    assert "is not a setting of this program (settings: acmeEmail, acmeStaging, adminCidrs, " in str(error)
     assert "pulumi config rm colour" in str(error)
 
 

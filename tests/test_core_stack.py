@@ -255,6 +255,7 @@ def test_outputs_contract(dev):
         "region",
         "bundleId",
         "monthlyCostUsd",
+        "nameServers",
     } | {key for key in dev.outputs if key.startswith("app")}
     values = {key: output.value for key, output in dev.outputs.items()}
     assert values["publicIp"] == MOCK_STATIC_IP

@@ -15,6 +15,7 @@ import base64
 import datetime
 import functools
 import hashlib
+import json
 import logging
 import os
 import re
@@ -38,6 +39,8 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 MOCK_ACCOUNT = "123456789012"
 MOCK_STATIC_IP = "203.0.113.10"
+# The shape of a Lightsail zone's NS records (aws-cli awscli/examples/lightsail/get-domain.rst).
+MOCK_NAME_SERVERS = ["ns-1436.awsdns-51.org", "ns-137.awsdns-17.com", "ns-1710.awsdns-21.co.uk", "ns-692.awsdns-22.net"]
 MOCK_NODE_TOKEN = "K10" + "ab" * 32 + "::server:" + "cd" * 16
 MOCK_BUCKET_ACCESS_KEY_ID = "AKIAMOCKBUCKETKEY000"
 MOCK_BUCKET_SECRET_ACCESS_KEY = "mock/bucket+secret/key0000000000000000000"
@@ -296,7 +299,7 @@ class LightsailMocks(pulumi_sdk.Mocks):
             state.update(arn=arn, ipAddress=static_ip_for(args.name))
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = MOCK_AGENT_SECRET
-        elif args.typ == "aws:lightsail/keyPair:KeyPair":
+        elif args.typ in ("aws:lightsail/keyPair:KeyPair", "aws:lightsail/domain:Domain"):
             state.update(arn=arn)
         elif args.typ == "aws:lightsail/bucket:Bucket":
             state.update(arn=arn, region=self.region, url=f"https://{name}.s3.{self.region}.amazonaws.com/")
@@ -306,6 +309,9 @@ class LightsailMocks(pulumi_sdk.Mocks):
             # Answered by name, whatever the command line: K3sServer names its reads <server>-read-<what>.
             state["stdout"] = _command_stdout(args.name)
             state["stderr"] = ""
+        elif args.typ == "command:local:Command":
+            is_name_server_query = "lightsail get-domain" in inputs.get("create", "")
+            state.update(stdout=json.dumps(MOCK_NAME_SERVERS) if is_name_server_query else "", stderr="")
         elif args.typ.startswith("kubernetes:"):
             metadata = dict(inputs.get("metadata") or {})
             metadata.setdefault("name", f"{args.name}-a1b2c3d")
