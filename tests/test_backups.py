@@ -4,14 +4,19 @@ import base64
 import binascii
 import json
 import re
+import shutil
+import stat
+import subprocess
 
 import pytest
 
-from components.backups import BUCKET_BUNDLE_ID, SNAPSHOT_FOLDER
+from components import k3s
+from components.backups import BUCKET_BUNDLE_ID, SNAPSHOT_FOLDER, etcd_snapshot_settings
 from components.settings import parse_backups
 from tests.conftest import deploy
 from tests.test_config_rules import rejected
 from tests.test_core_stack import command, install_settings
+from tests.test_remote_scripts import Node
 from tools import cliconfig
 from tools.mockengine import MOCK_BUCKET_ACCESS_KEY_ID, MOCK_BUCKET_SECRET_ACCESS_KEY
 
@@ -142,3 +147,26 @@ def test_snapshot_retention_must_be_an_integer_which_the_cli_checks_before_the_p
     with pytest.raises(cliconfig.CliConfigError) as caught:
         deploy(backups="true", etcdSnapshotRetention="many")
     assert str(caught.value) == "Stack 'dev' with configuration key 'etcdSnapshotRetention' must be of type 'integer'"
+
+
+def test_the_install_on_the_node_writes_the_key_root_only_and_never_prints_it(tmp_path):
+    node = Node(tmp_path)
+    settings = etcd_snapshot_settings(
+        "lightsail-k3s-dev-backups-a1b2c3d", "eu-west-2", MOCK_BUCKET_ACCESS_KEY_ID, MOCK_BUCKET_SECRET_ACCESS_KEY, "0 3 * * *", 7
+    )
+    program = k3s.install_program(
+        k3s.remote_script("install-k3s-server.sh"),
+        "v1.36.1+k3s1",
+        "lightsail-k3s-dev",
+        k3s.server_config("lightsail-k3s-dev", ["203.0.113.10"], cluster_init=True, etcd_snapshots=settings),
+    )
+    result = subprocess.run(
+        [shutil.which("bash"), "-s"], input=program, env=node.environment(), capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert node.config()["etcd-s3-secret-key"] == MOCK_BUCKET_SECRET_ACCESS_KEY
+    assert node.config()["cluster-init"] is True
+    assert stat.S_IMODE((node.config_dir / "config.yaml").stat().st_mode) == 0o600
+    printed = readable(result.stdout + result.stderr + node.log.read_text())
+    for credential in CREDENTIALS:
+        assert credential not in printed
