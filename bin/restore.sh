@@ -7,8 +7,10 @@
 #
 # On a replaced instance, set RESTORE_TOKEN_FILE to a file holding the server token the
 # snapshot was taken with (the old nodeToken output); see README.md, Restore.
-# Reads publicIp, sshUser, sshPrivateKey (if generated) and backupBucket from the stack's
-# outputs; the node-side work is components/remote/restore-etcd-snapshot.sh, sent on stdin.
+# Reads publicIp, sshUser, sshPrivateKey (if generated), backupBucket and nodes from the
+# stack's outputs. The node-side work, sent on stdin: components/remote/restore-etcd-snapshot.sh
+# on the first server and, with serverCount 3, components/remote/etcd-peer-restore.sh on the
+# others (stopped before the restore, rejoined after it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,9 +59,48 @@ if private_key="$(output --show-secrets sshPrivateKey)" && [ -n "$private_key" ]
   ssh_args+=(-i "$work_dir/id")
 fi
 
-echo "restore: stack $stack, bucket $bucket, node $user@$host"
+# The other servers' public IPs, from the nodes output (absent on stacks from before it).
+peers=()
+if nodes="$(output --json nodes)"; then
+  mapfile -t peers < <(python3 -c '
+import json, sys
+first = sys.argv[1]
+for node in json.load(sys.stdin):
+    if node["role"] == "server" and node["publicIp"] != first:
+        print(node["publicIp"])
+' "$host" <<< "$nodes")
+fi
+
+peer_step() {
+  local step="$1" peer
+  for peer in "${peers[@]}"; do
+    echo "restore: $step on server $user@$peer"
+    { printf 'PEER_STEP=%q\n' "$step"; cat components/remote/etcd-peer-restore.sh; } |
+      ssh "${ssh_args[@]}" "$user@$peer" sudo bash -s
+  done
+}
+
 # Settings first, then the node script, all on stdin: the token never reaches a command line.
-{
-  printf 'SNAPSHOT=%q\nRESTORE_TOKEN=%q\n' "$snapshot" "$restore_token"
-  cat components/remote/restore-etcd-snapshot.sh
-} | ssh "${ssh_args[@]}" "$user@$host" sudo bash -s
+on_first_server() {
+  local resolve_only="$1"
+  {
+    printf 'SNAPSHOT=%q\nRESTORE_TOKEN=%q\nRESOLVE_ONLY=%q\n' "$snapshot" "$restore_token" "$resolve_only"
+    cat components/remote/restore-etcd-snapshot.sh
+  } | ssh "${ssh_args[@]}" "$user@$host" sudo bash -s
+}
+
+echo "restore: stack $stack, bucket $bucket, node $user@$host"
+if [ -z "$snapshot" ]; then
+  on_first_server false
+  exit 0
+fi
+if [ "${#peers[@]}" -gt 0 ]; then
+  # Several servers: check the snapshot (and pin `latest`) before stopping any of them,
+  # then stop them all, restore on the first, and let the others rejoin.
+  resolved="$(on_first_server true | sed -n 's/^snapshot: //p')"
+  [ -n "$resolved" ] || exit 1
+  snapshot="$resolved"
+  peer_step stop
+fi
+on_first_server false
+peer_step rejoin

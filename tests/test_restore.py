@@ -1,5 +1,6 @@
 """bin/restore.sh with stand-in pulumi, ssh, k3s (its S3 snapshot listing), systemctl: list, restore, wait."""
 
+import json
 import os
 import shutil
 import stat
@@ -226,3 +227,52 @@ def test_make_restore_passes_stack_and_snapshot():
     )
     assert result.returncode == 0, result.stderr
     assert f"bin/restore.sh prod {SNAPSHOT_OLD}" in result.stdout
+
+
+def test_with_three_servers_the_others_stop_first_and_rejoin_after_the_restore(workstation, tmp_path):
+    servers = [("lightsail-k3s-prod", "203.0.113.10"), ("lightsail-k3s-prod-server-2", "203.0.113.11")]
+    servers.append(("lightsail-k3s-prod-server-3", "203.0.113.12"))
+    nodes = [{"name": name, "role": "server", "publicIp": ip, "privateIp": "172.26.0.1"} for name, ip in servers]
+    nodes.append({"name": "lightsail-k3s-prod-agent-1", "role": "agent", "privateIp": "172.26.0.9"})
+    (workstation.outputs / "nodes").write_text(json.dumps(nodes))
+    data_dir = tmp_path / "data"
+    (data_dir / "server" / "db" / "etcd").mkdir(parents=True)
+
+    result = workstation.restore("prod", "latest", K3S_DATA_DIR=str(data_dir))
+    assert result.returncode == 0, result.stderr
+    steps = [
+        call.split("@")[1].split()[0] if call.startswith("ssh") else call
+        for call in workstation.calls()
+        if call.startswith(("ssh", "systemctl", "k3s server"))
+    ]
+    reset = f"k3s server --cluster-reset --cluster-reset-restore-path={SNAPSHOT_NEW}"
+    assert steps == [
+        "203.0.113.10",  # `latest` is pinned before anything stops
+        "203.0.113.11",
+        "systemctl stop k3s",
+        "203.0.113.12",
+        "systemctl stop k3s",
+        "203.0.113.10",
+        "systemctl stop k3s",
+        reset,
+        "systemctl start k3s",
+        "203.0.113.11",
+        "systemctl start k3s",
+        "203.0.113.12",
+        "systemctl start k3s",
+    ]
+    assert not (data_dir / "server" / "db").exists()
+    assert [p.name.startswith("db-before-restore-") for p in (data_dir / "server").iterdir()] == [True]
+    assert "rejoined the restored cluster and is Ready" in result.stdout
+
+
+def test_with_three_servers_a_missing_snapshot_stops_nothing(workstation):
+    nodes = [
+        {"name": "lightsail-k3s-prod", "role": "server", "publicIp": "203.0.113.10"},
+        {"name": "lightsail-k3s-prod-server-2", "role": "server", "publicIp": "203.0.113.11"},
+    ]
+    (workstation.outputs / "nodes").write_text(json.dumps(nodes))
+    result = workstation.restore("prod", ON_DEMAND)
+    assert result.returncode == 1
+    assert "is not in the bucket" in result.stderr
+    assert not [call for call in workstation.calls() if call.startswith("systemctl")]

@@ -17,6 +17,8 @@ K3S_CONFIG_DIR="${K3S_CONFIG_DIR:-/etc/rancher/k3s}"
 NODE_NAME="$(sed -n 's/^node-name: *//p' "$K3S_CONFIG_DIR/config.yaml")"
 [ -n "$NODE_NAME" ] || { echo "no node-name in $K3S_CONFIG_DIR/config.yaml: was this node set up by pulumi up?" >&2; exit 1; }
 SNAPSHOT="${SNAPSHOT:-}"
+# true: only check the snapshot is in the bucket and print its name (`latest` resolved).
+RESOLVE_ONLY="${RESOLVE_ONLY:-false}"
 RESTORE_TOKEN="${RESTORE_TOKEN:-}"
 READY_TIMEOUT_SECONDS="${READY_TIMEOUT_SECONDS:-300}"
 POLL_INTERVAL_SECONDS="${POLL_INTERVAL_SECONDS:-5}"
@@ -63,6 +65,11 @@ elif ! awk -v name="$SNAPSHOT" '$1 == name { found = 1 } END { exit !found }' <<
   echo "snapshot $SNAPSHOT is not in the bucket; the bucket holds:" >&2
   awk '{ print "  " $0 }' <<< "$listing" >&2
   exit 1
+fi
+
+if [ "$RESOLVE_ONLY" = true ]; then
+  echo "snapshot: $SNAPSHOT"
+  exit 0
 fi
 
 if [ -n "$RESTORE_TOKEN" ]; then
