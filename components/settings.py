@@ -524,13 +524,26 @@ def parse_server_count(source: ConfigSource) -> int:
     return count
 
 
-def parse_topology(source: ConfigSource, server_bundle: Bundle) -> Topology:
-    return Topology(
+def parse_topology(source: ConfigSource, server_bundle: Bundle, stack: str) -> Topology:
+    topology = Topology(
         server_count=parse_server_count(source),
         agent_count=parse_agent_count(source),
         agent_bundle=parse_agent_bundle(source, server_bundle),
         agent_public_ips=_parse_boolean(source, "agentPublicIps", default=False),
     )
+    # Node names are <project>-<stack>-server-N and -agent-N, DNS labels of at most 63 characters.
+    for key, longest in (
+        ("serverCount", f"-server-{topology.server_count}" if topology.server_count > 1 else ""),
+        ("agentCount", f"-agent-{topology.agent_count}" if topology.agent_count else ""),
+    ):
+        node_name = f"{PROJECT}-{stack}{longest}"
+        if len(node_name) > 63:
+            raise ConfigError(
+                key,
+                f"the node name {node_name!r} would be longer than the 63 characters a Kubernetes node name may have",
+                f"use a stack name of at most {63 - len(node_name) + len(stack)} characters (pulumi stack rename)",
+            )
+    return topology
 
 
 def parse_settings(
@@ -572,7 +585,7 @@ def parse_settings(
             project_dir=PROJECT_DIR,
             bundle=bundle,
         ),
-        topology=parse_topology(source, bundle),
+        topology=parse_topology(source, bundle, stack),
     )
     # Checked after the apps: their hosts must lie in the domain.
     return dataclasses.replace(settings, https=parse_https(source, settings.apps, environ, dry_run))

@@ -8,9 +8,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from components.catalog import LIGHTSAIL_ZONES
-from components.settings import ConfigError
-from tests.helpers import PROJECT_DIR, deploy
-from tools import cliconfig
+from components.settings import ConfigError, parse_settings
+from tests.helpers import ADMIN_CIDR, PROJECT_DIR, deploy
+from tools import cliconfig, mockengine
 from tools.mockengine import Registration
 
 GOOD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDmcH1X2tFfSZVmWmXbb1TMzDJV0ZfHjVQW4XWm4K6jD me@laptop"
@@ -368,3 +368,12 @@ def test_server_counts_without_an_odd_quorum_are_refused(count):
 
 def test_zero_servers_are_refused():
     rejected("lightsail-k3s:serverCount", "0 is below the minimum of 1", serverCount=0)
+
+
+def test_agent_names_must_stay_valid_node_names():
+    config, _ = mockengine.stack_config("dev", overrides={"adminCidrs": [ADMIN_CIDR], "agentCount": 10})
+    stack = "s" * 45  # lightsail-k3s-<45 characters> is a valid node name; with -agent-10 it is not
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(config.get, lambda key: False, stack, {}, dry_run=True)
+    assert caught.value.key == "lightsail-k3s:agentCount"
+    assert "longer than the 63 characters" in str(caught.value)
