@@ -16,10 +16,12 @@ up: $(VENV)/.installed
 
 # SET and SECRET reach tools/plan.py through the environment, unexpanded and unsplit, so JSON
 # with spaces and quotes arrives as typed; tools/plan.py splits the items itself.
+# make plan BASE=<git ref> adds what changed against the plan at that ref (tools/plandiff.py).
 plan: export PLAN_SET = $(value SET)
 plan: export PLAN_SECRET = $(value SECRET)
 plan: $(VENV)/.installed
 	$(PYTHON) -m tools.plan --stack '$(STACK)'
+	$(if $(BASE),$(PYTHON) -m tools.plandiff --stack '$(STACK)' --base '$(BASE)')
 
 # make restore STACK=prod lists the bucket's etcd snapshots; add SNAPSHOT=<name|latest> to restore one.
 restore:

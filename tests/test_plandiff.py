@@ -1,0 +1,126 @@
+"""`make plan BASE=<ref>`: the diff between two plan.json documents, and the base planned from git."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ADMIN_CIDR, deploy
+from tools import mockengine, plan, plandiff
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = "aws:lightsail/instance:Instance"
+FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
+EXTRA_APP = {"name": "api", "image": "ghcr.io/acme/api:1.0.0", "port": 8080, "path": "/api"}
+
+
+def document(declared) -> dict:
+    return plan.plan_document(mockengine.project_name(), declared.deployment)
+
+
+@pytest.fixture(scope="module")
+def base():
+    return document(deploy())
+
+
+@pytest.fixture(scope="module")
+def bigger_bundle():
+    return document(deploy(bundleId="medium_3_0"))
+
+
+@pytest.fixture(scope="module")
+def more_apps_new_cidrs_and_tags():
+    whoami = {"name": "whoami", "image": "traefik/whoami:v1.11.0", "port": 80, "path": "/", "healthPath": "/health"}
+    return document(deploy(apps=[whoami, EXTRA_APP], adminCidrs=["1.2.3.0/24"], tags={"team": "platform"}))
+
+
+def actions(result: plandiff.PlanDiff) -> dict[tuple[str, str], str]:
+    return {(change.type, change.name): change.action for change in result.changes}
+
+
+def test_a_bundle_change_replaces_the_instance_in_red_with_the_cost_difference(base, bigger_bundle):
+    result = plandiff.diff(base, bigger_bundle)
+    assert actions(result)[(INSTANCE, "lightsail-k3s-dev-instance")] == "replace"
+    (instance,) = [c for c in result.changes if c.type == INSTANCE]
+    assert instance.loses_the_instance and 'bundleId: "small_3_0" → "medium_3_0"' in instance.reasons
+    text = plandiff.render(result, "dev", "main", color=True)
+    red_lines = [line for line in text.splitlines() if plandiff.RED in line]
+    assert len(red_lines) == 1 and "REPLACES THE INSTANCE" in red_lines[0] and "lightsail-k3s-dev-instance" in red_lines[0]
+    assert "monthly cost: USD 12 → USD 24 (+12 a month" in text
+
+
+def test_a_replaced_instance_takes_its_attachment_firewall_commands_and_cluster_objects_along(base, bigger_bundle):
+    result = actions(plandiff.diff(base, bigger_bundle))
+    assert result[(FIREWALL, "lightsail-k3s-dev-firewall")] == "replace"
+    assert result[("aws:lightsail/staticIpAttachment:StaticIpAttachment", "lightsail-k3s-dev-ip-attachment")] == "replace"
+    assert result[("command:remote:Command", "lightsail-k3s-dev-install")] == "replace"
+    assert result[("pulumi:providers:kubernetes", "lightsail-k3s-dev-kubernetes")] == "replace"
+    assert result[("kubernetes:apps/v1:Deployment", "whoami-deployment")] == "replace"
+    # The static IP and the key pair stay: nothing about them changes.
+    assert ("aws:lightsail/staticIp:StaticIp", "lightsail-k3s-dev-ip") not in result
+    assert ("aws:lightsail/keyPair:KeyPair", "lightsail-k3s-dev-key") not in result
+
+
+def test_new_apps_are_created_and_in_place_changes_are_updates_not_red(base, more_apps_new_cidrs_and_tags):
+    result = plandiff.diff(base, more_apps_new_cidrs_and_tags)
+    found = actions(result)
+    assert found[("kubernetes:apps/v1:Deployment", "api-deployment")] == "create"
+    assert found[("kubernetes:core/v1:Service", "api-service")] == "create"
+    assert found[(INSTANCE, "lightsail-k3s-dev-instance")] == "update"  # tags change in place
+    # Lightsail replaces the whole rule set: new admin CIDRs replace the firewall, not the instance.
+    assert found[(FIREWALL, "lightsail-k3s-dev-firewall")] == "replace"
+    assert not any(change.loses_the_instance for change in result.changes)
+    assert plandiff.RED not in plandiff.render(result, "dev", "main", color=True)
+    assert result.base_cost == result.head_cost == 12
+
+
+def test_removed_apps_are_deleted(base, more_apps_new_cidrs_and_tags):
+    found = actions(plandiff.diff(more_apps_new_cidrs_and_tags, base))
+    assert found[("kubernetes:apps/v1:Deployment", "api-deployment")] == "delete"
+    assert found[("kubernetes:core/v1:Service", "api-service")] == "delete"
+
+
+def test_the_same_plan_has_no_changes(base):
+    result = plandiff.diff(base, base)
+    assert result.changes == []
+    assert "no changes" in plandiff.render(result, "dev", "main", color=False)
+
+
+def test_a_stack_new_at_base_is_all_created(base):
+    result = plandiff.diff({"resources": [], "outputs": {"monthlyCostUsd": 0}}, base)
+    assert {change.action for change in result.changes} == {"create"}
+    assert "USD 0 → USD 12 (+12 a month" in plandiff.render(result, "dev", "main", color=False)
+
+
+def run_plandiff(*args: str, **environ: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.plandiff", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **environ},
+    )
+
+
+def test_plans_the_base_from_git_and_compares(tmp_path, bigger_bundle):
+    """The base is planned in a temporary worktree of HEAD with the same overrides (PLAN_SET, as make passes them)."""
+    head_file = tmp_path / "plan.json"
+    head_file.write_text(json.dumps(bigger_bundle))
+    result = run_plandiff("--stack", "dev", "--base", "HEAD", "--head", str(head_file), PLAN_SET=f'adminCidrs=["{ADMIN_CIDR}"]')
+    assert result.returncode == 0, result.stderr
+    assert "plan diff of stack dev: HEAD → working tree" in result.stdout
+    assert "- REPLACES THE INSTANCE" in result.stdout and plandiff.RED not in result.stdout  # no terminal: no color
+    assert "monthly cost: USD 12 → USD 24" in result.stdout
+    worktrees = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True).stdout
+    assert "plandiff-" not in worktrees
+
+
+def test_names_a_base_git_cannot_check_out(tmp_path, base):
+    head_file = tmp_path / "plan.json"
+    head_file.write_text(json.dumps(base))
+    result = run_plandiff("--stack", "dev", "--base", "no-such-ref", "--head", str(head_file))
+    assert result.returncode == 1
+    assert "BASE=no-such-ref: git cannot check it out" in result.stderr
