@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import yaml
 
@@ -13,10 +16,25 @@ from .catalog import Bundle
 from .errors import ConfigError
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# A Service name is a DNS-1035 label (it must start with a letter); the app's name also names its
+# Deployment, container and labels, whose rules (DNS-1123 label/subdomain, label value) it then meets.
+DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-IMAGE_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# The distribution reference grammar (github.com/distribution/reference, reference.go and regexp.go,
+# which Docker and containerd use): [domain[:port]/]path[:tag][@digest], path components lowercase.
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+IMAGE_REFERENCE = re.compile(
+    rf"(?P<name>(?:(?P<domain>{_DOMAIN})/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?"
+)
+IMAGE_NAME_MAX_LENGTH = 255
+# The digests registries and containerd accept (OCI image spec, descriptor.md): lowercase hex of the
+# algorithm's length.
+IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
 CPU_QUANTITY = re.compile(r"^(\d+m|\d+(\.\d{1,3})?)$")
 MEMORY_QUANTITY = re.compile(r"^\d+(Ki|Mi|Gi)?$")
 HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
@@ -99,6 +117,14 @@ class AppSettings:
     budget: NamespaceBudget
 
 
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _app_error(index: int, name: str | None, problem: str, fix: str) -> ConfigError:
     where = f"apps[{index}]" + (f" ({name})" if name else "")
     return ConfigError("apps", f"{where}: {problem}", fix)
@@ -106,19 +132,46 @@ def _app_error(index: int, name: str | None, problem: str, fix: str) -> ConfigEr
 
 def parse_image(image: Any, index: int, name: str) -> str:
     fix = "pin a version tag or digest, e.g. ghcr.io/acme/web:1.4.2 or …@sha256:<digest>"
-    if not isinstance(image, str) or not image or any(c.isspace() for c in image):
+    if not isinstance(image, str) or not image:
         raise _app_error(index, name, f"image {image!r} is not an image reference", fix)
-    if IMAGE_DIGEST.search(image):
+    reference = IMAGE_REFERENCE.fullmatch(image)
+    if reference is None:
+        hint = " (the repository path must be lowercase)" if IMAGE_REFERENCE.fullmatch(image.lower()) else ""
+        raise _app_error(
+            index,
+            name,
+            f"image {image!r} is not a valid image reference ([registry[:port]/]repository[:tag][@digest]){hint}",
+            fix,
+        )
+    if len(reference["name"]) > IMAGE_NAME_MAX_LENGTH:
+        raise _app_error(index, name, f"image name is longer than {IMAGE_NAME_MAX_LENGTH} characters", fix)
+    if reference["digest"] is not None:
+        if not IMAGE_DIGEST.fullmatch(reference["digest"]):
+            raise _app_error(
+                index, name, f"image {image!r} has digest {reference['digest']!r}, not sha256:<64 hex> or sha512:<128 hex>", fix
+            )
         return image
-    last_segment = image.rsplit("/", 1)[-1]
-    if ":" not in last_segment:
+    if reference["tag"] is None:
         raise _app_error(index, name, f"image {image!r} has no tag, so every pull may bring a different build", fix)
-    tag = last_segment.rsplit(":", 1)[1]
-    if tag == "latest":
+    if reference["tag"] == "latest":
         raise _app_error(index, name, f"image {image!r} uses :latest, which moves between deploys", fix)
-    if not IMAGE_TAG.fullmatch(tag):
-        raise _app_error(index, name, f"image {image!r} has an invalid tag {tag!r}", fix)
     return image
+
+
+def parse_url_path(value: Any, key: str, index: int, name: str, example: str) -> str:
+    """A URL path prefix in normal form, so that two spellings of one path cannot both be routed."""
+    if not isinstance(value, str) or not HTTP_PATH.fullmatch(value):
+        raise _app_error(index, name, f"{key} {value!r} is not a URL path starting with '/'", f"e.g. {key}: {example}")
+    segments = unquote(value).split("/")[1:]
+    if value != "/" and ("%2f" in value.lower() or any(segment in ("", ".", "..") for segment in segments)):
+        normal = posixpath.normpath("/" + unquote(value).strip("/"))
+        raise _app_error(
+            index,
+            name,
+            f"{key} {value!r} is not in normal form (no empty, '.' or '..' segments, no encoded '/', no trailing '/')",
+            f"write it as {normal}",
+        )
+    return value
 
 
 def _parse_quantities(raw: Any, index: int, name: str, budget: NamespaceBudget) -> tuple[dict[str, str], dict[str, str]]:
@@ -158,9 +211,12 @@ def parse_app(raw: Any, index: int, budget: NamespaceBudget, secrets: dict[str, 
     if not isinstance(raw, dict):
         raise _app_error(index, None, f"{raw!r} is not an object", "each app is an object with at least name, image and port")
     name = raw.get("name")
-    if not isinstance(name, str) or not DNS_LABEL.fullmatch(name):
+    if not isinstance(name, str) or not DNS_1035_LABEL.fullmatch(name):
         raise _app_error(
-            index, None, f"name {name!r} is not a DNS-1123 label", "use lowercase letters, digits and '-', at most 63 characters"
+            index,
+            None,
+            f"name {name!r} cannot name the app's Service (a DNS-1035 label)",
+            "start with a lowercase letter, then lowercase letters, digits and '-', at most 63 characters, not ending in '-'",
         )
     unknown = set(raw) - APP_KEYS
     if unknown:
@@ -177,17 +233,20 @@ def parse_app(raw: Any, index: int, budget: NamespaceBudget, secrets: dict[str, 
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= 50:
         raise _app_error(index, name, f"replicas {replicas!r} is not a whole number from 0 to 50", "e.g. replicas: 2")
 
-    path = raw.get("path", "/")
-    if not isinstance(path, str) or not HTTP_PATH.fullmatch(path):
-        raise _app_error(index, name, f"path {path!r} is not a URL path starting with '/'", "e.g. path: /api")
+    path = parse_url_path(raw.get("path", "/"), "path", index, name, "/api")
     host = raw.get("host")
     if host is not None and (not isinstance(host, str) or not DNS_SUBDOMAIN.fullmatch(host)):
         raise _app_error(index, name, f"host {host!r} is not a lowercase DNS name", "e.g. host: app.example.com, or leave it out")
-    health_path = raw.get("healthPath")
-    if health_path is not None and (not isinstance(health_path, str) or not HTTP_PATH.fullmatch(health_path)):
+    if host is not None and _is_ip_address(host):
         raise _app_error(
-            index, name, f"healthPath {health_path!r} is not a URL path starting with '/'", "e.g. healthPath: /healthz"
+            index,
+            name,
+            f"host {host!r} is an IP address; an Ingress host is a DNS name (Kubernetes refuses IPs there)",
+            "leave host out to route any host, including the static IP",
         )
+    health_path = raw.get("healthPath")
+    if health_path is not None:
+        health_path = parse_url_path(health_path, "healthPath", index, name, "/healthz")
 
     env = raw.get("env") or {}
     if not isinstance(env, dict):
@@ -229,7 +288,8 @@ def parse_app(raw: Any, index: int, budget: NamespaceBudget, secrets: dict[str, 
     )
 
 
-def parse_app_secrets(raw: Any, is_secret: bool) -> dict[str, dict[str, str]]:
+def parse_app_secrets(raw: Any, is_secret: bool, plain_text_paths: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """The secret values; plain_text_paths are the leaves the stack file holds unencrypted."""
     fix = "pulumi config set --secret --path 'appSecrets.<app>.<VARIABLE>' <value>"
     if not raw:
         return {}
@@ -237,25 +297,72 @@ def parse_app_secrets(raw: Any, is_secret: bool) -> dict[str, dict[str, str]]:
         raise ConfigError(
             "appSecrets", "is stored in plain text", f"remove it (pulumi config rm appSecrets) and set each value with {fix}"
         )
+    # The CLI calls the whole key secret when any one leaf is; a value added later without --secret
+    # would sit in the stack file in clear text.
+    if plain_text_paths:
+        path = plain_text_paths[0]
+        raise ConfigError(
+            "appSecrets",
+            f"{path} is stored in plain text in the stack file, next to encrypted values",
+            f"encrypt it: pulumi config set --secret --path '{path}' <value> (and rotate the value: it was readable)",
+        )
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
         raise ConfigError("appSecrets", "is not an object of app names to objects of variables", fix)
-    return {app: {k: str(v) for k, v in variables.items()} for app, variables in raw.items()}
+    for app, variables in raw.items():
+        for variable, value in variables.items():
+            if not isinstance(value, str):
+                # The type, never the value: it is a secret.
+                raise ConfigError(
+                    "appSecrets",
+                    f"appSecrets.{app}.{variable} is {type(value).__name__ if value is not None else 'null'}, not a string",
+                    f"pulumi config set --secret --path 'appSecrets.{app}.{variable}' <value>",
+                )
+    return {app: dict(variables) for app, variables in raw.items()}
 
 
-def load_manifests(directory: Path, shown_as: str) -> tuple[dict[str, Any], ...]:
+def _inside(path: Path, directory: Path) -> bool:
+    return path == directory or directory in path.parents
+
+
+def _object_key(document: dict[str, Any]) -> tuple[str, str, str]:
+    # Objects without a namespace land in "default" (namespaced kinds) or have none (cluster-scoped
+    # kinds); either way two documents with one kind and name there are the same object.
+    return (document["kind"], document["metadata"].get("namespace") or "default", document["metadata"]["name"])
+
+
+def load_manifests(directory: Path, shown_as: str, project_dir: Path) -> tuple[dict[str, Any], ...]:
     fix = f"point manifestsDir at a directory of Kubernetes YAML files (it is {shown_as!r}, relative to Pulumi.yaml)"
+    project_dir = project_dir.resolve()
+    if not _inside(directory, project_dir):
+        raise ConfigError(
+            "manifestsDir",
+            f"{shown_as!r} resolves to {directory}, outside the project ({project_dir})",
+            "keep the manifests in the repository, e.g. pulumi config set manifestsDir k8s",
+        )
     if not directory.is_dir():
         raise ConfigError("manifestsDir", f"{shown_as!r} is not a directory", fix)
     files = sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
     if not files:
         raise ConfigError("manifestsDir", f"{shown_as!r} holds no .yaml or .yml files", fix)
     objects = []
+    first_seen: dict[tuple[str, str, str], str] = {}
     for file in files:
         relative = file.relative_to(directory)
+        if not _inside(file.resolve(), project_dir):
+            raise ConfigError(
+                "manifestsDir",
+                f"{relative} links to a file outside the project",
+                "copy the file into the repository instead of linking to it",
+            )
         try:
-            documents = list(yaml.safe_load_all(file.read_text()))
-        except yaml.YAMLError as error:
-            raise ConfigError("manifestsDir", f"{relative} is not valid YAML: {error}", "fix the file, or remove it") from None
+            documents = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            # Where, never what: the offending line may hold a secret (a Secret's stringData).
+            mark = getattr(error, "problem_mark", None)
+            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise ConfigError(
+                "manifestsDir", f"{relative}{where} is not valid UTF-8 YAML", "fix the file there, or remove it"
+            ) from None
         for number, document in enumerate(documents, start=1):
             if document is None:
                 continue
@@ -276,6 +383,16 @@ def load_manifests(directory: Path, shown_as: str) -> tuple[dict[str, Any], ...]
                 raise ConfigError(
                     "manifestsDir", f"{relative}, document {number}, is a {document['kind']}", "list its items as documents"
                 )
+            key = _object_key(document)
+            here = f"{relative}, document {number}"
+            if key in first_seen:
+                kind, namespace, name = key
+                raise ConfigError(
+                    "manifestsDir",
+                    f"{here} declares {kind} {namespace}/{name}, which {first_seen[key]} already declares",
+                    "keep one of them",
+                )
+            first_seen[key] = here
             objects.append(document)
     return tuple(objects)
 
@@ -308,6 +425,7 @@ def parse_app_settings(
     namespace_raw: str | None,
     secrets_raw: Any,
     secrets_are_secret: bool,
+    plain_text_secret_paths: tuple[str, ...],
     manifests_dir_raw: str | None,
     project_dir: Path,
     bundle: Bundle,
@@ -320,7 +438,7 @@ def parse_app_settings(
             "use a DNS-1123 label not starting with kube-, e.g. apps",
         )
     budget = NamespaceBudget.for_bundle(bundle)
-    secrets = parse_app_secrets(secrets_raw, secrets_are_secret)
+    secrets = parse_app_secrets(secrets_raw, secrets_are_secret, plain_text_secret_paths)
 
     apps_raw = [] if apps_raw is None else apps_raw
     if not isinstance(apps_raw, list):
@@ -345,17 +463,25 @@ def parse_app_settings(
                 "give each app its own path or host",
             )
         seen_routes[route] = app.name
-    for app_name in secrets:
+    for app_name, variables in secrets.items():
         if app_name not in seen_names:
             raise ConfigError(
                 "appSecrets",
                 f"has values for {app_name!r}, which is not in apps",
                 f"pulumi config rm --path 'appSecrets.{app_name}'",
             )
+        unused = sorted(set(variables) - set(apps[seen_names[app_name]].secret_env))
+        if unused:
+            raise ConfigError(
+                "appSecrets",
+                f"appSecrets.{app_name}.{unused[0]} is not in the secretEnv of app {app_name!r}, so no pod would get it",
+                f"add {unused[0]} to apps[{seen_names[app_name]}].secretEnv, "
+                f"or pulumi config rm --path 'appSecrets.{app_name}.{unused[0]}'",
+            )
 
     check_budget(apps, budget, bundle)
 
     manifests: tuple[dict[str, Any], ...] = ()
     if manifests_dir_raw:
-        manifests = load_manifests((project_dir / manifests_dir_raw).resolve(), manifests_dir_raw)
+        manifests = load_manifests((project_dir / manifests_dir_raw).resolve(), manifests_dir_raw, project_dir)
     return AppSettings(namespace, apps, secrets, manifests, budget)

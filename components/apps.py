@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +59,21 @@ def _probe(app: AppSpec, initial_delay: int) -> k8s.core.v1.ProbeArgs:
 
 
 def ingress_name(host: str | None) -> str:
-    return "default-host" if host is None else "host-" + re.sub(r"[^a-z0-9-]", "-", host)[:58]
+    """One Ingress per host, named after it; distinct hosts get distinct, valid names.
+
+    An Ingress name is a DNS-1123 subdomain (at most 253 characters, dots allowed), so "host-" + the
+    host is valid as it is and no two hosts share it. The few hosts too long for that are cut and end
+    in a hash of the full host, so two long hosts with one prefix still differ, and the cut never
+    leaves a trailing '-' or '.'.
+    """
+    if host is None:
+        return "default-host"
+    max_length = 253
+    name = f"host-{host}"
+    if len(name) <= max_length:
+        return name
+    digest = hashlib.sha256(host.encode()).hexdigest()[:16]
+    return name[: max_length - len(digest) - 1].rstrip(".-") + "-" + digest
 
 
 def app_url(app: AppSpec, public_ip: str, tls: IngressTls | None = None) -> str:
@@ -170,7 +184,14 @@ class AppStack(pulumi.ComponentResource):
         if settings.manifests:
             # Applied as given, through the same provider; their CRD kinds are
             # skipped in preview until the CRD exists (pulumi-kubernetes).
-            k8s.yaml.v2.ConfigGroup(f"{name}-manifests", objs=list(settings.manifests), opts=on_cluster(namespace))
+            # A Secret's values are secret in state too: objs are the ConfigGroup's own inputs.
+            objs = [
+                {**obj, **{field: pulumi.Output.secret(obj[field]) for field in ("data", "stringData") if field in obj}}
+                if obj["kind"] == "Secret"
+                else obj
+                for obj in settings.manifests
+            ]
+            k8s.yaml.v2.ConfigGroup(f"{name}-manifests", objs=objs, opts=on_cluster(namespace))
 
         self.urls = pulumi.Output.from_input(args.public_ip).apply(
             lambda ip: {

@@ -546,6 +546,30 @@ def parse_topology(source: ConfigSource, server_bundle: Bundle, stack: str) -> T
     return topology
 
 
+def plain_text_app_secrets(stack_file: Path) -> tuple[str, ...]:
+    """The appSecrets leaves that the stack file holds unencrypted (a `secure:` map is encrypted)."""
+    if not stack_file.is_file():
+        return ()
+    config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+    plain: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            return
+        if isinstance(value, dict):
+            for key, member in value.items():
+                walk(member, f"{path}.{key}")
+        elif isinstance(value, list):
+            for position, member in enumerate(value):
+                walk(member, f"{path}[{position}]")
+        else:
+            plain.append(path)
+
+    if f"{PROJECT}:appSecrets" in config:
+        walk(config[f"{PROJECT}:appSecrets"], "appSecrets")
+    return tuple(plain)
+
+
 def parse_settings(
     source: ConfigSource, is_secret: SecretCheck, stack: str, environ: Mapping[str, str], dry_run: bool
 ) -> Settings:
@@ -581,6 +605,7 @@ def parse_settings(
             namespace_raw=_raw(source, "appNamespace"),
             secrets_raw=_json(source, "appSecrets", "pulumi config set --secret --path 'appSecrets.web.API_KEY' <value>"),
             secrets_are_secret=is_secret(f"{PROJECT}:appSecrets"),
+            plain_text_secret_paths=plain_text_app_secrets(PROJECT_DIR / f"Pulumi.{stack}.yaml"),
             manifests_dir_raw=_raw(source, "manifestsDir"),
             project_dir=PROJECT_DIR,
             bundle=bundle,

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from components.errors import ConfigError
 from tools import mockengine
 from tools.mockengine import Registration, StackOutput
 
@@ -78,3 +81,18 @@ def deploy(
     """Runs __main__.py for `stack`, with adminCidrs set as `make up` would set it."""
     overrides.setdefault("adminCidrs", [ADMIN_CIDR])
     return run_stack(stack, overrides=overrides, secret_overrides=secrets, preview=preview, environ=environ, declared=declared)
+
+
+def rejected(key: str, *expected_fragments: str, **overrides: Any) -> ConfigError:
+    """Deploys with `overrides`, expecting a ConfigError for `key` before any resource is declared."""
+    declared: list[Registration] = []
+    with pytest.raises(ConfigError) as caught:
+        deploy(declared=declared, **overrides)
+    recorded = [registration.type for registration in declared]
+    message = str(caught.value)
+    assert caught.value.key == key
+    assert f"config '{key}'" in message
+    for fragment in expected_fragments:
+        assert fragment in message, message
+    assert recorded == [], f"resources were declared before the config error: {recorded}"
+    return caught.value

@@ -1,6 +1,9 @@
 """App delivery on the mock engine: provider, apps, Traefik ingress, secrets, budgets, manifests."""
 
+import json
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import kubernetes_validate
@@ -8,10 +11,11 @@ import pytest
 import yaml
 
 from components.app_settings import NamespaceBudget
+from components.apps import ingress_name
 from components.catalog import BUNDLES
-from components.errors import ConfigError
 from components.settings import TESTED_K3S_MINORS
-from tests.helpers import deploy
+from tests import helpers
+from tests.helpers import PROJECT_DIR, deploy
 from tools.mockengine import MOCK_STATIC_IP
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -256,13 +260,7 @@ def test_preview_declares_the_same_plain_ingress():
 
 
 def rejected(key, *fragments, **overrides):
-    with pytest.raises(ConfigError) as caught:
-        deploy(**overrides)
-    message = str(caught.value)
-    assert f"config 'lightsail-k3s:{key}'" in message
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
+    return str(helpers.rejected(f"lightsail-k3s:{key}", *fragments, **overrides))
 
 
 def app(**fields):
@@ -273,9 +271,44 @@ def test_duplicate_app_names():
     rejected("apps", "apps[1] (web)", "already used by apps[0]", apps=[app(), app(path="/other")])
 
 
-@pytest.mark.parametrize("name", ["Web", "web_app", "-web", "a" * 64, None])
-def test_bad_app_names(name):
-    rejected("apps", "apps[0]", "DNS-1123", apps=[app(name=name)])
+@pytest.mark.parametrize("name", ["Web", "web_app", "-web", "web-", "1web", "a" * 64, None])
+def test_app_names_must_name_a_service(name):
+    rejected("apps", "apps[0]", "DNS-1035", apps=[app(name=name)])
+
+
+@pytest.mark.parametrize(
+    ("image", "fragment"),
+    [
+        ("ghcr.io/Acme/web:1.0.0", "must be lowercase"),
+        ("ghcr.io//web:1.0.0", "not a valid image reference"),
+        ("web:1.0.0 ", "not a valid image reference"),
+        (":1.0.0", "not a valid image reference"),
+        ("ghcr.io:https/web:1.0.0", "not a valid image reference"),
+        ("web:" + "1" * 129, "not a valid image reference"),
+        ("web:-1", "not a valid image reference"),
+        ("web@sha256:" + "A" * 64, "not sha256:<64 hex>"),
+        ("web@md5:" + "a" * 32, "not sha256:<64 hex>"),
+        ("web@sha256:" + "a" * 63, "not sha256:<64 hex>"),
+        ("a/" * 128 + "web:1", "longer than 255"),
+    ],
+)
+def test_image_references_follow_the_distribution_grammar(image, fragment):
+    rejected("apps", "apps[0] (web)", fragment, apps=[app(image=image)])
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "localhost:5000/team/web:1.2",
+        "[::1]:5000/web:1.2",
+        "registry.example.com:443/a__b/c-d---e.f:v1.2_rc-3",
+        "ghcr.io/acme/web:1.0.0@sha256:" + "a" * 64,
+        "docker.io/library/nginx@sha512:" + "b" * 128,
+    ],
+)
+def test_image_references_the_grammar_allows(image):
+    deployment = deploy(apps=[app(image=image)])
+    assert deployment.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"][0]["image"] == image
 
 
 def test_untagged_image():
@@ -297,6 +330,46 @@ def test_port_out_of_range(port):
 
 def test_path_without_leading_slash():
     rejected("apps", "apps[0] (web)", "starting with '/'", apps=[app(path="api")])
+
+
+@pytest.mark.parametrize(
+    ("path", "normal"),
+    [("/api/", "/api"), ("//api", "/api"), ("/./api", "/api"), ("/api/../admin", "/admin"), ("/api/%2e%2e/admin", "/admin")],
+)
+def test_paths_must_be_in_normal_form(path, normal):
+    rejected("apps", "apps[0] (web)", f"path {path!r} is not in normal form", f"write it as {normal}", apps=[app(path=path)])
+
+
+def test_encoded_slash_in_a_path():
+    rejected("apps", "path '/api%2Fadmin' is not in normal form", apps=[app(path="/api%2Fadmin")])
+
+
+def test_health_path_must_be_in_normal_form():
+    rejected("apps", "healthPath '/health/../x'", "write it as /x", apps=[app(healthPath="/health/../x")])
+
+
+@pytest.mark.parametrize("host", ["203.0.113.10", "10.0.0.1"])
+def test_host_may_not_be_an_ip_address(host):
+    rejected("apps", "apps[0] (web)", f"host {host!r} is an IP address", apps=[app(host=host)])
+
+
+def test_hosts_that_differ_only_in_dots_and_dashes_get_their_own_ingress():
+    deployment = deploy(apps=[app(host="a-b.example.com"), app(name="api", host="a.b-example.com")])
+    names = sorted(i.inputs["metadata"]["name"] for i in deployment.of_type(INGRESS))
+    assert names == ["host-a-b.example.com", "host-a.b-example.com"]
+
+
+def test_long_hosts_get_distinct_valid_ingress_names():
+    label = "a" * 62
+    common = ".".join([label] * 3)  # 188 characters
+    hosts = [f"{common}.{tail}" for tail in ("b" * 60 + "-c", "b" * 60 + "-d", "b" * 60 + ".c")]
+    names = [ingress_name(host) for host in hosts] + [ingress_name(None), ingress_name("example.com")]
+    assert len(set(names)) == len(names)
+    subdomain = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+    for name in names:
+        assert len(name) <= 253 and subdomain.fullmatch(name), name
+    deployment = deploy(apps=[app(host=hosts[0]), app(name="api", host=hosts[1])])
+    assert sorted(i.inputs["metadata"]["name"] for i in deployment.of_type(INGRESS)) == sorted(names[:2])
 
 
 def test_two_apps_on_the_same_host_and_path():
@@ -323,13 +396,57 @@ def test_secret_env_without_a_secret_value():
 
 
 def test_app_secrets_stored_in_plain_text():
-    with pytest.raises(ConfigError, match="stored in plain text"):
-        deploy(apps=[app(secretEnv=["API_KEY"])], appSecrets={"web": {"API_KEY": "x"}})
+    rejected("appSecrets", "stored in plain text", apps=[app(secretEnv=["API_KEY"])], appSecrets={"web": {"API_KEY": "x"}})
 
 
 def test_app_secrets_for_an_unknown_app():
-    with pytest.raises(ConfigError, match="'ghost', which is not in apps"):
-        deploy(apps=[app()], secrets={"appSecrets": {"ghost": {"A": "b"}}})
+    rejected("appSecrets", "'ghost', which is not in apps", apps=[app()], secrets={"appSecrets": {"ghost": {"A": "b"}}})
+
+
+def test_app_secret_not_listed_in_secret_env():
+    rejected(
+        "appSecrets",
+        "appSecrets.web.OTHER is not in the secretEnv of app 'web'",
+        apps=[app(secretEnv=["API_KEY"])],
+        secrets={"appSecrets": {"web": {"API_KEY": "k", "OTHER": "o"}}},
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"), [(None, "null"), ({"nested": "hunter2"}, "dict"), (["hunter2"], "list"), (42, "int"), (True, "bool")]
+)
+def test_app_secret_values_must_be_strings(value, kind):
+    # Set as one encrypted JSON object (pulumi config set --secret appSecrets '{...}'), the way a value
+    # that is not a string reaches the program: `--secret --path` leaves are always strings.
+    message = rejected(
+        "appSecrets",
+        f"appSecrets.web.API_KEY is {kind}, not a string",
+        apps=[app(secretEnv=["API_KEY"])],
+        secrets={"appSecrets": json.dumps({"web": {"API_KEY": value}})},
+    )
+    assert "hunter2" not in message and "None" not in message and "42" not in message
+
+
+@pytest.fixture
+def stack_with_app_secrets():
+    """A stack file whose appSecrets mixes an encrypted value and one added later without --secret."""
+    path = PROJECT_DIR / "Pulumi.mixed-secrets.yaml"
+    config = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())
+    config["config"]["lightsail-k3s:apps"] = [app(secretEnv=["API_KEY", "DB_URL"])]
+    config["config"]["lightsail-k3s:appSecrets"] = {"web": {"API_KEY": {"secure": "v1:abc"}, "DB_URL": "postgres://hunter2@db"}}
+    path.write_text(yaml.safe_dump(config))
+    yield "mixed-secrets"
+    path.unlink()
+
+
+def test_every_app_secret_value_is_encrypted_in_the_stack_file(stack_with_app_secrets):
+    message = rejected(
+        "appSecrets",
+        "appSecrets.web.DB_URL is stored in plain text in the stack file",
+        "pulumi config set --secret --path 'appSecrets.web.DB_URL'",
+        stack=stack_with_app_secrets,
+    )
+    assert "hunter2" not in message
 
 
 def test_unknown_app_keys():
@@ -363,12 +480,78 @@ def test_manifests_dir_that_does_not_exist():
     rejected("manifestsDir", "'k8s/missing' is not a directory", manifestsDir="k8s/missing")
 
 
-def test_manifests_dir_with_invalid_yaml(tmp_path):
-    (tmp_path / "ok.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}))
-    (tmp_path / "broken.yaml").write_text("kind: ConfigMap\nmetadata: {name: [unclosed\n")
-    rejected("manifestsDir", "broken.yaml is not valid YAML", manifestsDir=str(tmp_path))
+@pytest.fixture
+def manifests(tmp_path_factory):
+    """A manifests directory inside the project (manifestsDir must be), removed afterwards."""
+    directory = Path(tempfile.mkdtemp(prefix=".manifests-", dir=FIXTURES))
+    yield directory
+    shutil.rmtree(directory)
 
 
-def test_manifests_dir_with_a_non_kubernetes_document(tmp_path):
-    (tmp_path / "notes.yaml").write_text("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\njust: notes\n")
-    rejected("manifestsDir", "notes.yaml, document 2, is not a Kubernetes object", manifestsDir=str(tmp_path))
+def manifests_dir(directory: Path) -> str:
+    return str(directory.relative_to(PROJECT_DIR))
+
+
+def config_map(name: str, namespace: str | None = None) -> dict:
+    metadata = {"name": name} | ({"namespace": namespace} if namespace else {})
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
+
+
+def test_manifests_dir_with_invalid_yaml_names_the_line_but_not_its_content(manifests):
+    (manifests / "ok.yaml").write_text(yaml.safe_dump(config_map("a")))
+    (manifests / "broken.yaml").write_text("kind: Secret\nstringData:\n  password: [hunter2\n")
+    message = rejected(
+        "manifestsDir", "broken.yaml, line 4, column 1 is not valid UTF-8 YAML", manifestsDir=manifests_dir(manifests)
+    )
+    assert "hunter2" not in message and "password" not in message
+
+
+def test_manifests_dir_with_a_non_kubernetes_document(manifests):
+    (manifests / "notes.yaml").write_text("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\njust: notes\n")
+    rejected("manifestsDir", "notes.yaml, document 2, is not a Kubernetes object", manifestsDir=manifests_dir(manifests))
+
+
+@pytest.mark.parametrize("outside", ["..", "/tmp"])
+def test_manifests_dir_must_be_inside_the_project(outside):
+    rejected("manifestsDir", "outside the project", "pulumi config set manifestsDir k8s", manifestsDir=outside)
+
+
+def test_manifest_files_may_not_link_outside_the_project(manifests, tmp_path):
+    (tmp_path / "stolen.yaml").write_text(yaml.safe_dump(config_map("a")))
+    (manifests / "link.yaml").symlink_to(tmp_path / "stolen.yaml")
+    rejected("manifestsDir", "link.yaml links to a file outside the project", manifestsDir=manifests_dir(manifests))
+
+
+def test_duplicate_manifest_objects(manifests):
+    (manifests / "a.yaml").write_text(yaml.safe_dump(config_map("flags")))
+    (manifests / "b.yaml").write_text(yaml.safe_dump_all([config_map("flags", "apps"), config_map("flags", "default")]))
+    rejected(
+        "manifestsDir",
+        "b.yaml, document 2 declares ConfigMap default/flags, which a.yaml, document 1 already declares",
+        manifestsDir=manifests_dir(manifests),
+    )
+
+
+def test_same_name_in_other_namespaces_or_kinds_is_fine(manifests):
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "flags"}, "stringData": {"k": "v"}}
+    (manifests / "a.yaml").write_text(yaml.safe_dump_all([config_map("flags"), config_map("flags", "apps"), secret]))
+    group = deploy(manifestsDir=manifests_dir(manifests)).one("kubernetes:yaml/v2:ConfigGroup")
+    assert len(group.inputs["objs"]) == 3
+
+
+def test_secret_manifest_values_are_secret_in_state(manifests):
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "apps"},
+        "data": {"password": "aHVudGVyMg=="},
+        "stringData": {"url": "postgres://hunter2@db"},
+    }
+    (manifests / "secret.yaml").write_text(yaml.safe_dump_all([secret, config_map("flags")]))
+    deployment = deploy(manifestsDir=manifests_dir(manifests))
+    group = deployment.one("kubernetes:yaml/v2:ConfigGroup")
+    assert "objs" in group.secret_inputs
+    assert group.inputs["objs"][0] == secret
+    for registration in deployment.resources:
+        if registration is not group:
+            assert "hunter2" not in repr(registration.inputs), registration.name

@@ -9,25 +9,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from components.catalog import LIGHTSAIL_ZONES
 from components.settings import ConfigError, parse_settings
-from tests.helpers import ADMIN_CIDR, PROJECT_DIR, deploy
+from tests.helpers import ADMIN_CIDR, PROJECT_DIR, deploy, rejected
 from tools import cliconfig, mockengine
-from tools.mockengine import Registration
 
 GOOD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDmcH1X2tFfSZVmWmXbb1TMzDJV0ZfHjVQW4XWm4K6jD me@laptop"
-
-
-def rejected(key: str, *expected_fragments: str, **overrides) -> ConfigError:
-    declared: list[Registration] = []
-    with pytest.raises(ConfigError) as caught:
-        deploy(declared=declared, **overrides)
-    recorded = [registration.type for registration in declared]
-    message = str(caught.value)
-    assert caught.value.key == key
-    assert f"config '{key}'" in message
-    for fragment in expected_fragments:
-        assert fragment in message, message
-    assert recorded == [], f"resources were declared before the config error: {recorded}"
-    return caught.value
 
 
 def test_region_is_required():
@@ -326,7 +311,7 @@ def stack_named(request):
     [("Prod", "pulumi stack rename prod"), ("team_a.web", "pulumi stack rename team-a-web"), ("x" * 50, "x" * 49)],
 )
 def test_stack_name_must_make_a_valid_node_name(stack_named, name, suggestion):
-    rejected("pulumi:stack", repr(name), "k3s node name", suggestion, stack=stack_named(name))
+    rejected("pulumi:stack", repr(name), "k3s server's node name", suggestion, stack=stack_named(name))
 
 
 def test_longest_allowed_stack_name_makes_a_valid_node_name(stack_named):
@@ -335,6 +320,16 @@ def test_longest_allowed_stack_name_makes_a_valid_node_name(stack_named):
     assert len(node_name) == 63
     install = deploy(stack=name).named(f"{node_name}-install")
     assert f"NODE_NAME={node_name}\n" in install.inputs["stdin"]
+
+
+def test_agent_node_names_shorten_the_allowed_stack_name(stack_named):
+    # With 10 agents the last is lightsail-k3s-<stack>-agent-10: 9 more characters than the server's.
+    rejected("pulumi:stack", "at most 40", "agent", stack=stack_named("s" * 41), agentCount=10)
+    name = stack_named("s" * 40)
+    deployment = deploy(stack=name, agentCount=10)
+    last_agent = f"lightsail-k3s-{name}-agent-10"
+    assert len(last_agent) == 63
+    assert deployment.named(f"{last_agent}-join").inputs["stdin"].startswith(f"NODE_NAME={last_agent}\n")
 
 
 def test_structured_keys_set_as_plain_strings_do_not_echo_the_value():
