@@ -311,7 +311,7 @@ def stack_named(request):
     [("Prod", "pulumi stack rename prod"), ("team_a.web", "pulumi stack rename team-a-web"), ("x" * 50, "x" * 49)],
 )
 def test_stack_name_must_make_a_valid_node_name(stack_named, name, suggestion):
-    rejected("pulumi:stack", repr(name), "k3s server's node name", suggestion, stack=stack_named(name))
+    rejected("pulumi:stack", repr(name), "k3s node name", suggestion, stack=stack_named(name))
 
 
 def test_longest_allowed_stack_name_makes_a_valid_node_name(stack_named):
@@ -320,16 +320,6 @@ def test_longest_allowed_stack_name_makes_a_valid_node_name(stack_named):
     assert len(node_name) == 63
     install = deploy(stack=name).named(f"{node_name}-install")
     assert f"NODE_NAME={node_name}\n" in install.inputs["stdin"]
-
-
-def test_agent_node_names_shorten_the_allowed_stack_name(stack_named):
-    # With 10 agents the last is lightsail-k3s-<stack>-agent-10: 9 more characters than the server's.
-    rejected("pulumi:stack", "at most 40", "agent", stack=stack_named("s" * 41), agentCount=10)
-    name = stack_named("s" * 40)
-    deployment = deploy(stack=name, agentCount=10)
-    last_agent = f"lightsail-k3s-{name}-agent-10"
-    assert len(last_agent) == 63
-    assert deployment.named(f"{last_agent}-join").inputs["stdin"].startswith(f"NODE_NAME={last_agent}\n")
 
 
 def test_structured_keys_set_as_plain_strings_do_not_echo_the_value():
