@@ -57,10 +57,6 @@ class K3sServerArgs:
     etcd_snapshots: pulumi.Input[Mapping[str, Any]] | None = None
     # certRotation: each new value rotates the certificates once.
     cert_rotation: int = 0
-    # The secret that joins agents only (k3s `agent-token`): an agent's token cannot add a
-    # server. Every server carries the same one; the first generates it (None here).
-    # Set on a running server, it takes effect on the restart that follows (docs.k3s.io/cli/token).
-    agent_secret: pulumi.Input[str] | None = None
     # Start embedded etcd (k3s `cluster-init`): for snapshots, and for servers to join.
     cluster_init: bool = False
     # The API certificate's names, the same on every server: each server's static IP.
@@ -171,7 +167,6 @@ class K3sServer(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     node_token: pulumi.Output[str]
     agent_token: pulumi.Output[str]
-    agent_secret: pulumi.Output[str]
     # This server's config without what is its own: for the servers that join it.
     shared_config: pulumi.Output[dict[str, Any]]
     # Done when k3s runs this release with this config: what the next node's install waits for.
@@ -190,18 +185,16 @@ class K3sServer(pulumi.ComponentResource):
                 agent_socket_path=None if args.ssh_private_key is not None else args.ssh_agent_socket,
             )
 
-        if args.agent_secret is None:
-            generated = random.RandomPassword(
-                f"{name}-agent-secret", length=48, special=False, opts=pulumi.ResourceOptions(parent=self)
-            )
-            self.agent_secret = pulumi.Output.secret(generated.result)
-        else:
-            self.agent_secret = pulumi.Output.secret(args.agent_secret)
+        # The secret that joins agents only (k3s `agent-token`): an agent's token cannot add a
+        # server. It reaches the other servers in shared_config. Set on a running server, it
+        # takes effect on the restart that follows (docs.k3s.io/cli/token).
+        generated = random.RandomPassword(
+            f"{name}-agent-secret", length=48, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        agent_secret = pulumi.Output.secret(generated.result)
         # The agent secret makes stdin secret: in state, and in every digest taken of it.
         # With backups the config holds the bucket's access key: the Output stays secret.
-        config = pulumi.Output.all(
-            pulumi.Output.all(*(args.tls_sans or [args.host])), args.etcd_snapshots, self.agent_secret
-        ).apply(
+        config = pulumi.Output.all(pulumi.Output.all(*(args.tls_sans or [args.host])), args.etcd_snapshots, agent_secret).apply(
             lambda values: server_config(
                 args.node_name,
                 [*values[0], *([args.api_domain] if args.api_domain else [])],

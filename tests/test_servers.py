@@ -156,3 +156,13 @@ def test_readme_topology_costs_come_from_the_catalog():
 
     for servers, agents, usd in rows:
         assert price(servers) + price(agents) == float(usd), (servers, agents, usd)
+
+
+def test_a_new_k3s_version_updates_every_node_in_place(ha):
+    upgraded = deploy(serverCount=3, agentCount=2, agentBundleId="micro_3_0", protect=True, k3sVersion="v1.36.2+k3s1")
+    for name in (FIRST, *PEERS, *AGENTS):
+        before, after = ha.named(f"{name}-install"), upgraded.named(f"{name}-install")
+        assert "K3S_VERSION=v1.36.1+k3s1\n" in before.inputs["stdin"]
+        assert "K3S_VERSION=v1.36.2+k3s1\n" in after.inputs["stdin"]
+        # Same triggers: an update running the idempotent install, not a replacement.
+        assert after.inputs["triggers"] == before.inputs["triggers"]
