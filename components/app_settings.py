@@ -327,7 +327,13 @@ def _inside(path: Path, directory: Path) -> bool:
 def _object_key(document: dict[str, Any]) -> tuple[str, str, str]:
     # Objects without a namespace land in "default" (namespaced kinds) or have none (cluster-scoped
     # kinds); either way two documents with one kind and name there are the same object.
-    return (document["kind"], document["metadata"].get("namespace") or "default", document["metadata"]["name"])
+    namespace = "" if document["kind"] == "Namespace" else document["metadata"].get("namespace") or "default"
+    return (document["kind"], namespace, document["metadata"]["name"])
+
+
+def _shown(key: tuple[str, str, str]) -> str:
+    kind, namespace, name = key
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
 
 
 def load_manifests(directory: Path, shown_as: str, project_dir: Path) -> tuple[dict[str, Any], ...]:
@@ -386,10 +392,9 @@ def load_manifests(directory: Path, shown_as: str, project_dir: Path) -> tuple[d
             key = _object_key(document)
             here = f"{relative}, document {number}"
             if key in first_seen:
-                kind, namespace, name = key
                 raise ConfigError(
                     "manifestsDir",
-                    f"{here} declares {kind} {namespace}/{name}, which {first_seen[key]} already declares",
+                    f"{here} declares {_shown(key)}, which {first_seen[key]} already declares",
                     "keep one of them",
                 )
             first_seen[key] = here
@@ -484,4 +489,23 @@ def parse_app_settings(
     manifests: tuple[dict[str, Any], ...] = ()
     if manifests_dir_raw:
         manifests = load_manifests((project_dir / manifests_dir_raw).resolve(), manifests_dir_raw, project_dir)
+        check_manifests_leave_apps_alone(manifests, apps, namespace)
     return AppSettings(namespace, apps, secrets, manifests, budget)
+
+
+def check_manifests_leave_apps_alone(manifests: tuple[dict[str, Any], ...], apps: tuple[AppSpec, ...], namespace: str) -> None:
+    """No manifest may declare an object the apps already declare: two owners would overwrite each other."""
+    owners = {("Namespace", "", namespace): "appNamespace"}
+    for index, app in enumerate(apps):
+        for kind, name in (("Deployment", app.name), ("Service", app.name)) + (
+            (("Secret", app.secret_name),) if app.secret_env else ()
+        ):
+            owners[(kind, namespace, name)] = f"apps[{index}] ({app.name})"
+    for document in manifests:
+        key = _object_key(document)
+        if key in owners:
+            raise ConfigError(
+                "manifestsDir",
+                f"a manifest declares {_shown(key)}, which {owners[key]} already declares",
+                f"remove it from the manifests, or rename {owners[key]}",
+            )

@@ -532,6 +532,29 @@ def test_duplicate_manifest_objects(manifests):
     )
 
 
+@pytest.mark.parametrize(
+    ("kind", "name", "owner"),
+    [("Deployment", "web", "apps[0] (web)"), ("Service", "web", "apps[0] (web)"), ("Secret", "web-env", "apps[0] (web)")],
+)
+def test_manifests_may_not_declare_what_an_app_declares(manifests, kind, name, owner):
+    document = {"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": "apps"}}
+    (manifests / "clash.yaml").write_text(yaml.safe_dump(document))
+    rejected(
+        "manifestsDir",
+        f"declares {kind} apps/{name}, which {owner} already declares",
+        apps=[app(secretEnv=["API_KEY"])],
+        secrets={"appSecrets": {"web": {"API_KEY": "k"}}},
+        manifestsDir=manifests_dir(manifests),
+    )
+
+
+def test_manifests_may_not_redeclare_the_app_namespace(manifests):
+    (manifests / "ns.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}))
+    rejected(
+        "manifestsDir", "declares Namespace apps, which appNamespace already declares", manifestsDir=manifests_dir(manifests)
+    )
+
+
 def test_same_name_in_other_namespaces_or_kinds_is_fine(manifests):
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "flags"}, "stringData": {"k": "v"}}
     (manifests / "a.yaml").write_text(yaml.safe_dump_all([config_map("flags"), config_map("flags", "apps"), secret]))
