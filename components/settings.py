@@ -85,9 +85,6 @@ NON_GLOBAL_IPV4 = tuple(
 BACKUPS_CHOICES = ("auto", "true", "false")
 # Stacks whose name starts with this get backups unless `backups` says otherwise.
 BACKUPS_BY_DEFAULT_PREFIX = "prod"
-# k3s' own defaults (docs.k3s.io/cli/etcd-snapshot): twice a day, five kept.
-DEFAULT_SNAPSHOT_SCHEDULE = "0 */12 * * *"
-DEFAULT_SNAPSHOT_RETENTION = 5
 # Five fields: minute hour day-of-month month day-of-week, as robfig/cron (which k3s uses) parses them.
 CRON_FIELD_PATTERN = re.compile(r"[0-9*/,\-A-Za-z?]+")
 SSH_KEY_TYPES = (
@@ -219,7 +216,7 @@ def parse_availability_zone(source: ConfigSource, region: str) -> str:
 
 
 def parse_bundle(source: ConfigSource) -> Bundle:
-    bundle_id = _raw(source, "bundleId")
+    bundle_id = _declared(source, "bundleId")
     valid = server_capable_bundle_ids()
     bundle = BUNDLES.get(bundle_id)
     if bundle is None:
@@ -235,7 +232,7 @@ def parse_bundle(source: ConfigSource) -> Bundle:
 
 
 def parse_blueprint(source: ConfigSource) -> str:
-    blueprint = _raw(source, "blueprintId")
+    blueprint = _declared(source, "blueprintId")
     if blueprint not in BLUEPRINTS:
         raise ConfigError("blueprintId", f"{blueprint!r} is not supported", f"use one of: {', '.join(BLUEPRINTS)}")
     return blueprint
@@ -258,7 +255,7 @@ def parse_k3s_version(source: ConfigSource) -> str:
         )
     tested = f"v1.{TESTED_K3S_MINORS[0]} to v1.{TESTED_K3S_MINORS[-1]}"
     is_tested = int(match["major"]) == 1 and int(match["minor"]) in TESTED_K3S_MINORS
-    if not is_tested and not _parse_boolean(source, "allowUntestedK3sVersion", default=False):
+    if not is_tested and not _parse_boolean(source, "allowUntestedK3sVersion"):
         raise ConfigError(
             "k3sVersion",
             f"{text!r} is outside the Kubernetes minors this project is tested with ({tested})",
@@ -353,23 +350,31 @@ def parse_auto_snapshot_time(source: ConfigSource) -> str | None:
     return value
 
 
-def _parse_boolean(source: ConfigSource, key: str, default: bool) -> bool:
+def _declared(source: ConfigSource, key: str) -> str:
+    """A key with a default in Pulumi.yaml, the defaults' one home: the CLI always passes it on."""
     value = _raw(source, key)
     if value is None:
-        return default
-    if value.lower() not in ("true", "false"):
-        raise ConfigError(key, f"{value!r} is not a boolean", f"pulumi config set --type bool {key} {str(default).lower()}")
-    return value.lower() == "true"
+        raise ConfigError(
+            key,
+            "has no value, although Pulumi.yaml declares its default: this Pulumi CLI did not apply the project's config",
+            "use Pulumi CLI 3.44 or newer (curl -fsSL https://get.pulumi.com | sh)",
+        )
+    return value
+
+
+def _parse_boolean(source: ConfigSource, key: str) -> bool:
+    # Declared `type: boolean` in Pulumi.yaml: the CLI refuses anything but true and false before the program runs.
+    return _declared(source, key) == "true"
 
 
 def parse_protect(source: ConfigSource) -> bool:
     # On unless a stack turns it off: replacing or deleting the instance deletes the cluster's data.
-    return _parse_boolean(source, "protect", default=True)
+    return _parse_boolean(source, "protect")
 
 
 def parse_delete_unreachable(source: ConfigSource) -> bool:
     # Off unless asked for: a refresh during a brief outage must not drop Kubernetes objects from state.
-    return _parse_boolean(source, "deleteUnreachable", default=False)
+    return _parse_boolean(source, "deleteUnreachable")
 
 
 # Lightsail's tag rules: at most 50 tags per resource (API TagResource); keys 1-128 and values 0-256
@@ -430,12 +435,9 @@ def parse_stack_name(stack: str) -> str:
     return stack
 
 
-def _integer(source: ConfigSource, key: str, default: int, minimum: int, fix: str) -> int:
-    value = _raw(source, key)
-    if value is None or value == "":
-        return default
+def _integer(source: ConfigSource, key: str, minimum: int, fix: str) -> int:
     # Declared `type: integer` in Pulumi.yaml: the CLI refuses anything else before the program runs.
-    number = int(value)
+    number = int(_declared(source, key))
     if number < minimum:
         raise ConfigError(key, f"{number} is below the minimum of {minimum}", fix)
     return number
@@ -443,7 +445,7 @@ def _integer(source: ConfigSource, key: str, default: int, minimum: int, fix: st
 
 def parse_backups(source: ConfigSource, stack: str) -> BackupSettings | None:
     """`backups` is auto (on for prod* stacks), true or false; then the snapshot schedule and retention."""
-    value = (_raw(source, "backups") or "auto").strip().lower()
+    value = _declared(source, "backups").strip().lower()
     if value not in BACKUPS_CHOICES:
         raise ConfigError(
             "backups",
@@ -457,7 +459,7 @@ def parse_backups(source: ConfigSource, stack: str) -> BackupSettings | None:
 
 
 def parse_etcd_snapshot_schedule(source: ConfigSource) -> str:
-    value = _raw(source, "etcdSnapshotSchedule") or DEFAULT_SNAPSHOT_SCHEDULE
+    value = _declared(source, "etcdSnapshotSchedule")
     fields = value.split()
     if len(fields) != 5 or not all(CRON_FIELD_PATTERN.fullmatch(field) for field in fields):
         raise ConfigError(
@@ -472,7 +474,6 @@ def parse_etcd_snapshot_retention(source: ConfigSource) -> int:
     return _integer(
         source,
         "etcdSnapshotRetention",
-        DEFAULT_SNAPSHOT_RETENTION,
         minimum=1,
         fix="pulumi config set etcdSnapshotRetention 14 (snapshots kept, on the node and in the bucket)",
     )
@@ -482,14 +483,13 @@ def parse_cert_rotation(source: ConfigSource) -> int:
     return _integer(
         source,
         "certRotation",
-        0,
         minimum=0,
         fix="raise it by one to rotate k3s' certificates: pulumi config set certRotation 1",
     )
 
 
 def parse_agent_count(source: ConfigSource) -> int:
-    return _integer(source, "agentCount", 0, minimum=0, fix="pulumi config set --type int agentCount 2 (0 for a server alone)")
+    return _integer(source, "agentCount", minimum=0, fix="pulumi config set --type int agentCount 2 (0 for a server alone)")
 
 
 def parse_agent_bundle(source: ConfigSource, server_bundle: Bundle) -> Bundle:
@@ -513,7 +513,7 @@ SERVER_COUNTS = (1, 3)
 
 def parse_server_count(source: ConfigSource) -> int:
     fix = "pulumi config set --type int serverCount 3 (or 1)"
-    count = _integer(source, "serverCount", 1, minimum=1, fix=fix)
+    count = _integer(source, "serverCount", minimum=1, fix=fix)
     if count not in SERVER_COUNTS:
         raise ConfigError(
             "serverCount",
@@ -529,7 +529,7 @@ def parse_topology(source: ConfigSource, server_bundle: Bundle, stack: str) -> T
         server_count=parse_server_count(source),
         agent_count=parse_agent_count(source),
         agent_bundle=parse_agent_bundle(source, server_bundle),
-        agent_public_ips=_parse_boolean(source, "agentPublicIps", default=False),
+        agent_public_ips=_parse_boolean(source, "agentPublicIps"),
     )
     # Node names are <project>-<stack>-server-N and -agent-N, DNS labels of at most 63 characters.
     for key, longest in (
@@ -602,7 +602,7 @@ def parse_settings(
         cert_rotation=parse_cert_rotation(source),
         apps=parse_app_settings(
             apps_raw=_json(source, "apps", "pulumi config set --path 'apps[0].name' web"),
-            namespace_raw=_raw(source, "appNamespace"),
+            namespace_raw=_declared(source, "appNamespace"),
             secrets_raw=_json(source, "appSecrets", "pulumi config set --secret --path 'appSecrets.web.API_KEY' <value>"),
             secrets_are_secret=is_secret(f"{PROJECT}:appSecrets"),
             plain_text_secret_paths=plain_text_app_secrets(PROJECT_DIR / f"Pulumi.{stack}.yaml"),

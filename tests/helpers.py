@@ -8,13 +8,23 @@ from typing import Any
 import pytest
 
 from components.errors import ConfigError
-from tools import mockengine
+from tools import cliconfig, mockengine
 from tools.mockengine import Registration, StackOutput
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STACK_TYPE = "pulumi:pulumi:Stack"
 # A public address: documentation ranges such as 198.51.100.0/24 are refused as admin CIDRs.
 ADMIN_CIDR = "1.2.3.4/32"
+
+
+def config_source(values: dict[str, Any], stack: str = "dev"):
+    """A settings ConfigSource holding `values` (short keys) on top of Pulumi.yaml's defaults, as the CLI passes them."""
+    project = cliconfig.load_project(PROJECT_DIR / "Pulumi.yaml")
+    config = cliconfig.StackConfig(project.name)
+    for key, value in values.items():
+        config.set_structure(key, value)
+    cliconfig.apply_project_config(stack, project, config)
+    return config.for_program().get
 
 
 class Declared:

@@ -13,7 +13,7 @@ import pytest
 from components import k3s
 from components.backups import BUCKET_BUNDLE_ID, SNAPSHOT_FOLDER, etcd_snapshot_settings
 from components.settings import parse_backups
-from tests.conftest import deploy
+from tests.helpers import config_source, deploy
 from tests.test_config_rules import rejected
 from tests.test_core_stack import command, install_settings
 from tests.test_remote_scripts import Node
@@ -106,10 +106,6 @@ def test_without_backups_none_of_it(dev):
     _, config = install_settings(command(dev, "install"))
     assert "cluster-init" not in config
     assert not S3_KEYS & set(config)
-
-
-def config_source(values):
-    return lambda key: values.get(key.split(":", 1)[1])
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from components import settings
+from components.errors import ConfigError
 from tests.helpers import ADMIN_CIDR, PROJECT_DIR, deploy
 from tools import cliconfig
 
@@ -64,3 +66,12 @@ def test_the_dev_stack_runs_on_pulumi_yamls_defaults(dev):
     assert dev.outputs["k3sVersion"].value == "v1.36.1+k3s1"
     assert dev.outputs["appNamespace"].value == "apps"
     assert "sshPrivateKey" in dev.outputs
+
+
+def test_a_cli_that_does_not_apply_pulumi_yamls_defaults_is_named():
+    """Defaults live in Pulumi.yaml alone; a CLI older than project config (3.44) passes none of them."""
+    config = {"aws:region": "ap-northeast-2", "lightsail-k3s:adminCidrs": f'["{ADMIN_CIDR}"]'}
+    with pytest.raises(ConfigError) as caught:
+        settings.parse_settings(config.get, lambda key: False, "dev", {}, dry_run=True)
+    assert "Pulumi.yaml declares its default" in str(caught.value)
+    assert "Pulumi CLI 3.44 or newer" in str(caught.value)
