@@ -636,7 +636,7 @@ def parse_domain(source: ConfigSource) -> str | None:
 
 
 def parse_manage_dns_zone(source: ConfigSource) -> bool:
-    return _parse_boolean(source, "manageDnsZone", default=True)
+    return _parse_boolean(source, "manageDnsZone")
 
 
 def parse_acme_email(source: ConfigSource) -> str | None:
@@ -653,7 +653,7 @@ def parse_acme_email(source: ConfigSource) -> str | None:
 
 
 def parse_acme_staging(source: ConfigSource) -> bool:
-    return _parse_boolean(source, "acmeStaging", default=False)
+    return _parse_boolean(source, "acmeStaging")
 
 
 def check_app_hosts_in_domain(apps: AppSettings, domain: str) -> None:
