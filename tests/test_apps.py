@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.app_settings import NamespaceBudget
+from components.app_settings import NamespaceBudget, parse_image
 from components.apps import ingress_name
 from components.catalog import BUNDLES
 from components.settings import TESTED_K3S_MINORS
@@ -307,6 +307,11 @@ def test_image_references_follow_the_distribution_grammar(image, fragment):
     ],
 )
 def test_image_references_the_grammar_allows(image):
+    assert parse_image(image, 0, "web") == image
+
+
+def test_an_allowed_image_reference_reaches_the_container_as_written():
+    image = "localhost:5000/team/web:1.2@sha256:" + "a" * 64
     deployment = deploy(apps=[app(image=image)])
     assert deployment.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"][0]["image"] == image
 

@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from components.catalog import LIGHTSAIL_ZONES
-from components.settings import ConfigError, parse_settings
+from components.settings import ConfigError, parse_settings, parse_ssh_public_key
 from tests.helpers import ADMIN_CIDR, PROJECT_DIR, deploy, rejected
 from tools import cliconfig, mockengine
 
@@ -199,8 +199,13 @@ def with_blob(key_type: str, blob: bytes) -> str:
     ],
     ids=["ed25519", "rsa", "ecdsa-p256", "ecdsa-p521"],
 )
-def test_ssh_public_keys_of_each_type_are_imported_with_their_comment(public_key):
+def test_ssh_public_keys_of_each_type_are_accepted_with_their_comment(public_key):
     line = openssh(public_key) + " me@laptop (work)"
+    assert parse_ssh_public_key({"lightsail-k3s:sshPublicKey": line}.get) == line
+
+
+def test_an_accepted_ssh_public_key_is_imported_as_written():
+    line = openssh(rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()) + " me@laptop (work)"
     deployment = deploy(sshPublicKey=line, environ={"SSH_AUTH_SOCK": "/tmp/agent.sock"})
     assert deployment.one("aws:lightsail/keyPair:KeyPair").inputs["publicKey"] == line
 
