@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from components.errors import ConfigError
 from tools import cliconfig, mockengine
@@ -106,3 +109,33 @@ def rejected(key: str, *expected_fragments: str, **overrides: Any) -> ConfigErro
         assert fragment in message, message
     assert recorded == [], f"resources were declared before the config error: {recorded}"
     return caught.value
+
+
+def command(deployment: Declared, suffix: str) -> Registration:
+    """The dev stack's `lightsail-k3s-dev-<suffix>` resource."""
+    return deployment.named(f"lightsail-k3s-dev-{suffix}")
+
+
+def install_settings(install) -> tuple[dict[str, str], dict]:
+    """The shell assignments that precede the install script on stdin, and the k3s config they carry."""
+    prelude, _, _ = install.inputs["stdin"].partition("set -euo pipefail")
+    assignments = dict(line.split("=", 1) for line in prelude.splitlines() if line and not line.startswith("#"))
+    config = yaml.safe_load(base64.b64decode(assignments["K3S_CONFIG_B64"]))
+    return assignments, config
+
+
+def kubernetes_resources(deployment):
+    return [r for r in deployment.resources if r.type.startswith("kubernetes:")]
+
+
+def declared_objects(deployment):
+    for registration in kubernetes_resources(deployment):
+        if registration.type == "kubernetes:yaml/v2:ConfigGroup":
+            yield from registration.inputs["objs"]
+        else:
+            yield registration.inputs
+
+
+def write_executable(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)

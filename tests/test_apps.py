@@ -15,7 +15,7 @@ from components.apps import ingress_name
 from components.catalog import BUNDLES
 from components.settings import TESTED_K3S_MINORS
 from tests import helpers
-from tests.helpers import PROJECT_DIR, deploy
+from tests.helpers import PROJECT_DIR, declared_objects, deploy, kubernetes_resources
 from tools.mockengine import MOCK_STATIC_IP
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -50,18 +50,6 @@ def shop():
         secrets={"appSecrets": SHOP_SECRETS},
         manifestsDir=str(FIXTURES / "manifests"),
     )
-
-
-def kubernetes_resources(deployment):
-    return [r for r in deployment.resources if r.type.startswith("kubernetes:")]
-
-
-def declared_objects(deployment):
-    for registration in kubernetes_resources(deployment):
-        if registration.type == "kubernetes:yaml/v2:ConfigGroup":
-            yield from registration.inputs["objs"]
-        else:
-            yield registration.inputs
 
 
 def test_every_kubernetes_resource_uses_the_k3s_provider(dev, shop):

@@ -9,9 +9,7 @@ import pytest
 
 from components import certificates, k3s
 from tests.conftest import deploy
-from tests.test_config_rules import rejected
-from tests.test_core_stack import command
-from tests.test_remote_scripts import write_executable
+from tests.helpers import command, rejected, write_executable
 from tools import cliconfig, mockengine
 
 READS = ("lightsail-k3s-dev-read-kubeconfig", "lightsail-k3s-dev-read-node-token", "lightsail-k3s-dev-read-agent-token")

@@ -1,13 +1,12 @@
 """The dev stack on the mock engine: resources, options and outputs of the core cluster."""
 
-import base64
 import hashlib
 from pathlib import Path
 
 import yaml
 
 from components.catalog import BUNDLES
-from tests.helpers import ADMIN_CIDR, deploy
+from tests.helpers import ADMIN_CIDR, command, deploy, install_settings
 from tools.mockengine import MOCK_AGENT_SECRET, MOCK_AGENT_TOKEN, MOCK_NODE_TOKEN, MOCK_STATIC_IP, private_ip_for
 
 INSTANCE = "aws:lightsail/instance:Instance"
@@ -15,10 +14,6 @@ FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
 COMMAND = "command:remote:Command"
 STATIC_IP = "aws:lightsail/staticIp:StaticIp"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def command(deployment, suffix):
-    return deployment.named(f"lightsail-k3s-dev-{suffix}")
 
 
 def test_declares_the_core_resource_set(dev):
@@ -161,14 +156,6 @@ def test_wait_step_retries_dials_without_limit_under_its_own_timeout(dev):
     assert "cloud-init status --wait" in wait.inputs["stdin"]
     for dependency in ("lightsail-k3s-dev-ip-attachment", "lightsail-k3s-dev-firewall"):
         assert dev.depends_on(wait, dev.named(dependency))
-
-
-def install_settings(install) -> tuple[dict[str, str], dict]:
-    """The shell assignments that precede the install script on stdin, and the k3s config they carry."""
-    prelude, _, _ = install.inputs["stdin"].partition("set -euo pipefail")
-    assignments = dict(line.split("=", 1) for line in prelude.splitlines() if line and not line.startswith("#"))
-    config = yaml.safe_load(base64.b64decode(assignments["K3S_CONFIG_B64"]))
-    return assignments, config
 
 
 def test_install_feeds_the_packaged_script_its_settings_on_stdin(dev):

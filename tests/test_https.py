@@ -16,8 +16,8 @@ from components.dns import name_servers_command
 from components.errors import ConfigError
 from components.traefik import LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING
 from tests.conftest import deploy
-from tests.test_apps import assert_no_second_ingress_controller, declared_objects
-from tests.test_core_stack import install_settings
+from tests.helpers import declared_objects, install_settings
+from tests.test_apps import assert_no_second_ingress_controller
 from tools import cliconfig
 from tools.mockengine import MOCK_NAME_SERVERS, MOCK_STATIC_IP
 

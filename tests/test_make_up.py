@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_remote_scripts import write_executable
+from tests.helpers import write_executable
 
 ROOT = Path(__file__).resolve().parent.parent
 

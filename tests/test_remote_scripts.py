@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from components import k3s, k3s_agent, membership
+from tests.helpers import write_executable
 
 ROOT = Path(__file__).resolve().parent.parent
 SHELL_SCRIPTS = sorted([*ROOT.glob("components/remote/*.sh"), *ROOT.glob("bin/*.sh"), ROOT / ".ci" / "run"])
@@ -52,11 +53,6 @@ SYSTEMCTL_STUB = """#!/bin/sh
 echo "systemctl $*" >> "$STUB_LOG"
 if [ "$1" = "is-active" ]; then exit "${STUB_INACTIVE:-0}"; fi
 """
-
-
-def write_executable(path: Path, text: str) -> None:
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
 @pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))

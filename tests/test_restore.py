@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_remote_scripts import write_executable
+from tests.helpers import write_executable
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT_OLD = "etcd-snapshot-lightsail-k3s-prod-1795000000"
