@@ -124,3 +124,17 @@ def test_names_a_base_git_cannot_check_out(tmp_path, base):
     result = run_plandiff("--stack", "dev", "--base", "no-such-ref", "--head", str(head_file))
     assert result.returncode == 1
     assert "BASE=no-such-ref: git cannot check it out" in result.stderr
+
+
+def test_a_protected_instance_says_up_will_stop(base):
+    protected = json.loads(json.dumps(base))
+    changed = json.loads(json.dumps(base))
+    for plan_document in (protected, changed):
+        for resource in plan_document["resources"]:
+            if resource["type"] == INSTANCE:
+                resource["options"]["protect"] = True
+                if plan_document is changed:
+                    resource["inputs"]["blueprintId"] = "debian_12"
+    (instance,) = [c for c in plandiff.diff(protected, changed).changes if c.type == INSTANCE]
+    assert instance.action == "replace"
+    assert "protected: pulumi up stops here until protect is false" in instance.reasons

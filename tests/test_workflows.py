@@ -111,7 +111,7 @@ def test_pull_requests_without_credentials_get_the_offline_plan_diffed_against_t
     assert jobs["offline-plan"]["if"] == "needs.credentials.outputs.available != 'true'"
     assert jobs["offline-plan"]["strategy"]["matrix"]["stack"] == STACKS
     plan_step = next(step for step in jobs["offline-plan"]["steps"] if "make" in step.get("run", ""))
-    assert 'make --no-print-directory plan STACK="$STACK" BASE="origin/$BASE_REF"' in plan_step["run"]
+    assert 'make --silent plan STACK="$STACK" BASE="origin/$BASE_REF"' in plan_step["run"]
     assert "GITHUB_STEP_SUMMARY" in plan_step["run"]
     (checkout,) = steps_using(jobs["offline-plan"], "actions/checkout")
     assert checkout["with"]["fetch-depth"] == 0

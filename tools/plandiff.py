@@ -171,6 +171,14 @@ def diff(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
         if resource["urn"] not in head_urns:
             changes[resource["urn"]] = Change("delete", resource["type"], resource["name"])
 
+    # The engine refuses to delete a protected resource, replacement included
+    # (pulumi/pulumi pkg/engine/lifecycletest/protect_test.go).
+    protected = {r["urn"] for r in [*base["resources"], *head_resources] if r["options"].get("protect")}
+    for urn, change in changes.items():
+        old_urn = matched[urn]["urn"] if urn in matched else urn
+        if change.action in ("replace", "delete") and (urn in protected or old_urn in protected):
+            change.reasons.append("protected: pulumi up stops here until protect is false")
+
     order = {"replace": 0, "delete": 1, "update": 2, "create": 3}
     ordered = sorted(changes.values(), key=lambda c: (not c.loses_the_instance, order[c.action], c.type, c.name))
     return PlanDiff(ordered, base["outputs"].get("monthlyCostUsd"), head["outputs"].get("monthlyCostUsd"))
