@@ -11,14 +11,16 @@ PROJECT = "lightsail-k3s"
 # fix hints then show that command's SET=/SECRET= form instead of `pulumi config set`.
 FIX_FORM_VARIABLE = "LIGHTSAIL_K3S_FIX_FORM"
 
-_QUOTED = r"'[^']*'|\"[^\"]*\"|<[^>]*>|[^\s'\",;()]+"
+# A shell word as the hints write them: quoted pieces, <placeholders> and bare text, run together.
+_PIECE = r"'[^']*'|\"[^\"]*\"|<[^>]*>|[^\s'\",;()<]+"
+_WORD = rf"(?:{_PIECE})+"
 _FLAGS = r"(?: --(?:path|secret|plaintext)| --(?:type|stack) \S+)*"
-_CONFIG_SET = re.compile(rf"pulumi config set(?P<flags>{_FLAGS}) (?P<key>{_QUOTED}) (?P<value>{_QUOTED})")
-_CONFIG_RM = re.compile(rf"pulumi config rm(?: --(?:path|stack \S+))* (?P<key>{_QUOTED})")
+_CONFIG_SET = re.compile(rf"pulumi config set(?P<flags>{_FLAGS}) (?P<key>{_WORD}) (?P<value>{_WORD})")
+_CONFIG_RM = re.compile(rf"pulumi config rm(?: --(?:path|stack \S+))* (?P<key>{_WORD})")
 
 
-def _unquoted(text: str) -> str:
-    return text[1:-1] if text[:1] in ("'", '"') else text
+def _unquoted(word: str) -> str:
+    return re.sub(_PIECE, lambda piece: piece[0][1:-1] if piece[0][:1] in ("'", '"') else piece[0], word)
 
 
 def _plan_form(match: re.Match[str], command: str) -> str:
@@ -26,7 +28,7 @@ def _plan_form(match: re.Match[str], command: str) -> str:
     item = f"{_unquoted(match['key'])}={_unquoted(match['value'])}"
     # make hands SET to tools/plan.py, which splits it like a shell: an item with spaces needs
     # its own quotes inside; a double-quoted value ("$(cat …)") is for the shell to expand.
-    if match["value"].startswith('"') or re.search(r"\s", item):
+    if '"' in match["value"] or re.search(r"\s", item):
         return f"{command} {variable}=\"'{item}'\""
     return f"{command} {variable}='{item}'"
 

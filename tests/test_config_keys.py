@@ -1,6 +1,7 @@
 """Unknown config keys stop the run; fix hints fit where they are read (pulumi up or make plan)."""
 
 import json
+import re
 
 import pulumi
 import pytest
@@ -76,6 +77,10 @@ def test_the_declared_keys_are_exactly_the_keys_the_program_reads(monkeypatch):
             "make plan SET='adminCidrs[0]=203.0.113.7/32' (your public IPv4 as a /32)",
         ),
         ("pulumi config set aws:region ap-northeast-2", "make plan SET='aws:region=ap-northeast-2'"),
+        (
+            "pulumi config set --path 'adminCidrs[0]' <your public IPv4>/32 (or a range)",
+            "make plan SET=\"'adminCidrs[0]=<your public IPv4>/32'\" (or a range)",
+        ),
         ("pulumi config set --type bool protect false", "make plan SET='protect=false'"),
         (
             "pulumi config set --secret --path 'appSecrets.web.API_KEY' <value>",
@@ -102,3 +107,15 @@ def test_config_errors_take_the_form_the_plan_asks_for(monkeypatch):
     assert str(ConfigError("protect", "x", "pulumi config set --type bool protect false")).endswith(
         "fix: pulumi config set --type bool protect false"
     )
+
+
+def test_every_pulumi_config_hint_in_the_components_has_a_make_plan_form():
+    """A hint written in a form fix_for does not know would tell a make plan user to run pulumi config."""
+    hints = [
+        match[0]
+        for path in sorted((PROJECT_DIR / "components").glob("*.py"))
+        if path.name != "errors.py"
+        for match in re.finditer(r"pulumi config (?:set|rm)[^\n]*", path.read_text())
+    ]
+    assert len(hints) > 10
+    assert [hint for hint in hints if "pulumi config" in fix_for(hint, "make plan")] == []
