@@ -155,7 +155,7 @@ STACK_STEP_CASES = [
         error="Stack 'dev' is missing configuration value 'tags'",
     ),
     Case(
-        "config.go: only the project's namespace can be required",
+        "config.go: a namespaced key's `value` yields to the stack's",
         "name: test\nconfig:\n  aws:region:\n    value: us-west-2\n",
         "config:\n  aws:region: eu-west-2\n",
         expected={"aws:region": "eu-west-2"},
