@@ -234,27 +234,34 @@ def _default_cpu_requests(resources: list) -> dict[str, int]:
     return defaults
 
 
-def _pods_at_once(resource_type: str, props: Mapping[str, Any]) -> int:
+def _pods_at_once(resource_type: str, props: Mapping[str, Any], nodes: int) -> int:
     if resource_type in ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:ReplicaSet"):
         replicas = _dig(props, ("spec", "replicas"))
         return 1 if replicas is None else int(replicas)
     if resource_type == "kubernetes:batch/v1:Job":
         parallelism = _dig(props, ("spec", "parallelism"))
         return 1 if parallelism is None else int(parallelism)
+    if resource_type == "kubernetes:apps/v1:DaemonSet":
+        return nodes
     return 1
 
 
 def validate_cpu_budget(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """All pods' CPU requests, plus one pod of surge for rolling updates, fit the node's sustained baseline."""
+    """All pods' CPU requests, plus one pod of surge for rolling updates, fit the nodes' sustained baseline."""
     instances = [r for r in args.resources if r.resource_type == INSTANCE]
-    if len(instances) != 1:
-        args.not_applicable("the stack has no single Lightsail instance")
-    bundle_id = instances[0].props.get("bundleId")
-    baseline = BASELINE_MILLICORES.get(bundle_id)
-    if baseline is None:
-        report_violation(f"bundle {bundle_id!r} has no known CPU baseline", instances[0].urn)
-        return
-    available = baseline - SYSTEM_RESERVED_MILLICORES
+    if not instances:
+        args.not_applicable("the stack has no Lightsail instance")
+    baselines = {}
+    for instance in instances:
+        bundle_id = instance.props.get("bundleId")
+        if bundle_id not in BASELINE_MILLICORES:
+            report_violation(f"bundle {bundle_id!r} has no known CPU baseline", instance.urn)
+            return
+        baselines[instance.name] = BASELINE_MILLICORES[bundle_id]
+    # Each node keeps its share for k3s; a pod runs on one node, so no container may exceed the largest baseline.
+    available = sum(baseline - SYSTEM_RESERVED_MILLICORES for baseline in baselines.values())
+    baseline = max(baselines.values())
+    bundle_id = ", ".join(sorted({i.props.get("bundleId") for i in instances}))
     defaults = _default_cpu_requests(args.resources)
 
     total = 0
@@ -271,19 +278,19 @@ def validate_cpu_budget(args: StackValidationArgs, report_violation: ReportViola
             limit = (resources.get("limits") or {}).get("cpu")
             if limit is not None and cpu_millicores(limit) > baseline:
                 report_violation(
-                    f"container {container.get('name')!r} may use {limit} CPU, above the {bundle_id} node's sustained "
-                    f"baseline of {baseline}m; at that rate it drains the burst credits",
+                    f"container {container.get('name')!r} may use {limit} CPU, above the largest node's sustained "
+                    f"baseline of {baseline}m ({bundle_id}); at that rate it drains the burst credits",
                     resource.urn,
                 )
             pod_request += cpu_millicores(request) if request is not None else defaults.get(namespace, 0)
-        total += pod_request * _pods_at_once(resource.resource_type, resource.props)
+        total += pod_request * _pods_at_once(resource.resource_type, resource.props, len(instances))
         largest_pod = max(largest_pod, pod_request)
 
     needed = total + largest_pod
     if needed > available:
         report_violation(
-            f"the workloads request {needed}m CPU (all pods plus one of surge); the {bundle_id} node sustains "
-            f"{available}m for them. Lower replicas or requests, or choose a larger bundleId",
+            f"the workloads request {needed}m CPU (all pods plus one of surge); {len(instances)} node(s) ({bundle_id}) "
+            f"sustain {available}m for them. Lower replicas or requests, or choose a larger bundleId",
             None,
         )
 

@@ -218,8 +218,10 @@ def test_policy_baselines_match_the_catalog():
 # --- the real stacks pass every rule
 
 
-@pytest.fixture(scope="module", params=["dev", "prod"])
+@pytest.fixture(scope="module", params=["dev", "prod", "dev with two agents"])
 def real_stack(request) -> Declared:
+    if request.param == "dev with two agents":
+        return deploy(agentCount=2)
     # prod's file holds a documentation range as a placeholder, which the program refuses until it is
     # replaced; the test replaces it with a public one, as the operator must.
     return deploy() if request.param == "dev" else run_stack("prod", overrides={"adminCidrs": [ADMIN_CIDR]})
@@ -288,3 +290,14 @@ def test_the_pack_refuses_ssh_open_to_the_internet(running_pack):
     response = running_pack.Analyze(request, timeout=30)
     assert [d.policyName for d in response.diagnostics] == ["admin-ports-not-public"]
     assert response.diagnostics[0].enforcementLevel == analyzer_pb2.MANDATORY
+
+
+def test_cpu_budget_sums_the_baselines_of_every_node():
+    # Two small_3_0 nodes sustain 2 x 300m for apps: 11 x 50m + 50m = 600m fits, 12 x 50m + 50m does not.
+    def two_nodes(replicas):
+        args = budget_stack("small_3_0", replicas, "50m")
+        return StackValidationArgs([stack_resource(policies.INSTANCE, {"bundleId": "small_3_0"}, "agent"), *args.resources])
+
+    assert violations(policies.validate_cpu_budget, two_nodes(11)) == []
+    found = violations(policies.validate_cpu_budget, two_nodes(12))
+    assert len(found) == 1 and "650m" in found[0] and "600m" in found[0]
