@@ -231,3 +231,10 @@ def test_make_passes_set_and_secret_unsplit_and_unexpanded(tmp_path):
         env={key: value for key, value in os.environ.items() if not key.startswith("MAKE")},
     )
     assert result.stdout == "a=[1, 2] b='x y'|k=$$v$x|-m tools.plan --stack dev", result.stderr
+
+
+def test_the_objects_of_existing_manifests_get_their_files_too():
+    deployment = deploy(manifestsDir="tests/fixtures/manifests")
+    objects = deployment.one(plan.CONFIG_GROUP).inputs["objs"]
+    written = [yaml.safe_load(text) for text in plan.kubernetes_files(deployment.deployment).values()]
+    assert objects and all(obj in written for obj in objects)

@@ -26,7 +26,8 @@ Output: a terminal view (abbreviated), and under build/plan/<stack>/:
               Resources are ordered parents before children, then by name and type; keys are
               sorted; secret values (whole subtrees) read "[secret]" and unknown ones "[unknown]".
               Identical input gives byte-identical files.
-  k8s/        one YAML file per Kubernetes object, named <kind>-<namespace>-<name>.yaml.
+  k8s/        one YAML file per Kubernetes object (those of manifestsDir included), named
+              <kind>-<namespace>-<name>.yaml.
 """
 
 from __future__ import annotations
@@ -236,18 +237,30 @@ def _file_part(text: str) -> str:
     return re.sub(r"[^a-z0-9.-]+", "-", text.lower()).strip("-") or "_"
 
 
+# pulumi-kubernetes' yaml/v2 ConfigGroup is a component the provider expands; its objects arrive as its `objs` input.
+CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"
+
+
+def kubernetes_objects(deployment: mockengine.Deployment) -> list[tuple[str, dict[str, Any]]]:
+    """(resource name, object with secrets masked) for every Kubernetes object, in plan order."""
+    objects = []
+    for resource in ordered(deployment.resources):
+        if is_kubernetes_object(resource):
+            objects.append((resource.name, masked(resource.sent_inputs)))
+        elif resource.type == CONFIG_GROUP:
+            objects.extend((resource.name, obj) for obj in masked(resource.sent_inputs).get("objs") or [])
+    return objects
+
+
 def kubernetes_files(deployment: mockengine.Deployment) -> dict[str, str]:
     files: dict[str, str] = {}
-    for resource in ordered(deployment.resources):
-        if not is_kubernetes_object(resource):
-            continue
-        document = masked(resource.sent_inputs)
+    for resource_name, document in kubernetes_objects(deployment):
         metadata = document.get("metadata") or {}
         stem = "-".join(
             _file_part(str(part))
-            for part in (document["kind"], metadata.get("namespace") or "_", metadata.get("name") or resource.name)
+            for part in (document.get("kind", "object"), metadata.get("namespace") or "_", metadata.get("name") or resource_name)
         )
-        name = f"{stem}.yaml" if f"{stem}.yaml" not in files else f"{stem}-{_file_part(resource.name)}.yaml"
+        name = f"{stem}.yaml" if f"{stem}.yaml" not in files else f"{stem}-{_file_part(resource_name)}.yaml"
         files[name] = yaml.safe_dump(document, sort_keys=True, allow_unicode=True, default_flow_style=False)
     return files
 
