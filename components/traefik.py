@@ -6,13 +6,15 @@ Components with HelmChartConfig"); editing k3s' packaged manifest would be undon
 the next start. No second ingress controller, no second chart.
 
 The values follow the chart that the pinned k3s ships: k3s v1.36.1+k3s1 bundles Traefik
-v3.6.13 (its release notes) from traefik-39.0.701+up39.0.7 (k3s-io/k3s-charts
-charts/traefik/39.0.701+up39.0.7), i.e. upstream traefik-helm-chart v39.0.7. Chart
-v39.0.0 moved entry point options under `http` ("fix(ports)!: entrypoints http
-options", traefik-helm-chart 266ff0e): the redirect is
+v3.6.13 (its release notes, "Embedded Component Versions"), packaged as
+traefik-39.0.701+up39.0.7 (k3s-io/k3s-charts charts/traefik/39.0.701+up39.0.7, the
+k3s build of upstream traefik-helm-chart v39.0.7; k3s PR #13805 moved to the 39.0
+line). Chart v39.0.0 moved entry point options under `http` ("fix(ports)!:
+entrypoints http options", traefik-helm-chart 266ff0e): the redirect is
 `ports.web.http.redirections.entryPoint`. The v34-v38 spelling
 `ports.web.redirections` is not a key of v39's values.schema.json, where every port
-has additionalProperties: false, so Helm would refuse the whole values.
+has additionalProperties: false, so Helm would refuse the whole values. Chart 40,
+which k3s v1.36.3 and later ship, keeps the v39 keys used here.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """HTTPS under a domain on the mock engine: Lightsail DNS in us-east-1, Let's Encrypt through k3s' Traefik."""
 
+import dataclasses
 import re
 import subprocess
 import traceback
@@ -16,7 +17,7 @@ from components.dns import name_servers_command
 from components.errors import ConfigError
 from components.traefik import LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING
 from tests.conftest import deploy
-from tests.helpers import declared_objects, install_settings
+from tests.helpers import Declared, declared_objects, install_settings
 from tests.test_apps import assert_no_second_ingress_controller
 from tools import cliconfig
 from tools.mockengine import MOCK_NAME_SERVERS, MOCK_STATIC_IP
@@ -248,6 +249,20 @@ def test_api_certificate_names_the_domain_and_the_api_url_uses_it(https):
 def test_still_no_second_ingress_controller(https, own_dns_staging):
     for deployment in (https, own_dns_staging):
         assert_no_second_ingress_controller(deployment)
+
+
+@pytest.mark.parametrize(
+    "kind, name", [("HelmChart", "ingress-nginx"), ("HelmChartConfig", "nginx"), ("HelmChartConfig", "traefik-extra")]
+)
+def test_the_check_still_catches_another_chart(https, kind, name):
+    bundled = https.one(HELM_CHART_CONFIG)
+    other = dataclasses.replace(
+        bundled,
+        type=f"kubernetes:helm.cattle.io/v1:{kind}",
+        inputs={**bundled.inputs, "kind": kind, "metadata": {"name": name, "namespace": "kube-system"}},
+    )
+    with pytest.raises(AssertionError):
+        assert_no_second_ingress_controller(Declared(dataclasses.replace(https.deployment, resources=[*https.resources, other])))
 
 
 # Every object against its schema: Kubernetes' own, and the HelmChartConfig CRD that k3s ships.
