@@ -2,7 +2,7 @@
 
 import pulumi
 
-from components.apps import AppStack, AppStackArgs, IngressTls
+from components.apps import Apps, AppsArgs, IngressTls
 from components.backups import BackupBucket, BackupBucketArgs
 from components.certificates import watch_kubeconfig_expiry
 from components.dns import DnsZone, DnsZoneArgs
@@ -160,10 +160,14 @@ if https:
         TraefikAcmeArgs(acme_email=https.acme_email, acme_staging=https.acme_staging, provider=k3s.provider),
     )
 
-apps = AppStack(
+apps = Apps(
     settings.cluster_name,
-    AppStackArgs(
-        settings=settings.apps,
+    AppsArgs(
+        namespace=settings.apps.namespace,
+        apps=settings.apps.specs,
+        budget=settings.apps.budget,
+        secret_values=settings.apps.secret_values,
+        manifests=settings.apps.manifests,
         provider=k3s.provider,
         public_ip=node.public_ip,
         tls=IngressTls(domain=https.domain, cert_resolver=cert_resolver(https.acme_staging)) if https else None,

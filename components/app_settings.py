@@ -110,7 +110,7 @@ class AppSpec:
 @dataclass(frozen=True)
 class AppSettings:
     namespace: str
-    apps: tuple[AppSpec, ...]
+    specs: tuple[AppSpec, ...]
     # app name -> variable -> value; only ever read to build secret Outputs.
     secret_values: dict[str, dict[str, str]] = field(repr=False)
     manifests: tuple[dict[str, Any], ...]

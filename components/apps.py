@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .app_settings import DEFAULT_LIMITS, DEFAULT_REQUESTS, AppSettings, AppSpec
+from .app_settings import DEFAULT_LIMITS, DEFAULT_REQUESTS, AppSpec, NamespaceBudget
 
 # k3s ships Traefik as its ingress controller under this IngressClass (FACTS.md);
 # installing a second controller is the mistake this project exists to prevent.
@@ -34,10 +35,16 @@ class IngressTls:
 
 
 @dataclass(frozen=True)
-class AppStackArgs:
-    settings: AppSettings
+class AppsArgs:
+    namespace: str
+    apps: Sequence[AppSpec]
+    budget: NamespaceBudget
     provider: k8s.Provider
     public_ip: pulumi.Input[str]
+    # app name -> variable -> value, for each app's secretEnv; made secret Outputs here.
+    secret_values: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
+    # Kubernetes objects applied as given, after the namespace.
+    manifests: Sequence[dict[str, Any]] = ()
     tls: IngressTls | None = None
 
 
@@ -82,32 +89,33 @@ def app_url(app: AppSpec, public_ip: str, tls: IngressTls | None = None) -> str:
     return f"http://{app.host or public_ip}{app.path}"
 
 
-def first_app_url(settings: AppSettings, public_ip: str, tls: IngressTls | None) -> str:
-    if settings.apps:
-        return app_url(settings.apps[0], public_ip, tls)
+def first_app_url(apps: Sequence[AppSpec], public_ip: str, tls: IngressTls | None) -> str:
+    if apps:
+        return app_url(apps[0], public_ip, tls)
     return f"https://{tls.domain}/" if tls else f"http://{public_ip}/"
 
 
-class AppStack(pulumi.ComponentResource):
+class Apps(pulumi.ComponentResource):
     """The app namespace with its resource budget, the apps, their Ingresses and any existing manifests."""
 
     urls: pulumi.Output[dict[str, Any]]
     app_url: pulumi.Output[str]
 
-    def __init__(self, name: str, args: AppStackArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: AppsArgs, opts: pulumi.ResourceOptions | None = None):
+        # The type token keeps the component's first name: every child's URN contains it, so a
+        # new token would make Pulumi delete and recreate every Kubernetes object of a stack.
         super().__init__("lightsail-k3s:index:AppStack", name, None, opts)
-        settings = args.settings
 
         def on_cluster(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(depends_on))
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=settings.namespace),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace),
             opts=on_cluster(),
         )
         namespace_name = namespace.metadata.name
-        budget = settings.budget
+        budget = args.budget
         # Containers that set no resources get these; none may exceed the node's
         # sustained CPU baseline, so one runaway pod cannot drain the burst credits.
         limit_range = k8s.core.v1.LimitRange(
@@ -140,13 +148,15 @@ class AppStack(pulumi.ComponentResource):
         )
 
         services: dict[str, k8s.core.v1.Service] = {}
-        for app in settings.apps:
-            services[app.name] = self._declare_app(app, settings, namespace_name, on_cluster(limit_range, quota))
+        for app in args.apps:
+            services[app.name] = self._declare_app(
+                name, app, args.secret_values.get(app.name, {}), namespace_name, on_cluster(limit_range, quota)
+            )
 
         tls = args.tls
-        hosts = list(dict.fromkeys(served_host(app, tls) for app in settings.apps))
+        hosts = list(dict.fromkeys(served_host(app, tls) for app in args.apps))
         for host in hosts:
-            routed = [app for app in settings.apps if served_host(app, tls) == host]
+            routed = [app for app in args.apps if served_host(app, tls) == host]
             k8s.networking.v1.Ingress(
                 f"{name}-ingress-{ingress_name(host)}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -181,7 +191,7 @@ class AppStack(pulumi.ComponentResource):
                 opts=on_cluster(),
             )
 
-        if settings.manifests:
+        if args.manifests:
             # Applied as given, through the same provider; their CRD kinds are
             # skipped in preview until the CRD exists (pulumi-kubernetes).
             # A Secret's values are secret in state too: objs are the ConfigGroup's own inputs.
@@ -189,38 +199,52 @@ class AppStack(pulumi.ComponentResource):
                 {**obj, **{field: pulumi.Output.secret(obj[field]) for field in ("data", "stringData") if field in obj}}
                 if obj["kind"] == "Secret"
                 else obj
-                for obj in settings.manifests
+                for obj in args.manifests
             ]
             k8s.yaml.v2.ConfigGroup(f"{name}-manifests", objs=objs, opts=on_cluster(namespace))
 
         self.urls = pulumi.Output.from_input(args.public_ip).apply(
             lambda ip: {
                 app.name: {
-                    "service": f"{app.name}.{settings.namespace}.svc.cluster.local",
+                    "service": f"{app.name}.{args.namespace}.svc.cluster.local",
                     "port": app.port,
                     "path": app.path,
                     "url": app_url(app, ip, tls),
                 }
-                for app in settings.apps
+                for app in args.apps
             }
         )
-        self.app_url = pulumi.Output.from_input(args.public_ip).apply(lambda ip: first_app_url(settings, ip, tls))
+        self.app_url = pulumi.Output.from_input(args.public_ip).apply(lambda ip: first_app_url(args.apps, ip, tls))
         self.register_outputs({"appUrl": self.app_url, "apps": self.urls})
 
     def _declare_app(
-        self, app: AppSpec, settings: AppSettings, namespace: pulumi.Output[str], opts: pulumi.ResourceOptions
+        self,
+        name: str,
+        app: AppSpec,
+        secret_values: Mapping[str, str],
+        namespace: pulumi.Output[str],
+        opts: pulumi.ResourceOptions,
     ) -> k8s.core.v1.Service:
         labels = _labels(app)
+
+        def named(kind: str) -> tuple[str, pulumi.ResourceOptions]:
+            # Named after the component; the alias keeps the objects of stacks deployed before,
+            # whose names were the app's alone (without it: deleted and recreated, downtime).
+            old_name = f"{app.name}-{kind}"
+            return f"{name}-{old_name}", pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(aliases=[pulumi.Alias(name=old_name)])
+            )
+
         env = [k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in app.env.items()]
         if app.secret_env:
-            values = settings.secret_values[app.name]
+            secret_name, secret_opts = named("env")
             secret = k8s.core.v1.Secret(
-                f"{app.name}-env",
+                secret_name,
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=app.secret_name, namespace=namespace, labels=labels),
                 type="Opaque",
                 # The pulumi-kubernetes SDK makes a Secret's data secret in state.
-                string_data={variable: values[variable] for variable in app.secret_env},
-                opts=opts,
+                string_data={variable: secret_values[variable] for variable in app.secret_env},
+                opts=secret_opts,
             )
             env += [
                 k8s.core.v1.EnvVarArgs(
@@ -241,8 +265,9 @@ class AppStack(pulumi.ComponentResource):
             readiness_probe=_probe(app, initial_delay=2) if app.health_path else None,
             liveness_probe=_probe(app, initial_delay=15) if app.health_path else None,
         )
+        deployment_name, deployment_opts = named("deployment")
         k8s.apps.v1.Deployment(
-            f"{app.name}-deployment",
+            deployment_name,
             metadata=k8s.meta.v1.ObjectMetaArgs(name=app.name, namespace=namespace, labels=labels),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=app.replicas,
@@ -252,15 +277,16 @@ class AppStack(pulumi.ComponentResource):
                     spec=k8s.core.v1.PodSpecArgs(containers=[container]),
                 ),
             ),
-            opts=opts,
+            opts=deployment_opts,
         )
+        service_name, service_opts = named("service")
         return k8s.core.v1.Service(
-            f"{app.name}-service",
+            service_name,
             metadata=k8s.meta.v1.ObjectMetaArgs(name=app.name, namespace=namespace, labels=labels),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type="ClusterIP",
                 selector={"app.kubernetes.io/name": app.name},
                 ports=[k8s.core.v1.ServicePortArgs(name="http", port=app.port, target_port="http")],
             ),
-            opts=opts,
+            opts=service_opts,
         )

@@ -659,7 +659,7 @@ def parse_acme_staging(source: ConfigSource) -> bool:
 def check_app_hosts_in_domain(apps: AppSettings, domain: str) -> None:
     """Every app host must be the domain or under it: only those names get DNS records and certificates."""
     routes: dict[tuple[str, str], str] = {}
-    for index, app in enumerate(apps.apps):
+    for index, app in enumerate(apps.specs):
         if app.host is not None and app.host != domain and not app.host.endswith("." + domain):
             raise ConfigError(
                 "apps",

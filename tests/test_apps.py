@@ -132,6 +132,24 @@ def test_no_second_ingress_controller_helm_chart_or_load_balancer(dev, shop):
         assert_no_second_ingress_controller(deployment)
 
 
+APPS_COMPONENT = "lightsail-k3s:index:AppStack"
+
+
+def test_the_apps_children_are_named_after_the_component_and_keep_their_old_names_as_aliases(shop):
+    component = shop.one(APPS_COMPONENT)
+    children = [r for r in shop.resources if r.parent == component.urn]
+    assert children and all(child.name.startswith(component.name + "-") for child in children), [c.name for c in children]
+    expected = {
+        (DEPLOYMENT, app["name"], "deployment") for app in SHOP_APPS
+    } | {(SERVICE, app["name"], "service") for app in SHOP_APPS} | {(SECRET, "orders-api", "env")}
+    per_app = [r for r in children if r.type in (DEPLOYMENT, SERVICE, SECRET)]
+    assert {(r.type, r.name) for r in per_app} == {(t, f"{component.name}-{app}-{kind}") for t, app, kind in expected}
+    # Stacks deployed before the names carried the component's keep these objects (no delete and create).
+    for resource in per_app:
+        old_name = resource.name.removeprefix(component.name + "-")
+        assert {"name": old_name} in resource.aliases, resource.name
+
+
 def test_secret_env_values_live_only_in_a_secret_that_is_secret_in_state(shop):
     secret = shop.one(SECRET)
     assert secret.inputs["metadata"] == {

@@ -58,7 +58,7 @@ def test_a_replaced_instance_takes_its_attachment_firewall_commands_and_cluster_
     assert result[("aws:lightsail/staticIpAttachment:StaticIpAttachment", "lightsail-k3s-dev-ip-attachment")] == "replace"
     assert result[("command:remote:Command", "lightsail-k3s-dev-install")] == "replace"
     assert result[("pulumi:providers:kubernetes", "lightsail-k3s-dev-kubernetes")] == "replace"
-    assert result[("kubernetes:apps/v1:Deployment", "whoami-deployment")] == "replace"
+    assert result[("kubernetes:apps/v1:Deployment", "lightsail-k3s-dev-whoami-deployment")] == "replace"
     # The static IP and the key pair stay: nothing about them changes.
     assert ("aws:lightsail/staticIp:StaticIp", "lightsail-k3s-dev-ip") not in result
     assert ("aws:lightsail/keyPair:KeyPair", "lightsail-k3s-dev-key") not in result
@@ -67,8 +67,8 @@ def test_a_replaced_instance_takes_its_attachment_firewall_commands_and_cluster_
 def test_new_apps_are_created_and_in_place_changes_are_updates_not_red(base, more_apps_new_cidrs_and_tags):
     result = plandiff.diff(base, more_apps_new_cidrs_and_tags)
     found = actions(result)
-    assert found[("kubernetes:apps/v1:Deployment", "api-deployment")] == "create"
-    assert found[("kubernetes:core/v1:Service", "api-service")] == "create"
+    assert found[("kubernetes:apps/v1:Deployment", "lightsail-k3s-dev-api-deployment")] == "create"
+    assert found[("kubernetes:core/v1:Service", "lightsail-k3s-dev-api-service")] == "create"
     assert found[(INSTANCE, "lightsail-k3s-dev-instance")] == "update"  # tags change in place
     # Lightsail replaces the whole rule set: new admin CIDRs replace the firewall, not the instance.
     assert found[(FIREWALL, "lightsail-k3s-dev-firewall")] == "replace"
@@ -79,8 +79,19 @@ def test_new_apps_are_created_and_in_place_changes_are_updates_not_red(base, mor
 
 def test_removed_apps_are_deleted(base, more_apps_new_cidrs_and_tags):
     found = actions(plandiff.diff(more_apps_new_cidrs_and_tags, base))
-    assert found[("kubernetes:apps/v1:Deployment", "api-deployment")] == "delete"
-    assert found[("kubernetes:core/v1:Service", "api-service")] == "delete"
+    assert found[("kubernetes:apps/v1:Deployment", "lightsail-k3s-dev-api-deployment")] == "delete"
+    assert found[("kubernetes:core/v1:Service", "lightsail-k3s-dev-api-service")] == "delete"
+
+
+def test_objects_renamed_with_an_alias_are_matched_to_their_old_names_not_recreated(base):
+    renamed = {"lightsail-k3s-dev-whoami-deployment": "whoami-deployment", "lightsail-k3s-dev-whoami-service": "whoami-service"}
+    before_the_rename = json.loads(json.dumps(base))
+    for resource in before_the_rename["resources"]:
+        if resource["name"] in renamed:
+            resource["urn"] = resource["urn"].removesuffix(resource["name"]) + renamed[resource["name"]]
+            resource["name"] = renamed[resource["name"]]
+            resource["options"]["aliases"] = []
+    assert plandiff.diff(before_the_rename, base).changes == []
 
 
 def test_the_same_plan_has_no_changes(base):

@@ -99,14 +99,26 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
 
 
+def _aliased_urn(urn: str, alias: dict[str, Any]) -> str | None:
+    """The URN an alias names: given whole, or (a spec with only a name) this URN with that name.
+
+    Other specs are not followed: their resources show as deleted and created, never hidden.
+    """
+    if "urn" in alias:
+        return alias["urn"]
+    if set(alias) == {"name"}:
+        return urn.rsplit("::", 1)[0] + "::" + alias["name"]
+    return None
+
+
 def diff(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
     base_by_urn = {resource["urn"]: resource for resource in base["resources"]}
     head_resources = [resource for resource in head["resources"]]
     matched: dict[str, dict[str, Any]] = {}  # head urn -> base resource
     for resource in head_resources:
-        old_urns = [resource["urn"], *(alias["urn"] for alias in resource["options"].get("aliases", []) if "urn" in alias)]
+        old_urns = [resource["urn"], *(_aliased_urn(resource["urn"], alias) for alias in resource["options"].get("aliases", []))]
         for urn in old_urns:
-            if urn in base_by_urn and urn not in {r["urn"] for r in matched.values()}:
+            if urn is not None and urn in base_by_urn and urn not in {r["urn"] for r in matched.values()}:
                 matched[resource["urn"]] = base_by_urn[urn]
                 break
 
