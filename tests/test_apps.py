@@ -139,9 +139,11 @@ def test_the_apps_children_are_named_after_the_component_and_keep_their_old_name
     component = shop.one(APPS_COMPONENT)
     children = [r for r in shop.resources if r.parent == component.urn]
     assert children and all(child.name.startswith(component.name + "-") for child in children), [c.name for c in children]
-    expected = {
-        (DEPLOYMENT, app["name"], "deployment") for app in SHOP_APPS
-    } | {(SERVICE, app["name"], "service") for app in SHOP_APPS} | {(SECRET, "orders-api", "env")}
+    expected = (
+        {(DEPLOYMENT, app["name"], "deployment") for app in SHOP_APPS}
+        | {(SERVICE, app["name"], "service") for app in SHOP_APPS}
+        | {(SECRET, "orders-api", "env")}
+    )
     per_app = [r for r in children if r.type in (DEPLOYMENT, SERVICE, SECRET)]
     assert {(r.type, r.name) for r in per_app} == {(t, f"{component.name}-{app}-{kind}") for t, app, kind in expected}
     # Stacks deployed before the names carried the component's keep these objects (no delete and create).
