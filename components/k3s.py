@@ -146,17 +146,25 @@ def server_config(
     return config
 
 
-def install_program(script: str, k3s_version: str, node_name: str, config: Mapping[str, Any]) -> str:
+def install_program(
+    script: str,
+    k3s_version: str,
+    node_name: str,
+    config: Mapping[str, Any],
+    libraries: Mapping[str, str] | None = None,
+) -> str:
     """What the install command feeds to `bash -s`: its settings as shell assignments, then the script.
 
     Settings travel on stdin, not on the command line, so secrets added to the
     config never show in a process list or in the command's plain inputs.
+    `libraries` maps a variable name to a shell library the script loads from it (base64).
     """
     rendered = CONFIG_HEADER + yaml.safe_dump(dict(config), sort_keys=False)
     assignments = {
         "K3S_VERSION": k3s_version,
         "NODE_NAME": node_name,
         "K3S_CONFIG_B64": base64.b64encode(rendered.encode()).decode(),
+        **{name: base64.b64encode(text.encode()).decode() for name, text in (libraries or {}).items()},
     }
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in assignments.items()) + script
 

@@ -236,6 +236,7 @@ class AgentNode(Node):
             version,
             AGENT,
             k3s_agent.agent_config(AGENT, server_ip, AGENT_TOKEN),
+            libraries=k3s_agent.AGENT_LIBRARIES,
         )
         return subprocess.run(
             [BASH, "-s"], input=program, env=self.environment(**env), capture_output=True, text=True, timeout=30
@@ -285,6 +286,26 @@ def test_agent_config_change_restarts_the_agent_service(agent):
     assert "systemctl restart k3s-agent" in calls
     assert not [c for c in calls if c.startswith("curl")]
     assert agent.config()["server"] == "https://172.26.7.7:6443"
+
+
+@pytest.mark.parametrize(
+    ("version", "reason"),
+    [("v1.35.9+k3s1", "older than the installed v1.36.1+k3s1"), ("v1.38.0+k3s1", "more than one minor ahead")],
+)
+def test_agent_refuses_a_downgrade_or_a_skipped_minor_before_touching_anything(agent, version, reason):
+    assert agent.join().returncode == 0
+    agent.calls()
+    config_before = agent.config()
+    result = agent.join(version=version, server_ip="172.26.9.9")
+    assert result.returncode == 1
+    assert reason in result.stderr
+    assert agent.calls() == []
+    assert agent.config() == config_before
+
+
+def test_agent_moves_one_minor_up(agent):
+    _, calls = agent.rejoin(version="v1.37.0+k3s1")
+    assert "install.sh INSTALL_K3S_VERSION=v1.37.0+k3s1 INSTALL_K3S_EXEC=agent" in calls
 
 
 def test_stopped_agent_is_started(agent):

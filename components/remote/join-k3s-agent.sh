@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Joins this host to a k3s cluster as an agent, or upgrades it in place.
 # Runs as root on the agent (`sudo bash -s`). components/k3s_agent.py feeds it on stdin,
-# after shell assignments of K3S_VERSION and K3S_CONFIG_B64: k3s' config.yaml with the
-# server's private URL, the agent token and the node name, base64-encoded. The token
-# lives only in that root-only file, never on a command line.
-# Safe to re-run: with the same version and config it changes nothing.
+# after shell assignments of K3S_VERSION, K3S_CONFIG_B64 (k3s' config.yaml with the
+# server's private URL, the agent token and the node name, base64-encoded) and
+# UPGRADE_PATH_LIB_B64 (k3s-upgrade-path.sh). The token lives only in that root-only
+# file, never on a command line.
+# Safe to re-run: with the same version and config it changes nothing. Like every
+# node, it refuses a downgrade or a skipped minor before touching anything.
 # Whether the node became Ready is checked on a server (node-membership.sh ready),
 # which also sees the node password a re-used node name must clear first.
 set -euo pipefail
 
 : "${K3S_VERSION:?K3S_VERSION is required, e.g. v1.36.1+k3s1}"
 : "${K3S_CONFIG_B64:?K3S_CONFIG_B64 is required: the base64 of the k3s config.yaml to write}"
+: "${UPGRADE_PATH_LIB_B64:?UPGRADE_PATH_LIB_B64 is required: the base64 of k3s-upgrade-path.sh}"
 K3S_CONFIG_DIR="${K3S_CONFIG_DIR:-/etc/rancher/k3s}"
 K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
 SERVICE=k3s-agent
@@ -24,6 +27,14 @@ installed_version() {
   fi
 }
 
+# shellcheck source=/dev/null
+source <(base64 -d <<< "$UPGRADE_PATH_LIB_B64")
+
+current_version="$(installed_version)"
+if [ -n "$current_version" ] && [ "$current_version" != "$K3S_VERSION" ]; then
+  check_upgrade_path "$current_version" "$K3S_VERSION"
+fi
+
 mkdir -p "$K3S_CONFIG_DIR"
 base64 -d <<< "$K3S_CONFIG_B64" > "$work_dir/config.yaml"
 config_changed=true
@@ -32,7 +43,6 @@ if [ -f "$K3S_CONFIG_DIR/config.yaml" ] && cmp -s "$work_dir/config.yaml" "$K3S_
 fi
 install -m 0600 "$work_dir/config.yaml" "$K3S_CONFIG_DIR/config.yaml"
 
-current_version="$(installed_version)"
 if [ "$current_version" != "$K3S_VERSION" ]; then
   # install.sh from the release tag itself; it verifies the binary against the
   # release's sha256 list, writes the k3s-agent unit and (re)starts it. Agent units
