@@ -8,8 +8,7 @@ import subprocess
 import pytest
 
 from components import certificates, k3s
-from tests.conftest import deploy
-from tests.helpers import command, rejected, write_executable
+from tests.helpers import command, deploy, rejected, write_executable
 from tools import cliconfig, mockengine
 
 READS = ("lightsail-k3s-dev-read-kubeconfig", "lightsail-k3s-dev-read-node-token", "lightsail-k3s-dev-read-agent-token")
