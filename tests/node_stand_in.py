@@ -77,7 +77,7 @@ class Node:
             **env,
         }
 
-    def install(self, version="v1.36.1+k3s1", sans=("203.0.113.10",), **env):
+    def install(self, version="v1.36.1+k3s1", sans=("203.0.113.10",), timeout: float = 30, **env):
         environment = self.environment(**env)
         # The program components/k3s.py feeds to `bash -s` over SSH.
         program = k3s.install_program(
@@ -86,7 +86,7 @@ class Node:
             "lightsail-k3s-dev",
             k3s.server_config("lightsail-k3s-dev", sans),
         )
-        return subprocess.run([BASH, "-s"], input=program, env=environment, capture_output=True, text=True, timeout=30)
+        return subprocess.run([BASH, "-s"], input=program, env=environment, capture_output=True, text=True, timeout=timeout)
 
     def reinstall(self, **changes):
         """Installs, then runs the install again with `changes`; returns that second run and its calls."""

@@ -568,3 +568,23 @@ def test_secret_manifest_values_are_secret_in_state(manifests):
     for registration in deployment.resources:
         if registration is not group:
             assert "hunter2" not in repr(registration.inputs), registration.name
+
+
+def test_a_list_manifest_is_refused_naming_its_items(manifests):
+    listed = {"apiVersion": "v1", "kind": "List", "metadata": {"name": "bundle"}, "items": [config_map("a")]}
+    (manifests / "bundle.yaml").write_text(yaml.safe_dump(listed))
+    rejected("manifestsDir", "bundle.yaml, document 1, is a List", manifestsDir=manifests_dir(manifests))
+
+
+def test_each_service_selects_only_the_pods_of_its_own_deployment(shop):
+    deployments = {r.inputs["metadata"]["name"]: r.inputs for r in shop.of_type(DEPLOYMENT)}
+    services = [r.inputs for r in shop.of_type(SERVICE)]
+    assert len(services) == len(deployments) > 1
+    for service in services:
+        selector = service["spec"]["selector"]
+        selected = [
+            name
+            for name, deployment in deployments.items()
+            if selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        assert selected == [service["metadata"]["name"]], (service["metadata"]["name"], selector)

@@ -5,6 +5,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -305,3 +306,20 @@ def test_join_gives_up_when_the_agent_never_becomes_ready(node):
     result = run_membership(node, "ready", STUB_READY_AFTER="1000000", READY_TIMEOUT_SECONDS="1")
     assert result.returncode == 1
     assert f"node {AGENT} was not Ready after 1s" in result.stderr
+
+
+def test_a_failed_download_stops_the_install_before_anything_runs(node):
+    write_executable(node.stubs / "curl", '#!/bin/sh\necho "curl $*" >> "$STUB_LOG"\nexit 22\n')
+    result = node.install()
+    assert result.returncode != 0
+    assert not [c for c in node.calls() if c.startswith(("install.sh", "kubectl", "systemctl"))]
+    assert "is Ready" not in result.stdout
+
+
+def test_the_ready_wait_ends_at_its_timeout(node):
+    """Bounds the wait itself: a loop that ignored READY_TIMEOUT_SECONDS would outlive the 10 s limit here."""
+    started = time.monotonic()
+    result = node.install(STUB_READY_AFTER="1000000", READY_TIMEOUT_SECONDS="2", timeout=10)
+    assert result.returncode == 1
+    # The deadline counts whole seconds (date +%s), so the wait lasts between 1 and 2 s.
+    assert 1 <= time.monotonic() - started < 10
