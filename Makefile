@@ -1,9 +1,9 @@
-# lightsail-k3s: `make up` deploys a stack, `make test` runs the suite.
+# lightsail-k3s: `make up` deploys a stack, `make test` runs the suite; `make help` lists the rest.
 STACK ?= dev
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: up plan restore test e2e lint clean
+.PHONY: help up preview destroy plan restore test e2e lint clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -11,8 +11,19 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-up: $(VENV)/.installed
-	STACK=$(STACK) bin/up.sh
+help:
+	@echo "make up       deploy STACK (default dev) with the Pulumi CLI; checks the CLI, AWS credentials, backend, adminCidrs"
+	@echo "make preview  pulumi preview of STACK, after the same checks"
+	@echo "make destroy  pulumi destroy of STACK, after the same checks (protected resources refuse; see README Teardown)"
+	@echo "make plan     offline plan of STACK on the mock engine, no CLI or credentials (SET=, SECRET=, BASE=)"
+	@echo "make restore  list STACK's etcd snapshots; SNAPSHOT=<name|latest> restores one"
+	@echo "make test     the whole suite (what CI runs)"
+	@echo "make lint     ruff and shellcheck"
+	@echo "make e2e      the end-to-end suite on real AWS (billed); skips without the CLI or credentials"
+	@echo "make clean    remove the virtualenv and caches"
+
+up preview destroy: $(VENV)/.installed
+	STACK=$(STACK) bin/up.sh $@
 
 # SET and SECRET reach tools/plan.py through the environment, unexpanded and unsplit, so JSON
 # with spaces and quotes arrives as typed; tools/plan.py splits the items itself.

@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# `make up`: deploys the stack named by STACK (default dev) with the Pulumi CLI.
+# `make up`, `make preview` and `make destroy`: run that Pulumi CLI command (the first argument,
+# default up) on the stack named by STACK (default dev), after the same checks.
 # Stops early, with the command that fixes it, when a prerequisite is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+ACTION="${1:-up}"
 STACK="${STACK:-dev}"
 
 fail() {
-  echo "make up: $1" >&2
+  echo "make $ACTION: $1" >&2
   echo "  fix: $2" >&2
   exit 1
 }
+
+case "$ACTION" in
+  up | preview | destroy) ;;
+  *) fail "unknown action '$ACTION'" "use make up, make preview or make destroy" ;;
+esac
 
 [ -f "Pulumi.$STACK.yaml" ] || fail "there is no stack file Pulumi.$STACK.yaml" \
   "copy Pulumi.dev.yaml to Pulumi.$STACK.yaml and edit it, or run with STACK=dev"
@@ -27,15 +34,20 @@ aws_credentials_present || fail "no AWS credentials found (environment, AWS_PROF
 
 # Without a login, use the local file backend: no Pulumi Cloud account needed.
 if ! pulumi whoami >/dev/null 2>&1; then
-  echo "make up: not logged in to a Pulumi backend; using the local file backend (~/.pulumi)"
+  echo "make $ACTION: not logged in to a Pulumi backend; using the local file backend (~/.pulumi)"
   pulumi login --local
   if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
-    echo "make up: the local backend encrypts secrets with a passphrase; Pulumi will ask for it." \
+    echo "make $ACTION: the local backend encrypts secrets with a passphrase; Pulumi will ask for it." \
       "Set PULUMI_CONFIG_PASSPHRASE to skip the prompt, and keep it: it is needed to read the kubeconfig."
   fi
 fi
 
 pulumi stack select --create "$STACK"
+
+# destroy works from the stack's state alone; up and preview run the program, which needs adminCidrs.
+if [ "$ACTION" = destroy ]; then
+  exec pulumi destroy --stack "$STACK"
+fi
 
 admin_cidrs="$(pulumi config get adminCidrs --stack "$STACK" 2>/dev/null || true)"
 if [ -z "$admin_cidrs" ] || [ "$admin_cidrs" = "[]" ]; then
@@ -46,7 +58,7 @@ if [ -z "$admin_cidrs" ] || [ "$admin_cidrs" = "[]" ]; then
     fail "adminCidrs is not set and checkip.amazonaws.com answered '$my_ip', not an IPv4 address" \
       "pulumi config set --stack $STACK --path 'adminCidrs[0]' <your-public-ip>/32"
   pulumi config set --stack "$STACK" --path 'adminCidrs[0]' "$my_ip/32"
-  echo "make up: set adminCidrs to [$my_ip/32] (your public IPv4) for SSH and the Kubernetes API"
+  echo "make $ACTION: set adminCidrs to [$my_ip/32] (your public IPv4) for SSH and the Kubernetes API"
 fi
 
-pulumi up --stack "$STACK"
+pulumi "$ACTION" --stack "$STACK"

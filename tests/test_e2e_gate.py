@@ -11,9 +11,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_pytest_ini_keeps_tests_e2e_out_of_the_default_run_only(tmp_path):
-    """The project's pytest.ini on a two-test tree: the default run skips tests/e2e, an explicit path runs it."""
-    shutil.copy(ROOT / "pytest.ini", tmp_path / "pytest.ini")
+def test_pytest_settings_keep_tests_e2e_out_of_the_default_run_only(tmp_path):
+    """The project's pytest settings (pyproject.toml) on a two-test tree: the default run skips tests/e2e,
+    an explicit path runs it."""
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     (tmp_path / "tests" / "e2e").mkdir(parents=True)
     (tmp_path / "tests" / "test_unit.py").write_text("def test_unit():\n    pass\n")
     (tmp_path / "tests" / "e2e" / "test_real.py").write_text("def test_real():\n    pass\n")

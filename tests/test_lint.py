@@ -1,4 +1,4 @@
-"""The Python code passes ruff (lint and format), as configured in ruff.toml."""
+"""The Python code passes ruff (lint and format), as configured in pyproject.toml."""
 
 import subprocess
 import sys

@@ -39,7 +39,8 @@ def workstation(tmp_path):
     return tmp_path
 
 
-def make_up(workstation, with_pulumi=True, **env):
+def make_up(workstation, *action: str, with_pulumi=True, **env):
+    """bin/up.sh as make runs it: `make up` passes no action, `make preview` and `make destroy` theirs."""
     stubs = workstation / "bin"
     if not with_pulumi:
         (stubs / "pulumi").unlink()
@@ -52,7 +53,7 @@ def make_up(workstation, with_pulumi=True, **env):
         "STUB_MY_IP": "198.51.100.7",
         **env,
     }
-    result = subprocess.run([str(ROOT / "bin" / "up.sh")], env=environment, capture_output=True, text=True, timeout=30)
+    result = subprocess.run([str(ROOT / "bin" / "up.sh"), *action], env=environment, capture_output=True, text=True, timeout=30)
     return result, log.read_text().splitlines()
 
 
@@ -108,3 +109,31 @@ def test_refuses_an_address_that_is_not_ipv4(workstation):
     assert result.returncode == 1
     assert "pulumi config set --stack dev --path 'adminCidrs[0]' <your-public-ip>/32" in result.stderr
     assert "pulumi up --stack dev" not in calls
+
+
+def test_preview_runs_the_same_checks_then_pulumi_preview(workstation):
+    result, calls = make_up(workstation, "preview")
+    assert result.returncode == 0, result.stderr
+    assert "pulumi config get adminCidrs --stack dev" in calls
+    assert calls[-1] == "pulumi preview --stack dev"
+
+
+def test_destroy_needs_no_admin_cidrs(workstation):
+    result, calls = make_up(workstation, "destroy")
+    assert result.returncode == 0, result.stderr
+    assert calls == ["pulumi whoami", "pulumi login --local", "pulumi stack select --create dev", "pulumi destroy --stack dev"]
+
+
+def test_destroy_stops_without_aws_credentials(workstation):
+    (workstation / "home" / ".aws" / "credentials").unlink()
+    result, calls = make_up(workstation, "destroy")
+    assert result.returncode == 1
+    assert "make destroy: no AWS credentials" in result.stderr
+    assert calls == []
+
+
+def test_an_unknown_action_is_refused(workstation):
+    result, calls = make_up(workstation, "refresh")
+    assert result.returncode == 1
+    assert "unknown action 'refresh'" in result.stderr
+    assert calls == []

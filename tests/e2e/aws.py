@@ -1,6 +1,6 @@
 """What the end-to-end tests share: their prerequisites, a throwaway stack, and HTTPS to the cluster.
 
-They create billed AWS resources for a few minutes, so they never run in `make test` (pytest.ini
+They create billed AWS resources for a few minutes, so they never run in `make test` (pyproject.toml
 keeps tests/e2e out of its collection); `make e2e` runs them, or skips them naming what is missing.
 """
 
