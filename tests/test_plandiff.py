@@ -120,13 +120,18 @@ def test_plans_the_base_from_git_and_compares(tmp_path, bigger_bundle):
     """The base is planned in a temporary worktree of HEAD with the same overrides (PLAN_SET, as make passes them)."""
     head_file = tmp_path / "plan.json"
     head_file.write_text(json.dumps(bigger_bundle))
-    result = run_plandiff("--stack", "dev", "--base", "HEAD", "--head", str(head_file), PLAN_SET=f'adminCidrs=["{ADMIN_CIDR}"]')
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    result = run_plandiff(
+        "--stack", "dev", "--base", "HEAD", "--head", str(head_file), PLAN_SET=f'adminCidrs=["{ADMIN_CIDR}"]', TMPDIR=str(scratch)
+    )
     assert result.returncode == 0, result.stderr
     assert "plan diff of stack dev: HEAD → working tree" in result.stdout
     assert "- REPLACES THE INSTANCE" in result.stdout and plandiff.RED not in result.stdout  # no terminal: no color
     assert "monthly cost: USD 12 → USD 24" in result.stdout
+    # Its temporary worktree is gone (other checkouts of this repository may be planning at the same time).
     worktrees = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True).stdout
-    assert "plandiff-" not in worktrees
+    assert str(scratch) not in worktrees and list(scratch.iterdir()) == []
 
 
 def test_names_a_base_git_cannot_check_out(tmp_path, base):
