@@ -61,4 +61,5 @@ if [ -z "$admin_cidrs" ] || [ "$admin_cidrs" = "[]" ]; then
   echo "make $ACTION: set adminCidrs to [$my_ip/32] (your public IPv4) for SSH and the Kubernetes API"
 fi
 
-pulumi "$ACTION" --stack "$STACK"
+# The policy pack (policy/) runs in .venv, beside the program, on every preview and update.
+pulumi "$ACTION" --stack "$STACK" --policy-pack policy

@@ -67,7 +67,7 @@ def test_fresh_workstation_gets_local_backend_stack_admin_cidr_and_up(workstatio
         "pulumi config get adminCidrs --stack dev",
         "curl -fsS --max-time 10 https://checkip.amazonaws.com",
         "pulumi config set --stack dev --path adminCidrs[0] 198.51.100.7/32",
-        "pulumi up --stack dev",
+        "pulumi up --stack dev --policy-pack policy",
     ]
     assert "set adminCidrs to [198.51.100.7/32]" in result.stdout
     assert "PULUMI_CONFIG_PASSPHRASE" in result.stdout
@@ -78,7 +78,7 @@ def test_logged_in_user_with_admin_cidrs_goes_straight_to_up(workstation):
     assert result.returncode == 0, result.stderr
     assert "pulumi login --local" not in calls
     assert not [c for c in calls if c.startswith(("curl", "pulumi config set"))]
-    assert calls[-1] == "pulumi up --stack dev"
+    assert calls[-1] == "pulumi up --stack dev --policy-pack policy"
 
 
 def test_stops_without_the_pulumi_cli(workstation):
@@ -108,14 +108,14 @@ def test_refuses_an_address_that_is_not_ipv4(workstation):
     result, calls = make_up(workstation, STUB_MY_IP="<html>captive portal</html>")
     assert result.returncode == 1
     assert "pulumi config set --stack dev --path 'adminCidrs[0]' <your-public-ip>/32" in result.stderr
-    assert "pulumi up --stack dev" not in calls
+    assert "pulumi up --stack dev --policy-pack policy" not in calls
 
 
 def test_preview_runs_the_same_checks_then_pulumi_preview(workstation):
     result, calls = make_up(workstation, "preview")
     assert result.returncode == 0, result.stderr
     assert "pulumi config get adminCidrs --stack dev" in calls
-    assert calls[-1] == "pulumi preview --stack dev"
+    assert calls[-1] == "pulumi preview --stack dev --policy-pack policy"
 
 
 def test_destroy_needs_no_admin_cidrs(workstation):
