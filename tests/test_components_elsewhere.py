@@ -95,6 +95,8 @@ VALID: ClusterArgs = {
     [
         ({"bundle_id": "nano_3_0"}, "bundleId", "below the k3s server minimum"),
         ({"k3s_version": "stable"}, "k3sVersion", "release channel"),
+        # Only the tested minors: the component offers no allowUntestedK3sVersion.
+        ({"k3s_version": "v1.20.15+k3s1"}, "k3sVersion", "outside the Kubernetes minors"),
         ({"admin_cidrs": ["0.0.0.0/0"]}, "adminCidrs", "whole internet"),
         ({"availability_zone": "mars-1a"}, "availabilityZone", "not a Lightsail availability zone"),
         ({"blueprint_id": "windows_2022"}, "blueprintId", "not supported"),
