@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import logging
 import re
+import runpy
 import stat
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 import yaml
 
 from components.errors import ConfigError
-from tools import cliconfig, mockengine
+from tools import cliconfig, mockengine, pulumi_sdk
 from tools.mockengine import Registration, StackOutput
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -82,6 +84,30 @@ class Declared:
 def run_stack(stack: str, **options: Any) -> Declared:
     """Runs __main__.py for `stack` exactly as its stack file says (see mockengine.run for the options)."""
     return Declared(mockengine.run(stack, **options))
+
+
+def run_program(main: Path, project: str, config: dict[str, str], mocks: pulumi_sdk.Mocks, stack: str = "dev") -> Declared:
+    """Another project's __main__.py (an example) on the mock engine, `config` as the CLI passes it (full keys)."""
+    registrations: list[Registration] = []
+    outputs: dict[str, StackOutput] = {}
+
+    def on_stack_outputs(sent: dict[str, Any]) -> None:
+        outputs.update({key: StackOutput(mockengine.plain(v), mockengine.holds_secret(v), v) for key, v in sent.items()})
+
+    monitor = pulumi_sdk.RecordingMonitor(
+        mocks, lambda request, state: registrations.append(mockengine._registration(request, state)), on_stack_outputs
+    )
+    pulumi_sdk.run_program(
+        lambda: runpy.run_path(str(main), run_name="__main__"),
+        monitor,
+        project=project,
+        stack=stack,
+        preview=False,
+        config=config,
+        secret_keys=[],
+        logger=logging.getLogger(__name__),
+    )
+    return Declared(mockengine.Deployment(stack, config, [], registrations, outputs))
 
 
 def deploy(

@@ -1,7 +1,6 @@
 """The components outside this stack: a second project (examples/k3s-only) and the multi-language package (provider/)."""
 
 import json
-import logging
 import runpy
 import tomllib
 from typing import Any
@@ -12,8 +11,8 @@ from pulumi.provider.experimental.component import ComponentProvider
 
 from components.cluster import CLUSTER_TYPE, Cluster, ClusterArgs, plan_single_server
 from components.errors import ConfigError
-from tests.helpers import ADMIN_CIDR, PROJECT_DIR, Declared
-from tools import mockengine, pulumi_sdk
+from tests.helpers import ADMIN_CIDR, PROJECT_DIR, Declared, run_program
+from tools import mockengine
 
 EXAMPLE_DIR = PROJECT_DIR / "examples" / "k3s-only"
 PROVIDER_DIR = PROJECT_DIR / "provider"
@@ -26,30 +25,8 @@ def run_example(config: dict[str, Any]) -> Declared:
     values = {f"{project['name']}:{key}": spec["default"] for key, spec in project["config"].items() if "default" in spec}
     values.update({f"{project['name']}:{key}": value for key, value in config.items()})
     values["aws:region"] = "eu-central-1"
-    registrations: list[mockengine.Registration] = []
-    outputs: dict[str, mockengine.StackOutput] = {}
-
-    def on_stack_outputs(sent: dict[str, Any]) -> None:
-        outputs.update(
-            {key: mockengine.StackOutput(mockengine.plain(v), mockengine.holds_secret(v), v) for key, v in sent.items()}
-        )
-
-    monitor = pulumi_sdk.RecordingMonitor(
-        mockengine.LightsailMocks("eu-central-1"),
-        lambda request, state: registrations.append(mockengine._registration(request, state)),
-        on_stack_outputs,
-    )
-    pulumi_sdk.run_program(
-        lambda: runpy.run_path(str(EXAMPLE_DIR / "__main__.py"), run_name="__main__"),
-        monitor,
-        project=project["name"],
-        stack="dev",
-        preview=False,
-        config={key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()},
-        secret_keys=[],
-        logger=logging.getLogger(__name__),
-    )
-    return Declared(mockengine.Deployment("dev", values, [], registrations, outputs))
+    raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
+    return run_program(EXAMPLE_DIR / "__main__.py", project["name"], raw, mockengine.LightsailMocks("eu-central-1"))
 
 
 @pytest.fixture(scope="module")

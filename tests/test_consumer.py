@@ -5,9 +5,7 @@ pkg/resource/deploy/builtins.go, readStackReference): `name`, `outputs`, and `se
 which the SDK marks each output secret (sdk/python/lib/pulumi/stack_reference.py, require_output).
 """
 
-import logging
 import re
-import runpy
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +14,8 @@ import pulumi
 import pytest
 import yaml
 
-from tests.helpers import Declared
-from tools import mockengine, pulumi_sdk
+from tests.helpers import Declared, run_program
+from tools import pulumi_sdk
 
 CONSUMER_DIR = Path(__file__).resolve().parent.parent / "examples" / "consumer"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
@@ -55,29 +53,7 @@ def consumer_config(**overrides: Any) -> dict[str, str]:
 
 def run_consumer(cluster: Declared, **config: Any) -> tuple[Declared, ClusterStackMocks]:
     mocks = ClusterStackMocks(cluster)
-    registrations: list[mockengine.Registration] = []
-    outputs: dict[str, mockengine.StackOutput] = {}
-
-    def on_stack_outputs(sent: dict[str, Any]) -> None:
-        outputs.update(
-            {key: mockengine.StackOutput(mockengine.plain(v), mockengine.holds_secret(v), v) for key, v in sent.items()}
-        )
-
-    monitor = pulumi_sdk.RecordingMonitor(
-        mocks, lambda request, state: registrations.append(mockengine._registration(request, state)), on_stack_outputs
-    )
-    values = consumer_config(**config)
-    pulumi_sdk.run_program(
-        lambda: runpy.run_path(str(CONSUMER_DIR / "__main__.py"), run_name="__main__"),
-        monitor,
-        project="lightsail-k3s-consumer",
-        stack="dev",
-        preview=False,
-        config=values,
-        secret_keys=[],
-        logger=logging.getLogger(__name__),
-    )
-    return Declared(mockengine.Deployment("dev", values, [], registrations, outputs)), mocks
+    return run_program(CONSUMER_DIR / "__main__.py", "lightsail-k3s-consumer", consumer_config(**config), mocks), mocks
 
 
 @pytest.fixture(scope="module")
