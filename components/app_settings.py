@@ -42,12 +42,12 @@ HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
 APP_KEYS = {"name", "image", "port", "replicas", "path", "host", "env", "secretEnv", "resources", "healthPath"}
 
 # Per-container defaults, sized so several apps fit a 2 GB small_3_0 node next to
-# the k3s server (~768 MB with a small workload, k3s resource-profiling docs via FACTS.md).
+# the k3s server (~768 MB with a small workload; docs.k3s.io/reference/resource-profiling).
 DEFAULT_REQUESTS = {"cpu": "25m", "memory": "64Mi"}
 DEFAULT_LIMITS = {"cpu": "250m", "memory": "256Mi"}
 
 # What the node keeps for itself: the k3s server footprint (~768 MB, ~10% of a
-# core; k3s resource-profiling docs via FACTS.md) plus our own 256 MB estimate
+# core; docs.k3s.io/reference/resource-profiling) plus our own 256 MB estimate
 # for the operating system.
 SYSTEM_RESERVED_MILLICORES = 100
 SYSTEM_RESERVED_MIB = 768 + 256
@@ -78,8 +78,9 @@ class NamespaceBudget:
     def for_bundle(cls, bundle: Bundle) -> NamespaceBudget:
         total_millicores = bundle.vcpus * 1000
         return cls(
-            # Requests fit the CPU the node sustains without spending burst credits;
-            # Lightsail stops an instance that runs out of them (FACTS.md, burst).
+            # Requests fit the CPU the node sustains without spending burst credits; out of
+            # them, Lightsail holds the instance to its baseline (docs.aws.amazon.com/lightsail/
+            # latest/userguide/baseline-cpu-performance.html).
             requests_cpu_millicores=bundle.baseline_millicores - SYSTEM_RESERVED_MILLICORES,
             limits_cpu_millicores=total_millicores - SYSTEM_RESERVED_MILLICORES,
             memory_mib=int(bundle.ram_gb * 1024) - SYSTEM_RESERVED_MIB,
@@ -200,8 +201,8 @@ def _parse_quantities(raw: Any, index: int, name: str, budget: NamespaceBudget) 
             index,
             name,
             f"limits.cpu {limits['cpu']} exceeds the node's sustained CPU baseline "
-            f"({budget.max_container_cpu_millicores}m); a container running at that rate drains the burst credits "
-            "and Lightsail stops the instance",
+            f"({budget.max_container_cpu_millicores}m); a container running at that rate drains the burst credits, "
+            "and then Lightsail holds the whole instance to its baseline",
             f"lower limits.cpu to at most {budget.max_container_cpu_millicores}m, or choose a larger bundleId",
         )
     return requests, limits

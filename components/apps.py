@@ -12,8 +12,9 @@ import pulumi_kubernetes as k8s
 
 from .app_settings import DEFAULT_LIMITS, DEFAULT_REQUESTS, AppSpec, NamespaceBudget
 
-# k3s ships Traefik as its ingress controller under this IngressClass (FACTS.md);
-# installing a second controller is the mistake this project exists to prevent.
+# k3s ships Traefik as its ingress controller under this IngressClass
+# (docs.k3s.io/networking/networking-services, "Traefik Ingress Controller"); installing a
+# second controller is the mistake this project exists to prevent.
 INGRESS_CLASS = "traefik"
 
 

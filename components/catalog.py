@@ -2,7 +2,7 @@
 
 Source: AWS Lightsail pricing page (us-east-1 list prices) and
 docs.aws.amazon.com/lightsail/latest/userguide/baseline-cpu-performance.html,
-as gathered in ../shared/FACTS.md on 2026-11-26. Re-check prices with
+checked on 2026-11-26. Re-check prices with
 `aws lightsail get-bundles` before quoting them as current.
 """
 
@@ -41,7 +41,7 @@ BUNDLES: dict[str, Bundle] = {
     )
 }
 
-# k3s server minimum (k3s requirements docs, via FACTS.md): 2 cores, 2 GB RAM.
+# k3s server minimum (docs.k3s.io/installation/requirements#hardware): 2 cores, 2 GB RAM.
 K3S_SERVER_MIN_VCPUS = 2
 K3S_SERVER_MIN_RAM_GB = 2
 
