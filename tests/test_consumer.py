@@ -99,7 +99,8 @@ def test_refuses_a_stack_name_without_organization_and_project(dev):
 
 def test_the_outputs_contract_marks_the_credentials_secret(dev):
     secret = {key for key, output in dev.outputs.items() if output.secret}
-    assert {"kubeconfig", "nodeToken", "sshPrivateKey"} <= secret
+    # Exactly these: a consumer reading publicIp or kubeApiUrl must get plain values.
+    assert secret == {"kubeconfig", "nodeToken", "agentToken", "sshPrivateKey"}
 
 
 def readme_outputs_table() -> dict[str, tuple[str, bool]]:

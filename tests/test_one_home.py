@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from components import catalog
+from components.apps import DEFAULT_LIMITS, DEFAULT_REQUESTS
 from components.settings import TESTED_K3S_MINORS
 from tests.helpers import PROJECT_DIR
 
@@ -191,3 +192,12 @@ def test_the_readme_bundle_figures_are_the_catalogs():
     for server, agent, server_usd, agent_usd, total in sums:
         assert (bundles[server].monthly_usd, bundles[agent].monthly_usd) == (int(server_usd), int(agent_usd))
         assert int(server_usd) + 2 * int(agent_usd) == int(total)
+
+
+def test_the_readme_gives_the_apps_default_resources():
+    row = next(line for line in README.splitlines() if line.startswith("| `resources` | |"))
+    default = row.split("|")[3].strip()
+    assert default == (
+        f"requests `cpu: {DEFAULT_REQUESTS['cpu']}, memory: {DEFAULT_REQUESTS['memory']}`; "
+        f"limits `cpu: {DEFAULT_LIMITS['cpu']}, memory: {DEFAULT_LIMITS['memory']}`"
+    )
