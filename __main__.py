@@ -7,7 +7,7 @@ from components.backups import BackupBucket, BackupBucketArgs
 from components.certificates import watch_kubeconfig_expiry
 from components.dns import DnsZone, DnsZoneArgs
 from components.host import HostArgs, LightsailHost
-from components.k3s import K3sServer, K3sServerArgs, agent_firewall_rules, server_firewall_rules
+from components.k3s import K3sServer, K3sServerArgs, agent_firewall_rules, kubernetes_minor, server_firewall_rules
 from components.k3s_agent import K3sAgent, K3sAgentArgs
 from components.k3s_peer import K3sPeerServer, K3sPeerServerArgs
 from components.settings import load_settings
@@ -170,6 +170,7 @@ apps = Apps(
         manifests=settings.apps.manifests,
         provider=k3s.provider,
         public_ip=node.public_ip,
+        pod_security_version=kubernetes_minor(settings.k3s_version),
         tls=IngressTls(domain=https.domain, cert_resolver=cert_resolver(https.acme_staging)) if https else None,
     ),
 )

@@ -39,7 +39,7 @@ CPU_QUANTITY = re.compile(r"^(\d+m|\d+(\.\d{1,3})?)$")
 MEMORY_QUANTITY = re.compile(r"^\d+(Ki|Mi|Gi)?$")
 HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
 
-APP_KEYS = {"name", "image", "port", "replicas", "path", "host", "env", "secretEnv", "resources", "healthPath"}
+APP_KEYS = {"name", "image", "port", "replicas", "path", "host", "env", "secretEnv", "resources", "healthPath", "securityContext"}
 
 # Per-container defaults, sized so several apps fit a 2 GB small_3_0 node next to
 # the k3s server (~768 MB with a small workload; docs.k3s.io/reference/resource-profiling).
@@ -89,6 +89,45 @@ class NamespaceBudget:
         )
 
 
+# The capabilities the Pod Security Standards' baseline profile lets a container add
+# (kubernetes.io/docs/concepts/security/pod-security-standards, Baseline, "Capabilities");
+# the apps namespace enforces baseline, so the API server would refuse a pod adding any other.
+BASELINE_ADDABLE_CAPABILITIES = frozenset(
+    {
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    }
+)
+CAPABILITY_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+SECURITY_CONTEXT_KEYS = {"runAsNonRoot", "runAsUser", "readOnlyRootFilesystem", "capabilities"}
+# Raw sockets are only needed for ping-like tools; the CIS Kubernetes Benchmark
+# asks to minimise containers with NET_RAW, and baseline still grants it by default.
+DEFAULT_DROPPED_CAPABILITIES = ("NET_RAW",)
+MAX_USER_ID = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class AppSecurity:
+    """An app's overrides of the hardened pod defaults (see apps.py for what is always set)."""
+
+    run_as_non_root: bool = False
+    run_as_user: int | None = None
+    read_only_root_filesystem: bool = False
+    add_capabilities: tuple[str, ...] = ()
+    drop_capabilities: tuple[str, ...] = DEFAULT_DROPPED_CAPABILITIES
+
+
 @dataclass(frozen=True)
 class AppSpec:
     name: str
@@ -102,6 +141,7 @@ class AppSpec:
     requests: dict[str, str]
     limits: dict[str, str]
     health_path: str | None
+    security: AppSecurity = AppSecurity()
 
     @property
     def secret_name(self) -> str:
@@ -208,6 +248,80 @@ def _parse_quantities(raw: Any, index: int, name: str, budget: NamespaceBudget) 
     return requests, limits
 
 
+def _parse_capability_list(raw: Any, field_name: str, index: int, name: str, fix: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        raise _app_error(index, name, f"securityContext.capabilities.{field_name} {raw!r} is not a list of names", fix)
+    for capability in raw:
+        if capability.startswith("CAP_"):
+            raise _app_error(
+                index,
+                name,
+                f"securityContext.capabilities.{field_name} names {capability!r}",
+                f"Kubernetes names capabilities without the CAP_ prefix: {capability.removeprefix('CAP_')}",
+            )
+        if not CAPABILITY_NAME.fullmatch(capability):
+            raise _app_error(
+                index, name, f"securityContext.capabilities.{field_name} names {capability!r}, not a capability", fix
+            )
+    return tuple(dict.fromkeys(raw))
+
+
+def parse_security_context(raw: Any, index: int, name: str) -> AppSecurity:
+    """The app's `securityContext` overrides; they may harden the pod further, never past baseline."""
+    fix = (
+        "e.g. securityContext: {runAsNonRoot: true, runAsUser: 10001, readOnlyRootFilesystem: true, "
+        "capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}}"
+    )
+    if raw is None:
+        return AppSecurity()
+    if not isinstance(raw, dict):
+        raise _app_error(index, name, f"securityContext {raw!r} is not an object", fix)
+    unknown = set(raw) - SECURITY_CONTEXT_KEYS
+    if unknown:
+        raise _app_error(
+            index,
+            name,
+            f"securityContext has unknown keys {sorted(unknown)}",
+            f"allowed keys: {', '.join(sorted(SECURITY_CONTEXT_KEYS))}",
+        )
+    for flag in ("runAsNonRoot", "readOnlyRootFilesystem"):
+        if flag in raw and not isinstance(raw[flag], bool):
+            raise _app_error(index, name, f"securityContext.{flag} {raw[flag]!r} is not true or false", fix)
+    run_as_non_root = raw.get("runAsNonRoot", False)
+    run_as_user = raw.get("runAsUser")
+    if run_as_user is not None and (
+        isinstance(run_as_user, bool) or not isinstance(run_as_user, int) or not 0 <= run_as_user <= MAX_USER_ID
+    ):
+        raise _app_error(
+            index, name, f"securityContext.runAsUser {run_as_user!r} is not a user ID (0-{MAX_USER_ID})", "e.g. runAsUser: 10001"
+        )
+    if run_as_non_root and run_as_user == 0:
+        raise _app_error(
+            index,
+            name,
+            "securityContext sets runAsNonRoot: true with runAsUser: 0 (root), so the kubelet would refuse to start it",
+            "use a non-zero runAsUser, e.g. 10001",
+        )
+
+    capabilities = raw.get("capabilities")
+    if capabilities is None:
+        return AppSecurity(run_as_non_root, run_as_user, raw.get("readOnlyRootFilesystem", False))
+    if not isinstance(capabilities, dict) or set(capabilities) - {"add", "drop"}:
+        raise _app_error(index, name, f"securityContext.capabilities {capabilities!r} may only hold add and drop", fix)
+    add = _parse_capability_list(capabilities.get("add", []), "add", index, name, fix)
+    drop = _parse_capability_list(capabilities.get("drop", []), "drop", index, name, fix)
+    beyond_baseline = sorted(set(add) - BASELINE_ADDABLE_CAPABILITIES)
+    if beyond_baseline:
+        raise _app_error(
+            index,
+            name,
+            f"securityContext.capabilities.add {beyond_baseline} goes beyond the Pod Security Standards' baseline, "
+            "which the apps namespace enforces, so the API server would refuse the pod",
+            f"add only from: {', '.join(sorted(BASELINE_ADDABLE_CAPABILITIES))}",
+        )
+    return AppSecurity(run_as_non_root, run_as_user, raw.get("readOnlyRootFilesystem", False), add, drop)
+
+
 def parse_app(raw: Any, index: int, budget: NamespaceBudget, secrets: dict[str, dict[str, str]]) -> AppSpec:
     if not isinstance(raw, dict):
         raise _app_error(index, None, f"{raw!r} is not an object", "each app is an object with at least name, image and port")
@@ -286,6 +400,7 @@ def parse_app(raw: Any, index: int, budget: NamespaceBudget, secrets: dict[str, 
         requests=requests,
         limits=limits,
         health_path=health_path,
+        security=parse_security_context(raw.get("securityContext"), index, name),
     )
 
 

@@ -16,6 +16,15 @@ from .app_settings import DEFAULT_LIMITS, DEFAULT_REQUESTS, AppSpec, NamespaceBu
 # (docs.k3s.io/networking/networking-services, "Traefik Ingress Controller"); installing a
 # second controller is the mistake this project exists to prevent.
 INGRESS_CLASS = "traefik"
+# k3s runs Traefik (and the rest of its packaged components) in kube-system.
+TRAEFIK_NAMESPACE = "kube-system"
+# Pod Security Admission (kubernetes.io/docs/concepts/security/pod-security-admission):
+# enforce the baseline profile, which common images meet; warn about and audit what
+# the restricted profile would refuse, so each app can see how far it is from it.
+POD_SECURITY_ENFORCE = "baseline"
+POD_SECURITY_WARN_AND_AUDIT = "restricted"
+# What a read-only root filesystem still needs: a writable /tmp, on the node's disk.
+TMP_VOLUME_SIZE = "64Mi"
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,9 @@ class AppsArgs:
     budget: NamespaceBudget
     provider: k8s.Provider
     public_ip: pulumi.Input[str]
+    # The Kubernetes minor k3s runs, e.g. v1.36: Pod Security Admission checks pods against
+    # that version of the profiles, so a k3s upgrade never tightens them unannounced.
+    pod_security_version: str
     # app name -> variable -> value, for each app's secretEnv; made secret Outputs here.
     secret_values: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
     # Kubernetes objects applied as given, after the namespace.
@@ -63,6 +75,40 @@ def _probe(app: AppSpec, initial_delay: int) -> k8s.core.v1.ProbeArgs:
         http_get=k8s.core.v1.HTTPGetActionArgs(path=app.health_path, port=app.port),
         initial_delay_seconds=initial_delay,
         period_seconds=10,
+    )
+
+
+def pod_security_labels(version: str) -> dict[str, str]:
+    labels = {}
+    for mode, level in (
+        ("enforce", POD_SECURITY_ENFORCE),
+        ("warn", POD_SECURITY_WARN_AND_AUDIT),
+        ("audit", POD_SECURITY_WARN_AND_AUDIT),
+    ):
+        labels[f"pod-security.kubernetes.io/{mode}"] = level
+        labels[f"pod-security.kubernetes.io/{mode}-version"] = version
+    return labels
+
+
+def pod_security_context(app: AppSpec) -> k8s.core.v1.PodSecurityContextArgs:
+    return k8s.core.v1.PodSecurityContextArgs(
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        run_as_non_root=True if app.security.run_as_non_root else None,
+        run_as_user=app.security.run_as_user,
+    )
+
+
+def container_security_context(app: AppSpec) -> k8s.core.v1.SecurityContextArgs:
+    security = app.security
+    return k8s.core.v1.SecurityContextArgs(
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=security.read_only_root_filesystem,
+        capabilities=k8s.core.v1.CapabilitiesArgs(
+            add=list(security.add_capabilities) or None,
+            drop=list(security.drop_capabilities) or None,
+        )
+        if security.add_capabilities or security.drop_capabilities
+        else None,
     )
 
 
@@ -112,7 +158,7 @@ class Apps(pulumi.ComponentResource):
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels=pod_security_labels(args.pod_security_version)),
             opts=on_cluster(),
         )
         namespace_name = namespace.metadata.name
@@ -144,6 +190,33 @@ class Apps(pulumi.ComponentResource):
                     "requests.memory": f"{budget.memory_mib}Mi",
                     "limits.memory": f"{budget.memory_mib}Mi",
                 }
+            ),
+            opts=on_cluster(),
+        )
+
+        # k3s enforces NetworkPolicy with its embedded controller (docs.k3s.io
+        # networking: --disable-network-policy turns it off). Once a policy selects a
+        # pod, only the traffic a policy allows reaches it, plus traffic from the
+        # pod's own node, which keeps kubelet probes working (NetworkPolicySpec.ingress,
+        # k8s.io/api networking/v1). Egress stays open: apps call out to DNS and APIs.
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-ingress-policy",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="allow-traefik-and-same-namespace", namespace=namespace_name),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(),
+                policy_types=["Ingress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            k8s.networking.v1.NetworkPolicyPeerArgs(
+                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                                    match_labels={"kubernetes.io/metadata.name": TRAEFIK_NAMESPACE}
+                                )
+                            ),
+                            k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs()),
+                        ]
+                    )
+                ],
             ),
             opts=on_cluster(),
         )
@@ -265,6 +338,10 @@ class Apps(pulumi.ComponentResource):
             resources=k8s.core.v1.ResourceRequirementsArgs(requests=app.requests, limits=app.limits),
             readiness_probe=_probe(app, initial_delay=2) if app.health_path else None,
             liveness_probe=_probe(app, initial_delay=15) if app.health_path else None,
+            security_context=container_security_context(app),
+            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")]
+            if app.security.read_only_root_filesystem
+            else None,
         )
         deployment_name, deployment_opts = named("deployment")
         k8s.apps.v1.Deployment(
@@ -275,11 +352,39 @@ class Apps(pulumi.ComponentResource):
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"app.kubernetes.io/name": app.name}),
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
-                    spec=k8s.core.v1.PodSpecArgs(containers=[container]),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        containers=[container],
+                        # The apps do not talk to the Kubernetes API; a mounted token would
+                        # only help an attacker who got into the container.
+                        automount_service_account_token=False,
+                        security_context=pod_security_context(app),
+                        volumes=[
+                            k8s.core.v1.VolumeArgs(
+                                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=TMP_VOLUME_SIZE)
+                            )
+                        ]
+                        if app.security.read_only_root_filesystem
+                        else None,
+                    ),
                 ),
             ),
             opts=deployment_opts,
         )
+        if app.replicas >= 2:
+            # Voluntary evictions (kubectl drain, a node upgrade) leave at least all but
+            # one replica serving; pods that are not Ready anyway may always be evicted,
+            # so a broken rollout cannot block a drain (PodDisruptionBudget docs,
+            # unhealthyPodEvictionPolicy).
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-{app.name}-disruption-budget",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=app.name, namespace=namespace, labels=labels),
+                spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                    max_unavailable=1,
+                    selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"app.kubernetes.io/name": app.name}),
+                    unhealthy_pod_eviction_policy="AlwaysAllow",
+                ),
+                opts=opts,
+            )
         service_name, service_opts = named("service")
         return k8s.core.v1.Service(
             service_name,

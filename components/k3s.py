@@ -88,6 +88,12 @@ def agent_firewall_rules(admin_cidrs: Sequence[str], public_ingress: bool) -> li
     return admin_only + public
 
 
+def kubernetes_minor(k3s_version: str) -> str:
+    """v1.36.1+k3s1 -> v1.36: a k3s release ships the Kubernetes release of the same number."""
+    major, minor = k3s_version.removeprefix("v").split(".")[:2]
+    return f"v{major}.{minor}"
+
+
 def rewrite_kubeconfig(kubeconfig_yaml: str, server_ip: str, cluster_name: str) -> str:
     """Points k3s' kubeconfig at the static IP and renames `default` so it merges cleanly."""
     config = yaml.safe_load(kubeconfig_yaml)
