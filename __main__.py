@@ -7,7 +7,14 @@ from components.backups import BackupBucket, BackupBucketArgs
 from components.certificates import watch_kubeconfig_expiry
 from components.dns import DnsZone, DnsZoneArgs
 from components.host import HostArgs, LightsailHost
-from components.k3s import K3sServer, K3sServerArgs, agent_firewall_rules, kubernetes_minor, server_firewall_rules
+from components.k3s import (
+    K3sServer,
+    K3sServerArgs,
+    agent_firewall_rules,
+    deployed_k3s_version,
+    kubernetes_minor,
+    server_firewall_rules,
+)
 from components.k3s_agent import K3sAgent, K3sAgentArgs
 from components.k3s_peer import K3sPeerServer, K3sPeerServerArgs
 from components.settings import load_settings
@@ -84,6 +91,7 @@ k3s = K3sServer(
         cluster_name=settings.cluster_name,
         host_booted=[node.booted],
         delete_unreachable=settings.delete_unreachable,
+        deployed_k3s_version=deployed_k3s_version(),
         etcd_snapshots=backups.k3s_settings if backups else None,
         cert_rotation=settings.cert_rotation,
         cluster_init=settings.embedded_etcd,

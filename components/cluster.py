@@ -175,6 +175,9 @@ def declare_single_server(name: str, plan: ServerPlan, parent: pulumi.Resource) 
             cluster_name=name,
             host_booted=[node.booted],
             delete_unreachable=False,
+            # A component in another program has no previous deployment of this stack to read;
+            # the install script still refuses a skipped minor or a downgrade on the node.
+            deployed_k3s_version=None,
         ),
         pulumi.ResourceOptions(parent=parent),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import pulumi_random as random
 import yaml
 
 from . import certificates
+from .errors import ConfigError
 from .host import SSH_PORT, PortRule
 from .remote_scripts import remote_script
 
@@ -36,6 +38,30 @@ AGENT_TOKEN_PATH = "/var/lib/rancher/k3s/server/agent-token"
 INSTALL_TIMEOUT = "20m"
 INSTALL_COMMAND = "sudo bash -s"
 
+# k3s CIS hardening items that need no extra packages (docs.k3s.io/security/hardening-guide).
+# protect-kernel-defaults makes the kubelet exit unless the kernel has these values,
+# so the install sets them, persistently, before k3s starts ("Set kernel parameters").
+KUBELET_SYSCTLS = {
+    "vm.panic_on_oom": "0",
+    "vm.overcommit_memory": "1",
+    "kernel.panic": "10",
+    "kernel.panic_on_oops": "1",
+}
+K3S_SERVER_DIR = "/var/lib/rancher/k3s/server"
+AUDIT_POLICY_PATH = f"{K3S_SERVER_DIR}/audit.yaml"
+AUDIT_LOG_PATH = f"{K3S_SERVER_DIR}/logs/audit.log"
+# The guide's starter policy: who did what to which object, never request or response bodies
+# (so no Secret values); RequestReceived is dropped because ResponseComplete repeats it.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [{"level": "Metadata"}],
+}
+
+K3S_RELEASE = re.compile(r"^v([0-9]+)\.([0-9]+)\.([0-9]+)\+k3s([0-9]+)$")
+VERSION_SKEW_POLICY = "kubernetes.io/releases/version-skew-policy"
+
 
 @dataclass(frozen=True)
 class K3sServerArgs:
@@ -53,6 +79,9 @@ class K3sServerArgs:
     host_booted: Sequence[pulumi.Resource]
     # Whether the provider may drop objects of an unreachable cluster from state.
     delete_unreachable: bool
+    # The k3s release the previous deployment reported (None on the first one), checked
+    # against k3s_version before the install is declared; the node checks again.
+    deployed_k3s_version: pulumi.Input[str | None]
     # k3s config keys for etcd snapshots to S3 (components/backups.py); secret. None: no backups.
     etcd_snapshots: pulumi.Input[Mapping[str, Any]] | None = None
     # certRotation: each new value rotates the certificates once.
@@ -92,6 +121,61 @@ def kubernetes_minor(k3s_version: str) -> str:
     """v1.36.1+k3s1 -> v1.36: a k3s release ships the Kubernetes release of the same number."""
     major, minor = k3s_version.removeprefix("v").split(".")[:2]
     return f"v{major}.{minor}"
+
+
+def upgrade_refusal(installed: str, target: str) -> tuple[str, str] | None:
+    """Why moving k3s from `installed` to `target` breaks Kubernetes' version-skew policy, with the fix; or None.
+
+    The control plane upgrades one minor at a time and never downgrades
+    (kubernetes.io/releases/version-skew-policy, "Supported component upgrade order");
+    k3s follows that policy. components/remote/install-k3s-server.sh applies the same
+    rule on the node; the tests run both against one table.
+    """
+    installed_match, target_match = K3S_RELEASE.fullmatch(installed), K3S_RELEASE.fullmatch(target)
+    if installed_match is None or target_match is None:
+        return None
+    old = tuple(int(part) for part in installed_match.groups())
+    new = tuple(int(part) for part in target_match.groups())
+    if new < old:
+        return (
+            f"k3s {target} is older than the installed {installed}, and Kubernetes does not support downgrades "
+            f"({VERSION_SKEW_POLICY})",
+            f"keep k3sVersion at {installed} or newer; to go back, restore a snapshot taken before the upgrade",
+        )
+    next_minor = f"v{old[0]}.{old[1] + 1}"
+    if new[:2] > (old[0], old[1] + 1):
+        return (
+            f"k3s {target} is more than one minor ahead of the installed {installed}; Kubernetes upgrades "
+            f"one minor at a time ({VERSION_SKEW_POLICY})",
+            f"upgrade to the newest {next_minor}.x+k3sN release first (github.com/k3s-io/k3s/releases), "
+            f"run pulumi up, and go on one minor at a time to {target}",
+        )
+    return None
+
+
+def deployed_k3s_version(output_name: str = "k3sVersion") -> pulumi.Output[str | None]:
+    """The `output_name` output of this stack's previous deployment, or None before the first.
+
+    A StackReference to the running stack reads its last checkpoint: during an update the
+    root stack resource still carries the previous outputs until the program registers its
+    new ones (pulumi/pulumi pkg/resource/deploy/builtins.go readStackReference; step.go,
+    SameStep.Apply retains old outputs). A stack that has never been deployed has no
+    outputs, so get_output gives None (pkg/backend/diy/state.go getSnapshotStackOutputs).
+    The self-hosted backend's organization is the literal `organization`
+    (pkg/backend/diy/backend.go), which pulumi.get_organization() returns.
+    """
+    stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    reference = pulumi.StackReference(f"{pulumi.get_project()}-{pulumi.get_stack()}-previous-deployment", stack_name=stack)
+    return reference.get_output(output_name)
+
+
+def checked_upgrade(deployed: str | None, target: str) -> str:
+    """`target`, unless going there from the deployed release breaks the version-skew policy."""
+    refusal = upgrade_refusal(deployed, target) if deployed else None
+    if refusal is not None:
+        problem, fix = refusal
+        raise ConfigError("k3sVersion", problem, fix)
+    return target
 
 
 def rewrite_kubeconfig(kubeconfig_yaml: str, server_ip: str, cluster_name: str) -> str:
@@ -138,6 +222,18 @@ def server_config(
         # tls-san-security on by default the API refuses names missing here
         # (docs.k3s.io/cli/server, --tls-san and --tls-san-security).
         "tls-san": list(tls_sans),
+        # CIS hardening: the kubelet refuses to run on kernel settings other than its defaults ...
+        "protect-kernel-defaults": True,
+        # ... and the API server keeps an audit log, rotated at 100 MB, 10 files, 30 days.
+        "kube-apiserver-arg": [
+            f"audit-log-path={AUDIT_LOG_PATH}",
+            f"audit-policy-file={AUDIT_POLICY_PATH}",
+            "audit-log-maxage=30",
+            "audit-log-maxbackup=10",
+            "audit-log-maxsize=100",
+        ],
+        # Idle `kubectl exec`/`port-forward` streams close after 5 minutes (the guide's kubelet-arg).
+        "kubelet-arg": ["streaming-connection-idle-timeout=5m"],
     }
     if cluster_init:
         # Embedded etcd instead of SQLite. A server already on SQLite converts when it
@@ -166,10 +262,14 @@ def install_program(
     `libraries` maps a variable name to a shell library the script loads from it (base64).
     """
     rendered = CONFIG_HEADER + yaml.safe_dump(dict(config), sort_keys=False)
+    sysctl_conf = "".join(f"{key}={value}\n" for key, value in KUBELET_SYSCTLS.items())
+    audit_policy = CONFIG_HEADER + yaml.safe_dump(AUDIT_POLICY, sort_keys=False)
     assignments = {
         "K3S_VERSION": k3s_version,
         "NODE_NAME": node_name,
         "K3S_CONFIG_B64": base64.b64encode(rendered.encode()).decode(),
+        "KUBELET_SYSCTL_CONF_B64": base64.b64encode(sysctl_conf.encode()).decode(),
+        "AUDIT_POLICY_B64": base64.b64encode(audit_policy.encode()).decode(),
         **{name: base64.b64encode(text.encode()).decode() for name, text in (libraries or {}).items()},
     }
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in assignments.items()) + script
@@ -222,8 +322,15 @@ class K3sServer(pulumi.ComponentResource):
         self.shared_config = config.apply(
             lambda rendered: {key: value for key, value in rendered.items() if key not in NODE_SPECIFIC_KEYS}
         )
-        install_stdin = config.apply(
-            lambda rendered: install_program(remote_script("install-k3s-server.sh"), args.k3s_version, args.node_name, rendered)
+        # The stdin waits for the upgrade check, so a refused version stops the program
+        # before the install is declared: `pulumi preview` already reports it.
+        install_stdin = pulumi.Output.all(config, args.deployed_k3s_version).apply(
+            lambda values: install_program(
+                remote_script("install-k3s-server.sh"),
+                checked_upgrade(values[1], args.k3s_version),
+                args.node_name,
+                values[0],
+            )
         )
         # A version or config change alters stdin, which pulumi-command applies as an
         # update running `update` with the new stdin (provider/pkg/provider/remote/

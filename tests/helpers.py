@@ -41,6 +41,7 @@ class Declared:
         self.resources: list[Registration] = deployment.resources
         self.outputs: dict[str, StackOutput] = deployment.outputs
         self.warnings: list[str] = deployment.warnings
+        self.stack_references: list[str] = deployment.stack_references
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]
@@ -116,11 +117,23 @@ def deploy(
     secrets: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
     declared: list[Registration] | None = None,
+    previous_outputs: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Declared:
-    """Runs __main__.py for `stack`, with adminCidrs set as `make up` would set it."""
+    """Runs __main__.py for `stack`, with adminCidrs set as `make up` would set it.
+
+    `previous_outputs`: the stack's outputs from its last deployment (none: a first deployment).
+    """
     overrides.setdefault("adminCidrs", [ADMIN_CIDR])
-    return run_stack(stack, overrides=overrides, secret_overrides=secrets, preview=preview, environ=environ, declared=declared)
+    return run_stack(
+        stack,
+        overrides=overrides,
+        secret_overrides=secrets,
+        preview=preview,
+        environ=environ,
+        declared=declared,
+        previous_outputs=previous_outputs,
+    )
 
 
 def rejected(key: str, *expected_fragments: str, **overrides: Any) -> ConfigError:

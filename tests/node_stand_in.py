@@ -47,6 +47,10 @@ echo "systemctl $*" >> "$STUB_LOG"
 if [ "$1" = "is-active" ]; then exit "${STUB_INACTIVE:-0}"; fi
 """
 
+SYSCTL_STUB = """#!/bin/sh
+echo "sysctl $*" >> "$STUB_LOG"
+"""
+
 
 class Node:
     """A scratch directory standing in for the node: stubs on PATH, k3s paths redirected."""
@@ -56,6 +60,8 @@ class Node:
         self.stubs = root / "stubs"
         self.state = root / "state"
         self.config_dir = root / "etc" / "rancher" / "k3s"
+        self.sysctl_dir = root / "etc" / "sysctl.d"
+        self.server_dir = root / "var" / "lib" / "rancher" / "k3s" / "server"
         self.k3s_bin = root / "usr" / "local" / "bin" / "k3s"
         self.log = root / "calls.log"
         for directory in (self.stubs, self.state, self.k3s_bin.parent):
@@ -63,6 +69,7 @@ class Node:
         write_executable(self.stubs / "k3s", K3S_STUB)
         write_executable(self.stubs / "curl", CURL_STUB)
         write_executable(self.stubs / "systemctl", SYSTEMCTL_STUB)
+        write_executable(self.stubs / "sysctl", SYSCTL_STUB)
         self.log.touch()
 
     def environment(self, **env) -> dict[str, str]:
@@ -70,6 +77,8 @@ class Node:
             "PATH": f"{self.stubs}:{os.environ['PATH']}",
             "K3S_CONFIG_DIR": str(self.config_dir),
             "K3S_BIN": str(self.k3s_bin),
+            "SYSCTL_DIR": str(self.sysctl_dir),
+            "K3S_SERVER_DIR": str(self.server_dir),
             "POLL_INTERVAL_SECONDS": "0.05",
             "STUB_STATE": str(self.state),
             "STUB_LOG": str(self.log),

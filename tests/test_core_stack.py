@@ -189,6 +189,10 @@ def test_install_feeds_the_packaged_script_its_settings_on_stdin(dev):
         "secrets-encryption": True,
         "tls-san": [MOCK_STATIC_IP],
         "agent-token": MOCK_AGENT_SECRET,
+        # CIS hardening items; tests/test_upgrades_and_cis.py checks them on the node.
+        "protect-kernel-defaults": True,
+        "kube-apiserver-arg": config["kube-apiserver-arg"],
+        "kubelet-arg": config["kubelet-arg"],
     }
     assert "stdin" in install.secret_inputs, "the agent token rides in the install's stdin"
     assert dev.depends_on(install, command(dev, "wait-for-boot"))

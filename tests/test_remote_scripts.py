@@ -35,6 +35,8 @@ def test_fresh_install_writes_config_downloads_the_tagged_installer_and_waits_fo
     result = node.install()
     assert result.returncode == 0, result.stderr
     calls = node.calls()
+    assert calls[0] == f"sysctl -q -p {node.sysctl_dir}/90-kubelet.conf"
+    calls = calls[1:]
     assert calls[0] == (
         "curl -sfL --retry 5 --retry-connrefused -o "
         + calls[0].split(" -o ")[1].split(" ")[0]
@@ -47,6 +49,15 @@ def test_fresh_install_writes_config_downloads_the_tagged_installer_and_waits_fo
         "write-kubeconfig-mode": "0600",
         "secrets-encryption": True,
         "tls-san": ["203.0.113.10"],
+        "protect-kernel-defaults": True,
+        "kube-apiserver-arg": [
+            "audit-log-path=/var/lib/rancher/k3s/server/logs/audit.log",
+            "audit-policy-file=/var/lib/rancher/k3s/server/audit.yaml",
+            "audit-log-maxage=30",
+            "audit-log-maxbackup=10",
+            "audit-log-maxsize=100",
+        ],
+        "kubelet-arg": ["streaming-connection-idle-timeout=5m"],
     }
     assert stat.S_IMODE((node.config_dir / "config.yaml").stat().st_mode) == 0o600
     assert "node lightsail-k3s-dev is Ready on k3s v1.36.1+k3s1" in result.stdout
@@ -60,6 +71,7 @@ def test_rerun_with_same_version_and_config_changes_nothing(node):
 
 def test_version_change_upgrades_in_place_without_uninstalling(node):
     result, calls = node.reinstall(version="v1.37.0+k3s1")
+    calls = [c for c in calls if not c.startswith("sysctl")]
     assert calls[0].endswith("/k3s-io/k3s/v1.37.0%2Bk3s1/install.sh")
     assert calls[1] == "install.sh INSTALL_K3S_VERSION=v1.37.0+k3s1 INSTALL_K3S_EXEC=server"
     assert not [c for c in calls if "uninstall" in c]

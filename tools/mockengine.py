@@ -189,6 +189,8 @@ class Deployment:
     outputs: dict[str, StackOutput]
     # What the program logged with pulumi.log.warn.
     warnings: list[str] = field(default_factory=list)
+    # Stacks the program read through a StackReference.
+    stack_references: list[str] = field(default_factory=list)
 
 
 def _ip_for(name: str) -> str:
@@ -273,11 +275,18 @@ def _command_stdout(name: str) -> str:
 class LightsailMocks(pulumi_sdk.Mocks):
     """Answers as the providers would after a successful create."""
 
-    def __init__(self, region: str):
+    def __init__(self, region: str, previous_outputs: Mapping[str, Any] | None = None):
         self.region = region
+        self.previous_outputs = dict(previous_outputs or {})
+        self.stack_references: list[str] = []
 
     def new_resource(self, args: pulumi_sdk.MockResourceArgs):
         inputs = dict(args.inputs)
+        if args.typ == "pulumi:pulumi:StackReference":
+            # Every reference reads this stack's previous deployment, the only one the program
+            # refers to; empty, as the engine answers for a stack never deployed.
+            self.stack_references.append(inputs["name"])
+            return inputs["name"], {"name": inputs["name"], "outputs": self.previous_outputs, "secretOutputNames": []}
         name = inputs.get("name") or f"{args.name}-a1b2c3d"
         state = {**inputs, "name": name}
         resource_id = hashlib.md5(args.name.encode()).hexdigest()
@@ -341,11 +350,13 @@ def run(
     environ: Mapping[str, str] | None = None,
     declared: list[Registration] | None = None,
     edit_config: Callable[[cliconfig.StackConfig], None] | None = None,
+    previous_outputs: Mapping[str, Any] | None = None,
 ) -> Deployment:
     """Evaluates __main__.py for `stack`; raises what the CLI (CliConfigError) or the program (ConfigError) raises.
 
     `declared`, when given, receives each registration as it happens, so a caller sees what was
-    declared before an error too.
+    declared before an error too. `previous_outputs` are the outputs of the stack's last
+    deployment, as a StackReference to the stack reads them.
     """
     config, secret_keys = stack_config(stack, overrides, secret_overrides, edit_config)
     registrations: list[Registration] = [] if declared is None else declared
@@ -358,7 +369,8 @@ def run(
         outputs.clear()
         outputs.update({key: StackOutput(plain(value), holds_secret(value), value) for key, value in sent.items()})
 
-    monitor = pulumi_sdk.RecordingMonitor(LightsailMocks(config.get("aws:region", "us-east-1")), on_resource, on_stack_outputs)
+    mocks = LightsailMocks(config.get("aws:region", "us-east-1"), previous_outputs)
+    monitor = pulumi_sdk.RecordingMonitor(mocks, on_resource, on_stack_outputs)
     warnings = _WarningRecorder()
     logger = logging.getLogger(f"{__name__}.program")
     logger.addHandler(warnings)
@@ -383,4 +395,4 @@ def run(
         sys.path.remove(str(PROJECT_DIR))
         os.environ.clear()
         os.environ.update(saved_environ)
-    return Deployment(stack, config, secret_keys, list(registrations), outputs, warnings.messages)
+    return Deployment(stack, config, secret_keys, list(registrations), outputs, warnings.messages, mocks.stack_references)

@@ -161,12 +161,38 @@ def run_program(
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview, monitor=monitor, logger=logger)
+        # The self-managed backend's organization is the literal "organization" (pulumi/pulumi pkg/backend/diy/backend.go).
+        pulumi.runtime.set_mocks(
+            monitor.mocks,
+            project=project,
+            stack=stack,
+            preview=preview,
+            monitor=monitor,
+            logger=logger,
+            organization="organization",
+        )
         # set_mocks registers a finished root stack of its own; the program gets a fresh one,
         # as under the CLI, so its exports arrive through the stack's output registration.
         set_root_resource(None)
         pulumi.runtime.set_all_config(dict(config), secret_keys)
-        loop.run_until_complete(run_in_stack(program))
+        try:
+            loop.run_until_complete(run_in_stack(program))
+        except BaseException as failure:
+            # Every Output that depended on the failed one holds the same exception; asyncio
+            # would report each as "never retrieved" when collected. The raise reports it once.
+            reported = failure
+            loop.set_exception_handler(
+                lambda _, context: None if context.get("exception") is reported else loop.default_exception_handler(context)
+            )
+            raise
     finally:
+        # A program that fails inside an apply leaves tasks of this loop behind, some in the
+        # SDK's module-level settings, which the next run would wait on after this loop closed.
+        leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in leftovers:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        with pulumi.runtime.settings.SETTINGS.lock:
+            pulumi.runtime.settings.SETTINGS.outputs.clear()
         loop.close()
         asyncio.set_event_loop(None)

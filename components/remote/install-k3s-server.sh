@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # Installs k3s as a server, or upgrades it in place, then waits until the node is Ready.
 # Runs as root on the node (`sudo bash -s`). components/k3s.py feeds it on stdin, after
-# shell assignments of K3S_VERSION, NODE_NAME and K3S_CONFIG_B64 (k3s' config.yaml,
-# rendered from data in Python and base64-encoded), so no setting, and later no
-# secret, ever appears on a command line.
+# shell assignments of K3S_VERSION, NODE_NAME, K3S_CONFIG_B64 (k3s' config.yaml,
+# rendered from data in Python and base64-encoded), KUBELET_SYSCTL_CONF_B64 and
+# AUDIT_POLICY_B64 (the CIS hardening files), so no setting, and later no secret,
+# ever appears on a command line.
 # Safe to re-run: with the same version and config it changes nothing. It never
-# uninstalls, so cluster data in /var/lib/rancher/k3s survives upgrades.
+# uninstalls, so cluster data in /var/lib/rancher/k3s survives upgrades. It refuses
+# a downgrade and a jump of more than one minor before touching anything.
 set -euo pipefail
 
 : "${K3S_VERSION:?K3S_VERSION is required, e.g. v1.36.1+k3s1}"
 : "${NODE_NAME:?NODE_NAME is required}"
 : "${K3S_CONFIG_B64:?K3S_CONFIG_B64 is required: the base64 of the k3s config.yaml to write}"
+: "${KUBELET_SYSCTL_CONF_B64:?KUBELET_SYSCTL_CONF_B64 is required: the kernel settings protect-kernel-defaults needs}"
+: "${AUDIT_POLICY_B64:?AUDIT_POLICY_B64 is required: the audit policy of the API server}"
 READY_TIMEOUT_SECONDS="${READY_TIMEOUT_SECONDS:-300}"
 POLL_INTERVAL_SECONDS="${POLL_INTERVAL_SECONDS:-5}"
 K3S_CONFIG_DIR="${K3S_CONFIG_DIR:-/etc/rancher/k3s}"
 K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
+K3S_SERVER_DIR="${K3S_SERVER_DIR:-/var/lib/rancher/k3s/server}"
+SYSCTL_DIR="${SYSCTL_DIR:-/etc/sysctl.d}"
 
 work_dir="$(mktemp -d)"
 trap 'rm -rf "$work_dir"' EXIT
@@ -25,22 +31,85 @@ installed_version() {
   fi
 }
 
+# v1.36.1+k3s1 -> "1 36 1 1"; fails on anything else.
+release_fields() {
+  local release='^v([0-9]+)\.([0-9]+)\.([0-9]+)\+k3s([0-9]+)$'
+  [[ "$1" =~ $release ]] || return 1
+  echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]} ${BASH_REMATCH[4]}"
+}
+
+# Kubernetes upgrades the control plane one minor at a time and never downgrades
+# (kubernetes.io/releases/version-skew-policy); k3s follows it. components/k3s.py
+# (upgrade_refusal) runs the same check at preview time.
+check_upgrade_path() {
+  local installed="$1" target="$2" fields
+  local -a old new
+  if ! fields="$(release_fields "$installed")"; then
+    echo "refusing to change k3s: $K3S_BIN --version reports $installed, not a k3s release; check the node" >&2
+    return 1
+  fi
+  read -r -a old <<< "$fields"
+  if ! fields="$(release_fields "$target")"; then
+    echo "refusing to install $target: not a k3s release of the form vX.Y.Z+k3sN" >&2
+    return 1
+  fi
+  read -r -a new <<< "$fields"
+  local i
+  for i in 0 1 2 3; do
+    if [ "${new[i]}" -gt "${old[i]}" ]; then break; fi
+    if [ "${new[i]}" -lt "${old[i]}" ]; then
+      echo "refusing to install k3s $target: it is older than the installed $installed, and Kubernetes does not" \
+        "support downgrades (kubernetes.io/releases/version-skew-policy). Keep k3sVersion at $installed or newer;" \
+        "to go back, restore a snapshot taken before the upgrade." >&2
+      return 1
+    fi
+  done
+  local next_minor="v${old[0]}.$((old[1] + 1))"
+  if [ "${new[0]}" -gt "${old[0]}" ] || [ "${new[1]}" -gt $((old[1] + 1)) ]; then
+    echo "refusing to install k3s $target: it is more than one minor ahead of the installed $installed, and" \
+      "Kubernetes upgrades one minor at a time (kubernetes.io/releases/version-skew-policy). Upgrade to the newest" \
+      "$next_minor.x+k3sN release first (github.com/k3s-io/k3s/releases), then go on one minor at a time." >&2
+    return 1
+  fi
+}
+
+# Installs $1 at $2 with mode $3; notes whether the content changed.
+config_changed=false
+place() {
+  if [ ! -f "$2" ] || ! cmp -s "$1" "$2"; then
+    config_changed=true
+  fi
+  install -m "$3" "$1" "$2"
+}
+
 node_ready() {
   [ "$("$K3S_BIN" kubectl get node "$NODE_NAME" \
     -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = "True" ]
 }
 
+current_version="$(installed_version)"
+if [ -n "$current_version" ] && [ "$current_version" != "$K3S_VERSION" ]; then
+  check_upgrade_path "$current_version" "$K3S_VERSION"
+fi
+
+# protect-kernel-defaults (in config.yaml) stops the kubelet unless the kernel has
+# these values: set them now, and for every boot, before k3s (re)starts.
+mkdir -p "$SYSCTL_DIR"
+base64 -d <<< "$KUBELET_SYSCTL_CONF_B64" > "$work_dir/90-kubelet.conf"
+install -m 0644 "$work_dir/90-kubelet.conf" "$SYSCTL_DIR/90-kubelet.conf"
+sysctl -q -p "$SYSCTL_DIR/90-kubelet.conf"
+
+# The API server's audit policy and a root-only log directory must exist before it starts.
+install -d -m 0700 "$K3S_SERVER_DIR" "$K3S_SERVER_DIR/logs"
+base64 -d <<< "$AUDIT_POLICY_B64" > "$work_dir/audit.yaml"
+place "$work_dir/audit.yaml" "$K3S_SERVER_DIR/audit.yaml" 0600
+
 mkdir -p "$K3S_CONFIG_DIR"
 # k3s reads its flags from config.yaml; install.sh rewrites the service's own flags
 # on every run, so settings belong in the file, not in INSTALL_K3S_EXEC.
 base64 -d <<< "$K3S_CONFIG_B64" > "$work_dir/config.yaml"
-config_changed=true
-if [ -f "$K3S_CONFIG_DIR/config.yaml" ] && cmp -s "$work_dir/config.yaml" "$K3S_CONFIG_DIR/config.yaml"; then
-  config_changed=false
-fi
-install -m 0600 "$work_dir/config.yaml" "$K3S_CONFIG_DIR/config.yaml"
+place "$work_dir/config.yaml" "$K3S_CONFIG_DIR/config.yaml" 0600
 
-current_version="$(installed_version)"
 if [ "$current_version" != "$K3S_VERSION" ]; then
   # install.sh from the release tag itself, not the moving get.k3s.io; it verifies
   # the binary against the release's sha256 list.
