@@ -36,6 +36,7 @@ node = LightsailHost(
         protect=settings.protect,
         tags=settings.tags,
         ssh_public_key=settings.ssh_public_key,
+        existing_host_key=settings.ssh_host_key,
     ),
 )
 
@@ -92,6 +93,7 @@ k3s = K3sServer(
         host_booted=[node.booted],
         delete_unreachable=settings.delete_unreachable,
         deployed_k3s_version=deployed_k3s_version(),
+        ssh_host_key=node.ssh_host_key,
         etcd_snapshots=backups.k3s_settings if backups else None,
         cert_rotation=settings.cert_rotation,
         cluster_init=settings.embedded_etcd,
@@ -188,6 +190,7 @@ pulumi.export("publicIp", node.public_ip)
 pulumi.export("privateIp", node.private_ip)
 pulumi.export("instanceName", node.instance_name)
 pulumi.export("sshUser", node.ssh_user)
+pulumi.export("sshHostKey", node.ssh_host_key)
 pulumi.export(
     "sshCommand",
     pulumi.Output.concat("ssh ", f"-i {ssh_key_file} " if settings.generates_ssh_key else "", node.ssh_user, "@", node.public_ip),

@@ -178,6 +178,7 @@ def declare_single_server(name: str, plan: ServerPlan, parent: pulumi.Resource) 
             # A component in another program has no previous deployment of this stack to read;
             # the install script still refuses a skipped minor or a downgrade on the node.
             deployed_k3s_version=None,
+            ssh_host_key=node.ssh_host_key,
         ),
         pulumi.ResourceOptions(parent=parent),
     )

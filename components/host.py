@@ -7,6 +7,8 @@ static IP.
 
 from __future__ import annotations
 
+import base64
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -69,6 +71,19 @@ class HostArgs:
     # or generate an ED25519 key when that is None too.
     shared_key_pair: SharedKeyPair | None = None
     ssh_public_key: str | None = None
+    # The public host key of an instance created before the stack pinned host keys; None:
+    # generate a host key and install it at first boot.
+    existing_host_key: str | None = None
+
+
+def launch_script(host_private_key: str, host_public_key: str) -> str:
+    """The instance's user_data: install-host-key.sh with the key pair assigned after its shebang."""
+    shebang, body = remote_script("install-host-key.sh").split("\n", 1)
+    assignments = {
+        "HOST_KEY_B64": base64.b64encode(host_private_key.encode()).decode(),
+        "HOST_PUBLIC_KEY": host_public_key.strip(),
+    }
+    return shebang + "\n" + "".join(f"{name}={shlex.quote(value)}\n" for name, value in assignments.items()) + body
 
 
 def port_infos(rules: Sequence[PortRule]) -> list[aws.lightsail.InstancePublicPortsPortInfoArgs]:
@@ -93,6 +108,8 @@ class LightsailHost(pulumi.ComponentResource):
     instance_arn: pulumi.Output[str]
     ssh_user: pulumi.Output[str]
     ssh_private_key: pulumi.Output[str] | None
+    # The host's SSH public key (OpenSSH format), which every connection pins.
+    ssh_host_key: pulumi.Output[str]
     key_pair: SharedKeyPair
     # Done when SSH works and cloud-init has finished first boot: what installs wait for.
     booted: pulumi.Resource
@@ -113,18 +130,35 @@ class LightsailHost(pulumi.ComponentResource):
             if args.auto_snapshot_time
             else None
         )
-        # No user_data: in Lightsail it forces replacement, as do key_pair_name,
-        # bundle_id and blueprint_id (pulumi-aws lightsail.Instance, ForceNew
-        # arguments). Software is installed over SSH instead.
+        # The SSH host key is generated here and installed by the launch script at first
+        # boot, so even the first connection can check it: without `host_key` pulumi-command
+        # accepts any key (pulumi-command provider/pkg/provider/remote/connection.go,
+        # InsecureIgnoreHostKey), and a man in the middle could answer `cat k3s.yaml`.
+        # user_data forces replacement in Lightsail (hashicorp/terraform-provider-aws
+        # internal/service/lightsail/instance.go, ForceNew), so it is given at create only:
+        # later changes to it (a new script version) are ignored, never a new instance.
+        # An instance created before pinning keeps its own key, given as existing_host_key.
+        user_data: pulumi.Input[str] | None = None
+        if args.existing_host_key is None:
+            host_key = tls.PrivateKey(f"{name}-host-key", algorithm="ED25519", opts=pulumi.ResourceOptions(parent=self))
+            self.ssh_host_key = host_key.public_key_openssh.apply(str.strip)
+            user_data = pulumi.Output.secret(
+                pulumi.Output.all(host_key.private_key_openssh, host_key.public_key_openssh).apply(
+                    lambda keys: launch_script(keys[0], keys[1])
+                )
+            )
+        else:
+            self.ssh_host_key = pulumi.Output.from_input(args.existing_host_key)
         instance = aws.lightsail.Instance(
             f"{name}-instance",
             availability_zone=args.availability_zone,
             blueprint_id=args.blueprint_id,
             bundle_id=args.bundle_id,
             key_pair_name=self.key_pair.name,
+            user_data=user_data,
             add_on=add_on,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, ignore_changes=["userData"]),
         )
         # The API replaces the whole rule set and deleting closes every listed port,
         # so a create-before-delete replacement would close what the new set just
@@ -197,5 +231,9 @@ class LightsailHost(pulumi.ComponentResource):
             user=self.ssh_user,
             private_key=self.ssh_private_key,
             agent_socket_path=None if self.ssh_private_key is not None else ssh_agent_socket,
+            # Until the launch script has installed the key, sshd shows another one; the
+            # mismatch fails the dial, which pulumi-command retries up to dial_error_limit
+            # (connection.go, dialWithRetry), as the boot wait does without limit.
+            host_key=self.ssh_host_key,
             dial_error_limit=dial_error_limit,
         )

@@ -82,6 +82,8 @@ class K3sServerArgs:
     # The k3s release the previous deployment reported (None on the first one), checked
     # against k3s_version before the install is declared; the node checks again.
     deployed_k3s_version: pulumi.Input[str | None]
+    # The host's SSH public key, pinned by every connection (components/host.py).
+    ssh_host_key: pulumi.Input[str]
     # k3s config keys for etcd snapshots to S3 (components/backups.py); secret. None: no backups.
     etcd_snapshots: pulumi.Input[Mapping[str, Any]] | None = None
     # certRotation: each new value rotates the certificates once.
@@ -297,6 +299,7 @@ class K3sServer(pulumi.ComponentResource):
                 user=args.ssh_user,
                 private_key=args.ssh_private_key,
                 agent_socket_path=None if args.ssh_private_key is not None else args.ssh_agent_socket,
+                host_key=args.ssh_host_key,
             )
 
         # The secret that joins agents only (k3s `agent-token`): an agent's token cannot add a

@@ -137,6 +137,8 @@ class Settings:
     topology: Topology
     # Set when the stack serves its apps under a domain, over HTTPS.
     https: HttpsSettings | None = None
+    # The first server's own SSH host key, for an instance created before host keys were pinned.
+    ssh_host_key: str | None = None
 
     @property
     def cluster_name(self) -> str:
@@ -334,6 +336,25 @@ def parse_ssh_public_key(source: ConfigSource) -> str | None:
         load_ssh_public_key(f"{parts[0]} {parts[1]}".encode())
     except (ValueError, UnsupportedAlgorithm):
         raise ConfigError("sshPublicKey", f"the key body is not a complete {parts[0]} public key", fix) from None
+    return " ".join(parts)
+
+
+def parse_ssh_host_key(source: ConfigSource) -> str | None:
+    """An existing node's public host key to pin instead of installing a generated one."""
+    key = _raw(source, "sshHostKey")
+    if key is None or not key.strip():
+        return None
+    fix = (
+        "set it to the node's ed25519 host key as OpenSSH prints it, e.g. the `ssh-ed25519 AAAA…` part of "
+        "`ssh-keyscan -t ed25519 <publicIp>` run from a network you trust, or remove it"
+    )
+    parts = key.strip().split()
+    if len(parts) != 2 or parts[0] not in SSH_KEY_TYPES:
+        raise ConfigError("sshHostKey", "is not one OpenSSH public key (`<type> <base64>`, no host name or comment)", fix)
+    try:
+        load_ssh_public_key(f"{parts[0]} {parts[1]}".encode())
+    except (ValueError, UnsupportedAlgorithm):
+        raise ConfigError("sshHostKey", f"the key body is not a complete {parts[0]} public key", fix) from None
     return " ".join(parts)
 
 
@@ -613,7 +634,9 @@ def parse_settings(
         topology=parse_topology(source, bundle, stack),
     )
     # Checked after the apps: their hosts must lie in the domain.
-    return dataclasses.replace(settings, https=parse_https(source, settings.apps, environ, dry_run))
+    return dataclasses.replace(
+        settings, https=parse_https(source, settings.apps, environ, dry_run), ssh_host_key=parse_ssh_host_key(source)
+    )
 
 
 # A registered domain: lowercase DNS labels, at least two, the last one a name, not a number.

@@ -33,7 +33,9 @@ def agent_config(install) -> dict:
 def test_each_agent_is_a_host_and_an_agent_without_a_key_or_address_of_its_own(two_agents):
     names = sorted(r.name for r in two_agents.resources if r.custom and r.name.startswith(AGENTS))
     assert names == sorted(
-        f"{agent}-{suffix}" for agent in AGENTS for suffix in ("instance", "firewall", "wait-for-boot", "install", "join")
+        f"{agent}-{suffix}"
+        for agent in AGENTS
+        for suffix in ("host-key", "instance", "firewall", "wait-for-boot", "install", "join")
     )
     assert len(two_agents.of_type(INSTANCE)) == 3
     assert [r.name for r in two_agents.of_type(STATIC_IP)] == [f"{SERVER}-ip"]

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEV_RESOURCES = {
     "LightsailHost": [
         ("tls:index/privateKey:PrivateKey", "lightsail-k3s-dev-ssh"),
+        ("tls:index/privateKey:PrivateKey", "lightsail-k3s-dev-host-key"),
         ("aws:lightsail/keyPair:KeyPair", "lightsail-k3s-dev-key"),
         (INSTANCE, "lightsail-k3s-dev-instance"),
         (STATIC_IP, "lightsail-k3s-dev-ip"),
@@ -41,6 +42,7 @@ DEV_RESOURCES = {
         ("kubernetes:core/v1:Namespace", "lightsail-k3s-dev-namespace"),
         ("kubernetes:core/v1:LimitRange", "lightsail-k3s-dev-limits"),
         ("kubernetes:core/v1:ResourceQuota", "lightsail-k3s-dev-quota"),
+        ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "lightsail-k3s-dev-ingress-policy"),
         ("kubernetes:apps/v1:Deployment", "lightsail-k3s-dev-whoami-deployment"),
         ("kubernetes:core/v1:Service", "lightsail-k3s-dev-whoami-service"),
         ("kubernetes:networking.k8s.io/v1:Ingress", "lightsail-k3s-dev-ingress-default-host"),
@@ -61,12 +63,13 @@ def test_every_resource_is_a_child_of_its_component(dev):
             assert parent_type == f"lightsail-k3s:index:{owner[resource.name]}", (resource.name, parent_type)
 
 
-def test_instance_uses_the_configured_bundle_blueprint_and_zone_without_user_data(dev):
+def test_instance_uses_the_configured_bundle_blueprint_and_zone(dev):
     instance = dev.one(INSTANCE)
     assert instance.inputs["bundleId"] == "small_3_0"
     assert instance.inputs["blueprintId"] == "ubuntu_24_04"
     assert instance.inputs["availabilityZone"] == "ap-northeast-2a"
-    assert "userData" not in instance.inputs
+    # Its only user data installs the SSH host key (tests/test_host_keys.py).
+    assert instance.inputs["userData"].startswith("#!/usr/bin/env bash\n")
     assert "addOn" not in instance.inputs
     assert not instance.protect
 
@@ -94,13 +97,13 @@ def test_static_ip_moves_to_a_replacement_instance_detach_first(dev):
 def test_generated_key_is_imported_so_lightsail_keeps_no_private_key(dev):
     key_pair = dev.one("aws:lightsail/keyPair:KeyPair")
     assert key_pair.inputs["publicKey"].startswith("ssh-ed25519 ")
-    assert dev.one("tls:index/privateKey:PrivateKey").inputs["algorithm"] == "ED25519"
+    assert dev.named("lightsail-k3s-dev-ssh").inputs["algorithm"] == "ED25519"
 
 
 def test_user_public_key_is_imported_and_no_key_is_generated():
     public_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDmcH1X2tFfSZVmWmXbb1TMzDJV0ZfHjVQW4XWm4K6jD me@laptop"
     deployment = deploy(sshPublicKey=public_key, environ={"SSH_AUTH_SOCK": "/tmp/agent.sock"})
-    assert not deployment.of_type("tls:index/privateKey:PrivateKey")
+    assert [k.name for k in deployment.of_type("tls:index/privateKey:PrivateKey")] == ["lightsail-k3s-dev-host-key"]
     assert deployment.one("aws:lightsail/keyPair:KeyPair").inputs["publicKey"] == public_key
     assert "sshPrivateKey" not in deployment.outputs
     assert deployment.outputs["sshCommand"].value == f"ssh ubuntu@{MOCK_STATIC_IP}"
@@ -251,6 +254,7 @@ def test_outputs_contract(dev):
         "privateIp",
         "instanceName",
         "sshUser",
+        "sshHostKey",
         "sshCommand",
         "sshPrivateKey",
         "kubeApiUrl",

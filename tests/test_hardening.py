@@ -5,8 +5,7 @@ import re
 import kubernetes_validate
 import pytest
 
-from tests.conftest import deploy
-from tests.test_config_rules import rejected
+from tests.helpers import deploy, rejected
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

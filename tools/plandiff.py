@@ -128,7 +128,9 @@ def diff(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
         if old is None:
             changes[resource["urn"]] = Change("create", resource["type"], resource["name"])
             continue
-        keys = _changed_keys(old["inputs"], resource["inputs"])
+        # The engine diffs without the inputs a resource's ignoreChanges names (e.g. the instance's user_data).
+        ignored = set(resource["options"].get("ignoreChanges", []))
+        keys = [key for key in _changed_keys(old["inputs"], resource["inputs"]) if key not in ignored]
         if old["type"] != resource["type"]:
             changes[resource["urn"]] = Change("replace", resource["type"], resource["name"], [f"type was {old['type']}"])
             continue
