@@ -29,7 +29,10 @@ node_ready() {
     -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = "True" ]
 }
 
-# `k3s etcd-snapshot ls` prints: Name Location Size Created; keep the bucket's rows.
+# `k3s etcd-snapshot ls` prints: Name Location Size Created; keep the bucket's rows. It reads
+# config.yaml like the server (k3s-io/k3s cmd/etcdsnapshot/main.go, configfilearg.MustParse),
+# and its S3 flags answer to the server's names too (pkg/cli/cmds/etcd_snapshot.go,
+# "s3-bucket,etcd-s3-bucket"), so the bucket settings `pulumi up` wrote apply.
 bucket_snapshots() {
   "$K3S_BIN" etcd-snapshot ls 2>/dev/null | awk '$2 ~ /^s3:\/\// { print $1, $4 }'
 }
