@@ -48,8 +48,11 @@ fi
 
 work_dir="$(mktemp -d)"
 trap 'rm -rf "$work_dir"' EXIT
-# A replaced instance has a new host key: trust the key the static IP presents now, as
-# the stack's own SSH commands do (README, Known limits), without touching ~/.ssh/known_hosts.
+# The first server's host key is the stack's sshHostKey output, pinned like the stack's own
+# commands pin it; other servers' keys are trusted on first sight. ~/.ssh/known_hosts is left alone.
+if host_key="$(output sshHostKey)" && [ -n "$host_key" ]; then
+  printf '%s %s\n' "$host" "$host_key" > "$work_dir/known_hosts"
+fi
 ssh_args=(-o BatchMode=yes -o ConnectTimeout=15 -o StrictHostKeyChecking=accept-new
   -o "UserKnownHostsFile=$work_dir/known_hosts")
 if private_key="$(output --show-secrets sshPrivateKey)" && [ -n "$private_key" ]; then

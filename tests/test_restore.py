@@ -31,6 +31,7 @@ SSH_STUB = """#!/bin/sh
 echo "ssh $*" >> "$STUB_LOG"
 while [ $# -gt 0 ]; do
   if [ "$1" = "-i" ]; then stat -c %a "$2" > "$STUB_STATE/key-mode"; cp "$2" "$STUB_STATE/key"; fi
+  case "$2" in UserKnownHostsFile=*) if [ -f "${2#*=}" ]; then cp "${2#*=}" "$STUB_STATE/known_hosts"; fi ;; esac
   shift
 done
 exec bash -s
@@ -276,3 +277,15 @@ def test_with_three_servers_a_missing_snapshot_stops_nothing(workstation):
     assert result.returncode == 1
     assert "is not in the bucket" in result.stderr
     assert not [call for call in workstation.calls() if call.startswith("systemctl")]
+
+
+def test_the_first_servers_host_key_is_pinned_from_the_stack_output(workstation):
+    host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyHostKeyHostKeyHostKeyHostKeyHost"
+    (workstation.outputs / "sshHostKey").write_text(host_key + "\n")
+    assert workstation.restore("prod").returncode == 0
+    assert (workstation.state / "known_hosts").read_text() == f"203.0.113.10 {host_key}\n"
+
+
+def test_without_a_host_key_output_the_key_is_trusted_on_first_sight(workstation):
+    assert workstation.restore("prod").returncode == 0
+    assert not (workstation.state / "known_hosts").exists()
