@@ -18,7 +18,7 @@ help:
 	@echo "make plan     offline plan of STACK on the mock engine, no CLI or credentials (SET=, SECRET=, BASE=)"
 	@echo "make restore  list STACK's etcd snapshots; SNAPSHOT=<name|latest> restores one"
 	@echo "make test     the whole suite (what CI runs)"
-	@echo "make lint     ruff and shellcheck"
+	@echo "make lint     ruff, the type checker (basedpyright) and shellcheck; make test runs them too"
 	@echo "make e2e      the end-to-end suite on real AWS (billed); skips without the CLI or credentials"
 	@echo "make clean    remove the virtualenv and caches"
 
@@ -48,6 +48,7 @@ e2e: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/basedpyright
 	$(VENV)/bin/shellcheck components/remote/*.sh bin/*.sh .ci/run
 
 clean:

@@ -239,7 +239,7 @@ class Apps(pulumi.ComponentResource):
                 spec=k8s.networking.v1.IngressSpecArgs(
                     ingress_class_name=INGRESS_CLASS,
                     # No secretName: the certificate comes from the resolver, not a Secret.
-                    tls=[k8s.networking.v1.IngressTLSArgs(hosts=[host])] if tls else None,
+                    tls=[k8s.networking.v1.IngressTLSArgs(hosts=[host])] if tls and host else None,
                     rules=[
                         k8s.networking.v1.IngressRuleArgs(
                             host=host,

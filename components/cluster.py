@@ -115,7 +115,7 @@ def args_source(args: ClusterArgs) -> settings.ConfigSource:
         if isinstance(value, bool):
             raw[camel] = "true" if value else "false"
         else:
-            raw[camel] = json.dumps(value) if isinstance(value, list | dict) else value
+            raw[camel] = json.dumps(value) if isinstance(value, list | dict) else str(value)
     return lambda key: raw.get(key.removeprefix(f"{settings.PROJECT}:"))
 
 

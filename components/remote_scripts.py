@@ -5,4 +5,4 @@ from importlib import resources
 
 def remote_script(name: str) -> str:
     """Loaded as package data, so the components work when installed elsewhere."""
-    return resources.files(__package__).joinpath("remote", name).read_text()
+    return resources.files(__name__.rpartition(".")[0]).joinpath("remote", name).read_text()

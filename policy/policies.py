@@ -89,7 +89,7 @@ def stack_name(urn: str) -> str:
 
 
 def _covers_admin_port(port_info: Mapping[str, Any]) -> list[int]:
-    protocol = port_info.get("protocol")
+    protocol = str(port_info.get("protocol"))
     low, high = port_info.get("fromPort", 0), port_info.get("toPort", 0)
     protocols = ADMIN_PORTS if protocol == "all" else {protocol: ADMIN_PORTS.get(protocol, set())}
     return sorted(port for ports in protocols.values() for port in ports if low <= port <= high)
@@ -261,7 +261,7 @@ def validate_cpu_budget(args: StackValidationArgs, report_violation: ReportViola
     # Each node keeps its share for k3s; a pod runs on one node, so no container may exceed the largest baseline.
     available = sum(baseline - SYSTEM_RESERVED_MILLICORES for baseline in baselines.values())
     baseline = max(baselines.values())
-    bundle_id = ", ".join(sorted({i.props.get("bundleId") for i in instances}))
+    bundle_id = ", ".join(sorted({str(i.props.get("bundleId")) for i in instances}))
     defaults = _default_cpu_requests(args.resources)
 
     total = 0

@@ -6,7 +6,9 @@ import base64
 import logging
 import re
 import runpy
+import shutil
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -118,12 +120,16 @@ def deploy(
     environ: dict[str, str] | None = None,
     declared: list[Registration] | None = None,
     previous_outputs: dict[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
     **overrides: Any,
 ) -> Declared:
     """Runs __main__.py for `stack`, with adminCidrs set as `make up` would set it.
 
     `previous_outputs`: the stack's outputs from its last deployment (none: a first deployment).
+    `config` takes keys that cannot be keyword arguments: other namespaces' (aws:region), or keys
+    chosen at run time.
     """
+    overrides = {**(config or {}), **overrides}
     overrides.setdefault("adminCidrs", [ADMIN_CIDR])
     return run_stack(
         stack,
@@ -202,3 +208,18 @@ def assert_no_second_ingress_controller(deployment):
             assert obj["spec"].get("type", "ClusterIP") != "LoadBalancer"
         for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
             assert not controller_image.search(container["image"]), container["image"]
+
+
+def tool(name: str, path: str | None = None) -> str:
+    """The absolute path of a command the tests run, or a failure naming the missing command."""
+    found = shutil.which(name, path=path)
+    if found is None:
+        pytest.fail(f"the tests need `{name}` on PATH")
+    return found
+
+
+def kubernetes_schema_version(k3s_version: str) -> str:
+    """The Kubernetes minor a k3s release ships (v1.36.1+k3s1 → "1.36.0"), as kubernetes-validate names its schemas."""
+    match = re.match(r"v(\d+)\.(\d+)\.", k3s_version)
+    assert match, f"{k3s_version!r} is not a k3s release"
+    return f"{match[1]}.{match[2]}.0"

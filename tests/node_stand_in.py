@@ -1,16 +1,15 @@
 """A scratch directory standing in for a node, shared by the script tests: stubs on PATH, k3s paths redirected."""
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import yaml
 
 from components import k3s
-from tests.helpers import write_executable
+from tests.helpers import tool, write_executable
 
-BASH = shutil.which("bash")
+BASH = tool("bash")
 
 K3S_STUB = """#!/bin/sh
 case "$1" in

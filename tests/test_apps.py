@@ -15,7 +15,14 @@ from components.apps import ingress_name
 from components.catalog import BUNDLES
 from components.settings import TESTED_K3S_MINORS
 from tests import helpers
-from tests.helpers import PROJECT_DIR, assert_no_second_ingress_controller, declared_objects, deploy, kubernetes_resources
+from tests.helpers import (
+    PROJECT_DIR,
+    assert_no_second_ingress_controller,
+    declared_objects,
+    deploy,
+    kubernetes_resources,
+    kubernetes_schema_version,
+)
 from tools.mockengine import MOCK_STATIC_IP
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -210,10 +217,9 @@ def test_multi_app_outputs(shop):
 def test_every_kubernetes_object_matches_the_schema_of_the_pinned_k3s_minor(which, dev, shop):
     deployment = {"dev": dev, "shop": shop}[which]
     version = deployment.outputs["k3sVersion"].value
-    major, minor = re.match(r"v(\d+)\.(\d+)\.", version).groups()
-    schema_version = f"{major}.{minor}.0"
+    schema_version = kubernetes_schema_version(version)
     assert schema_version in kubernetes_validate.utils.all_versions(), (
-        f"kubernetes-validate has no schema for Kubernetes {major}.{minor}; upgrade it with k3sVersion"
+        f"kubernetes-validate has no schema for Kubernetes {schema_version}; upgrade it with k3sVersion"
     )
     objects = list(declared_objects(deployment))
     assert len(objects) >= 6

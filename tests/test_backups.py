@@ -4,7 +4,6 @@ import base64
 import binascii
 import json
 import re
-import shutil
 import stat
 import subprocess
 
@@ -13,7 +12,7 @@ import pytest
 from components import k3s
 from components.backups import BUCKET_BUNDLE_ID, SNAPSHOT_FOLDER, etcd_snapshot_settings
 from components.settings import parse_backups
-from tests.helpers import command, config_source, deploy, install_settings, rejected
+from tests.helpers import command, config_source, deploy, install_settings, rejected, tool
 from tests.node_stand_in import Node
 from tools import cliconfig
 from tools.mockengine import MOCK_BUCKET_ACCESS_KEY_ID, MOCK_BUCKET_SECRET_ACCESS_KEY
@@ -155,7 +154,7 @@ def test_the_install_on_the_node_writes_the_key_root_only_and_never_prints_it(tm
         k3s.server_config("lightsail-k3s-dev", ["203.0.113.10"], cluster_init=True, etcd_snapshots=settings),
     )
     result = subprocess.run(
-        [shutil.which("bash"), "-s"], input=program, env=node.environment(), capture_output=True, text=True, timeout=30
+        [tool("bash"), "-s"], input=program, env=node.environment(), capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stderr
     assert node.config()["etcd-s3-secret-key"] == MOCK_BUCKET_SECRET_ACCESS_KEY

@@ -2,13 +2,12 @@
 
 import datetime
 import os
-import shutil
 import subprocess
 
 import pytest
 
 from components import certificates, k3s
-from tests.helpers import command, deploy, rejected, write_executable
+from tests.helpers import command, deploy, rejected, tool, write_executable
 from tools import cliconfig, mockengine
 
 READS = ("lightsail-k3s-dev-read-kubeconfig", "lightsail-k3s-dev-read-node-token", "lightsail-k3s-dev-read-agent-token")
@@ -51,7 +50,7 @@ def test_the_warning_starts_30_days_before_expiry(left, expected):
     if expected is None:
         assert warning is None
     else:
-        assert expected in warning and warning.startswith("lightsail-k3s-dev: ")
+        assert warning is not None and expected in warning and warning.startswith("lightsail-k3s-dev: ")
 
 
 def test_a_kubeconfig_without_a_client_certificate_is_an_error():
@@ -131,7 +130,7 @@ def run_rotation(tmp_path, **env):
     log = tmp_path / "calls.log"
     program = certificates.rotation_program(k3s.remote_script("rotate-k3s-certificates.sh"), "lightsail-k3s-dev")
     result = subprocess.run(
-        [shutil.which("bash"), "-s"],
+        [tool("bash"), "-s"],
         input=program,
         env={
             "PATH": f"{stubs}:{os.environ['PATH']}",

@@ -3,7 +3,7 @@
 import json
 import runpy
 import tomllib
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -87,7 +87,7 @@ VALID: ClusterArgs = {
 )
 def test_cluster_inputs_are_checked_as_the_stacks_config_is_naming_the_input(changes, key, fragment):
     with pytest.raises(ConfigError) as caught:
-        plan_single_server("dev", {**VALID, **changes})
+        plan_single_server("dev", cast(ClusterArgs, {**VALID, **changes}))
     assert caught.value.key == f"lightsail-k3s:{key}" and fragment in str(caught.value), str(caught.value)
 
 
@@ -110,6 +110,7 @@ def provider_schema() -> dict[str, Any]:
     """The schema the component provider host serves to `pulumi package add` (pulumi/provider/experimental/component.py)."""
     host_globals = runpy.run_path(str(PROVIDER_DIR / "__main__.py"), run_name="provider")
     provider = ComponentProvider([Cluster], host_globals["PACKAGE_NAME"])
+    assert provider.schema is not None
     return json.loads(provider.schema)
 
 

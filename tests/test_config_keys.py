@@ -44,7 +44,7 @@ def test_a_path_key_set_without_path_says_so():
 
 
 def test_other_namespaces_are_not_ours_to_check():
-    deploy(**{"aws:profile": "work"})
+    deploy(config={"aws:profile": "work"})
 
 
 def test_under_pulumi_up_the_keys_come_from_the_config_the_cli_passes():

@@ -48,14 +48,14 @@ def test_every_lightsail_region_deploys_in_each_of_its_zones():
         assert zones[0] == f"{region}a"
         for zone in zones:
             assert zone.startswith(region) and len(zone) == len(region) + 1
-    instance = deploy(**{"aws:region": "ap-northeast-1"}, availabilityZone="ap-northeast-1d").one(
+    instance = deploy(config={"aws:region": "ap-northeast-1"}, availabilityZone="ap-northeast-1d").one(
         "aws:lightsail/instance:Instance"
     )
     assert instance.inputs["availabilityZone"] == "ap-northeast-1d"
 
 
 def test_availability_zone_defaults_to_the_regions_a_zone():
-    instance = deploy(**{"aws:region": "eu-west-2"}).one("aws:lightsail/instance:Instance")
+    instance = deploy(config={"aws:region": "eu-west-2"}).one("aws:lightsail/instance:Instance")
     assert instance.inputs["availabilityZone"] == "eu-west-2a"
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import tool
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,8 +36,8 @@ def make_e2e(tmp_path: Path, with_pulumi: bool) -> subprocess.CompletedProcess:
     """`make e2e` with a PATH of make and sh only (plus a stand-in `pulumi`), no AWS variables, an empty HOME."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("make", "sh"):
-        (bin_dir / tool).symlink_to(shutil.which(tool))
+    for name in ("make", "sh"):
+        (bin_dir / name).symlink_to(tool(name))
     if with_pulumi:
         (bin_dir / "pulumi").write_text("#!/bin/sh\nexit 0\n")
         (bin_dir / "pulumi").chmod(0o755)

@@ -16,7 +16,14 @@ from kubernetes_validate.utils import schema_contents
 from components.dns import name_servers_command
 from components.errors import ConfigError
 from components.traefik import LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING
-from tests.helpers import Declared, assert_no_second_ingress_controller, declared_objects, deploy, install_settings
+from tests.helpers import (
+    Declared,
+    assert_no_second_ingress_controller,
+    declared_objects,
+    deploy,
+    install_settings,
+    kubernetes_schema_version,
+)
 from tools import cliconfig
 from tools.mockengine import MOCK_NAME_SERVERS, MOCK_STATIC_IP
 
@@ -289,8 +296,8 @@ def strict_crd_schema(crd_path: Path, schema_version: str) -> tuple[dict, refere
 
 @pytest.fixture(scope="module")
 def helm_chart_config_schema(https):
-    major, minor = re.match(r"v(\d+)\.(\d+)\.", https.outputs["k3sVersion"].value).groups()
-    schema, registry = strict_crd_schema(FIXTURES / "crds" / "helm.cattle.io_helmchartconfigs.yaml", f"{major}.{minor}.0")
+    schema_version = kubernetes_schema_version(https.outputs["k3sVersion"].value)
+    schema, registry = strict_crd_schema(FIXTURES / "crds" / "helm.cattle.io_helmchartconfigs.yaml", schema_version)
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
@@ -381,7 +388,7 @@ def test_acme_settings_without_a_domain(key, value):
 @pytest.mark.parametrize("key", ["manageDnsZone", "acmeStaging"])
 def test_https_booleans_are_checked_by_the_cli_before_the_program_runs(key):
     with pytest.raises(cliconfig.CliConfigError) as caught:
-        deploy(domain=DOMAIN, acmeEmail=EMAIL, preview=True, **{key: "yes"})
+        deploy(domain=DOMAIN, acmeEmail=EMAIL, preview=True, config={key: "yes"})
     assert str(caught.value) == f"Stack 'dev' with configuration key '{key}' must be of type 'boolean'"
 
 

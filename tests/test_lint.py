@@ -1,4 +1,4 @@
-"""The Python code passes ruff (lint and format), as configured in pyproject.toml."""
+"""The Python code passes ruff (lint and format) and the type checker, as configured in pyproject.toml."""
 
 import subprocess
 import sys
@@ -18,4 +18,10 @@ def test_ruff_check_passes():
 
 def test_ruff_format_is_clean():
     result = ruff("format", "--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_type_check_is_clean():
+    """basedpyright, standard mode, over the program, components, tools, policy pack, examples and tests."""
+    result = subprocess.run([sys.executable, "-m", "basedpyright"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

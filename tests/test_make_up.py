@@ -1,13 +1,12 @@
 """`make up` (bin/up.sh) with stand-in `pulumi` and `curl`: prerequisites, backend, adminCidrs, up."""
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_executable
+from tests.helpers import tool, write_executable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,8 +30,8 @@ def workstation(tmp_path):
     stubs.mkdir()
     write_executable(stubs / "pulumi", PULUMI_STUB)
     write_executable(stubs / "curl", CURL_STUB)
-    for tool in ("bash", "sh", "dirname", "tr", "cat"):
-        os.symlink(shutil.which(tool), stubs / tool)
+    for name in ("bash", "sh", "dirname", "tr", "cat"):
+        os.symlink(tool(name), stubs / name)
     home = tmp_path / "home"
     (home / ".aws").mkdir(parents=True)
     (home / ".aws" / "credentials").write_text("[default]\n")

@@ -119,7 +119,7 @@ def test_resources_come_parents_first_then_by_name(dev):
     for resource in ordered:
         assert resource.parent not in {r.urn for r in dev.resources} or resource.parent in seen, resource.name
         seen.add(resource.urn)
-    siblings: dict[str, list[str]] = {}
+    siblings: dict[str, list[tuple[str, str]]] = {}
     for resource in ordered:
         siblings.setdefault(resource.parent, []).append((resource.name, resource.type))
     assert all(names == sorted(names) for names in siblings.values())

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
-from pulumi_policy import PolicyResource, PolicyResourceOptions, ResourceValidationArgs, StackValidationArgs
+from pulumi_policy import PolicyCustomTimeouts, PolicyResource, PolicyResourceOptions, ResourceValidationArgs, StackValidationArgs
 
 from components.catalog import BUNDLES
 from policy import policies
@@ -21,7 +21,7 @@ DEV_URN = PROD_URN.replace("prod-eu", "dev")
 
 
 def options(protect=False, additional_secret_outputs=()):
-    return PolicyResourceOptions(protect, [], None, [], None, list(additional_secret_outputs), None)
+    return PolicyResourceOptions(protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), list(additional_secret_outputs), None)
 
 
 def resource_args(resource_type, props, urn=DEV_URN, **opts):
@@ -267,6 +267,7 @@ def running_pack():
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert process.stdout is not None and process.stderr is not None
     try:
         port = process.stdout.readline().strip()
         assert port.isdigit(), process.stderr.read()

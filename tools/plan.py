@@ -311,7 +311,7 @@ def render(deployment: mockengine.Deployment) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=(__doc__ or "").splitlines()[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--stack", default="dev")
     parser.add_argument("--set", action="append", default=[], metavar="'KEY=VALUE …'")

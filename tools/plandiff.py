@@ -264,7 +264,7 @@ def plan_at(ref: str, stack: str, directory: Path) -> dict[str, Any] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--stack", default="dev")
     parser.add_argument("--base", required=True, metavar="GIT_REF")
     parser.add_argument("--head", type=Path, help="the working tree's plan.json (default: build/plan/<stack>/plan.json)")

@@ -173,7 +173,8 @@ def run_program(
         )
         # set_mocks registers a finished root stack of its own; the program gets a fresh one,
         # as under the CLI, so its exports arrive through the stack's output registration.
-        set_root_resource(None)
+        # ROOT is a ContextVar that holds None before any stack exists; the annotation says Resource.
+        set_root_resource(None)  # pyright: ignore[reportArgumentType]
         pulumi.runtime.set_all_config(dict(config), secret_keys)
         try:
             loop.run_until_complete(run_in_stack(program))
