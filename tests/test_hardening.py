@@ -1,11 +1,9 @@
 """Workloads hardened by default: Pod Security Admission, pod security contexts, NetworkPolicy, PodDisruptionBudgets."""
 
-import re
-
 import kubernetes_validate
 import pytest
 
-from tests.helpers import deploy, rejected
+from tests.helpers import deploy, kubernetes_schema_version, rejected
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -146,11 +144,11 @@ def test_pod_disruption_budget_only_for_apps_with_two_or_more_replicas(hardened)
 
 
 def test_hardened_objects_validate_strictly_against_the_pinned_minor(hardened):
-    major, minor = re.match(r"v(\d+)\.(\d+)\.", hardened.outputs["k3sVersion"].value).groups()
+    schema_version = kubernetes_schema_version(hardened.outputs["k3sVersion"].value)
     kinds = set()
     for registration in hardened.resources:
         if registration.type.startswith("kubernetes:") and "kind" in registration.inputs:
-            kubernetes_validate.validate(registration.inputs, f"{major}.{minor}.0", strict=True)
+            kubernetes_validate.validate(registration.inputs, schema_version, strict=True)
             kinds.add(registration.inputs["kind"])
     assert {"Namespace", "NetworkPolicy", "PodDisruptionBudget", "Deployment"} <= kinds
 

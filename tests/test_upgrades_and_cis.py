@@ -35,6 +35,7 @@ def test_upgrade_check_in_python(installed, target, refusal):
     if refusal is None:
         assert result is None
     else:
+        assert result is not None
         problem, fix = result
         for fragment in expected_wording(refusal):
             assert fragment in problem + " " + fix

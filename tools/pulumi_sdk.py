@@ -193,7 +193,8 @@ def run_program(
         for task in leftovers:
             task.cancel()
         loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
-        with pulumi.runtime.settings.SETTINGS.lock:
-            pulumi.runtime.settings.SETTINGS.outputs.clear()
+        # `lock` and `outputs` are context properties the SDK fills in at run time, unknown to the checker.
+        with pulumi.runtime.settings.SETTINGS.lock:  # pyright: ignore[reportAttributeAccessIssue]
+            pulumi.runtime.settings.SETTINGS.outputs.clear()  # pyright: ignore[reportAttributeAccessIssue]
         loop.close()
         asyncio.set_event_loop(None)
