@@ -205,3 +205,15 @@ def test_the_readme_gives_the_apps_default_resources():
         f"requests `cpu: {DEFAULT_REQUESTS['cpu']}, memory: {DEFAULT_REQUESTS['memory']}`; "
         f"limits `cpu: {DEFAULT_LIMITS['cpu']}, memory: {DEFAULT_LIMITS['memory']}`"
     )
+
+
+@pytest.mark.parametrize("key", sorted(key for key, entry in DECLARED.items() if "type" in entry))
+def test_the_readme_gives_each_keys_pulumi_yaml_type(key):
+    assert readme_config_table()[key][0].startswith(DECLARED[key]["type"]), key
+
+
+def test_the_default_bundle_is_the_cheapest_that_meets_the_server_minimum():
+    """Pulumi.yaml's description of bundleId says so."""
+    assert "The default is the cheapest bundle that does." in DECLARED["bundleId"]["description"]
+    cheapest = min(catalog.server_capable_bundle_ids(), key=lambda bundle_id: catalog.BUNDLES[bundle_id].monthly_usd)
+    assert DECLARED["bundleId"]["default"] == cheapest
