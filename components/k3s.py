@@ -255,13 +255,12 @@ def install_program(
     k3s_version: str,
     node_name: str,
     config: Mapping[str, Any],
-    libraries: Mapping[str, str] | None = None,
 ) -> str:
     """What the install command feeds to `bash -s`: its settings as shell assignments, then the script.
 
     Settings travel on stdin, not on the command line, so secrets added to the
     config never show in a process list or in the command's plain inputs.
-    `libraries` maps a variable name to a shell library the script loads from it (base64).
+    Every node script loads the version-skew rule from UPGRADE_PATH_LIB_B64, so the rule has one home.
     """
     rendered = CONFIG_HEADER + yaml.safe_dump(dict(config), sort_keys=False)
     sysctl_conf = "".join(f"{key}={value}\n" for key, value in KUBELET_SYSCTLS.items())
@@ -272,7 +271,7 @@ def install_program(
         "K3S_CONFIG_B64": base64.b64encode(rendered.encode()).decode(),
         "KUBELET_SYSCTL_CONF_B64": base64.b64encode(sysctl_conf.encode()).decode(),
         "AUDIT_POLICY_B64": base64.b64encode(audit_policy.encode()).decode(),
-        **{name: base64.b64encode(text.encode()).decode() for name, text in (libraries or {}).items()},
+        "UPGRADE_PATH_LIB_B64": base64.b64encode(remote_script("k3s-upgrade-path.sh").encode()).decode(),
     }
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in assignments.items()) + script
 

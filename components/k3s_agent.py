@@ -34,7 +34,6 @@ class K3sAgentArgs:
 
 
 # The version-skew check every node applies before it changes k3s.
-AGENT_LIBRARIES = {"UPGRADE_PATH_LIB_B64": remote_script("k3s-upgrade-path.sh")}
 
 
 def agent_config(node_name: str, server_private_ip: str, agent_token: str) -> dict[str, Any]:
@@ -64,7 +63,6 @@ class K3sAgent(pulumi.ComponentResource):
                 args.k3s_version,
                 args.node_name,
                 agent_config(args.node_name, values[0], values[1]),
-                libraries=AGENT_LIBRARIES,
             )
         )
         # stdin holds the token, so it is secret in state; stdout and stderr stay secret and

@@ -156,7 +156,6 @@ class AgentNode(Node):
             version,
             AGENT,
             k3s_agent.agent_config(AGENT, server_ip, AGENT_TOKEN),
-            libraries=k3s_agent.AGENT_LIBRARIES,
         )
         return subprocess.run(
             [BASH, "-s"], input=program, env=self.environment(**env), capture_output=True, text=True, timeout=30

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs k3s as a server, or upgrades it in place, then waits until the node is Ready.
 # Runs as root on the node (`sudo bash -s`). components/k3s.py feeds it on stdin, after
-# shell assignments of K3S_VERSION, NODE_NAME, K3S_CONFIG_B64 (k3s' config.yaml,
+# shell assignments of K3S_VERSION, NODE_NAME, UPGRADE_PATH_LIB_B64 (the version-skew
+# rule, k3s-upgrade-path.sh), K3S_CONFIG_B64 (k3s' config.yaml,
 # rendered from data in Python and base64-encoded), KUBELET_SYSCTL_CONF_B64 and
 # AUDIT_POLICY_B64 (the CIS hardening files), so no setting, and later no secret,
 # ever appears on a command line.
@@ -12,6 +13,7 @@ set -euo pipefail
 
 : "${K3S_VERSION:?K3S_VERSION is required, e.g. v1.36.1+k3s1}"
 : "${NODE_NAME:?NODE_NAME is required}"
+: "${UPGRADE_PATH_LIB_B64:?UPGRADE_PATH_LIB_B64 is required: the base64 of k3s-upgrade-path.sh}"
 : "${K3S_CONFIG_B64:?K3S_CONFIG_B64 is required: the base64 of the k3s config.yaml to write}"
 : "${KUBELET_SYSCTL_CONF_B64:?KUBELET_SYSCTL_CONF_B64 is required: the kernel settings protect-kernel-defaults needs}"
 : "${AUDIT_POLICY_B64:?AUDIT_POLICY_B64 is required: the audit policy of the API server}"
@@ -31,47 +33,10 @@ installed_version() {
   fi
 }
 
-# v1.36.1+k3s1 -> "1 36 1 1"; fails on anything else.
-release_fields() {
-  local release='^v([0-9]+)\.([0-9]+)\.([0-9]+)\+k3s([0-9]+)$'
-  [[ "$1" =~ $release ]] || return 1
-  echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]} ${BASH_REMATCH[4]}"
-}
-
-# Kubernetes upgrades the control plane one minor at a time and never downgrades
-# (kubernetes.io/releases/version-skew-policy); k3s follows it. components/k3s.py
-# (upgrade_refusal) runs the same check at preview time.
-check_upgrade_path() {
-  local installed="$1" target="$2" fields
-  local -a old new
-  if ! fields="$(release_fields "$installed")"; then
-    echo "refusing to change k3s: $K3S_BIN --version reports $installed, not a k3s release; check the node" >&2
-    return 1
-  fi
-  read -r -a old <<< "$fields"
-  if ! fields="$(release_fields "$target")"; then
-    echo "refusing to install $target: not a k3s release of the form vX.Y.Z+k3sN" >&2
-    return 1
-  fi
-  read -r -a new <<< "$fields"
-  local i
-  for i in 0 1 2 3; do
-    if [ "${new[i]}" -gt "${old[i]}" ]; then break; fi
-    if [ "${new[i]}" -lt "${old[i]}" ]; then
-      echo "refusing to install k3s $target: it is older than the installed $installed, and Kubernetes does not" \
-        "support downgrades (kubernetes.io/releases/version-skew-policy). Keep k3sVersion at $installed or newer;" \
-        "to go back, restore a snapshot taken before the upgrade." >&2
-      return 1
-    fi
-  done
-  local next_minor="v${old[0]}.$((old[1] + 1))"
-  if [ "${new[0]}" -gt "${old[0]}" ] || [ "${new[1]}" -gt $((old[1] + 1)) ]; then
-    echo "refusing to install k3s $target: it is more than one minor ahead of the installed $installed, and" \
-      "Kubernetes upgrades one minor at a time (kubernetes.io/releases/version-skew-policy). Upgrade to the newest" \
-      "$next_minor.x+k3sN release first (github.com/k3s-io/k3s/releases), then go on one minor at a time." >&2
-    return 1
-  fi
-}
+# The version-skew rule (check_upgrade_path), shared with the agents' join script;
+# components/k3s.py (upgrade_refusal) runs the same check at preview time.
+# shellcheck source=/dev/null
+source <(base64 -d <<< "$UPGRADE_PATH_LIB_B64")
 
 # Installs $1 at $2 with mode $3; notes whether the content changed.
 config_changed=false

@@ -29,7 +29,8 @@ check_upgrade_path() {
     if [ "${new[i]}" -gt "${old[i]}" ]; then break; fi
     if [ "${new[i]}" -lt "${old[i]}" ]; then
       echo "refusing to install k3s $target: it is older than the installed $installed, and Kubernetes does not" \
-        "support downgrades (kubernetes.io/releases/version-skew-policy). Keep k3sVersion at $installed or newer." >&2
+        "support downgrades (kubernetes.io/releases/version-skew-policy). Keep k3sVersion at $installed or newer;" \
+        "to go back, restore a snapshot taken before the upgrade." >&2
       return 1
     fi
   done
