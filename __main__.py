@@ -2,9 +2,12 @@
 
 import pulumi
 
+from components.alarms import LightsailAlarms, LightsailAlarmsArgs
 from components.apps import Apps, AppsArgs, IngressTls
 from components.backups import BackupBucket, BackupBucketArgs
+from components.capacity import NodeCapacity
 from components.certificates import watch_kubeconfig_expiry
+from components.cost import cost_breakdown, monthly_total
 from components.dns import DnsZone, DnsZoneArgs
 from components.host import HostArgs, LightsailHost
 from components.k3s import (
@@ -21,6 +24,8 @@ from components.settings import load_settings
 from components.traefik import TraefikAcme, TraefikAcmeArgs, cert_resolver
 
 settings = load_settings()
+if settings.apps.burst_warning:
+    pulumi.log.warn(settings.apps.burst_warning)
 https = settings.https
 
 node = LightsailHost(
@@ -100,6 +105,7 @@ k3s = K3sServer(
         # Every server answers for the API: each one's static IP is in every certificate.
         tls_sans=[node.public_ip, *(host.public_ip for host in peer_hosts)],
         api_domain=https.domain if https else None,
+        kubelet_args=NodeCapacity.of(settings.bundle).kubelet_args(),
     ),
 )
 
@@ -159,6 +165,19 @@ for number in range(1, topology.agent_count + 1):
     agent_hosts.append(agent_host)
     previous = agent.joined
 
+LightsailAlarms(
+    settings.cluster_name,
+    LightsailAlarmsArgs(
+        region=settings.region,
+        instances={
+            "server": node.instance_name,
+            **{f"server-{number}": host.instance_name for number, host in enumerate(peer_hosts, start=2)},
+            **{f"agent-{number}": host.instance_name for number, host in enumerate(agent_hosts, start=1)},
+        },
+        settings=settings.alarms,
+    ),
+)
+
 # Lightsail's name servers for the domain, to enter at the registrar; none without a zone of ours.
 name_servers: pulumi.Input[list[str]] = []
 if https:
@@ -207,10 +226,17 @@ pulumi.export("agentToken", k3s.agent_token)
 pulumi.export("k3sVersion", settings.k3s_version)
 pulumi.export("region", settings.region)
 pulumi.export("bundleId", settings.bundle.bundle_id)
-pulumi.export(
-    "monthlyCostUsd",
-    topology.server_count * settings.bundle.monthly_usd + topology.agent_count * topology.agent_bundle.monthly_usd,
+costs = cost_breakdown(
+    {
+        "server": settings.bundle,
+        **{f"server-{n}": settings.bundle for n in range(2, topology.server_count + 1)},
+        **{f"agent-{n}": topology.agent_bundle for n in range(1, topology.agent_count + 1)},
+    },
+    auto_snapshots=settings.auto_snapshot_time is not None,
+    backup_bucket=settings.backups is not None,
 )
+pulumi.export("monthlyCostUsd", monthly_total(costs))
+pulumi.export("costBreakdown", [item.as_output() for item in costs])
 
 
 def node_entry(name: str, role: str, bundle_id: str, host: LightsailHost, public: bool) -> pulumi.Output:

@@ -12,6 +12,15 @@ from urllib.parse import unquote
 
 import yaml
 
+from .capacity import (
+    ContainerResources,
+    NamespaceBudget,
+    NodeCapacity,
+    Workload,
+    check_capacity,
+    parse_cpu_budget,
+    parse_resources,
+)
 from .catalog import Bundle
 from .errors import ConfigError
 
@@ -35,58 +44,9 @@ IMAGE_NAME_MAX_LENGTH = 255
 # The digests registries and containerd accept (OCI image spec, descriptor.md): lowercase hex of the
 # algorithm's length.
 IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
-CPU_QUANTITY = re.compile(r"^(\d+m|\d+(\.\d{1,3})?)$")
-MEMORY_QUANTITY = re.compile(r"^\d+(Ki|Mi|Gi)?$")
 HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
 
 APP_KEYS = {"name", "image", "port", "replicas", "path", "host", "env", "secretEnv", "resources", "healthPath", "securityContext"}
-
-# Per-container defaults, sized so several apps fit a 2 GB small_3_0 node next to
-# the k3s server (~768 MB with a small workload; docs.k3s.io/reference/resource-profiling).
-DEFAULT_REQUESTS = {"cpu": "25m", "memory": "64Mi"}
-DEFAULT_LIMITS = {"cpu": "250m", "memory": "256Mi"}
-
-# What the node keeps for itself: the k3s server footprint (~768 MB, ~10% of a
-# core; docs.k3s.io/reference/resource-profiling) plus our own 256 MB estimate
-# for the operating system.
-SYSTEM_RESERVED_MILLICORES = 100
-SYSTEM_RESERVED_MIB = 768 + 256
-
-
-def cpu_millicores(quantity: str) -> int:
-    return int(quantity[:-1]) if quantity.endswith("m") else round(float(quantity) * 1000)
-
-
-def memory_mib(quantity: str) -> float:
-    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
-    for suffix, factor in units.items():
-        if quantity.endswith(suffix):
-            return int(quantity[: -len(suffix)]) * factor
-    return int(quantity) / (1024 * 1024)
-
-
-@dataclass(frozen=True)
-class NamespaceBudget:
-    """The namespace's share of the node: what the LimitRange and ResourceQuota enforce."""
-
-    requests_cpu_millicores: int
-    limits_cpu_millicores: int
-    memory_mib: int
-    max_container_cpu_millicores: int
-
-    @classmethod
-    def for_bundle(cls, bundle: Bundle) -> NamespaceBudget:
-        total_millicores = bundle.vcpus * 1000
-        return cls(
-            # Requests fit the CPU the node sustains without spending burst credits; out of
-            # them, Lightsail holds the instance to its baseline (docs.aws.amazon.com/lightsail/
-            # latest/userguide/baseline-cpu-performance.html).
-            requests_cpu_millicores=bundle.baseline_millicores - SYSTEM_RESERVED_MILLICORES,
-            limits_cpu_millicores=total_millicores - SYSTEM_RESERVED_MILLICORES,
-            memory_mib=int(bundle.ram_gb * 1024) - SYSTEM_RESERVED_MIB,
-            # No single container may burst past the node's sustained baseline.
-            max_container_cpu_millicores=bundle.baseline_millicores,
-        )
 
 
 # The capabilities the Pod Security Standards' baseline profile lets a container add
@@ -138,8 +98,7 @@ class AppSpec:
     host: str | None
     env: dict[str, str]
     secret_env: tuple[str, ...]
-    requests: dict[str, str]
-    limits: dict[str, str]
+    resources: ContainerResources
     health_path: str | None
     security: AppSecurity = AppSecurity()
 
@@ -156,6 +115,8 @@ class AppSettings:
     secret_values: dict[str, dict[str, str]] = field(repr=False)
     manifests: tuple[dict[str, Any], ...]
     budget: NamespaceBudget
+    # Logged by the program when the apps' sustained CPU exceeds the bundle's baseline (cpuBudget: warn).
+    burst_warning: str | None = None
 
 
 def _is_ip_address(text: str) -> bool:
@@ -213,39 +174,6 @@ def parse_url_path(value: Any, key: str, index: int, name: str, example: str) ->
             f"write it as {normal}",
         )
     return value
-
-
-def _parse_quantities(raw: Any, index: int, name: str, budget: NamespaceBudget) -> tuple[dict[str, str], dict[str, str]]:
-    fix = "use e.g. resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {cpu: 250m, memory: 256Mi}}"
-    raw = raw or {}
-    if not isinstance(raw, dict) or set(raw) - {"requests", "limits"}:
-        raise _app_error(index, name, f"resources {raw!r} may only hold requests and limits", fix)
-    result = []
-    for section, defaults in (("requests", DEFAULT_REQUESTS), ("limits", DEFAULT_LIMITS)):
-        given = raw.get(section) or {}
-        if not isinstance(given, dict) or set(given) - {"cpu", "memory"}:
-            raise _app_error(index, name, f"resources.{section} {given!r} may only hold cpu and memory", fix)
-        values = {**defaults, **{k: str(v) for k, v in given.items()}}
-        if not CPU_QUANTITY.fullmatch(values["cpu"]):
-            raise _app_error(index, name, f"resources.{section}.cpu {values['cpu']!r} is not a CPU quantity", fix)
-        if not MEMORY_QUANTITY.fullmatch(values["memory"]):
-            raise _app_error(index, name, f"resources.{section}.memory {values['memory']!r} is not Ki/Mi/Gi", fix)
-        result.append(values)
-    requests, limits = result
-    if cpu_millicores(requests["cpu"]) > cpu_millicores(limits["cpu"]) or memory_mib(requests["memory"]) > memory_mib(
-        limits["memory"]
-    ):
-        raise _app_error(index, name, f"requests {requests} exceed limits {limits}", fix)
-    if cpu_millicores(limits["cpu"]) > budget.max_container_cpu_millicores:
-        raise _app_error(
-            index,
-            name,
-            f"limits.cpu {limits['cpu']} exceeds the node's sustained CPU baseline "
-            f"({budget.max_container_cpu_millicores}m); a container running at that rate drains the burst credits, "
-            "and then Lightsail holds the whole instance to its baseline",
-            f"lower limits.cpu to at most {budget.max_container_cpu_millicores}m, or choose a larger bundleId",
-        )
-    return requests, limits
 
 
 def _parse_capability_list(raw: Any, field_name: str, index: int, name: str, fix: str) -> tuple[str, ...]:
@@ -322,7 +250,7 @@ def parse_security_context(raw: Any, index: int, name: str) -> AppSecurity:
     return AppSecurity(run_as_non_root, run_as_user, raw.get("readOnlyRootFilesystem", False), add, drop)
 
 
-def parse_app(raw: Any, index: int, budget: NamespaceBudget, secrets: dict[str, dict[str, str]]) -> AppSpec:
+def parse_app(raw: Any, index: int, secrets: dict[str, dict[str, str]]) -> AppSpec:
     if not isinstance(raw, dict):
         raise _app_error(index, None, f"{raw!r} is not an object", "each app is an object with at least name, image and port")
     name = raw.get("name")
@@ -387,7 +315,7 @@ def parse_app(raw: Any, index: int, budget: NamespaceBudget, secrets: dict[str, 
                 f"pulumi config set --secret --path 'appSecrets.{name}.{variable}' <value>",
             )
 
-    requests, limits = _parse_quantities(raw.get("resources"), index, name, budget)
+    resources = parse_resources(raw.get("resources"), f"apps[{index}] ({name})")
     return AppSpec(
         name=name,
         image=image,
@@ -397,8 +325,7 @@ def parse_app(raw: Any, index: int, budget: NamespaceBudget, secrets: dict[str, 
         host=host,
         env={k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in env.items()},
         secret_env=tuple(dict.fromkeys(secret_env)),
-        requests=requests,
-        limits=limits,
+        resources=resources,
         health_path=health_path,
         security=parse_security_context(raw.get("securityContext"), index, name),
     )
@@ -518,29 +445,6 @@ def load_manifests(directory: Path, shown_as: str, project_dir: Path) -> tuple[d
     return tuple(objects)
 
 
-def check_budget(apps: tuple[AppSpec, ...], budget: NamespaceBudget, bundle: Bundle) -> None:
-    """The apps must fit the namespace quota, with room for one extra pod during a rolling update."""
-    if not apps:
-        return
-
-    def total(measure) -> float:
-        return sum(measure(app) * app.replicas for app in apps) + max(measure(app) for app in apps)
-
-    for label, measure, available, unit in (
-        ("CPU requests", lambda a: cpu_millicores(a.requests["cpu"]), budget.requests_cpu_millicores, "m"),
-        ("CPU limits", lambda a: cpu_millicores(a.limits["cpu"]), budget.limits_cpu_millicores, "m"),
-        ("memory limits", lambda a: memory_mib(a.limits["memory"]), budget.memory_mib, "Mi"),
-    ):
-        needed = total(measure)
-        if needed > available:
-            raise ConfigError(
-                "apps",
-                f"the apps need {needed:g}{unit} of {label} (all replicas plus one pod of surge for rolling updates); "
-                f"the {bundle.bundle_id} node has {available}{unit} for apps",
-                "lower replicas or resources, or choose a larger bundleId",
-            )
-
-
 def parse_app_settings(
     apps_raw: Any,
     namespace_raw: str | None,
@@ -550,6 +454,7 @@ def parse_app_settings(
     manifests_dir_raw: str | None,
     project_dir: Path,
     bundle: Bundle,
+    cpu_budget_raw: str | None,
 ) -> AppSettings:
     namespace = namespace_raw or ""
     if not DNS_LABEL.fullmatch(namespace) or namespace.startswith("kube-"):
@@ -558,13 +463,13 @@ def parse_app_settings(
             f"{namespace!r} is not a usable namespace name",
             "use a DNS-1123 label not starting with kube-, e.g. apps",
         )
-    budget = NamespaceBudget.for_bundle(bundle)
+    cpu_budget = parse_cpu_budget(cpu_budget_raw)
     secrets = parse_app_secrets(secrets_raw, secrets_are_secret, plain_text_secret_paths)
 
     apps_raw = [] if apps_raw is None else apps_raw
     if not isinstance(apps_raw, list):
         raise ConfigError("apps", f"{apps_raw!r} is not a list of apps", "see the apps schema in README.md")
-    apps = tuple(parse_app(raw, index, budget, secrets) for index, raw in enumerate(apps_raw))
+    apps = tuple(parse_app(raw, index, secrets) for index, raw in enumerate(apps_raw))
 
     seen_names: dict[str, int] = {}
     seen_routes: dict[tuple[str | None, str], str] = {}
@@ -600,13 +505,14 @@ def parse_app_settings(
                 f"or pulumi config rm --path 'appSecrets.{app_name}.{unused[0]}'",
             )
 
-    check_budget(apps, budget, bundle)
+    workloads = [Workload(f"apps[{index}] ({app.name})", app.replicas, app.resources) for index, app in enumerate(apps)]
+    burst_warning = check_capacity(workloads, bundle, cpu_budget)
 
     manifests: tuple[dict[str, Any], ...] = ()
     if manifests_dir_raw:
         manifests = load_manifests((project_dir / manifests_dir_raw).resolve(), manifests_dir_raw, project_dir)
         check_manifests_leave_apps_alone(manifests, apps, namespace)
-    return AppSettings(namespace, apps, secrets, manifests, budget)
+    return AppSettings(namespace, apps, secrets, manifests, NodeCapacity.of(bundle).budget, burst_warning)
 
 
 def check_manifests_leave_apps_alone(manifests: tuple[dict[str, Any], ...], apps: tuple[AppSpec, ...], namespace: str) -> None:

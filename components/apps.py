@@ -10,7 +10,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .app_settings import DEFAULT_LIMITS, DEFAULT_REQUESTS, AppSpec, NamespaceBudget
+from .app_settings import AppSpec
+from .capacity import DEFAULT_LIMITS, DEFAULT_REQUESTS, NamespaceBudget
 
 # k3s ships Traefik as its ingress controller under this IngressClass
 # (docs.k3s.io/networking/networking-services, "Traefik Ingress Controller"); installing a
@@ -163,8 +164,8 @@ class Apps(pulumi.ComponentResource):
         )
         namespace_name = namespace.metadata.name
         budget = args.budget
-        # Containers that set no resources get these; none may exceed the node's
-        # sustained CPU baseline, so one runaway pod cannot drain the burst credits.
+        # The same numbers the program checked the apps against (components/capacity.py),
+        # so the API server never refuses a pod the check accepted, rolling-update surge included.
         limit_range = k8s.core.v1.LimitRange(
             f"{name}-limits",
             metadata=k8s.meta.v1.ObjectMetaArgs(name="container-defaults", namespace=namespace_name),
@@ -174,7 +175,7 @@ class Apps(pulumi.ComponentResource):
                         type="Container",
                         default_request=DEFAULT_REQUESTS,
                         default=DEFAULT_LIMITS,
-                        max={"cpu": f"{budget.max_container_cpu_millicores}m"},
+                        max=budget.container_max(),
                     )
                 ]
             ),
@@ -183,14 +184,7 @@ class Apps(pulumi.ComponentResource):
         quota = k8s.core.v1.ResourceQuota(
             f"{name}-quota",
             metadata=k8s.meta.v1.ObjectMetaArgs(name="node-budget", namespace=namespace_name),
-            spec=k8s.core.v1.ResourceQuotaSpecArgs(
-                hard={
-                    "requests.cpu": f"{budget.requests_cpu_millicores}m",
-                    "limits.cpu": f"{budget.limits_cpu_millicores}m",
-                    "requests.memory": f"{budget.memory_mib}Mi",
-                    "limits.memory": f"{budget.memory_mib}Mi",
-                }
-            ),
+            spec=k8s.core.v1.ResourceQuotaSpecArgs(hard=budget.quota()),
             opts=on_cluster(),
         )
 
@@ -335,7 +329,7 @@ class Apps(pulumi.ComponentResource):
             image=app.image,
             ports=[k8s.core.v1.ContainerPortArgs(container_port=app.port, name="http")],
             env=env or None,
-            resources=k8s.core.v1.ResourceRequirementsArgs(requests=app.requests, limits=app.limits),
+            resources=k8s.core.v1.ResourceRequirementsArgs(requests=app.resources.requests, limits=app.resources.limits),
             readiness_probe=_probe(app, initial_delay=2) if app.health_path else None,
             liveness_probe=_probe(app, initial_delay=15) if app.health_path else None,
             security_context=container_security_context(app),
@@ -349,6 +343,10 @@ class Apps(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(name=app.name, namespace=namespace, labels=labels),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=app.replicas,
+                # One extra pod at a time during a rollout: the surge the budget leaves room for.
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate", rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_surge=1)
+                ),
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"app.kubernetes.io/name": app.name}),
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),

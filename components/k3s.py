@@ -84,6 +84,8 @@ class K3sServerArgs:
     deployed_k3s_version: pulumi.Input[str | None]
     # The host's SSH public key, pinned by every connection (components/host.py).
     ssh_host_key: pulumi.Input[str]
+    # kubelet flags for reservations and eviction (components/capacity.py), as k3s `kubelet-arg` entries.
+    kubelet_args: Sequence[str] = ()
     # k3s config keys for etcd snapshots to S3 (components/backups.py); secret. None: no backups.
     etcd_snapshots: pulumi.Input[Mapping[str, Any]] | None = None
     # certRotation: each new value rotates the certificates once.
@@ -207,6 +209,7 @@ CONFIG_HEADER = "# Written by lightsail-k3s on every pulumi up; edits here are o
 def server_config(
     node_name: str,
     tls_sans: Sequence[str],
+    kubelet_args: Sequence[str] = (),
     cluster_init: bool = False,
     etcd_snapshots: Mapping[str, Any] | None = None,
     agent_token: str | None = None,
@@ -237,6 +240,10 @@ def server_config(
         # Idle `kubectl exec`/`port-forward` streams close after 5 minutes (the guide's kubelet-arg).
         "kubelet-arg": ["streaming-connection-idle-timeout=5m"],
     }
+    if kubelet_args:
+        # What the kubelet keeps for k3s and the OS, and when it evicts pods instead
+        # of letting the node run out of memory (docs.k3s.io/cli/server, --kubelet-arg).
+        config["kubelet-arg"] = [*config["kubelet-arg"], *kubelet_args]
     if cluster_init:
         # Embedded etcd instead of SQLite. A server already on SQLite converts when it
         # restarts with this; once etcd data exists, k3s ignores the flag
@@ -314,6 +321,7 @@ class K3sServer(pulumi.ComponentResource):
             lambda values: server_config(
                 args.node_name,
                 [*values[0], *([args.api_domain] if args.api_domain else [])],
+                args.kubelet_args,
                 cluster_init=args.cluster_init,
                 etcd_snapshots=values[1],
                 agent_token=values[2],

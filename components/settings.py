@@ -26,6 +26,7 @@ import yaml
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
+from .alarms import AlarmSettings, parse_alarm_settings
 from .app_settings import AppSettings, parse_app_settings
 from .catalog import (
     BUNDLES,
@@ -135,6 +136,7 @@ class Settings:
     backups: BackupSettings | None
     cert_rotation: int
     topology: Topology
+    alarms: AlarmSettings
     # Set when the stack serves its apps under a domain, over HTTPS.
     https: HttpsSettings | None = None
     # The first server's own SSH host key, for an instance created before host keys were pinned.
@@ -630,8 +632,10 @@ def parse_settings(
             manifests_dir_raw=_raw(source, "manifestsDir"),
             project_dir=PROJECT_DIR,
             bundle=bundle,
+            cpu_budget_raw=_declared(source, "cpuBudget"),
         ),
         topology=parse_topology(source, bundle, stack),
+        alarms=parse_alarm_settings(_declared(source, "burstAlarmPercent"), _declared(source, "alarmEmail")),
     )
     # Checked after the apps: their hosts must lie in the domain.
     return dataclasses.replace(

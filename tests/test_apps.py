@@ -10,8 +10,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.app_settings import NamespaceBudget, parse_image
+from components.app_settings import parse_image
 from components.apps import ingress_name
+from components.capacity import NamespaceBudget, NodeCapacity
 from components.catalog import BUNDLES
 from components.settings import TESTED_K3S_MINORS
 from tests import helpers
@@ -167,28 +168,32 @@ def test_app_shape_replicas_resources_and_probes(shop):
     container = storefront["template"]["spec"]["containers"][0]
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
-    assert container["resources"] == {"requests": {"cpu": "25m", "memory": "64Mi"}, "limits": {"cpu": "250m", "memory": "256Mi"}}
+    assert container["resources"] == {"requests": {"cpu": "25m", "memory": "64Mi"}, "limits": {"cpu": "250m", "memory": "128Mi"}}
+    assert storefront["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}
     orders = deployments["orders-api"]["template"]["spec"]["containers"][0]
     assert orders["resources"]["limits"] == {"cpu": "400m", "memory": "256Mi"}
     assert "readinessProbe" not in deployments["users-api"]["template"]["spec"]["containers"][0]
 
 
 def test_namespace_budget_is_sized_from_the_bundle(dev, shop):
-    # small_3_0: 2 vCPU at a 20% baseline = 400m sustained, 2 GB RAM.
     for deployment, bundle in ((dev, BUNDLES["small_3_0"]), (shop, BUNDLES["medium_3_0"])):
+        budget = NodeCapacity.of(bundle).budget
         quota = deployment.one("kubernetes:core/v1:ResourceQuota").inputs["spec"]["hard"]
-        budget = NamespaceBudget.for_bundle(bundle)
         assert quota == {
             "requests.cpu": f"{budget.requests_cpu_millicores}m",
-            "limits.cpu": f"{budget.limits_cpu_millicores}m",
             "requests.memory": f"{budget.memory_mib}Mi",
             "limits.memory": f"{budget.memory_mib}Mi",
         }
         (limits,) = deployment.one("kubernetes:core/v1:LimitRange").inputs["spec"]["limits"]
-        assert limits["max"] == {"cpu": f"{bundle.baseline_millicores}m"}
-        assert limits["default"] == {"cpu": "250m", "memory": "256Mi"}
+        assert limits["max"] == {"cpu": f"{bundle.vcpus * 1000}m", "memory": f"{budget.memory_mib}Mi"}
+        assert limits["default"] == {"cpu": "250m", "memory": "128Mi"}
         assert limits["defaultRequest"] == {"cpu": "25m", "memory": "64Mi"}
-    assert NamespaceBudget.for_bundle(BUNDLES["small_3_0"]) == NamespaceBudget(300, 1900, 1024, 400)
+    # small_3_0: 2 vCPU less k3s, the OS and k3s' add-ons; 2 GiB less k3s, its add-ons, the OS and the eviction threshold.
+    assert NodeCapacity.of(BUNDLES["small_3_0"]).budget == NamespaceBudget(
+        requests_cpu_millicores=2000 - 100 - 100 - 200,
+        memory_mib=2048 - 768 - 140 - 256 - 100,
+        max_container_cpu_millicores=2000,
+    )
 
 
 def test_existing_manifests_are_applied_through_the_same_provider(shop):
@@ -449,19 +454,8 @@ def test_unknown_app_keys():
     rejected("apps", "unknown keys ['replica']", apps=[app(replica=2)])
 
 
-def test_container_cpu_limit_above_the_baseline():
-    rejected(
-        "apps",
-        "apps[0] (web)",
-        "exceeds the node's sustained CPU baseline (400m)",
-        apps=[app(resources={"limits": {"cpu": "1"}})],
-    )
-
-
 def test_apps_that_do_not_fit_the_node():
-    rejected(
-        "apps", "memory limits", "small_3_0", "larger bundleId", apps=[app(replicas=4, resources={"limits": {"memory": "512Mi"}})]
-    )
+    rejected("apps", "memory limits", "small_3_0", "bundleId", apps=[app(replicas=4, resources={"limits": {"memory": "512Mi"}})])
 
 
 def test_bad_resource_quantities():

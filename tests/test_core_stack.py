@@ -37,6 +37,11 @@ DEV_RESOURCES = {
         ("random:index/randomPassword:RandomPassword", "lightsail-k3s-dev-agent-secret"),
         ("pulumi:providers:kubernetes", "lightsail-k3s-dev-kubernetes"),
     ],
+    "LightsailAlarms": [
+        ("pulumi:providers:aws-native", "lightsail-k3s-dev-aws-native"),
+        ("aws-native:lightsail:Alarm", "lightsail-k3s-dev-burst-capacity-server"),
+        ("aws-native:lightsail:Alarm", "lightsail-k3s-dev-status-check-server"),
+    ],
     # The demo app of Pulumi.dev.yaml and its namespace.
     "AppStack": [
         ("kubernetes:core/v1:Namespace", "lightsail-k3s-dev-namespace"),
@@ -268,6 +273,7 @@ def test_outputs_contract(dev):
         "bundleId",
         "monthlyCostUsd",
         "nameServers",
+        "costBreakdown",
         "appUrl",
         "appNamespace",
         "apps",

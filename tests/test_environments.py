@@ -53,7 +53,8 @@ def test_prod_bundle_fits_its_apps_with_two_replicas(prod):
     assert prod.one(INSTANCE).inputs["bundleId"] == "medium_3_0"
     deployments = prod.of_type("kubernetes:apps/v1:Deployment")
     assert [d.inputs["spec"]["replicas"] for d in deployments] == [2]
-    assert prod.outputs["monthlyCostUsd"].value == 24
+    # medium_3_0 at USD 24, the USD 1 backup bucket, and daily snapshots estimated at its 80 GB disk x USD 0.05/GB-month.
+    assert prod.outputs["monthlyCostUsd"].value == 24 + 1 + 4
 
 
 def test_prod_stack_file_holds_no_encrypted_values():

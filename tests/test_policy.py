@@ -11,6 +11,7 @@ from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy import PolicyCustomTimeouts, PolicyResource, PolicyResourceOptions, ResourceValidationArgs, StackValidationArgs
 
+from components.capacity import K3S_MILLICORES
 from components.catalog import BUNDLES
 from policy import policies
 from tests.helpers import ADMIN_CIDR, Declared, deploy, run_stack
@@ -190,29 +191,37 @@ def budget_stack(bundle_id, replicas, cpu_request=None, cpu_limit=None):
     )
 
 
-def test_cpu_budget_passes_when_requests_and_surge_fit_the_baseline():
-    # small_3_0 sustains 400m, 300m of it for apps: 5 x 50m + 50m of surge = 300m.
-    assert violations(policies.validate_cpu_budget, budget_stack("small_3_0", 5, "50m", "250m")) == []
+def test_cpu_budget_passes_when_k3s_and_the_requests_fit_the_baseline():
+    # small_3_0 sustains 400m: k3s 100m + 6 x 50m = 400m.
+    assert violations(policies.validate_cpu_budget, budget_stack("small_3_0", 6, "50m", "250m")) == []
 
 
 def test_cpu_budget_fails_when_requests_exceed_the_baseline():
-    found = violations(policies.validate_cpu_budget, budget_stack("small_3_0", 6, "50m"))
-    assert len(found) == 1 and "350m" in found[0] and "300m" in found[0]
+    found = violations(policies.validate_cpu_budget, budget_stack("small_3_0", 7, "50m"))
+    assert len(found) == 1 and "450m" in found[0] and "baseline of 400m" in found[0] and "holds it to" in found[0]
 
 
 def test_cpu_budget_counts_the_limit_range_default_for_containers_without_requests():
-    # 12 x 25m + 25m = 325m > 300m.
-    assert violations(policies.validate_cpu_budget, budget_stack("small_3_0", 12))
-    assert violations(policies.validate_cpu_budget, budget_stack("small_3_0", 11)) == []
+    # 100m + 13 x 25m = 425m > 400m.
+    assert violations(policies.validate_cpu_budget, budget_stack("small_3_0", 13))
+    assert violations(policies.validate_cpu_budget, budget_stack("small_3_0", 12)) == []
 
 
-def test_cpu_budget_fails_for_a_container_limit_above_the_baseline():
-    found = violations(policies.validate_cpu_budget, budget_stack("small_3_0", 1, "50m", "500m"))
-    assert len(found) == 1 and "drains the burst credits" in found[0]
+def test_cpu_budget_lets_a_limit_exceed_the_baseline_but_not_the_vcpus():
+    assert violations(policies.validate_cpu_budget, budget_stack("small_3_0", 1, "50m", "1500m")) == []
+    found = violations(policies.validate_cpu_budget, budget_stack("small_3_0", 1, "50m", "3"))
+    assert len(found) == 1 and "more than the small_3_0 node's 2 vCPUs" in found[0]
 
 
-def test_policy_baselines_match_the_catalog():
+def test_cpu_budget_is_advisory_like_the_programs_default():
+    (rule,) = [p for p in policies.POLICIES if p.name == "cpu-budget"]
+    assert rule.enforcement_level == policies.EnforcementLevel.ADVISORY
+
+
+def test_policy_bundles_match_the_catalog():
     assert policies.BASELINE_MILLICORES == {b.bundle_id: b.baseline_millicores for b in BUNDLES.values()}
+    assert policies.VCPUS == {b.bundle_id: b.vcpus for b in BUNDLES.values()}
+    assert policies.K3S_MILLICORES == K3S_MILLICORES
 
 
 # --- the real stacks pass every rule
@@ -294,11 +303,11 @@ def test_the_pack_refuses_ssh_open_to_the_internet(running_pack):
 
 
 def test_cpu_budget_sums_the_baselines_of_every_node():
-    # Two small_3_0 nodes sustain 2 x 300m for apps: 11 x 50m + 50m = 600m fits, 12 x 50m + 50m does not.
+    # Two small_3_0 nodes sustain 2 x 400m, 2 x 100m of it for k3s: 12 x 50m fits, 13 x 50m does not.
     def two_nodes(replicas):
         args = budget_stack("small_3_0", replicas, "50m")
         return StackValidationArgs([stack_resource(policies.INSTANCE, {"bundleId": "small_3_0"}, "agent"), *args.resources])
 
-    assert violations(policies.validate_cpu_budget, two_nodes(11)) == []
-    found = violations(policies.validate_cpu_budget, two_nodes(12))
-    assert len(found) == 1 and "650m" in found[0] and "600m" in found[0]
+    assert violations(policies.validate_cpu_budget, two_nodes(12)) == []
+    found = violations(policies.validate_cpu_budget, two_nodes(13))
+    assert len(found) == 1 and "850m" in found[0] and "baseline of 800m" in found[0]

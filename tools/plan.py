@@ -291,6 +291,7 @@ def render(deployment: mockengine.Deployment) -> str:
     """The terminal view: every resource in plan order, non-empty inputs abbreviated, then the outputs."""
     lines = [
         "(mock engine: values the providers compute, such as IPs, names and keys, are stand-ins)",
+        *(f"warning: {warning}" for warning in deployment.warnings),
         f"{len(deployment.resources)} resources:",
     ]
     depth = {"": 0}

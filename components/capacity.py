@@ -1,0 +1,346 @@
+"""The node's capacity: what k3s and the OS keep, what the apps may use, and the burst-credit rule.
+
+Every number the budget uses comes from RESERVATIONS (below) and the bundle
+catalog (components/catalog.py): the kubelet reservations in k3s' config, the
+checks on the apps, and the app namespace's ResourceQuota and LimitRange.
+
+Sources:
+- AWS Lightsail, "Baseline CPU performance"
+  (docs.aws.amazon.com/lightsail/latest/userguide/baseline-cpu-performance.html):
+  a bundle sustains a baseline share of its vCPUs; above it the instance spends
+  burst credits, and without credits it is held to the baseline. It keeps running.
+- k3s, "Resource Profiling" (docs.k3s.io/reference/resource-profiling): a server
+  sharing its node with a workload needs about 10% of a core and 768 M of RAM
+  with SQLite (k3s 1.19 figures for the datastore and control plane; the k3s
+  1.26 rerun reports 1596 M read from `kubectl top node` with Prometheus and
+  Grafana running, which counts that workload too).
+- Kubernetes, "Reserve Compute Resources for System Daemons"
+  (kubernetes.io/docs/tasks/administer-cluster/reserve-compute-resources/):
+  allocatable = capacity - kube-reserved - system-reserved - hard eviction
+  threshold; the scheduler places pods by their requests against allocatable.
+- Kubernetes, "Node-pressure Eviction"
+  (kubernetes.io/docs/concepts/scheduling-eviction/node-pressure-eviction/):
+  the kubelet evicts pods before the node runs out of memory; setting
+  eviction-hard replaces every default threshold, so all of them are listed.
+- k3s' packaged add-ons request CPU and memory of their own in kube-system:
+  CoreDNS 100m / 70Mi (k3s manifests/coredns.yaml) and metrics-server
+  100m / 70Mi (k3s manifests/metrics-server/metrics-server-deployment.yaml).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .catalog import BUNDLES, Bundle, server_capable_bundle_ids
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Memory a node keeps out of the pods' reach, in MiB."""
+
+    system_mib: int  # the kernel's own share of the RAM and the OS's daemons: systemd, sshd, snapd (system-reserved)
+    k3s_mib: int  # the k3s server: API server, datastore, controllers, kubelet, containerd (kube-reserved)
+    eviction_mib: int  # the kubelet evicts pods when less than this is free (eviction-hard memory.available)
+
+
+# The one table, by the bundle's RAM in GB. k3s needs 768 MiB with a small
+# workload (k3s resource profiling) and more as the objects it watches grow, so
+# larger nodes, which hold more pods, keep more; the OS share and the eviction
+# threshold (Kubernetes' default 100Mi on the smallest node, about 3% of RAM
+# above it) are our estimates.
+RESERVATIONS: dict[float, Reservation] = {
+    2: Reservation(system_mib=256, k3s_mib=768, eviction_mib=100),
+    4: Reservation(system_mib=256, k3s_mib=896, eviction_mib=128),
+    8: Reservation(system_mib=384, k3s_mib=1024, eviction_mib=256),
+    16: Reservation(system_mib=512, k3s_mib=1280, eviction_mib=512),
+    32: Reservation(system_mib=512, k3s_mib=1536, eviction_mib=1024),
+    64: Reservation(system_mib=768, k3s_mib=2048, eviction_mib=2048),
+}
+# k3s' own CPU use: 10% of a core (k3s resource profiling). The OS share is our estimate.
+K3S_MILLICORES = 100
+SYSTEM_MILLICORES = 100
+# What CoreDNS and metrics-server request in kube-system (k3s manifests, above).
+ADDON_REQUEST_MILLICORES = 200
+ADDON_REQUEST_MIB = 140
+# Kubernetes' other default hard eviction thresholds (Node-pressure Eviction), kept as they are.
+DISK_EVICTION_THRESHOLDS = ("nodefs.available<10%", "imagefs.available<15%", "nodefs.inodesFree<5%", "imagefs.inodesFree<5%")
+
+# Per-container defaults (the LimitRange applies them too): three small apps,
+# one with two replicas, fit the default small_3_0 node with room for a rolling update.
+DEFAULT_REQUESTS = {"cpu": "25m", "memory": "64Mi"}
+DEFAULT_LIMITS = {"cpu": "250m", "memory": "128Mi"}
+# The kubelet turns a CPU limit into a CFS quota of at least 1 ms per 100 ms
+# period, so a limit below 10m acts as 10m (kubernetes pkg/kubelet/cm/helpers_linux.go,
+# MinQuotaPeriod); a request of 0 asks for nothing. Below 16Mi hardly any
+# process starts, so such a memory value is a typo (our floor).
+MIN_REQUEST_MILLICORES = 1
+MIN_LIMIT_MILLICORES = 10
+MIN_MEMORY_MIB = 16
+
+CPU_QUANTITY = re.compile(r"^(\d+m|\d+(\.\d{1,3})?)$")
+MEMORY_QUANTITY = re.compile(r"^\d+(Ki|Mi|Gi)?$")
+
+
+class CpuBudget(enum.Enum):
+    """What to do when the apps' sustained CPU exceeds the bundle's baseline (`cpuBudget`)."""
+
+    WARN = "warn"
+    ENFORCE = "enforce"
+    OFF = "off"
+
+
+def parse_cpu_budget(raw: str) -> CpuBudget:
+    try:
+        return CpuBudget(raw)
+    except ValueError:
+        raise ConfigError(
+            "cpuBudget",
+            f"{raw!r} is not one of warn, enforce, off",
+            "pulumi config set cpuBudget warn (enforce refuses apps above the baseline, off skips the check)",
+        ) from None
+
+
+def cpu_millicores(quantity: str) -> int:
+    return int(quantity[:-1]) if quantity.endswith("m") else round(float(quantity) * 1000)
+
+
+def memory_mib(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return int(quantity[: -len(suffix)]) * factor
+    return int(quantity) / (1024 * 1024)
+
+
+@dataclass(frozen=True)
+class ContainerResources:
+    """A container's requests and limits, as given to Kubernetes and as numbers."""
+
+    requests: dict[str, str]
+    limits: dict[str, str]
+
+    @property
+    def request_millicores(self) -> int:
+        return cpu_millicores(self.requests["cpu"])
+
+    @property
+    def limit_millicores(self) -> int:
+        return cpu_millicores(self.limits["cpu"])
+
+    @property
+    def request_mib(self) -> float:
+        return memory_mib(self.requests["memory"])
+
+    @property
+    def limit_mib(self) -> float:
+        return memory_mib(self.limits["memory"])
+
+
+def parse_resources(raw: Any, where: str) -> ContainerResources:
+    """An app's `resources` with the defaults filled in; `where` names the app in errors, e.g. "apps[0] (web)"."""
+    fix = "use e.g. resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {cpu: 500m, memory: 256Mi}}"
+    raw = raw or {}
+    if not isinstance(raw, dict) or set(raw) - {"requests", "limits"}:
+        raise ConfigError("apps", f"{where}: resources {raw!r} may only hold requests and limits", fix)
+    sections = {}
+    for section, defaults in (("requests", DEFAULT_REQUESTS), ("limits", DEFAULT_LIMITS)):
+        given = raw.get(section) or {}
+        if not isinstance(given, dict) or set(given) - {"cpu", "memory"}:
+            raise ConfigError("apps", f"{where}: resources.{section} {given!r} may only hold cpu and memory", fix)
+        values = {**defaults, **{k: str(v) for k, v in given.items()}}
+        cpu, memory = values["cpu"], values["memory"]
+        if not CPU_QUANTITY.fullmatch(cpu):
+            raise ConfigError("apps", f"{where}: resources.{section}.cpu {cpu!r} is not a CPU quantity", fix)
+        if not MEMORY_QUANTITY.fullmatch(memory):
+            raise ConfigError("apps", f"{where}: resources.{section}.memory {memory!r} is not Ki/Mi/Gi", fix)
+        cpu_floor = MIN_REQUEST_MILLICORES if section == "requests" else MIN_LIMIT_MILLICORES
+        if cpu_millicores(cpu) < cpu_floor:
+            raise ConfigError(
+                "apps",
+                f"{where}: resources.{section}.cpu {cpu!r} is below the {cpu_floor}m minimum",
+                f"set resources.{section}.cpu to at least {cpu_floor}m, or leave it out for the default",
+            )
+        if memory_mib(memory) < MIN_MEMORY_MIB:
+            raise ConfigError(
+                "apps",
+                f"{where}: resources.{section}.memory {memory!r} is below the {MIN_MEMORY_MIB}Mi minimum",
+                f"set resources.{section}.memory to at least {MIN_MEMORY_MIB}Mi, or leave it out for the default",
+            )
+        sections[section] = values
+    resources = ContainerResources(sections["requests"], sections["limits"])
+    if resources.request_millicores > resources.limit_millicores or resources.request_mib > resources.limit_mib:
+        raise ConfigError("apps", f"{where}: requests {resources.requests} exceed limits {resources.limits}", fix)
+    return resources
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One app as the budget sees it: `where` names it in errors."""
+
+    where: str
+    replicas: int
+    resources: ContainerResources
+
+
+@dataclass(frozen=True)
+class NamespaceBudget:
+    """The apps' share of the node: the check's limits, and what the ResourceQuota and LimitRange enforce."""
+
+    requests_cpu_millicores: int
+    memory_mib: int
+    max_container_cpu_millicores: int
+
+    def quota(self) -> dict[str, str]:
+        # No limits.cpu: CPU is compressible, so limits may add up past the vCPUs (burst).
+        # requests.memory never binds before limits.memory, as requests never exceed limits.
+        return {
+            "requests.cpu": f"{self.requests_cpu_millicores}m",
+            "requests.memory": f"{self.memory_mib}Mi",
+            "limits.memory": f"{self.memory_mib}Mi",
+        }
+
+    def container_max(self) -> dict[str, str]:
+        return {"cpu": f"{self.max_container_cpu_millicores}m", "memory": f"{self.memory_mib}Mi"}
+
+
+@dataclass(frozen=True)
+class NodeCapacity:
+    """One bundle's node as k3s runs it: reservations, allocatable, the apps' share, the baseline."""
+
+    bundle: Bundle
+    reservation: Reservation
+
+    @classmethod
+    def of(cls, bundle: Bundle) -> NodeCapacity:
+        return cls(bundle, RESERVATIONS[bundle.ram_gb])
+
+    @property
+    def allocatable_millicores(self) -> int:
+        return self.bundle.vcpus * 1000 - K3S_MILLICORES - SYSTEM_MILLICORES
+
+    @property
+    def allocatable_mib(self) -> int:
+        r = self.reservation
+        return int(self.bundle.ram_gb * 1024) - r.system_mib - r.k3s_mib - r.eviction_mib
+
+    @property
+    def budget(self) -> NamespaceBudget:
+        return NamespaceBudget(
+            requests_cpu_millicores=self.allocatable_millicores - ADDON_REQUEST_MILLICORES,
+            memory_mib=self.allocatable_mib - ADDON_REQUEST_MIB,
+            # CPU limits may exceed the baseline; one container cannot use more than the node has.
+            max_container_cpu_millicores=self.bundle.vcpus * 1000,
+        )
+
+    def kubelet_args(self) -> list[str]:
+        """k3s `kubelet-arg` entries that make the kubelet keep the same reservations the budget assumes."""
+        r = self.reservation
+        return [
+            f"system-reserved=cpu={SYSTEM_MILLICORES}m,memory={r.system_mib}Mi",
+            f"kube-reserved=cpu={K3S_MILLICORES}m,memory={r.k3s_mib}Mi",
+            "eviction-hard=" + ",".join((f"memory.available<{r.eviction_mib}Mi", *DISK_EVICTION_THRESHOLDS)),
+        ]
+
+    def describe_memory(self) -> str:
+        r = self.reservation
+        return (
+            f"{self.bundle.ram_gb:g} GB minus k3s {r.k3s_mib}Mi, its add-ons {ADDON_REQUEST_MIB}Mi, "
+            f"the OS {r.system_mib}Mi and the eviction threshold {r.eviction_mib}Mi"
+        )
+
+
+def sustained_millicores(workloads: Sequence[Workload]) -> int:
+    """The CPU the node runs at when every replica uses what it requests: k3s' own plus the apps' requests."""
+    return K3S_MILLICORES + sum(w.resources.request_millicores * w.replicas for w in workloads)
+
+
+def _with_surge(workloads: Sequence[Workload], measure) -> float:
+    """All replicas plus one extra pod of the largest app, which a rolling update (maxSurge 1) starts first."""
+    running = [w for w in workloads if w.replicas > 0]
+    if not running:
+        return 0
+    return sum(measure(w.resources) * w.replicas for w in running) + max(measure(w.resources) for w in running)
+
+
+def _hard_problems(workloads: Sequence[Workload], node: NodeCapacity) -> list[str]:
+    """What cannot work on this node: pods that would never schedule, or memory limits that could OOM it."""
+    budget = node.budget
+    problems = [
+        f"{w.where}: limits.cpu {w.resources.limits['cpu']} is more than the node's {node.bundle.vcpus} vCPUs"
+        for w in workloads
+        if w.resources.limit_millicores > budget.max_container_cpu_millicores
+    ]
+    cpu_requests = _with_surge(workloads, lambda r: r.request_millicores)
+    if cpu_requests > budget.requests_cpu_millicores:
+        problems.append(
+            f"the apps request {cpu_requests:g}m of CPU, but the {node.bundle.bundle_id} node can schedule "
+            f"{budget.requests_cpu_millicores}m for them ({node.bundle.vcpus} vCPUs minus k3s {K3S_MILLICORES}m, "
+            f"its add-ons {ADDON_REQUEST_MILLICORES}m and the OS {SYSTEM_MILLICORES}m), so pods would never start"
+        )
+    memory_limits = _with_surge(workloads, lambda r: r.limit_mib)
+    if memory_limits > budget.memory_mib:
+        problems.append(
+            f"the apps' memory limits add up to {memory_limits:g}Mi, but the {node.bundle.bundle_id} node has "
+            f"{budget.memory_mib}Mi for them ({node.describe_memory()}), so the node could run out of memory"
+        )
+    return problems
+
+
+def _cheapest(workloads: Sequence[Workload], within_baseline: bool) -> Bundle | None:
+    sustained = sustained_millicores(workloads)
+    for bundle in sorted((BUNDLES[i] for i in server_capable_bundle_ids()), key=lambda b: b.monthly_usd):
+        if not _hard_problems(workloads, NodeCapacity.of(bundle)) and (
+            not within_baseline or sustained <= bundle.baseline_millicores
+        ):
+            return bundle
+    return None
+
+
+def _bundle_advice(workloads: Sequence[Workload], mode: CpuBudget, current: Bundle) -> str:
+    fits = _cheapest(workloads, within_baseline=mode is not CpuBudget.OFF)
+    if fits is None:
+        return "no Lightsail bundle holds these apps on one node: lower replicas or resources"
+    advice = f"the cheapest bundle that fits is {fits.bundle_id} (USD {fits.monthly_usd:g}/month)"
+    runs_only = _cheapest(workloads, within_baseline=False)
+    if mode is CpuBudget.WARN and runs_only not in (None, fits, current):
+        advice += (
+            f"; {runs_only.bundle_id} (USD {runs_only.monthly_usd:g}/month) also runs them, "
+            "but above its CPU baseline, on burst credits"
+        )
+    return advice
+
+
+def check_capacity(workloads: Sequence[Workload], bundle: Bundle, mode: CpuBudget) -> str | None:
+    """Raises ConfigError for what cannot work, and, under `enforce`, for sustained CPU above the baseline.
+
+    Returns the warning to log when sustained CPU exceeds the baseline under `warn`, else None.
+    """
+    node = NodeCapacity.of(bundle)
+    problems = _hard_problems(workloads, node)
+    if problems:
+        raise ConfigError(
+            "apps",
+            "; ".join(problems),
+            f"lower replicas or resources, or set bundleId: {_bundle_advice(workloads, mode, bundle)}",
+        )
+    if mode is CpuBudget.OFF:
+        return None
+    sustained = sustained_millicores(workloads)
+    baseline = bundle.baseline_millicores
+    if sustained <= baseline:
+        return None
+    over = (
+        f"the apps' sustained CPU, {sustained}m (k3s {K3S_MILLICORES}m plus the apps' CPU requests times replicas, "
+        f"{sustained - K3S_MILLICORES}m), is above the {bundle.bundle_id} baseline of {baseline}m "
+        f"({bundle.baseline_cpu_percent}% of {bundle.vcpus} vCPUs): running at their requests spends burst credits, "
+        f"and once they are gone Lightsail holds the instance to {baseline}m, so everything on it slows down"
+    )
+    advice = _bundle_advice(workloads, mode, bundle)
+    if mode is CpuBudget.ENFORCE:
+        raise ConfigError("apps", over, f"lower CPU requests or replicas, or set bundleId: {advice}; or set cpuBudget to warn")
+    return f"apps: {over}.\n  fix: lower CPU requests or replicas, or set bundleId: {advice} (cpuBudget: off silences this)"
