@@ -198,7 +198,7 @@ def test_cpu_budget_passes_when_k3s_and_the_requests_fit_the_baseline():
 
 def test_cpu_budget_fails_when_requests_exceed_the_baseline():
     found = violations(policies.validate_cpu_budget, budget_stack("small_3_0", 7, "50m"))
-    assert len(found) == 1 and "450m" in found[0] and "baseline of 400m" in found[0] and "holds it to" in found[0]
+    assert len(found) == 1 and "450m" in found[0] and "baseline of 400m" in found[0] and "holds each to its baseline" in found[0]
 
 
 def test_cpu_budget_counts_the_limit_range_default_for_containers_without_requests():
@@ -210,7 +210,7 @@ def test_cpu_budget_counts_the_limit_range_default_for_containers_without_reques
 def test_cpu_budget_lets_a_limit_exceed_the_baseline_but_not_the_vcpus():
     assert violations(policies.validate_cpu_budget, budget_stack("small_3_0", 1, "50m", "1500m")) == []
     found = violations(policies.validate_cpu_budget, budget_stack("small_3_0", 1, "50m", "3"))
-    assert len(found) == 1 and "more than the small_3_0 node's 2 vCPUs" in found[0]
+    assert len(found) == 1 and "more than the largest node's 2 vCPUs (small_3_0)" in found[0]
 
 
 def test_cpu_budget_is_advisory_like_the_programs_default():
