@@ -454,7 +454,7 @@ def parse_app_settings(
     manifests_dir_raw: str | None,
     project_dir: Path,
     bundle: Bundle,
-    cpu_budget_raw: str | None,
+    cpu_budget_raw: str,
 ) -> AppSettings:
     namespace = namespace_raw or ""
     if not DNS_LABEL.fullmatch(namespace) or namespace.startswith("kube-"):
