@@ -81,7 +81,9 @@ def server_host(name: str) -> LightsailHost:
     )
 
 
-peer_names = [f"{settings.cluster_name}-server-{number}" for number in range(2, topology.server_count + 1)]
+peer_names = [
+    f"{settings.cluster_name}-server-{number}" for number in range(2, topology.server_count + 1)
+]
 peer_hosts = [server_host(peer_name) for peer_name in peer_names]
 
 k3s = K3sServer(
@@ -138,7 +140,9 @@ for number in range(1, topology.agent_count + 1):
             availability_zone=settings.availability_zone,
             blueprint_id=settings.blueprint_id,
             bundle_id=topology.agent_bundle.bundle_id,
-            firewall_rules=agent_firewall_rules(settings.admin_cidrs, public_ingress=topology.agent_public_ips),
+            firewall_rules=agent_firewall_rules(
+                settings.admin_cidrs, public_ingress=topology.agent_public_ips
+            ),
             static_ip=topology.agent_public_ips,
             ssh_agent_socket=settings.ssh_agent_socket,
             auto_snapshot_time=settings.auto_snapshot_time,
@@ -171,8 +175,14 @@ LightsailAlarms(
         region=settings.region,
         instances={
             "server": node.instance_name,
-            **{f"server-{number}": host.instance_name for number, host in enumerate(peer_hosts, start=2)},
-            **{f"agent-{number}": host.instance_name for number, host in enumerate(agent_hosts, start=1)},
+            **{
+                f"server-{number}": host.instance_name
+                for number, host in enumerate(peer_hosts, start=2)
+            },
+            **{
+                f"agent-{number}": host.instance_name
+                for number, host in enumerate(agent_hosts, start=1)
+            },
         },
         settings=settings.alarms,
     ),
@@ -182,11 +192,16 @@ LightsailAlarms(
 name_servers: pulumi.Input[list[str]] = []
 if https:
     if https.manage_dns_zone:
-        zone = DnsZone(settings.cluster_name, DnsZoneArgs(https.domain, static_ip=node.public_ip, protect=settings.protect))
+        zone = DnsZone(
+            settings.cluster_name,
+            DnsZoneArgs(https.domain, static_ip=node.public_ip, protect=settings.protect),
+        )
         name_servers = zone.name_servers
     TraefikAcme(
         settings.cluster_name,
-        TraefikAcmeArgs(acme_email=https.acme_email, acme_staging=https.acme_staging, provider=k3s.provider),
+        TraefikAcmeArgs(
+            acme_email=https.acme_email, acme_staging=https.acme_staging, provider=k3s.provider
+        ),
     )
 
 apps = Apps(
@@ -200,7 +215,9 @@ apps = Apps(
         provider=k3s.provider,
         public_ip=node.public_ip,
         pod_security_version=kubernetes_minor(settings.k3s_version),
-        tls=IngressTls(domain=https.domain, cert_resolver=cert_resolver(https.acme_staging)) if https else None,
+        tls=IngressTls(domain=https.domain, cert_resolver=cert_resolver(https.acme_staging))
+        if https
+        else None,
     ),
 )
 
@@ -212,7 +229,13 @@ pulumi.export("sshUser", node.ssh_user)
 pulumi.export("sshHostKey", node.ssh_host_key)
 pulumi.export(
     "sshCommand",
-    pulumi.Output.concat("ssh ", f"-i {ssh_key_file} " if settings.generates_ssh_key else "", node.ssh_user, "@", node.public_ip),
+    pulumi.Output.concat(
+        "ssh ",
+        f"-i {ssh_key_file} " if settings.generates_ssh_key else "",
+        node.ssh_user,
+        "@",
+        node.public_ip,
+    ),
 )
 if node.ssh_private_key is not None:
     pulumi.export("sshPrivateKey", node.ssh_private_key)
@@ -239,7 +262,9 @@ pulumi.export("monthlyCostUsd", monthly_total(costs))
 pulumi.export("costBreakdown", [item.as_output() for item in costs])
 
 
-def node_entry(name: str, role: str, bundle_id: str, host: LightsailHost, public: bool) -> pulumi.Output:
+def node_entry(
+    name: str, role: str, bundle_id: str, host: LightsailHost, public: bool
+) -> pulumi.Output:
     entry = {"name": name, "role": role, "bundleId": bundle_id, "privateIp": host.private_ip}
     return pulumi.Output.from_input({**entry, "publicIp": host.public_ip} if public else entry)
 
@@ -249,7 +274,9 @@ pulumi.export(
     pulumi.Output.all(
         *(
             node_entry(name, "server", settings.bundle.bundle_id, host, public=True)
-            for name, host in zip([settings.cluster_name, *peer_names], [node, *peer_hosts], strict=True)
+            for name, host in zip(
+                [settings.cluster_name, *peer_names], [node, *peer_hosts], strict=True
+            )
         ),
         *(
             node_entry(

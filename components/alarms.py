@@ -57,11 +57,15 @@ class LightsailAlarmsArgs:
 class LightsailAlarms(pulumi.ComponentResource):
     """Two alarms per instance, and the region's email contact method when an address is configured."""
 
-    def __init__(self, name: str, args: LightsailAlarmsArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, args: LightsailAlarmsArgs, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("lightsail-k3s:index:LightsailAlarms", name, None, opts)
         # aws-native requires a region (its schema's config lists `region` as required);
         # this provider takes the stack's aws:region, so no aws-native:region needs setting.
-        provider = aws_native.Provider(f"{name}-aws-native", region=args.region, opts=pulumi.ResourceOptions(parent=self))
+        provider = aws_native.Provider(
+            f"{name}-aws-native", region=args.region, opts=pulumi.ResourceOptions(parent=self)
+        )
         on_provider = pulumi.ResourceOptions(parent=self, provider=provider)
 
         contact_protocols = None
@@ -76,7 +80,9 @@ class LightsailAlarms(pulumi.ComponentResource):
                 opts=on_provider,
             )
             contact_protocols = ["Email"]
-            alarm_opts = pulumi.ResourceOptions.merge(on_provider, pulumi.ResourceOptions(depends_on=[contact]))
+            alarm_opts = pulumi.ResourceOptions.merge(
+                on_provider, pulumi.ResourceOptions(depends_on=[contact])
+            )
 
         for label, instance_name in args.instances.items():
             # Out of credits, Lightsail holds the instance to its baseline: warn while some are left.

@@ -28,7 +28,9 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # A Service name is a DNS-1035 label (it must start with a letter); the app's name also names its
 # Deployment, container and labels, whose rules (DNS-1123 label/subdomain, label value) it then meets.
 DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
-DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_SUBDOMAIN = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The distribution reference grammar (github.com/distribution/reference, reference.go and regexp.go,
 # which Docker and containerd use): [domain[:port]/]path[:tag][@digest], path components lowercase.
@@ -46,7 +48,19 @@ IMAGE_NAME_MAX_LENGTH = 255
 IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
 HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
 
-APP_KEYS = {"name", "image", "port", "replicas", "path", "host", "env", "secretEnv", "resources", "healthPath", "securityContext"}
+APP_KEYS = {
+    "name",
+    "image",
+    "port",
+    "replicas",
+    "path",
+    "host",
+    "env",
+    "secretEnv",
+    "resources",
+    "healthPath",
+    "securityContext",
+}
 
 
 # The capabilities the Pod Security Standards' baseline profile lets a container add
@@ -138,7 +152,11 @@ def parse_image(image: Any, index: int, name: str) -> str:
         raise _app_error(index, name, f"image {image!r} is not an image reference", fix)
     reference = IMAGE_REFERENCE.fullmatch(image)
     if reference is None:
-        hint = " (the repository path must be lowercase)" if IMAGE_REFERENCE.fullmatch(image.lower()) else ""
+        hint = (
+            " (the repository path must be lowercase)"
+            if IMAGE_REFERENCE.fullmatch(image.lower())
+            else ""
+        )
         raise _app_error(
             index,
             name,
@@ -146,26 +164,45 @@ def parse_image(image: Any, index: int, name: str) -> str:
             fix,
         )
     if len(reference["name"]) > IMAGE_NAME_MAX_LENGTH:
-        raise _app_error(index, name, f"image name is longer than {IMAGE_NAME_MAX_LENGTH} characters", fix)
+        raise _app_error(
+            index, name, f"image name is longer than {IMAGE_NAME_MAX_LENGTH} characters", fix
+        )
     if reference["digest"] is not None:
         if not IMAGE_DIGEST.fullmatch(reference["digest"]):
             raise _app_error(
-                index, name, f"image {image!r} has digest {reference['digest']!r}, not sha256:<64 hex> or sha512:<128 hex>", fix
+                index,
+                name,
+                f"image {image!r} has digest {reference['digest']!r}, not sha256:<64 hex> or sha512:<128 hex>",
+                fix,
             )
         return image
     if reference["tag"] is None:
-        raise _app_error(index, name, f"image {image!r} has no tag, so every pull may bring a different build", fix)
+        raise _app_error(
+            index,
+            name,
+            f"image {image!r} has no tag, so every pull may bring a different build",
+            fix,
+        )
     if reference["tag"] == "latest":
-        raise _app_error(index, name, f"image {image!r} uses :latest, which moves between deploys", fix)
+        raise _app_error(
+            index, name, f"image {image!r} uses :latest, which moves between deploys", fix
+        )
     return image
 
 
 def parse_url_path(value: Any, key: str, index: int, name: str, example: str) -> str:
     """A URL path prefix in normal form, so that two spellings of one path cannot both be routed."""
     if not isinstance(value, str) or not HTTP_PATH.fullmatch(value):
-        raise _app_error(index, name, f"{key} {value!r} is not a URL path starting with '/'", f"e.g. {key}: {example}")
+        raise _app_error(
+            index,
+            name,
+            f"{key} {value!r} is not a URL path starting with '/'",
+            f"e.g. {key}: {example}",
+        )
     segments = unquote(value).split("/")[1:]
-    if value != "/" and ("%2f" in value.lower() or any(segment in ("", ".", "..") for segment in segments)):
+    if value != "/" and (
+        "%2f" in value.lower() or any(segment in ("", ".", "..") for segment in segments)
+    ):
         normal = posixpath.normpath("/" + unquote(value).strip("/"))
         raise _app_error(
             index,
@@ -176,9 +213,16 @@ def parse_url_path(value: Any, key: str, index: int, name: str, example: str) ->
     return value
 
 
-def _parse_capability_list(raw: Any, field_name: str, index: int, name: str, fix: str) -> tuple[str, ...]:
+def _parse_capability_list(
+    raw: Any, field_name: str, index: int, name: str, fix: str
+) -> tuple[str, ...]:
     if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
-        raise _app_error(index, name, f"securityContext.capabilities.{field_name} {raw!r} is not a list of names", fix)
+        raise _app_error(
+            index,
+            name,
+            f"securityContext.capabilities.{field_name} {raw!r} is not a list of names",
+            fix,
+        )
     for capability in raw:
         if capability.startswith("CAP_"):
             raise _app_error(
@@ -189,7 +233,10 @@ def _parse_capability_list(raw: Any, field_name: str, index: int, name: str, fix
             )
         if not CAPABILITY_NAME.fullmatch(capability):
             raise _app_error(
-                index, name, f"securityContext.capabilities.{field_name} names {capability!r}, not a capability", fix
+                index,
+                name,
+                f"securityContext.capabilities.{field_name} names {capability!r}, not a capability",
+                fix,
             )
     return tuple(dict.fromkeys(raw))
 
@@ -214,14 +261,21 @@ def parse_security_context(raw: Any, index: int, name: str) -> AppSecurity:
         )
     for flag in ("runAsNonRoot", "readOnlyRootFilesystem"):
         if flag in raw and not isinstance(raw[flag], bool):
-            raise _app_error(index, name, f"securityContext.{flag} {raw[flag]!r} is not true or false", fix)
+            raise _app_error(
+                index, name, f"securityContext.{flag} {raw[flag]!r} is not true or false", fix
+            )
     run_as_non_root = raw.get("runAsNonRoot", False)
     run_as_user = raw.get("runAsUser")
     if run_as_user is not None and (
-        isinstance(run_as_user, bool) or not isinstance(run_as_user, int) or not 0 <= run_as_user <= MAX_USER_ID
+        isinstance(run_as_user, bool)
+        or not isinstance(run_as_user, int)
+        or not 0 <= run_as_user <= MAX_USER_ID
     ):
         raise _app_error(
-            index, name, f"securityContext.runAsUser {run_as_user!r} is not a user ID (0-{MAX_USER_ID})", "e.g. runAsUser: 10001"
+            index,
+            name,
+            f"securityContext.runAsUser {run_as_user!r} is not a user ID (0-{MAX_USER_ID})",
+            "e.g. runAsUser: 10001",
         )
     if run_as_non_root and run_as_user == 0:
         raise _app_error(
@@ -235,7 +289,12 @@ def parse_security_context(raw: Any, index: int, name: str) -> AppSecurity:
     if capabilities is None:
         return AppSecurity(run_as_non_root, run_as_user, raw.get("readOnlyRootFilesystem", False))
     if not isinstance(capabilities, dict) or set(capabilities) - {"add", "drop"}:
-        raise _app_error(index, name, f"securityContext.capabilities {capabilities!r} may only hold add and drop", fix)
+        raise _app_error(
+            index,
+            name,
+            f"securityContext.capabilities {capabilities!r} may only hold add and drop",
+            fix,
+        )
     add = _parse_capability_list(capabilities.get("add", []), "add", index, name, fix)
     drop = _parse_capability_list(capabilities.get("drop", []), "drop", index, name, fix)
     beyond_baseline = sorted(set(add) - BASELINE_ADDABLE_CAPABILITIES)
@@ -247,12 +306,19 @@ def parse_security_context(raw: Any, index: int, name: str) -> AppSecurity:
             "which the apps namespace enforces, so the API server would refuse the pod",
             f"add only from: {', '.join(sorted(BASELINE_ADDABLE_CAPABILITIES))}",
         )
-    return AppSecurity(run_as_non_root, run_as_user, raw.get("readOnlyRootFilesystem", False), add, drop)
+    return AppSecurity(
+        run_as_non_root, run_as_user, raw.get("readOnlyRootFilesystem", False), add, drop
+    )
 
 
 def parse_app(raw: Any, index: int, secrets: dict[str, dict[str, str]]) -> AppSpec:
     if not isinstance(raw, dict):
-        raise _app_error(index, None, f"{raw!r} is not an object", "each app is an object with at least name, image and port")
+        raise _app_error(
+            index,
+            None,
+            f"{raw!r} is not an object",
+            "each app is an object with at least name, image and port",
+        )
     name = raw.get("name")
     if not isinstance(name, str) or not DNS_1035_LABEL.fullmatch(name):
         raise _app_error(
@@ -263,7 +329,12 @@ def parse_app(raw: Any, index: int, secrets: dict[str, dict[str, str]]) -> AppSp
         )
     unknown = set(raw) - APP_KEYS
     if unknown:
-        raise _app_error(index, name, f"unknown keys {sorted(unknown)}", f"allowed keys: {', '.join(sorted(APP_KEYS))}")
+        raise _app_error(
+            index,
+            name,
+            f"unknown keys {sorted(unknown)}",
+            f"allowed keys: {', '.join(sorted(APP_KEYS))}",
+        )
     for required in ("image", "port"):
         if required not in raw:
             raise _app_error(index, name, f"{required} is missing", f"set apps[{index}].{required}")
@@ -271,15 +342,30 @@ def parse_app(raw: Any, index: int, secrets: dict[str, dict[str, str]]) -> AppSp
 
     port = raw["port"]
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise _app_error(index, name, f"port {port!r} is not a port number (1-65535)", "set the port the container listens on")
+        raise _app_error(
+            index,
+            name,
+            f"port {port!r} is not a port number (1-65535)",
+            "set the port the container listens on",
+        )
     replicas = raw.get("replicas", 1)
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= 50:
-        raise _app_error(index, name, f"replicas {replicas!r} is not a whole number from 0 to 50", "e.g. replicas: 2")
+        raise _app_error(
+            index,
+            name,
+            f"replicas {replicas!r} is not a whole number from 0 to 50",
+            "e.g. replicas: 2",
+        )
 
     path = parse_url_path(raw.get("path", "/"), "path", index, name, "/api")
     host = raw.get("host")
     if host is not None and (not isinstance(host, str) or not DNS_SUBDOMAIN.fullmatch(host)):
-        raise _app_error(index, name, f"host {host!r} is not a lowercase DNS name", "e.g. host: app.example.com, or leave it out")
+        raise _app_error(
+            index,
+            name,
+            f"host {host!r} is not a lowercase DNS name",
+            "e.g. host: app.example.com, or leave it out",
+        )
     if host is not None and _is_ip_address(host):
         raise _app_error(
             index,
@@ -293,21 +379,43 @@ def parse_app(raw: Any, index: int, secrets: dict[str, dict[str, str]]) -> AppSp
 
     env = raw.get("env") or {}
     if not isinstance(env, dict):
-        raise _app_error(index, name, f"env {env!r} is not an object", "e.g. env: {LOG_LEVEL: info}")
+        raise _app_error(
+            index, name, f"env {env!r} is not an object", "e.g. env: {LOG_LEVEL: info}"
+        )
     for variable, value in env.items():
         if not ENV_NAME.fullmatch(variable):
-            raise _app_error(index, name, f"env name {variable!r} is not a valid variable name", "use letters, digits and _")
+            raise _app_error(
+                index,
+                name,
+                f"env name {variable!r} is not a valid variable name",
+                "use letters, digits and _",
+            )
         if isinstance(value, (dict, list)) or value is None:
-            raise _app_error(index, name, f"env {variable} has value {value!r}; values are strings", f"e.g. {variable}: 'value'")
+            raise _app_error(
+                index,
+                name,
+                f"env {variable} has value {value!r}; values are strings",
+                f"e.g. {variable}: 'value'",
+            )
 
     secret_env = raw.get("secretEnv") or []
-    if not isinstance(secret_env, list) or not all(isinstance(v, str) and ENV_NAME.fullmatch(v) for v in secret_env):
+    if not isinstance(secret_env, list) or not all(
+        isinstance(v, str) and ENV_NAME.fullmatch(v) for v in secret_env
+    ):
         raise _app_error(
-            index, name, f"secretEnv {secret_env!r} is not a list of variable names", "e.g. secretEnv: [DATABASE_URL]"
+            index,
+            name,
+            f"secretEnv {secret_env!r} is not a list of variable names",
+            "e.g. secretEnv: [DATABASE_URL]",
         )
     for variable in secret_env:
         if variable in env:
-            raise _app_error(index, name, f"{variable} is in both env and secretEnv", f"keep {variable} in one of them")
+            raise _app_error(
+                index,
+                name,
+                f"{variable} is in both env and secretEnv",
+                f"keep {variable} in one of them",
+            )
         if variable not in secrets.get(name, {}):
             raise ConfigError(
                 "appSecrets",
@@ -331,14 +439,18 @@ def parse_app(raw: Any, index: int, secrets: dict[str, dict[str, str]]) -> AppSp
     )
 
 
-def parse_app_secrets(raw: Any, is_secret: bool, plain_text_paths: tuple[str, ...]) -> dict[str, dict[str, str]]:
+def parse_app_secrets(
+    raw: Any, is_secret: bool, plain_text_paths: tuple[str, ...]
+) -> dict[str, dict[str, str]]:
     """The secret values; plain_text_paths are the leaves the stack file holds unencrypted."""
     fix = "pulumi config set --secret --path 'appSecrets.<app>.<VARIABLE>' <value>"
     if not raw:
         return {}
     if not is_secret:
         raise ConfigError(
-            "appSecrets", "is stored in plain text", f"remove it (pulumi config rm appSecrets) and set each value with {fix}"
+            "appSecrets",
+            "is stored in plain text",
+            f"remove it (pulumi config rm appSecrets) and set each value with {fix}",
         )
     # The CLI calls the whole key secret when any one leaf is; a value added later without --secret
     # would sit in the stack file in clear text.
@@ -350,7 +462,9 @@ def parse_app_secrets(raw: Any, is_secret: bool, plain_text_paths: tuple[str, ..
             f"encrypt it: pulumi config set --secret --path '{path}' <value> (and rotate the value: it was readable)",
         )
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
-        raise ConfigError("appSecrets", "is not an object of app names to objects of variables", fix)
+        raise ConfigError(
+            "appSecrets", "is not an object of app names to objects of variables", fix
+        )
     for app, variables in raw.items():
         for variable, value in variables.items():
             if not isinstance(value, str):
@@ -370,7 +484,11 @@ def _inside(path: Path, directory: Path) -> bool:
 def _object_key(document: dict[str, Any]) -> tuple[str, str, str]:
     # Objects without a namespace land in "default" (namespaced kinds) or have none (cluster-scoped
     # kinds); either way two documents with one kind and name there are the same object.
-    namespace = "" if document["kind"] == "Namespace" else document["metadata"].get("namespace") or "default"
+    namespace = (
+        ""
+        if document["kind"] == "Namespace"
+        else document["metadata"].get("namespace") or "default"
+    )
     return (document["kind"], namespace, document["metadata"]["name"])
 
 
@@ -410,7 +528,9 @@ def load_manifests(directory: Path, shown_as: str, project_dir: Path) -> tuple[d
             mark = getattr(error, "problem_mark", None)
             where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
             raise ConfigError(
-                "manifestsDir", f"{relative}{where} is not valid UTF-8 YAML", "fix the file there, or remove it"
+                "manifestsDir",
+                f"{relative}{where} is not valid UTF-8 YAML",
+                "fix the file there, or remove it",
             ) from None
         for number, document in enumerate(documents, start=1):
             if document is None:
@@ -430,7 +550,9 @@ def load_manifests(directory: Path, shown_as: str, project_dir: Path) -> tuple[d
                 )
             if document["kind"].endswith("List"):
                 raise ConfigError(
-                    "manifestsDir", f"{relative}, document {number}, is a {document['kind']}", "list its items as documents"
+                    "manifestsDir",
+                    f"{relative}, document {number}, is a {document['kind']}",
+                    "list its items as documents",
                 )
             key = _object_key(document)
             here = f"{relative}, document {number}"
@@ -468,7 +590,9 @@ def parse_app_settings(
 
     apps_raw = [] if apps_raw is None else apps_raw
     if not isinstance(apps_raw, list):
-        raise ConfigError("apps", f"{apps_raw!r} is not a list of apps", "see the apps schema in README.md")
+        raise ConfigError(
+            "apps", f"{apps_raw!r} is not a list of apps", "see the apps schema in README.md"
+        )
     apps = tuple(parse_app(raw, index, secrets) for index, raw in enumerate(apps_raw))
 
     seen_names: dict[str, int] = {}
@@ -476,7 +600,10 @@ def parse_app_settings(
     for index, app in enumerate(apps):
         if app.name in seen_names:
             raise _app_error(
-                index, app.name, f"the name is already used by apps[{seen_names[app.name]}]", "give each app its own name"
+                index,
+                app.name,
+                f"the name is already used by apps[{seen_names[app.name]}]",
+                "give each app its own name",
             )
         seen_names[app.name] = index
         route = (app.host, app.path)
@@ -505,17 +632,26 @@ def parse_app_settings(
                 f"or pulumi config rm --path 'appSecrets.{app_name}.{unused[0]}'",
             )
 
-    workloads = [Workload(f"apps[{index}] ({app.name})", app.replicas, app.resources) for index, app in enumerate(apps)]
+    workloads = [
+        Workload(f"apps[{index}] ({app.name})", app.replicas, app.resources)
+        for index, app in enumerate(apps)
+    ]
     burst_warning = check_capacity(workloads, bundle, cpu_budget)
 
     manifests: tuple[dict[str, Any], ...] = ()
     if manifests_dir_raw:
-        manifests = load_manifests((project_dir / manifests_dir_raw).resolve(), manifests_dir_raw, project_dir)
+        manifests = load_manifests(
+            (project_dir / manifests_dir_raw).resolve(), manifests_dir_raw, project_dir
+        )
         check_manifests_leave_apps_alone(manifests, apps, namespace)
-    return AppSettings(namespace, apps, secrets, manifests, NodeCapacity.of(bundle).budget, burst_warning)
+    return AppSettings(
+        namespace, apps, secrets, manifests, NodeCapacity.of(bundle).budget, burst_warning
+    )
 
 
-def check_manifests_leave_apps_alone(manifests: tuple[dict[str, Any], ...], apps: tuple[AppSpec, ...], namespace: str) -> None:
+def check_manifests_leave_apps_alone(
+    manifests: tuple[dict[str, Any], ...], apps: tuple[AppSpec, ...], namespace: str
+) -> None:
     """No manifest may declare an object the apps already declare: two owners would overwrite each other."""
     owners = {("Namespace", "", namespace): "appNamespace"}
     for index, app in enumerate(apps):

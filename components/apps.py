@@ -155,11 +155,15 @@ class Apps(pulumi.ComponentResource):
         super().__init__("lightsail-k3s:index:AppStack", name, None, opts)
 
         def on_cluster(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(depends_on))
+            return pulumi.ResourceOptions(
+                parent=self, provider=args.provider, depends_on=list(depends_on)
+            )
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels=pod_security_labels(args.pod_security_version)),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.namespace, labels=pod_security_labels(args.pod_security_version)
+            ),
             opts=on_cluster(),
         )
         namespace_name = namespace.metadata.name
@@ -168,7 +172,9 @@ class Apps(pulumi.ComponentResource):
         # so the API server never refuses a pod the check accepted, rolling-update surge included.
         limit_range = k8s.core.v1.LimitRange(
             f"{name}-limits",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name="container-defaults", namespace=namespace_name),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="container-defaults", namespace=namespace_name
+            ),
             spec=k8s.core.v1.LimitRangeSpecArgs(
                 limits=[
                     k8s.core.v1.LimitRangeItemArgs(
@@ -195,7 +201,9 @@ class Apps(pulumi.ComponentResource):
         # k8s.io/api networking/v1). Egress stays open: apps call out to DNS and APIs.
         k8s.networking.v1.NetworkPolicy(
             f"{name}-ingress-policy",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name="allow-traefik-and-same-namespace", namespace=namespace_name),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="allow-traefik-and-same-namespace", namespace=namespace_name
+            ),
             spec=k8s.networking.v1.NetworkPolicySpecArgs(
                 pod_selector=k8s.meta.v1.LabelSelectorArgs(),
                 policy_types=["Ingress"],
@@ -207,7 +215,9 @@ class Apps(pulumi.ComponentResource):
                                     match_labels={"kubernetes.io/metadata.name": TRAEFIK_NAMESPACE}
                                 )
                             ),
-                            k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs()),
+                            k8s.networking.v1.NetworkPolicyPeerArgs(
+                                pod_selector=k8s.meta.v1.LabelSelectorArgs()
+                            ),
                         ]
                     )
                 ],
@@ -218,7 +228,11 @@ class Apps(pulumi.ComponentResource):
         services: dict[str, k8s.core.v1.Service] = {}
         for app in args.apps:
             services[app.name] = self._declare_app(
-                name, app, args.secret_values.get(app.name, {}), namespace_name, on_cluster(limit_range, quota)
+                name,
+                app,
+                args.secret_values.get(app.name, {}),
+                namespace_name,
+                on_cluster(limit_range, quota),
             )
 
         tls = args.tls
@@ -228,7 +242,9 @@ class Apps(pulumi.ComponentResource):
             k8s.networking.v1.Ingress(
                 f"{name}-ingress-{ingress_name(host)}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=ingress_name(host), namespace=namespace_name, annotations=tls.annotations() if tls else None
+                    name=ingress_name(host),
+                    namespace=namespace_name,
+                    annotations=tls.annotations() if tls else None,
                 ),
                 spec=k8s.networking.v1.IngressSpecArgs(
                     ingress_class_name=INGRESS_CLASS,
@@ -245,12 +261,16 @@ class Apps(pulumi.ComponentResource):
                                         backend=k8s.networking.v1.IngressBackendArgs(
                                             service=k8s.networking.v1.IngressServiceBackendArgs(
                                                 name=services[app.name].metadata.name,
-                                                port=k8s.networking.v1.ServiceBackendPortArgs(number=app.port),
+                                                port=k8s.networking.v1.ServiceBackendPortArgs(
+                                                    number=app.port
+                                                ),
                                             )
                                         ),
                                     )
                                     # Longest prefix first, as Traefik and readers both expect.
-                                    for app in sorted(routed, key=lambda a: len(a.path), reverse=True)
+                                    for app in sorted(
+                                        routed, key=lambda a: len(a.path), reverse=True
+                                    )
                                 ]
                             ),
                         )
@@ -264,7 +284,14 @@ class Apps(pulumi.ComponentResource):
             # skipped in preview until the CRD exists (pulumi-kubernetes).
             # A Secret's values are secret in state too: objs are the ConfigGroup's own inputs.
             objs = [
-                {**obj, **{field: pulumi.Output.secret(obj[field]) for field in ("data", "stringData") if field in obj}}
+                {
+                    **obj,
+                    **{
+                        field: pulumi.Output.secret(obj[field])
+                        for field in ("data", "stringData")
+                        if field in obj
+                    },
+                }
                 if obj["kind"] == "Secret"
                 else obj
                 for obj in args.manifests
@@ -282,7 +309,9 @@ class Apps(pulumi.ComponentResource):
                 for app in args.apps
             }
         )
-        self.app_url = pulumi.Output.from_input(args.public_ip).apply(lambda ip: first_app_url(args.apps, ip, tls))
+        self.app_url = pulumi.Output.from_input(args.public_ip).apply(
+            lambda ip: first_app_url(args.apps, ip, tls)
+        )
         self.register_outputs({"appUrl": self.app_url, "apps": self.urls})
 
     def _declare_app(
@@ -308,7 +337,9 @@ class Apps(pulumi.ComponentResource):
             secret_name, secret_opts = named("env")
             secret = k8s.core.v1.Secret(
                 secret_name,
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=app.secret_name, namespace=namespace, labels=labels),
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=app.secret_name, namespace=namespace, labels=labels
+                ),
                 type="Opaque",
                 # The pulumi-kubernetes SDK makes a Secret's data secret in state.
                 string_data={variable: secret_values[variable] for variable in app.secret_env},
@@ -318,7 +349,9 @@ class Apps(pulumi.ComponentResource):
                 k8s.core.v1.EnvVarArgs(
                     name=variable,
                     value_from=k8s.core.v1.EnvVarSourceArgs(
-                        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret.metadata.name, key=variable)
+                        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
+                            name=secret.metadata.name, key=variable
+                        )
                     ),
                 )
                 for variable in app.secret_env
@@ -329,7 +362,9 @@ class Apps(pulumi.ComponentResource):
             image=app.image,
             ports=[k8s.core.v1.ContainerPortArgs(container_port=app.port, name="http")],
             env=env or None,
-            resources=k8s.core.v1.ResourceRequirementsArgs(requests=app.resources.requests, limits=app.resources.limits),
+            resources=k8s.core.v1.ResourceRequirementsArgs(
+                requests=app.resources.requests, limits=app.resources.limits
+            ),
             readiness_probe=_probe(app, initial_delay=2) if app.health_path else None,
             liveness_probe=_probe(app, initial_delay=15) if app.health_path else None,
             security_context=container_security_context(app),
@@ -345,9 +380,12 @@ class Apps(pulumi.ComponentResource):
                 replicas=app.replicas,
                 # One extra pod at a time during a rollout: the surge the budget leaves room for.
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(
-                    type="RollingUpdate", rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_surge=1)
+                    type="RollingUpdate",
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_surge=1),
                 ),
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"app.kubernetes.io/name": app.name}),
+                selector=k8s.meta.v1.LabelSelectorArgs(
+                    match_labels={"app.kubernetes.io/name": app.name}
+                ),
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
                     spec=k8s.core.v1.PodSpecArgs(
@@ -358,7 +396,10 @@ class Apps(pulumi.ComponentResource):
                         security_context=pod_security_context(app),
                         volumes=[
                             k8s.core.v1.VolumeArgs(
-                                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=TMP_VOLUME_SIZE)
+                                name="tmp",
+                                empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+                                    size_limit=TMP_VOLUME_SIZE
+                                ),
                             )
                         ]
                         if app.security.read_only_root_filesystem
@@ -375,10 +416,14 @@ class Apps(pulumi.ComponentResource):
             # unhealthyPodEvictionPolicy).
             k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-{app.name}-disruption-budget",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=app.name, namespace=namespace, labels=labels),
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=app.name, namespace=namespace, labels=labels
+                ),
                 spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
                     max_unavailable=1,
-                    selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"app.kubernetes.io/name": app.name}),
+                    selector=k8s.meta.v1.LabelSelectorArgs(
+                        match_labels={"app.kubernetes.io/name": app.name}
+                    ),
                     unhealthy_pod_eviction_policy="AlwaysAllow",
                 ),
                 opts=opts,

@@ -37,7 +37,12 @@ def s3_endpoint(region: str) -> str:
 
 
 def etcd_snapshot_settings(
-    bucket: str, region: str, access_key_id: str, secret_access_key: str, schedule_cron: str, retention: int
+    bucket: str,
+    region: str,
+    access_key_id: str,
+    secret_access_key: str,
+    schedule_cron: str,
+    retention: int,
 ) -> dict[str, Any]:
     """k3s server config keys for scheduled etcd snapshots uploaded to S3 (docs.k3s.io/cli/etcd-snapshot)."""
     return {
@@ -60,7 +65,9 @@ class BackupBucket(pulumi.ComponentResource):
     # The k3s config keys above; secret, since they hold the access key.
     k3s_settings: pulumi.Output[dict[str, Any]]
 
-    def __init__(self, name: str, args: BackupBucketArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, args: BackupBucketArgs, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("lightsail-k3s:index:BackupBucket", name, None, opts)
         bucket = aws.lightsail.Bucket(
             f"{name}-backups",
@@ -73,13 +80,17 @@ class BackupBucket(pulumi.ComponentResource):
         access_key = aws.lightsail.BucketAccessKey(
             f"{name}-backups-key",
             bucket_name=bucket.name,
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["accessKeyId", "secretAccessKey"]),
+            opts=pulumi.ResourceOptions(
+                parent=self, additional_secret_outputs=["accessKeyId", "secretAccessKey"]
+            ),
         )
         self.bucket_name = bucket.name
         # Explicitly secret: the k3s config (and the install's stdin) must stay secret
         # whatever the provider schema marks.
         self.k3s_settings = pulumi.Output.secret(
-            pulumi.Output.all(bucket.name, access_key.access_key_id, access_key.secret_access_key).apply(
+            pulumi.Output.all(
+                bucket.name, access_key.access_key_id, access_key.secret_access_key
+            ).apply(
                 lambda values: etcd_snapshot_settings(
                     bucket=values[0],
                     region=args.region,

@@ -45,7 +45,9 @@ class Reservation:
 
     system_mib: int  # the kernel's own share of the RAM and the OS's daemons: systemd, sshd, snapd (system-reserved)
     k3s_mib: int  # the k3s server: API server, datastore, controllers, kubelet, containerd (kube-reserved)
-    eviction_mib: int  # the kubelet evicts pods when less than this is free (eviction-hard memory.available)
+    eviction_mib: (
+        int  # the kubelet evicts pods when less than this is free (eviction-hard memory.available)
+    )
 
 
 # The one table, by the bundle's RAM in GB. k3s needs 768 MiB with a small
@@ -68,7 +70,12 @@ SYSTEM_MILLICORES = 100
 ADDON_REQUEST_MILLICORES = 200
 ADDON_REQUEST_MIB = 140
 # Kubernetes' other default hard eviction thresholds (Node-pressure Eviction), kept as they are.
-DISK_EVICTION_THRESHOLDS = ("nodefs.available<10%", "imagefs.available<15%", "nodefs.inodesFree<5%", "imagefs.inodesFree<5%")
+DISK_EVICTION_THRESHOLDS = (
+    "nodefs.available<10%",
+    "imagefs.available<15%",
+    "nodefs.inodesFree<5%",
+    "imagefs.inodesFree<5%",
+)
 
 # Per-container defaults (the LimitRange applies them too): three small apps,
 # one with two replicas, fit the default small_3_0 node with room for a rolling update.
@@ -146,18 +153,26 @@ def parse_resources(raw: Any, where: str) -> ContainerResources:
     fix = "use e.g. resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {cpu: 500m, memory: 256Mi}}"
     raw = raw or {}
     if not isinstance(raw, dict) or set(raw) - {"requests", "limits"}:
-        raise ConfigError("apps", f"{where}: resources {raw!r} may only hold requests and limits", fix)
+        raise ConfigError(
+            "apps", f"{where}: resources {raw!r} may only hold requests and limits", fix
+        )
     sections = {}
     for section, defaults in (("requests", DEFAULT_REQUESTS), ("limits", DEFAULT_LIMITS)):
         given = raw.get(section) or {}
         if not isinstance(given, dict) or set(given) - {"cpu", "memory"}:
-            raise ConfigError("apps", f"{where}: resources.{section} {given!r} may only hold cpu and memory", fix)
+            raise ConfigError(
+                "apps", f"{where}: resources.{section} {given!r} may only hold cpu and memory", fix
+            )
         values = {**defaults, **{k: str(v) for k, v in given.items()}}
         cpu, memory = values["cpu"], values["memory"]
         if not CPU_QUANTITY.fullmatch(cpu):
-            raise ConfigError("apps", f"{where}: resources.{section}.cpu {cpu!r} is not a CPU quantity", fix)
+            raise ConfigError(
+                "apps", f"{where}: resources.{section}.cpu {cpu!r} is not a CPU quantity", fix
+            )
         if not MEMORY_QUANTITY.fullmatch(memory):
-            raise ConfigError("apps", f"{where}: resources.{section}.memory {memory!r} is not Ki/Mi/Gi", fix)
+            raise ConfigError(
+                "apps", f"{where}: resources.{section}.memory {memory!r} is not Ki/Mi/Gi", fix
+            )
         cpu_floor = MIN_REQUEST_MILLICORES if section == "requests" else MIN_LIMIT_MILLICORES
         if cpu_millicores(cpu) < cpu_floor:
             raise ConfigError(
@@ -173,8 +188,13 @@ def parse_resources(raw: Any, where: str) -> ContainerResources:
             )
         sections[section] = values
     resources = ContainerResources(sections["requests"], sections["limits"])
-    if resources.request_millicores > resources.limit_millicores or resources.request_mib > resources.limit_mib:
-        raise ConfigError("apps", f"{where}: requests {resources.requests} exceed limits {resources.limits}", fix)
+    if (
+        resources.request_millicores > resources.limit_millicores
+        or resources.request_mib > resources.limit_mib
+    ):
+        raise ConfigError(
+            "apps", f"{where}: requests {resources.requests} exceed limits {resources.limits}", fix
+        )
     return resources
 
 
@@ -243,7 +263,8 @@ class NodeCapacity:
         return [
             f"system-reserved=cpu={SYSTEM_MILLICORES}m,memory={r.system_mib}Mi",
             f"kube-reserved=cpu={K3S_MILLICORES}m,memory={r.k3s_mib}Mi",
-            "eviction-hard=" + ",".join((f"memory.available<{r.eviction_mib}Mi", *DISK_EVICTION_THRESHOLDS)),
+            "eviction-hard="
+            + ",".join((f"memory.available<{r.eviction_mib}Mi", *DISK_EVICTION_THRESHOLDS)),
         ]
 
     def describe_memory(self) -> str:
@@ -264,7 +285,9 @@ def _with_surge(workloads: Sequence[Workload], measure) -> float:
     running = [w for w in workloads if w.replicas > 0]
     if not running:
         return 0
-    return sum(measure(w.resources) * w.replicas for w in running) + max(measure(w.resources) for w in running)
+    return sum(measure(w.resources) * w.replicas for w in running) + max(
+        measure(w.resources) for w in running
+    )
 
 
 def _hard_problems(workloads: Sequence[Workload], node: NodeCapacity) -> list[str]:
@@ -293,7 +316,9 @@ def _hard_problems(workloads: Sequence[Workload], node: NodeCapacity) -> list[st
 
 def _cheapest(workloads: Sequence[Workload], within_baseline: bool) -> Bundle | None:
     sustained = sustained_millicores(workloads)
-    for bundle in sorted((BUNDLES[i] for i in server_capable_bundle_ids()), key=lambda b: b.monthly_usd):
+    for bundle in sorted(
+        (BUNDLES[i] for i in server_capable_bundle_ids()), key=lambda b: b.monthly_usd
+    ):
         if not _hard_problems(workloads, NodeCapacity.of(bundle)) and (
             not within_baseline or sustained <= bundle.baseline_millicores
         ):
@@ -342,5 +367,9 @@ def check_capacity(workloads: Sequence[Workload], bundle: Bundle, mode: CpuBudge
     )
     advice = _bundle_advice(workloads, mode, bundle)
     if mode is CpuBudget.ENFORCE:
-        raise ConfigError("apps", over, f"lower CPU requests or replicas, or set bundleId: {advice}; or set cpuBudget to warn")
+        raise ConfigError(
+            "apps",
+            over,
+            f"lower CPU requests or replicas, or set bundleId: {advice}; or set cpuBudget to warn",
+        )
     return f"apps: {over}.\n  fix: lower CPU requests or replicas, or set bundleId: {advice} (cpuBudget: off silences this)"

@@ -52,11 +52,19 @@ K3S_AGENT_MIN_RAM_GB = 0.5
 
 
 def agent_capable_bundle_ids() -> list[str]:
-    return [b.bundle_id for b in BUNDLES.values() if b.vcpus >= K3S_AGENT_MIN_VCPUS and b.ram_gb >= K3S_AGENT_MIN_RAM_GB]
+    return [
+        b.bundle_id
+        for b in BUNDLES.values()
+        if b.vcpus >= K3S_AGENT_MIN_VCPUS and b.ram_gb >= K3S_AGENT_MIN_RAM_GB
+    ]
 
 
 def server_capable_bundle_ids() -> list[str]:
-    return [b.bundle_id for b in BUNDLES.values() if b.vcpus >= K3S_SERVER_MIN_VCPUS and b.ram_gb >= K3S_SERVER_MIN_RAM_GB]
+    return [
+        b.bundle_id
+        for b in BUNDLES.values()
+        if b.vcpus >= K3S_SERVER_MIN_VCPUS and b.ram_gb >= K3S_SERVER_MIN_RAM_GB
+    ]
 
 
 # Where Lightsail runs, and its instance zones in each region.

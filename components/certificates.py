@@ -32,7 +32,9 @@ def client_certificate_expiry(kubeconfig_yaml: str) -> datetime.datetime:
     return x509.load_pem_x509_certificate(pem).not_valid_after_utc
 
 
-def expiry_warning(expires_at: datetime.datetime, now: datetime.datetime, cluster_name: str) -> str | None:
+def expiry_warning(
+    expires_at: datetime.datetime, now: datetime.datetime, cluster_name: str
+) -> str | None:
     remaining = expires_at - now
     if remaining >= EXPIRY_WARNING:
         return None
@@ -47,7 +49,9 @@ def expiry_warning(expires_at: datetime.datetime, now: datetime.datetime, cluste
     )
 
 
-def watch_kubeconfig_expiry(kubeconfig: pulumi.Output[str], cluster_name: str) -> pulumi.Output[str]:
+def watch_kubeconfig_expiry(
+    kubeconfig: pulumi.Output[str], cluster_name: str
+) -> pulumi.Output[str]:
     """The client certificate's expiry as ISO 8601; warns during `pulumi up` when it is under 30 days away."""
 
     def check(kubeconfig_yaml: str) -> str:
@@ -90,6 +94,8 @@ def rotate_certificates(
         stdin=program,
         triggers=[generation],
         opts=pulumi.ResourceOptions(
-            parent=parent, depends_on=list(after), custom_timeouts=pulumi.CustomTimeouts(create=ROTATE_TIMEOUT)
+            parent=parent,
+            depends_on=list(after),
+            custom_timeouts=pulumi.CustomTimeouts(create=ROTATE_TIMEOUT),
         ),
     )

@@ -130,12 +130,22 @@ class ServerPlan:
 def plan_single_server(name: str, args: ClusterArgs) -> ServerPlan:
     """Every input checked, each error naming its input, before anything is declared."""
     if not CLUSTER_NAME.fullmatch(name):
-        raise ConfigError("name", f"{name!r} is not a lowercase DNS label of at most 50 characters", "use e.g. k3s-dev")
+        raise ConfigError(
+            "name",
+            f"{name!r} is not a lowercase DNS label of at most 50 characters",
+            "use e.g. k3s-dev",
+        )
     source = args_source(args)
     zone = args.get("availability_zone", "")
-    region = next((region for region, zones in settings.LIGHTSAIL_ZONES.items() if zone in zones), None)
+    region = next(
+        (region for region, zones in settings.LIGHTSAIL_ZONES.items() if zone in zones), None
+    )
     if region is None:
-        raise ConfigError("availabilityZone", f"{zone!r} is not a Lightsail availability zone", "use e.g. eu-central-1a")
+        raise ConfigError(
+            "availabilityZone",
+            f"{zone!r} is not a Lightsail availability zone",
+            "use e.g. eu-central-1a",
+        )
     ssh_public_key = settings.parse_ssh_public_key(source)
     ssh_agent_socket = args.get("ssh_agent_socket")
     if ssh_public_key and not ssh_agent_socket:
@@ -159,7 +169,9 @@ def plan_single_server(name: str, args: ClusterArgs) -> ServerPlan:
     return ServerPlan(host=host, k3s_version=settings.parse_k3s_version(source))
 
 
-def declare_single_server(name: str, plan: ServerPlan, parent: pulumi.Resource) -> tuple[LightsailHost, K3sServer]:
+def declare_single_server(
+    name: str, plan: ServerPlan, parent: pulumi.Resource
+) -> tuple[LightsailHost, K3sServer]:
     """The host, then k3s on it, as the stack declares its first server."""
     node = LightsailHost(name, plan.host, pulumi.ResourceOptions(parent=parent))
     k3s = K3sServer(

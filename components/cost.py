@@ -27,10 +27,16 @@ class LineItem:
         return {"item": self.item, "monthlyUsd": self.monthly_usd, "basis": self.basis}
 
 
-def cost_breakdown(instances: Mapping[str, Bundle], auto_snapshots: bool, backup_bucket: bool) -> list[LineItem]:
+def cost_breakdown(
+    instances: Mapping[str, Bundle], auto_snapshots: bool, backup_bucket: bool
+) -> list[LineItem]:
     """`instances` maps each node's role ("server", "agent-1", …) to its bundle."""
     items = [
-        LineItem(f"instance {role} {bundle.bundle_id}", float(bundle.monthly_usd), "bundle list price, billed hourly up to this")
+        LineItem(
+            f"instance {role} {bundle.bundle_id}",
+            float(bundle.monthly_usd),
+            "bundle list price, billed hourly up to this",
+        )
         for role, bundle in instances.items()
     ]
     items.append(LineItem("static IP", 0.0, "free while attached to an instance"))

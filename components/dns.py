@@ -55,14 +55,20 @@ class DnsZone(pulumi.ComponentResource):
     def __init__(self, name: str, args: DnsZoneArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("lightsail-k3s:index:DnsZone", name, None, opts)
         # An explicit provider: the stack's default AWS provider is in aws:region.
-        dns_api = aws.Provider(f"{name}-{DNS_API_REGION}", region=DNS_API_REGION, opts=pulumi.ResourceOptions(parent=self))
+        dns_api = aws.Provider(
+            f"{name}-{DNS_API_REGION}",
+            region=DNS_API_REGION,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         on_dns_api = pulumi.ResourceOptions(parent=self, provider=dns_api)
 
         zone = aws.lightsail.Domain(
             f"{name}-zone",
             domain_name=args.domain,
             # Deleting the zone takes the domain off the internet until it is delegated again.
-            opts=pulumi.ResourceOptions.merge(on_dns_api, pulumi.ResourceOptions(protect=args.protect)),
+            opts=pulumi.ResourceOptions.merge(
+                on_dns_api, pulumi.ResourceOptions(protect=args.protect)
+            ),
         )
         for label, record_name in (("apex", APEX), ("wildcard", WILDCARD)):
             aws.lightsail.DomainEntry(

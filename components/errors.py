@@ -15,12 +15,16 @@ FIX_FORM_VARIABLE = "LIGHTSAIL_K3S_FIX_FORM"
 _PIECE = r"'[^']*'|\"[^\"]*\"|<[^>]*>|[^\s'\",;()<]+"
 _WORD = rf"(?:{_PIECE})+"
 _FLAGS = r"(?: --(?:path|secret|plaintext)| --(?:type|stack) \S+)*"
-_CONFIG_SET = re.compile(rf"pulumi config set(?P<flags>{_FLAGS}) (?P<key>{_WORD}) (?P<value>{_WORD})")
+_CONFIG_SET = re.compile(
+    rf"pulumi config set(?P<flags>{_FLAGS}) (?P<key>{_WORD}) (?P<value>{_WORD})"
+)
 _CONFIG_RM = re.compile(rf"pulumi config rm(?: --(?:path|stack \S+))* (?P<key>{_WORD})")
 
 
 def _unquoted(word: str) -> str:
-    return re.sub(_PIECE, lambda piece: piece[0][1:-1] if piece[0][:1] in ("'", '"') else piece[0], word)
+    return re.sub(
+        _PIECE, lambda piece: piece[0][1:-1] if piece[0][:1] in ("'", '"') else piece[0], word
+    )
 
 
 def _plan_form(match: re.Match[str], command: str) -> str:
@@ -38,7 +42,9 @@ def fix_for(fix: str, command: str | None) -> str:
     if not command:
         return fix
     fix = _CONFIG_SET.sub(lambda match: _plan_form(match, command), fix)
-    return _CONFIG_RM.sub(lambda match: f"remove {_unquoted(match['key'])} from the stack file", fix)
+    return _CONFIG_RM.sub(
+        lambda match: f"remove {_unquoted(match['key'])} from the stack file", fix
+    )
 
 
 class ConfigError(pulumi.RunError):
@@ -49,4 +55,6 @@ class ConfigError(pulumi.RunError):
 
     def __init__(self, key: str, problem: str, fix: str):
         self.key = key if ":" in key else f"{PROJECT}:{key}"
-        super().__init__(f"config '{self.key}': {problem}\n  fix: {fix_for(fix, os.environ.get(FIX_FORM_VARIABLE))}")
+        super().__init__(
+            f"config '{self.key}': {problem}\n  fix: {fix_for(fix, os.environ.get(FIX_FORM_VARIABLE))}"
+        )

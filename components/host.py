@@ -83,7 +83,12 @@ def launch_script(host_private_key: str, host_public_key: str) -> str:
         "HOST_KEY_B64": base64.b64encode(host_private_key.encode()).decode(),
         "HOST_PUBLIC_KEY": host_public_key.strip(),
     }
-    return shebang + "\n" + "".join(f"{name}={shlex.quote(value)}\n" for name, value in assignments.items()) + body
+    return (
+        shebang
+        + "\n"
+        + "".join(f"{name}={shlex.quote(value)}\n" for name, value in assignments.items())
+        + body
+    )
 
 
 def port_infos(rules: Sequence[PortRule]) -> list[aws.lightsail.InstancePublicPortsPortInfoArgs]:
@@ -123,10 +128,16 @@ class LightsailHost(pulumi.ComponentResource):
         tags = dict(args.tags)
 
         self.key_pair = args.shared_key_pair or self._own_key_pair(name, args.ssh_public_key, tags)
-        self.ssh_private_key = None if self.key_pair.private_key is None else pulumi.Output.secret(self.key_pair.private_key)
+        self.ssh_private_key = (
+            None
+            if self.key_pair.private_key is None
+            else pulumi.Output.secret(self.key_pair.private_key)
+        )
 
         add_on = (
-            aws.lightsail.InstanceAddOnArgs(type="AutoSnapshot", snapshot_time=args.auto_snapshot_time, status="Enabled")
+            aws.lightsail.InstanceAddOnArgs(
+                type="AutoSnapshot", snapshot_time=args.auto_snapshot_time, status="Enabled"
+            )
             if args.auto_snapshot_time
             else None
         )
@@ -140,7 +151,9 @@ class LightsailHost(pulumi.ComponentResource):
         # An instance created before pinning keeps its own key, given as existing_host_key.
         user_data: pulumi.Input[str] | None = None
         if args.existing_host_key is None:
-            host_key = tls.PrivateKey(f"{name}-host-key", algorithm="ED25519", opts=pulumi.ResourceOptions(parent=self))
+            host_key = tls.PrivateKey(
+                f"{name}-host-key", algorithm="ED25519", opts=pulumi.ResourceOptions(parent=self)
+            )
             self.ssh_host_key = host_key.public_key_openssh.apply(str.strip)
             user_data = pulumi.Output.secret(
                 pulumi.Output.all(host_key.private_key_openssh, host_key.public_key_openssh).apply(
@@ -158,7 +171,9 @@ class LightsailHost(pulumi.ComponentResource):
             user_data=user_data,
             add_on=add_on,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, ignore_changes=["userData"]),
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.protect, ignore_changes=["userData"]
+            ),
         )
         # The API replaces the whole rule set and deleting closes every listed port,
         # so a create-before-delete replacement would close what the new set just
@@ -171,7 +186,9 @@ class LightsailHost(pulumi.ComponentResource):
         )
         reachable: list[pulumi.Resource] = [firewall]
         if args.static_ip:
-            static_ip = aws.lightsail.StaticIp(f"{name}-ip", opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+            static_ip = aws.lightsail.StaticIp(
+                f"{name}-ip", opts=pulumi.ResourceOptions(parent=self, protect=args.protect)
+            )
             # A static IP attaches to one instance at a time: when the instance is
             # replaced, detach from the old one before attaching to the new one.
             attachment = aws.lightsail.StaticIpAttachment(
@@ -198,7 +215,9 @@ class LightsailHost(pulumi.ComponentResource):
             # A new instance boots anew; the static IP (the SSH host) does not change with it.
             triggers=[instance.arn],
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=reachable, custom_timeouts=pulumi.CustomTimeouts(create=BOOT_TIMEOUT)
+                parent=self,
+                depends_on=reachable,
+                custom_timeouts=pulumi.CustomTimeouts(create=BOOT_TIMEOUT),
             ),
         )
         self.register_outputs(
@@ -210,7 +229,9 @@ class LightsailHost(pulumi.ComponentResource):
             }
         )
 
-    def _own_key_pair(self, name: str, ssh_public_key: str | None, tags: dict[str, str]) -> SharedKeyPair:
+    def _own_key_pair(
+        self, name: str, ssh_public_key: str | None, tags: dict[str, str]
+    ) -> SharedKeyPair:
         child = pulumi.ResourceOptions(parent=self)
         private_key: pulumi.Output[str] | None = None
         if ssh_public_key is None:
@@ -221,10 +242,14 @@ class LightsailHost(pulumi.ComponentResource):
             public_key = ssh_public_key
         # Importing our own public key keeps Lightsail from generating one and leaving
         # its private half unencrypted in state (pulumi-aws lightsail.KeyPair docs).
-        key_pair = aws.lightsail.KeyPair(f"{name}-key", public_key=public_key, tags=tags, opts=child)
+        key_pair = aws.lightsail.KeyPair(
+            f"{name}-key", public_key=public_key, tags=tags, opts=child
+        )
         return SharedKeyPair(name=key_pair.name, private_key=private_key)
 
-    def ssh_connection(self, ssh_agent_socket: str | None, dial_error_limit: int | None = None) -> command.remote.ConnectionArgs:
+    def ssh_connection(
+        self, ssh_agent_socket: str | None, dial_error_limit: int | None = None
+    ) -> command.remote.ConnectionArgs:
         """SSH to this host as the instance's user, with the generated key or the user's ssh-agent."""
         return command.remote.ConnectionArgs(
             host=self.public_ip,

@@ -101,8 +101,13 @@ class K3sServerArgs:
 
 def server_firewall_rules(admin_cidrs: Sequence[str]) -> list[PortRule]:
     """SSH and the Kubernetes API for admins only; HTTP(S) for everyone; nothing else."""
-    admin_only = [PortRule("tcp", port, port, cidrs=tuple(admin_cidrs)) for port in (SSH_PORT, KUBE_API_PORT)]
-    public = [PortRule("tcp", port, port, cidrs=("0.0.0.0/0",), ipv6_cidrs=("::/0",)) for port in (HTTP_PORT, HTTPS_PORT)]
+    admin_only = [
+        PortRule("tcp", port, port, cidrs=tuple(admin_cidrs)) for port in (SSH_PORT, KUBE_API_PORT)
+    ]
+    public = [
+        PortRule("tcp", port, port, cidrs=("0.0.0.0/0",), ipv6_cidrs=("::/0",))
+        for port in (HTTP_PORT, HTTPS_PORT)
+    ]
     return admin_only + public
 
 
@@ -117,7 +122,10 @@ def agent_firewall_rules(admin_cidrs: Sequence[str], public_ingress: bool) -> li
     admin_only = [PortRule("tcp", SSH_PORT, SSH_PORT, cidrs=tuple(admin_cidrs))]
     if not public_ingress:
         return admin_only
-    public = [PortRule("tcp", port, port, cidrs=("0.0.0.0/0",), ipv6_cidrs=("::/0",)) for port in (HTTP_PORT, HTTPS_PORT)]
+    public = [
+        PortRule("tcp", port, port, cidrs=("0.0.0.0/0",), ipv6_cidrs=("::/0",))
+        for port in (HTTP_PORT, HTTPS_PORT)
+    ]
     return admin_only + public
 
 
@@ -169,7 +177,9 @@ def deployed_k3s_version(output_name: str = "k3sVersion") -> pulumi.Output[str |
     (pkg/backend/diy/backend.go), which pulumi.get_organization() returns.
     """
     stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-    reference = pulumi.StackReference(f"{pulumi.get_project()}-{pulumi.get_stack()}-previous-deployment", stack_name=stack)
+    reference = pulumi.StackReference(
+        f"{pulumi.get_project()}-{pulumi.get_stack()}-previous-deployment", stack_name=stack
+    )
     return reference.get_output(output_name)
 
 
@@ -185,8 +195,15 @@ def checked_upgrade(deployed: str | None, target: str) -> str:
 def rewrite_kubeconfig(kubeconfig_yaml: str, server_ip: str, cluster_name: str) -> str:
     """Points k3s' kubeconfig at the static IP and renames `default` so it merges cleanly."""
     config = yaml.safe_load(kubeconfig_yaml)
-    if not isinstance(config, dict) or not config.get("clusters") or not config.get("users") or not config.get("contexts"):
-        raise ValueError(f"{KUBECONFIG_PATH} on the node is not a kubeconfig with a cluster, user and context")
+    if (
+        not isinstance(config, dict)
+        or not config.get("clusters")
+        or not config.get("users")
+        or not config.get("contexts")
+    ):
+        raise ValueError(
+            f"{KUBECONFIG_PATH} on the node is not a kubeconfig with a cluster, user and context"
+        )
     for entry in config["clusters"]:
         entry["name"] = cluster_name
         entry["cluster"]["server"] = f"https://{server_ip}:{KUBE_API_PORT}"
@@ -278,7 +295,9 @@ def install_program(
         "K3S_CONFIG_B64": base64.b64encode(rendered.encode()).decode(),
         "KUBELET_SYSCTL_CONF_B64": base64.b64encode(sysctl_conf.encode()).decode(),
         "AUDIT_POLICY_B64": base64.b64encode(audit_policy.encode()).decode(),
-        "UPGRADE_PATH_LIB_B64": base64.b64encode(remote_script("k3s-upgrade-path.sh").encode()).decode(),
+        "UPGRADE_PATH_LIB_B64": base64.b64encode(
+            remote_script("k3s-upgrade-path.sh").encode()
+        ).decode(),
     }
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in assignments.items()) + script
 
@@ -304,7 +323,9 @@ class K3sServer(pulumi.ComponentResource):
                 host=args.host,
                 user=args.ssh_user,
                 private_key=args.ssh_private_key,
-                agent_socket_path=None if args.ssh_private_key is not None else args.ssh_agent_socket,
+                agent_socket_path=None
+                if args.ssh_private_key is not None
+                else args.ssh_agent_socket,
                 host_key=args.ssh_host_key,
             )
 
@@ -312,12 +333,17 @@ class K3sServer(pulumi.ComponentResource):
         # server. It reaches the other servers in shared_config. Set on a running server, it
         # takes effect on the restart that follows (docs.k3s.io/cli/token).
         generated = random.RandomPassword(
-            f"{name}-agent-secret", length=48, special=False, opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-agent-secret",
+            length=48,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         agent_secret = pulumi.Output.secret(generated.result)
         # The agent secret makes stdin secret: in state, and in every digest taken of it.
         # With backups the config holds the bucket's access key: the Output stays secret.
-        config = pulumi.Output.all(pulumi.Output.all(*(args.tls_sans or [args.host])), args.etcd_snapshots, agent_secret).apply(
+        config = pulumi.Output.all(
+            pulumi.Output.all(*(args.tls_sans or [args.host])), args.etcd_snapshots, agent_secret
+        ).apply(
             lambda values: server_config(
                 args.node_name,
                 [*values[0], *([args.api_domain] if args.api_domain else [])],
@@ -330,7 +356,9 @@ class K3sServer(pulumi.ComponentResource):
         # Rendered once, here, and given to every other server: what k3s requires to
         # match across servers (docs.k3s.io/datastore/ha-embedded) cannot drift apart.
         self.shared_config = config.apply(
-            lambda rendered: {key: value for key, value in rendered.items() if key not in NODE_SPECIFIC_KEYS}
+            lambda rendered: {
+                key: value for key, value in rendered.items() if key not in NODE_SPECIFIC_KEYS
+            }
         )
         # The stdin waits for the upgrade check, so a refused version stops the program
         # before the install is declared: `pulumi preview` already reports it.
@@ -356,13 +384,17 @@ class K3sServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=list(args.host_booted),
-                custom_timeouts=pulumi.CustomTimeouts(create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT),
+                custom_timeouts=pulumi.CustomTimeouts(
+                    create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT
+                ),
             ),
         )
         self.installed = install
         # Re-read the kubeconfig and token whenever the install runs again. A digest
         # keeps the trigger small; it stays secret whenever the settings hold a secret.
-        install_digest = install_stdin.apply(lambda program: hashlib.sha256(program.encode()).hexdigest())
+        install_digest = install_stdin.apply(
+            lambda program: hashlib.sha256(program.encode()).hexdigest()
+        )
         # Raising certRotation rotates the certificates, then the reads below run again.
         after_install: list[pulumi.Resource] = [install]
         if args.cert_rotation > 0:
@@ -387,7 +419,9 @@ class K3sServer(pulumi.ComponentResource):
                 create=f"sudo cat {path}",
                 logging=command.remote.Logging.NONE,
                 triggers=[args.instance_identity, install_digest, args.cert_rotation],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=after_install, additional_secret_outputs=["stdout"]),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=after_install, additional_secret_outputs=["stdout"]
+                ),
             )
             return read.stdout
 
@@ -428,5 +462,10 @@ class K3sServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[install]),
         )
         self.register_outputs(
-            {"apiUrl": self.api_url, "kubeconfig": self.kubeconfig, "nodeToken": self.node_token, "agentToken": self.agent_token}
+            {
+                "apiUrl": self.api_url,
+                "kubeconfig": self.kubeconfig,
+                "nodeToken": self.node_token,
+                "agentToken": self.agent_token,
+            }
         )

@@ -79,10 +79,17 @@ class K3sAgent(pulumi.ComponentResource):
                 parent=self,
                 depends_on=list(args.after),
                 additional_secret_outputs=["stdout", "stderr"],
-                custom_timeouts=pulumi.CustomTimeouts(create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT),
+                custom_timeouts=pulumi.CustomTimeouts(
+                    create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT
+                ),
             ),
         )
         self.joined = node_membership(
-            f"{name}-join", args.server_connection, args.node_name, args.instance_identity, install, parent=self
+            f"{name}-join",
+            args.server_connection,
+            args.node_name,
+            args.instance_identity,
+            install,
+            parent=self,
         )
         self.register_outputs({})

@@ -33,13 +33,20 @@ class K3sPeerServerArgs:
     after: Sequence[pulumi.Resource]
 
 
-def peer_config(node_name: str, shared: Mapping[str, Any], first_server_private_ip: str, server_token: str) -> dict[str, Any]:
+def peer_config(
+    node_name: str, shared: Mapping[str, Any], first_server_private_ip: str, server_token: str
+) -> dict[str, Any]:
     """A joining server's config: its name, the settings every server shares, then where and how it joins.
 
     No `cluster-init`: the first server started etcd; this one joins it through `server`
     (docs.k3s.io/datastore/ha-embedded).
     """
-    return {"node-name": node_name, **shared, "server": server_url(first_server_private_ip), "token": server_token}
+    return {
+        "node-name": node_name,
+        **shared,
+        "server": server_url(first_server_private_ip),
+        "token": server_token,
+    }
 
 
 class K3sPeerServer(pulumi.ComponentResource):
@@ -47,10 +54,14 @@ class K3sPeerServer(pulumi.ComponentResource):
 
     joined: pulumi.Resource
 
-    def __init__(self, name: str, args: K3sPeerServerArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, args: K3sPeerServerArgs, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("lightsail-k3s:index:K3sPeerServer", name, None, opts)
 
-        install_stdin = pulumi.Output.all(args.shared_config, args.first_server_private_ip, args.server_token).apply(
+        install_stdin = pulumi.Output.all(
+            args.shared_config, args.first_server_private_ip, args.server_token
+        ).apply(
             lambda values: install_program(
                 remote_script("install-k3s-server.sh"),
                 args.k3s_version,
@@ -71,10 +82,17 @@ class K3sPeerServer(pulumi.ComponentResource):
                 parent=self,
                 depends_on=list(args.after),
                 additional_secret_outputs=["stdout", "stderr"],
-                custom_timeouts=pulumi.CustomTimeouts(create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT),
+                custom_timeouts=pulumi.CustomTimeouts(
+                    create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT
+                ),
             ),
         )
         self.joined = node_membership(
-            f"{name}-join", args.server_connection, args.node_name, args.instance_identity, install, parent=self
+            f"{name}-join",
+            args.server_connection,
+            args.node_name,
+            args.instance_identity,
+            install,
+            parent=self,
         )
         self.register_outputs({})

@@ -185,7 +185,9 @@ def _json(source: ConfigSource, key: str, example: str) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError:
         # The value is not repeated: it may be a secret.
-        raise ConfigError(key, "is a plain string, not a list or object", f"set it with --path, e.g. {example}") from None
+        raise ConfigError(
+            key, "is a plain string, not a list or object", f"set it with --path, e.g. {example}"
+        ) from None
 
 
 def parse_region(source: ConfigSource) -> str:
@@ -224,7 +226,11 @@ def parse_bundle(source: ConfigSource) -> Bundle:
     valid = server_capable_bundle_ids()
     bundle = BUNDLES.get(bundle_id)
     if bundle is None:
-        raise ConfigError("bundleId", f"{bundle_id!r} is not a known Lightsail Linux bundle", f"use one of: {', '.join(valid)}")
+        raise ConfigError(
+            "bundleId",
+            f"{bundle_id!r} is not a known Lightsail Linux bundle",
+            f"use one of: {', '.join(valid)}",
+        )
     if bundle_id not in valid:
         raise ConfigError(
             "bundleId",
@@ -238,14 +244,18 @@ def parse_bundle(source: ConfigSource) -> Bundle:
 def parse_blueprint(source: ConfigSource) -> str:
     blueprint = _declared(source, "blueprintId")
     if blueprint not in BLUEPRINTS:
-        raise ConfigError("blueprintId", f"{blueprint!r} is not supported", f"use one of: {', '.join(BLUEPRINTS)}")
+        raise ConfigError(
+            "blueprintId", f"{blueprint!r} is not supported", f"use one of: {', '.join(BLUEPRINTS)}"
+        )
     return blueprint
 
 
 def parse_k3s_version(source: ConfigSource) -> str:
     text = _raw(source, "k3sVersion")
     if not text:
-        raise ConfigError("k3sVersion", "no k3s version is set", "pulumi config set k3sVersion v1.36.1+k3s1")
+        raise ConfigError(
+            "k3sVersion", "no k3s version is set", "pulumi config set k3sVersion v1.36.1+k3s1"
+        )
     if text in K3S_CHANNELS or re.fullmatch(r"v?[0-9]+\.[0-9]+", text):
         raise ConfigError(
             "k3sVersion",
@@ -255,7 +265,9 @@ def parse_k3s_version(source: ConfigSource) -> str:
     match = K3S_VERSION_PATTERN.fullmatch(text)
     if not match:
         raise ConfigError(
-            "k3sVersion", f"{text!r} is not an exact k3s release (vX.Y.Z+k3sN)", "use a release tag such as v1.36.1+k3s1"
+            "k3sVersion",
+            f"{text!r} is not an exact k3s release (vX.Y.Z+k3sN)",
+            "use a release tag such as v1.36.1+k3s1",
         )
     tested = f"v1.{TESTED_K3S_MINORS[0]} to v1.{TESTED_K3S_MINORS[-1]}"
     is_tested = int(match["major"]) == 1 and int(match["minor"]) in TESTED_K3S_MINORS
@@ -275,7 +287,9 @@ def parse_admin_cidrs(source: ConfigSource) -> tuple[str, ...]:
     value = _json(source, "adminCidrs", example)
     if value is None or value == []:
         raise ConfigError(
-            "adminCidrs", "no admin CIDRs are set, so nobody could reach SSH (22) or the Kubernetes API (6443)", fix
+            "adminCidrs",
+            "no admin CIDRs are set, so nobody could reach SSH (22) or the Kubernetes API (6443)",
+            fix,
         )
     if not isinstance(value, list):
         raise ConfigError("adminCidrs", f"{value!r} is not a non-empty list of IPv4 CIDRs", fix)
@@ -292,7 +306,9 @@ def parse_admin_cidrs(source: ConfigSource) -> tuple[str, ...]:
                 hint = f" (did you mean {ipaddress.IPv4Network(item, strict=False)}?)"
             except ValueError:
                 pass
-            raise ConfigError("adminCidrs", f"{item!r} is not an IPv4 CIDR: {error}{hint}", fix) from None
+            raise ConfigError(
+                "adminCidrs", f"{item!r} is not an IPv4 CIDR: {error}{hint}", fix
+            ) from None
         if network.prefixlen == 0:
             raise ConfigError(
                 "adminCidrs",
@@ -328,16 +344,26 @@ def parse_ssh_public_key(source: ConfigSource) -> str | None:
     fix = 'pulumi config set sshPublicKey "$(cat ~/.ssh/id_ed25519.pub)", or remove it to let the stack generate a key'
     lines = key.strip().splitlines()
     if len(lines) > 1:
-        raise ConfigError("sshPublicKey", f"holds {len(lines)} lines; Lightsail imports exactly one public key", fix)
+        raise ConfigError(
+            "sshPublicKey",
+            f"holds {len(lines)} lines; Lightsail imports exactly one public key",
+            fix,
+        )
     parts = key.strip().split(maxsplit=2)
     if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
-        raise ConfigError("sshPublicKey", f"{key[:40]!r}… is not an OpenSSH public key ({', '.join(SSH_KEY_TYPES)})", fix)
+        raise ConfigError(
+            "sshPublicKey",
+            f"{key[:40]!r}… is not an OpenSSH public key ({', '.join(SSH_KEY_TYPES)})",
+            fix,
+        )
     try:
         # Decodes the blob (SSH wire format, RFC 4253 section 6.6) and checks that it holds a complete key
         # of the type the line names: a 32-byte ed25519 key, RSA e and n, an ECDSA point on the named curve.
         load_ssh_public_key(f"{parts[0]} {parts[1]}".encode())
     except (ValueError, UnsupportedAlgorithm):
-        raise ConfigError("sshPublicKey", f"the key body is not a complete {parts[0]} public key", fix) from None
+        raise ConfigError(
+            "sshPublicKey", f"the key body is not a complete {parts[0]} public key", fix
+        ) from None
     return " ".join(parts)
 
 
@@ -352,11 +378,17 @@ def parse_ssh_host_key(source: ConfigSource) -> str | None:
     )
     parts = key.strip().split()
     if len(parts) != 2 or parts[0] not in SSH_KEY_TYPES:
-        raise ConfigError("sshHostKey", "is not one OpenSSH public key (`<type> <base64>`, no host name or comment)", fix)
+        raise ConfigError(
+            "sshHostKey",
+            "is not one OpenSSH public key (`<type> <base64>`, no host name or comment)",
+            fix,
+        )
     try:
         load_ssh_public_key(f"{parts[0]} {parts[1]}".encode())
     except (ValueError, UnsupportedAlgorithm):
-        raise ConfigError("sshHostKey", f"the key body is not a complete {parts[0]} public key", fix) from None
+        raise ConfigError(
+            "sshHostKey", f"the key body is not a complete {parts[0]} public key", fix
+        ) from None
     return " ".join(parts)
 
 
@@ -421,13 +453,23 @@ def parse_tags(source: ConfigSource) -> dict[str, str]:
     if not isinstance(value, dict):
         raise ConfigError("tags", f"{value!r} is not an object of tag names to values", example)
     if len(value) > MAX_TAGS:
-        raise ConfigError("tags", f"has {len(value)} tags; Lightsail allows at most {MAX_TAGS} per resource", "remove some")
+        raise ConfigError(
+            "tags",
+            f"has {len(value)} tags; Lightsail allows at most {MAX_TAGS} per resource",
+            "remove some",
+        )
     tags = {}
     for key, tag_value in value.items():
-        if not 1 <= len(key) <= 128 or not _tag_text_is_allowed(key) or key.lower().startswith("aws:"):
+        if (
+            not 1 <= len(key) <= 128
+            or not _tag_text_is_allowed(key)
+            or key.lower().startswith("aws:")
+        ):
             raise ConfigError("tags", f"tag name {key!r} is not allowed ({rules})", example)
         if isinstance(tag_value, bool) or not isinstance(tag_value, (str, int, float)):
-            raise ConfigError("tags", f"tag {key!r} has value {tag_value!r}; values are strings", example)
+            raise ConfigError(
+                "tags", f"tag {key!r} has value {tag_value!r}; values are strings", example
+            )
         text = str(tag_value)
         if len(text) > 256 or not _tag_text_is_allowed(text):
             raise ConfigError(
@@ -453,7 +495,12 @@ def parse_stack_name(stack: str) -> str:
             f"context, which must be lowercase letters, digits and '-' (starting and ending with a letter or digit), "
             f"so the stack name may have at most {MAX_STACK_NAME_LENGTH} of them",
             "rename the stack before its first deployment, e.g. pulumi stack rename "
-            + (re.sub(r"[^a-z0-9-]+", "-", stack.lower()).strip("-")[:MAX_STACK_NAME_LENGTH].strip("-") or "dev"),
+            + (
+                re.sub(r"[^a-z0-9-]+", "-", stack.lower())
+                .strip("-")[:MAX_STACK_NAME_LENGTH]
+                .strip("-")
+                or "dev"
+            ),
         )
     return stack
 
@@ -478,7 +525,10 @@ def parse_backups(source: ConfigSource, stack: str) -> BackupSettings | None:
     enabled = stack.startswith(BACKUPS_BY_DEFAULT_PREFIX) if value == "auto" else value == "true"
     if not enabled:
         return None
-    return BackupSettings(schedule_cron=parse_etcd_snapshot_schedule(source), retention=parse_etcd_snapshot_retention(source))
+    return BackupSettings(
+        schedule_cron=parse_etcd_snapshot_schedule(source),
+        retention=parse_etcd_snapshot_retention(source),
+    )
 
 
 def parse_etcd_snapshot_schedule(source: ConfigSource) -> str:
@@ -512,7 +562,12 @@ def parse_cert_rotation(source: ConfigSource) -> int:
 
 
 def parse_agent_count(source: ConfigSource) -> int:
-    return _integer(source, "agentCount", minimum=0, fix="pulumi config set --type int agentCount 2 (0 for a server alone)")
+    return _integer(
+        source,
+        "agentCount",
+        minimum=0,
+        fix="pulumi config set --type int agentCount 2 (0 for a server alone)",
+    )
 
 
 def parse_agent_bundle(source: ConfigSource, server_bundle: Bundle) -> Bundle:
@@ -594,7 +649,11 @@ def plain_text_app_secrets(stack_file: Path) -> tuple[str, ...]:
 
 
 def parse_settings(
-    source: ConfigSource, is_secret: SecretCheck, stack: str, environ: Mapping[str, str], dry_run: bool
+    source: ConfigSource,
+    is_secret: SecretCheck,
+    stack: str,
+    environ: Mapping[str, str],
+    dry_run: bool,
 ) -> Settings:
     region = parse_region(source)
     bundle = parse_bundle(source)
@@ -626,7 +685,11 @@ def parse_settings(
         apps=parse_app_settings(
             apps_raw=_json(source, "apps", "pulumi config set --path 'apps[0].name' web"),
             namespace_raw=_declared(source, "appNamespace"),
-            secrets_raw=_json(source, "appSecrets", "pulumi config set --secret --path 'appSecrets.web.API_KEY' <value>"),
+            secrets_raw=_json(
+                source,
+                "appSecrets",
+                "pulumi config set --secret --path 'appSecrets.web.API_KEY' <value>",
+            ),
             secrets_are_secret=is_secret(f"{PROJECT}:appSecrets"),
             plain_text_secret_paths=plain_text_app_secrets(PROJECT_DIR / f"Pulumi.{stack}.yaml"),
             manifests_dir_raw=_raw(source, "manifestsDir"),
@@ -635,16 +698,22 @@ def parse_settings(
             cpu_budget_raw=_declared(source, "cpuBudget"),
         ),
         topology=parse_topology(source, bundle, stack),
-        alarms=parse_alarm_settings(_declared(source, "burstAlarmPercent"), _declared(source, "alarmEmail")),
+        alarms=parse_alarm_settings(
+            _declared(source, "burstAlarmPercent"), _declared(source, "alarmEmail")
+        ),
     )
     # Checked after the apps: their hosts must lie in the domain.
     return dataclasses.replace(
-        settings, https=parse_https(source, settings.apps, environ, dry_run), ssh_host_key=parse_ssh_host_key(source)
+        settings,
+        https=parse_https(source, settings.apps, environ, dry_run),
+        ssh_host_key=parse_ssh_host_key(source),
     )
 
 
 # A registered domain: lowercase DNS labels, at least two, the last one a name, not a number.
-DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+DOMAIN_PATTERN = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+)
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -705,16 +774,26 @@ def check_app_hosts_in_domain(apps: AppSettings, domain: str) -> None:
         routes[route] = app.name
 
 
-def parse_https(source: ConfigSource, apps: AppSettings, environ: Mapping[str, str], dry_run: bool) -> HttpsSettings | None:
+def parse_https(
+    source: ConfigSource, apps: AppSettings, environ: Mapping[str, str], dry_run: bool
+) -> HttpsSettings | None:
     domain = parse_domain(source)
     manage_dns_zone = parse_manage_dns_zone(source)
     acme_email = parse_acme_email(source)
     acme_staging = parse_acme_staging(source)
     if domain is None:
         if acme_email is not None:
-            raise ConfigError("acmeEmail", "is set, but HTTPS needs a domain", "pulumi config set domain example.com")
+            raise ConfigError(
+                "acmeEmail",
+                "is set, but HTTPS needs a domain",
+                "pulumi config set domain example.com",
+            )
         if acme_staging:
-            raise ConfigError("acmeStaging", "is true, but HTTPS needs a domain", "pulumi config set domain example.com")
+            raise ConfigError(
+                "acmeStaging",
+                "is true, but HTTPS needs a domain",
+                "pulumi config set domain example.com",
+            )
         return None
     if acme_email is None:
         raise ConfigError(
@@ -724,7 +803,11 @@ def parse_https(source: ConfigSource, apps: AppSettings, environ: Mapping[str, s
         )
     check_app_hosts_in_domain(apps, domain)
     # Preview does not run the command that reads the zone's name servers, so only up needs the CLI.
-    if manage_dns_zone and not dry_run and shutil.which("aws", path=environ.get("PATH", "")) is None:
+    if (
+        manage_dns_zone
+        and not dry_run
+        and shutil.which("aws", path=environ.get("PATH", "")) is None
+    ):
         raise ConfigError(
             "manageDnsZone",
             "the DNS zone's name servers are read with the AWS CLI (aws lightsail get-domain), which is not on PATH",
@@ -737,7 +820,11 @@ def parse_https(source: ConfigSource, apps: AppSettings, environ: Mapping[str, s
 def declared_keys(project_file: Path = PROJECT_DIR / "Pulumi.yaml") -> list[str]:
     """The project's own config keys, as Pulumi.yaml declares them: the keys this program reads."""
     declarations = yaml.safe_load(project_file.read_text()).get("config") or {}
-    return sorted(key.removeprefix(f"{PROJECT}:") for key in declarations if ":" not in key or key.startswith(f"{PROJECT}:"))
+    return sorted(
+        key.removeprefix(f"{PROJECT}:")
+        for key in declarations
+        if ":" not in key or key.startswith(f"{PROJECT}:")
+    )
 
 
 def check_unknown_keys(configured: Iterable[str], known: Sequence[str]) -> None:
@@ -783,5 +870,9 @@ def load_settings() -> Settings:
     """Reads the running stack's config; the only place the program touches pulumi.Config."""
     check_unknown_keys(configured_keys(), declared_keys())
     return parse_settings(
-        pulumi.runtime.get_config, pulumi.runtime.is_config_secret, pulumi.get_stack(), os.environ, pulumi.runtime.is_dry_run()
+        pulumi.runtime.get_config,
+        pulumi.runtime.is_config_secret,
+        pulumi.get_stack(),
+        os.environ,
+        pulumi.runtime.is_dry_run(),
     )

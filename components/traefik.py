@@ -65,7 +65,15 @@ def traefik_values(acme_email: str, acme_staging: bool) -> dict[str, Any]:
     return {
         "ports": {
             HTTP_ENTRY_POINT: {
-                "http": {"redirections": {"entryPoint": {"to": HTTPS_ENTRY_POINT, "scheme": "https", "permanent": True}}}
+                "http": {
+                    "redirections": {
+                        "entryPoint": {
+                            "to": HTTPS_ENTRY_POINT,
+                            "scheme": "https",
+                            "permanent": True,
+                        }
+                    }
+                }
             }
         },
         "persistence": {
@@ -93,7 +101,9 @@ def traefik_values(acme_email: str, acme_staging: bool) -> dict[str, Any]:
 class TraefikAcme(pulumi.ComponentResource):
     """The HelmChartConfig kube-system/traefik that adds Let's Encrypt and the redirect to k3s' Traefik."""
 
-    def __init__(self, name: str, args: TraefikAcmeArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, args: TraefikAcmeArgs, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("lightsail-k3s:index:TraefikAcme", name, None, opts)
         self.config = k8s.apiextensions.CustomResource(
             f"{name}-traefik-config",
@@ -101,7 +111,11 @@ class TraefikAcme(pulumi.ComponentResource):
             kind="HelmChartConfig",
             # The name and namespace of k3s' own HelmChart for Traefik: that is what it merges.
             metadata=k8s.meta.v1.ObjectMetaArgs(name="traefik", namespace="kube-system"),
-            spec={"valuesContent": yaml.safe_dump(traefik_values(args.acme_email, args.acme_staging), sort_keys=False)},
+            spec={
+                "valuesContent": yaml.safe_dump(
+                    traefik_values(args.acme_email, args.acme_staging), sort_keys=False
+                )
+            },
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
         )
         self.register_outputs({})

@@ -48,7 +48,9 @@ ADMIN_PORTS = {
 WIDEST_PRIVATE_PREFIX = {4: 8, 6: 16}
 
 # Files on the node whose contents are credentials (k3s docs: kubeconfig and server tokens).
-SECRET_FILES = re.compile(r"/etc/rancher/k3s/k3s\.yaml|/var/lib/rancher/k3s/server/(node-token|token|agent-token)")
+SECRET_FILES = re.compile(
+    r"/etc/rancher/k3s/k3s\.yaml|/var/lib/rancher/k3s/server/(node-token|token|agent-token)"
+)
 
 K3S_RELEASE = re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$")
 K3S_VERSION_ASSIGNMENT = re.compile(r"(?:^|[\s;])K3S_VERSION=(\S*)", re.MULTILINE)
@@ -118,7 +120,11 @@ def validate_admin_ports(args: ResourceValidationArgs, report_violation: ReportV
         ports = _covers_admin_port(port_info)
         if not ports:
             continue
-        wide = [c for c in [*(port_info.get("cidrs") or []), *(port_info.get("ipv6Cidrs") or [])] if _internet_wide(c)]
+        wide = [
+            c
+            for c in [*(port_info.get("cidrs") or []), *(port_info.get("ipv6Cidrs") or [])]
+            if _internet_wide(c)
+        ]
         if wide:
             report_violation(
                 f"ports {ports} ({port_info.get('protocol')}) are open to {', '.join(wide)}; "
@@ -142,7 +148,10 @@ def validate_secret_reads(args: ResourceValidationArgs, report_violation: Report
             None,
         )
     if args.props.get("logging") != "none":
-        report_violation(f"{create!r} reads a credential but its output is logged; set logging=Logging.NONE", None)
+        report_violation(
+            f"{create!r} reads a credential but its output is logged; set logging=Logging.NONE",
+            None,
+        )
 
 
 # --- node and static IP protected on prod stacks ---------------------------------------------
@@ -153,7 +162,9 @@ def validate_secret_reads(args: ResourceValidationArgs, report_violation: Report
 AGENT_RESOURCE_NAME = re.compile(r"-agent-\d+-(instance|ip)$")
 
 
-def validate_prod_protection(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def validate_prod_protection(
+    args: ResourceValidationArgs, report_violation: ReportViolation
+) -> None:
     if args.resource_type not in (INSTANCE, STATIC_IP) or AGENT_RESOURCE_NAME.search(args.name):
         return
     stack = stack_name(args.urn)
@@ -174,11 +185,17 @@ def validate_k3s_pinned(args: ResourceValidationArgs, report_violation: ReportVi
     # The install takes its settings as shell assignments on stdin (components/k3s.py, install_program).
     for command_text in (args.props.get(key) or "" for key in ("create", "update", "stdin")):
         if "INSTALL_K3S_CHANNEL" in command_text:
-            report_violation("the k3s install follows a release channel, which moves; pin k3sVersion instead", None)
+            report_violation(
+                "the k3s install follows a release channel, which moves; pin k3sVersion instead",
+                None,
+            )
         for version in K3S_VERSION_ASSIGNMENT.findall(command_text):
             version = version.strip("'\"")
             if not K3S_RELEASE.fullmatch(version):
-                report_violation(f"k3s version {version!r} is not an exact release (vX.Y.Z+k3sN); pin k3sVersion", None)
+                report_violation(
+                    f"k3s version {version!r} is not an exact release (vX.Y.Z+k3sN); pin k3sVersion",
+                    None,
+                )
 
 
 # --- container images pinned by tag or digest ------------------------------------------------
@@ -219,7 +236,8 @@ def validate_images_pinned(args: ResourceValidationArgs, report_violation: Repor
         problem = image_problem(image)
         if problem:
             report_violation(
-                f"container {container.get('name')!r} image {image!r} {problem}; pin a version tag or an @sha256 digest", None
+                f"container {container.get('name')!r} image {image!r} {problem}; pin a version tag or an @sha256 digest",
+                None,
             )
 
 
@@ -246,7 +264,11 @@ def _default_cpu_requests(resources: list) -> dict[str, int]:
 
 
 def _pods_at_once(resource_type: str, props: Mapping[str, Any], nodes: int) -> int:
-    if resource_type in ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:ReplicaSet"):
+    if resource_type in (
+        "kubernetes:apps/v1:Deployment",
+        "kubernetes:apps/v1:StatefulSet",
+        "kubernetes:apps/v1:ReplicaSet",
+    ):
         replicas = _dig(props, ("spec", "replicas"))
         return 1 if replicas is None else int(replicas)
     if resource_type == "kubernetes:batch/v1:Job":
@@ -270,7 +292,9 @@ def validate_cpu_budget(args: StackValidationArgs, report_violation: ReportViola
         args.not_applicable("the stack has no Lightsail instance")
     for instance in instances:
         if instance.props.get("bundleId") not in BASELINE_MILLICORES:
-            report_violation(f"bundle {instance.props.get('bundleId')!r} has no known CPU baseline", instance.urn)
+            report_violation(
+                f"bundle {instance.props.get('bundleId')!r} has no known CPU baseline", instance.urn
+            )
             return
     bundle_ids = [instance.props["bundleId"] for instance in instances]
     baseline = sum(BASELINE_MILLICORES[bundle_id] for bundle_id in bundle_ids)
@@ -295,8 +319,12 @@ def validate_cpu_budget(args: StackValidationArgs, report_violation: ReportViola
                     f"{largest_vcpus} vCPUs ({shown})",
                     resource.urn,
                 )
-            pod_request += cpu_millicores(request) if request is not None else defaults.get(namespace, 0)
-        sustained += pod_request * _pods_at_once(resource.resource_type, resource.props, len(instances))
+            pod_request += (
+                cpu_millicores(request) if request is not None else defaults.get(namespace, 0)
+            )
+        sustained += pod_request * _pods_at_once(
+            resource.resource_type, resource.props, len(instances)
+        )
 
     if sustained > baseline:
         report_violation(

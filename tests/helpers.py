@@ -71,7 +71,9 @@ class Declared:
     def depends_on(self, dependent: Registration, dependency: Registration) -> bool:
         """True when `dependent` waits for `dependency`, directly, through a component or via inputs."""
         by_urn = {r.urn: r for r in self.resources}
-        targets = {dependency.urn} | {r.urn for r in self.resources if dependency in self.ancestors(r)}
+        targets = {dependency.urn} | {
+            r.urn for r in self.resources if dependency in self.ancestors(r)
+        }
         seen: set[str] = set()
         frontier = [dependent]
         while frontier:
@@ -89,16 +91,25 @@ def run_stack(stack: str, **options: Any) -> Declared:
     return Declared(mockengine.run(stack, **options))
 
 
-def run_program(main: Path, project: str, config: dict[str, str], mocks: pulumi_sdk.Mocks, stack: str = "dev") -> Declared:
+def run_program(
+    main: Path, project: str, config: dict[str, str], mocks: pulumi_sdk.Mocks, stack: str = "dev"
+) -> Declared:
     """Another project's __main__.py (an example) on the mock engine, `config` as the CLI passes it (full keys)."""
     registrations: list[Registration] = []
     outputs: dict[str, StackOutput] = {}
 
     def on_stack_outputs(sent: dict[str, Any]) -> None:
-        outputs.update({key: StackOutput(mockengine.plain(v), mockengine.holds_secret(v), v) for key, v in sent.items()})
+        outputs.update(
+            {
+                key: StackOutput(mockengine.plain(v), mockengine.holds_secret(v), v)
+                for key, v in sent.items()
+            }
+        )
 
     monitor = pulumi_sdk.RecordingMonitor(
-        mocks, lambda request, state: registrations.append(mockengine._registration(request, state)), on_stack_outputs
+        mocks,
+        lambda request, state: registrations.append(mockengine._registration(request, state)),
+        on_stack_outputs,
     )
     pulumi_sdk.run_program(
         lambda: runpy.run_path(str(main), run_name="__main__"),
@@ -165,7 +176,9 @@ def command(deployment: Declared, suffix: str) -> Registration:
 def install_settings(install) -> tuple[dict[str, str], dict]:
     """The shell assignments that precede the install script on stdin, and the k3s config they carry."""
     prelude, _, _ = install.inputs["stdin"].partition("set -euo pipefail")
-    assignments = dict(line.split("=", 1) for line in prelude.splitlines() if line and not line.startswith("#"))
+    assignments = dict(
+        line.split("=", 1) for line in prelude.splitlines() if line and not line.startswith("#")
+    )
     config = yaml.safe_load(base64.b64decode(assignments["K3S_CONFIG_B64"]))
     return assignments, config
 
@@ -189,24 +202,37 @@ def write_executable(path: Path, text: str) -> None:
 
 # The one Helm object allowed: k3s' own customisation of its bundled Traefik
 # (docs.k3s.io/helm, "Customizing Packaged Components with HelmChartConfig").
-BUNDLED_TRAEFIK_CONFIG = ("kubernetes:helm.cattle.io/v1:HelmChartConfig", {"name": "traefik", "namespace": "kube-system"})
+BUNDLED_TRAEFIK_CONFIG = (
+    "kubernetes:helm.cattle.io/v1:HelmChartConfig",
+    {"name": "traefik", "namespace": "kube-system"},
+)
 
 
 def assert_no_second_ingress_controller(deployment):
     """No chart, release, IngressClass, controller image or LoadBalancer; only a HelmChartConfig for k3s' Traefik."""
-    controller_image = re.compile(r"^(docker\.io/)?(library/)?traefik:|ingress-nginx|haproxy|kong|contour|envoy")
+    controller_image = re.compile(
+        r"^(docker\.io/)?(library/)?traefik:|ingress-nginx|haproxy|kong|contour|envoy"
+    )
     for resource in deployment.resources:
         if resource.type == BUNDLED_TRAEFIK_CONFIG[0]:
-            assert resource.inputs["metadata"] == BUNDLED_TRAEFIK_CONFIG[1], resource.inputs["metadata"]
+            assert resource.inputs["metadata"] == BUNDLED_TRAEFIK_CONFIG[1], resource.inputs[
+                "metadata"
+            ]
         else:
-            assert "helm" not in resource.type.lower() and not resource.type.endswith(":IngressClass"), resource.type
+            assert "helm" not in resource.type.lower() and not resource.type.endswith(
+                ":IngressClass"
+            ), resource.type
     for obj in declared_objects(deployment):
         assert obj["kind"] not in ("HelmChart", "IngressClass", "HelmRelease")
         if obj["kind"] == "HelmChartConfig":
-            assert {k: obj["metadata"].get(k) for k in ("name", "namespace")} == BUNDLED_TRAEFIK_CONFIG[1]
+            assert {
+                k: obj["metadata"].get(k) for k in ("name", "namespace")
+            } == BUNDLED_TRAEFIK_CONFIG[1]
         if obj["kind"] == "Service":
             assert obj["spec"].get("type", "ClusterIP") != "LoadBalancer"
-        for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+        for container in (
+            obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+        ):
             assert not controller_image.search(container["image"]), container["image"]
 
 

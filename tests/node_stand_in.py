@@ -94,7 +94,14 @@ class Node:
             "lightsail-k3s-dev",
             k3s.server_config("lightsail-k3s-dev", sans),
         )
-        return subprocess.run([BASH, "-s"], input=program, env=environment, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [BASH, "-s"],
+            input=program,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def reinstall(self, **changes):
         """Installs, then runs the install again with `changes`; returns that second run and its calls."""

@@ -8,7 +8,14 @@ import yaml
 
 from components.catalog import BUNDLES
 from tests.helpers import ADMIN_CIDR, deploy
-from tools.mockengine import MOCK_AGENT_SECRET, MOCK_AGENT_TOKEN, MOCK_NODE_TOKEN, MOCK_STATIC_IP, private_ip_for, static_ip_for
+from tools.mockengine import (
+    MOCK_AGENT_SECRET,
+    MOCK_AGENT_TOKEN,
+    MOCK_NODE_TOKEN,
+    MOCK_STATIC_IP,
+    private_ip_for,
+    static_ip_for,
+)
 
 INSTANCE = "aws:lightsail/instance:Instance"
 FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
@@ -26,7 +33,9 @@ def two_agents():
 
 def agent_config(install) -> dict:
     prelude, _, _ = install.inputs["stdin"].partition("set -euo pipefail")
-    assignments = dict(line.split("=", 1) for line in prelude.splitlines() if line and not line.startswith("#"))
+    assignments = dict(
+        line.split("=", 1) for line in prelude.splitlines() if line and not line.startswith("#")
+    )
     return yaml.safe_load(base64.b64decode(assignments["K3S_CONFIG_B64"]))
 
 
@@ -62,7 +71,10 @@ def test_public_agents_get_a_static_ip_and_serve_http_and_https():
     deployment = deploy(agentCount=1, agentPublicIps=True)
     agent = AGENTS[0]
     assert deployment.named(f"{agent}-ip").type == STATIC_IP
-    rules = {(p["fromPort"], tuple(p["cidrs"])) for p in deployment.named(f"{agent}-firewall").inputs["portInfos"]}
+    rules = {
+        (p["fromPort"], tuple(p["cidrs"]))
+        for p in deployment.named(f"{agent}-firewall").inputs["portInfos"]
+    }
     assert rules == {(22, (ADMIN_CIDR,)), (80, ("0.0.0.0/0",)), (443, ("0.0.0.0/0",))}
     nodes = {node["name"]: node for node in deployment.outputs["nodes"].value}
     assert nodes[agent]["publicIp"] == static_ip_for(f"{agent}-ip-attachment")
@@ -82,7 +94,10 @@ def test_agents_join_the_server_over_its_private_ip_with_the_agent_token(two_age
         assert install.inputs["logging"] == "none"
         assert {"stdout", "stderr"} <= set(install.additional_secret_outputs)
         # The install runs on the agent, over SSH to its own (dynamic) public address.
-        assert install.inputs["connection"]["host"] == two_agents.named(f"{agent}-instance").state["publicIpAddress"]
+        assert (
+            install.inputs["connection"]["host"]
+            == two_agents.named(f"{agent}-instance").state["publicIpAddress"]
+        )
         assert install.inputs["triggers"] == [two_agents.named(f"{agent}-instance").state["arn"]]
 
 
@@ -90,7 +105,11 @@ def test_no_token_appears_in_any_commands_plain_inputs(two_agents):
     commands = two_agents.of_type(COMMAND)
     assert len(commands) == 3 + 2 * 3 + 2  # boot waits, server commands, agent installs and joins
     for resource in commands:
-        plain = {key: value for key, value in resource.inputs.items() if key not in resource.secret_inputs}
+        plain = {
+            key: value
+            for key, value in resource.inputs.items()
+            if key not in resource.secret_inputs
+        }
         text = json.dumps(plain)
         for secret in SECRETS:
             assert secret not in text, (resource.name, secret[:6])
@@ -99,13 +118,17 @@ def test_no_token_appears_in_any_commands_plain_inputs(two_agents):
 def test_removing_an_agent_drains_its_node_on_the_server_before_the_instance_goes(two_agents):
     for agent in AGENTS:
         join = two_agents.named(f"{agent}-join")
-        assert join.inputs["connection"]["host"] == MOCK_STATIC_IP, "drained through the first server"
+        assert join.inputs["connection"]["host"] == MOCK_STATIC_IP, (
+            "drained through the first server"
+        )
         assert join.inputs["create"] == "sudo bash -s -- ready"
         assert join.inputs["delete"] == "sudo bash -s -- drain"
         assert join.inputs["stdin"].startswith(f"NODE_NAME={agent}\n")
         # Pulumi deletes dependents first: the join (drain) before the install, before the instance.
         assert two_agents.depends_on(join, two_agents.named(f"{agent}-install"))
-        assert two_agents.depends_on(two_agents.named(f"{agent}-install"), two_agents.named(f"{agent}-instance"))
+        assert two_agents.depends_on(
+            two_agents.named(f"{agent}-install"), two_agents.named(f"{agent}-instance")
+        )
         # A replaced agent re-uses its node name: the old node goes first.
         assert join.delete_before_replace
         assert join.inputs["triggers"] == [two_agents.named(f"{agent}-instance").state["arn"]]
@@ -117,7 +140,9 @@ def test_agents_install_after_the_server_and_one_at_a_time(two_agents):
     assert two_agents.depends_on(second, two_agents.named(f"{AGENTS[0]}-join"))
     assert not two_agents.depends_on(first, two_agents.named(f"{AGENTS[1]}-join"))
     for agent in AGENTS:
-        assert two_agents.depends_on(two_agents.named(f"{agent}-install"), two_agents.named(f"{agent}-wait-for-boot"))
+        assert two_agents.depends_on(
+            two_agents.named(f"{agent}-install"), two_agents.named(f"{agent}-wait-for-boot")
+        )
 
 
 def test_nodes_output_lists_every_node_and_cost_sums_them(two_agents):
@@ -130,11 +155,19 @@ def test_nodes_output_lists_every_node_and_cost_sums_them(two_agents):
             "publicIp": MOCK_STATIC_IP,
         },
         *(
-            {"name": agent, "role": "agent", "bundleId": "micro_3_0", "privateIp": private_ip_for(f"{agent}-instance")}
+            {
+                "name": agent,
+                "role": "agent",
+                "bundleId": "micro_3_0",
+                "privateIp": private_ip_for(f"{agent}-instance"),
+            }
             for agent in AGENTS
         ),
     ]
-    assert two_agents.outputs["monthlyCostUsd"].value == BUNDLES["small_3_0"].monthly_usd + 2 * BUNDLES["micro_3_0"].monthly_usd
+    assert (
+        two_agents.outputs["monthlyCostUsd"].value
+        == BUNDLES["small_3_0"].monthly_usd + 2 * BUNDLES["micro_3_0"].monthly_usd
+    )
     assert two_agents.outputs["agentToken"].secret
 
 

@@ -34,7 +34,13 @@ SERVICE = "kubernetes:core/v1:Service"
 SECRET = "kubernetes:core/v1:Secret"
 
 SHOP_APPS = [
-    {"name": "storefront", "image": "ghcr.io/acme/storefront:2.3.1", "port": 8080, "replicas": 2, "healthPath": "/healthz"},
+    {
+        "name": "storefront",
+        "image": "ghcr.io/acme/storefront:2.3.1",
+        "port": 8080,
+        "replicas": 2,
+        "healthPath": "/healthz",
+    },
     {
         "name": "orders-api",
         "image": "ghcr.io/acme/orders@sha256:" + "a" * 64,
@@ -42,12 +48,20 @@ SHOP_APPS = [
         "path": "/api/orders",
         "env": {"LOG_LEVEL": "info", "CACHE": True},
         "secretEnv": ["DATABASE_URL", "STRIPE_KEY"],
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "400m", "memory": "256Mi"}},
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"cpu": "400m", "memory": "256Mi"},
+        },
     },
     {"name": "users-api", "image": "ghcr.io/acme/users:1.0.0", "port": 3001, "path": "/api/users"},
     {"name": "admin", "image": "ghcr.io/acme/admin:0.9.2", "port": 80, "host": "admin.example.com"},
 ]
-SHOP_SECRETS = {"orders-api": {"DATABASE_URL": "postgres://orders:hunter2@db/orders", "STRIPE_KEY": "sk_live_123"}}
+SHOP_SECRETS = {
+    "orders-api": {
+        "DATABASE_URL": "postgres://orders:hunter2@db/orders",
+        "STRIPE_KEY": "sk_live_123",
+    }
+}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +85,10 @@ def test_every_kubernetes_resource_uses_the_k3s_provider(dev, shop):
 
 def test_provider_waits_for_k3s_and_survives_kubeconfig_rereads(shop):
     provider = shop.one(PROVIDER)
-    assert provider.inputs["clusterIdentifier"] == "lightsail-k3s-dev@" + shop.one("aws:lightsail/instance:Instance").state["arn"]
+    assert (
+        provider.inputs["clusterIdentifier"]
+        == "lightsail-k3s-dev@" + shop.one("aws:lightsail/instance:Instance").state["arn"]
+    )
     assert shop.depends_on(provider, shop.named("lightsail-k3s-dev-install"))
 
 
@@ -84,7 +101,12 @@ def test_dev_stack_deploys_the_demo_app_at_the_root(dev):
     assert dev.outputs["appUrl"].value == f"http://{MOCK_STATIC_IP}/"
     assert dev.outputs["appNamespace"].value == "apps"
     assert dev.outputs["apps"].value == {
-        "whoami": {"service": "whoami.apps.svc.cluster.local", "port": 80, "path": "/", "url": f"http://{MOCK_STATIC_IP}/"}
+        "whoami": {
+            "service": "whoami.apps.svc.cluster.local",
+            "port": 80,
+            "path": "/",
+            "url": f"http://{MOCK_STATIC_IP}/",
+        }
     }
 
 
@@ -123,14 +145,18 @@ APPS_COMPONENT = "lightsail-k3s:index:AppStack"
 def test_the_apps_children_are_named_after_the_component_and_keep_their_old_names_as_aliases(shop):
     component = shop.one(APPS_COMPONENT)
     children = [r for r in shop.resources if r.parent == component.urn]
-    assert children and all(child.name.startswith(component.name + "-") for child in children), [c.name for c in children]
+    assert children and all(child.name.startswith(component.name + "-") for child in children), [
+        c.name for c in children
+    ]
     expected = (
         {(DEPLOYMENT, app["name"], "deployment") for app in SHOP_APPS}
         | {(SERVICE, app["name"], "service") for app in SHOP_APPS}
         | {(SECRET, "orders-api", "env")}
     )
     per_app = [r for r in children if r.type in (DEPLOYMENT, SERVICE, SECRET)]
-    assert {(r.type, r.name) for r in per_app} == {(t, f"{component.name}-{app}-{kind}") for t, app, kind in expected}
+    assert {(r.type, r.name) for r in per_app} == {
+        (t, f"{component.name}-{app}-{kind}") for t, app, kind in expected
+    }
     # Stacks deployed before the names carried the component's keep these objects (no delete and create).
     for resource in per_app:
         old_name = resource.name.removeprefix(component.name + "-")
@@ -142,22 +168,32 @@ def test_secret_env_values_live_only_in_a_secret_that_is_secret_in_state(shop):
     assert secret.inputs["metadata"] == {
         "name": "orders-api-env",
         "namespace": "apps",
-        "labels": {"app.kubernetes.io/name": "orders-api", "app.kubernetes.io/managed-by": "lightsail-k3s"},
+        "labels": {
+            "app.kubernetes.io/name": "orders-api",
+            "app.kubernetes.io/managed-by": "lightsail-k3s",
+        },
     }
     assert secret.inputs["stringData"] == SHOP_SECRETS["orders-api"]
     assert "stringData" in secret.secret_inputs
     secret_values = set(SHOP_SECRETS["orders-api"].values())
     for registration in shop.resources:
         if registration is not secret:
-            assert not any(value in repr(registration.inputs) for value in secret_values), registration.name
+            assert not any(value in repr(registration.inputs) for value in secret_values), (
+                registration.name
+            )
     for output in shop.outputs.values():
         assert not any(value in repr(output.value) for value in secret_values)
-    orders = next(d for d in shop.of_type(DEPLOYMENT) if d.inputs["metadata"]["name"] == "orders-api")
+    orders = next(
+        d for d in shop.of_type(DEPLOYMENT) if d.inputs["metadata"]["name"] == "orders-api"
+    )
     env = {e["name"]: e for e in orders.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["LOG_LEVEL"] == {"name": "LOG_LEVEL", "value": "info"}
     assert env["CACHE"] == {"name": "CACHE", "value": "true"}
     for variable in ("DATABASE_URL", "STRIPE_KEY"):
-        assert env[variable] == {"name": variable, "valueFrom": {"secretKeyRef": {"name": "orders-api-env", "key": variable}}}
+        assert env[variable] == {
+            "name": variable,
+            "valueFrom": {"secretKeyRef": {"name": "orders-api-env", "key": variable}},
+        }
 
 
 def test_app_shape_replicas_resources_and_probes(shop):
@@ -168,7 +204,10 @@ def test_app_shape_replicas_resources_and_probes(shop):
     container = storefront["template"]["spec"]["containers"][0]
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
-    assert container["resources"] == {"requests": {"cpu": "25m", "memory": "64Mi"}, "limits": {"cpu": "250m", "memory": "128Mi"}}
+    assert container["resources"] == {
+        "requests": {"cpu": "25m", "memory": "64Mi"},
+        "limits": {"cpu": "250m", "memory": "128Mi"},
+    }
     assert storefront["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}
     orders = deployments["orders-api"]["template"]["spec"]["containers"][0]
     assert orders["resources"]["limits"] == {"cpu": "400m", "memory": "256Mi"}
@@ -185,7 +224,10 @@ def test_namespace_budget_is_sized_from_the_bundle(dev, shop):
             "limits.memory": f"{budget.memory_mib}Mi",
         }
         (limits,) = deployment.one("kubernetes:core/v1:LimitRange").inputs["spec"]["limits"]
-        assert limits["max"] == {"cpu": f"{bundle.vcpus * 1000}m", "memory": f"{budget.memory_mib}Mi"}
+        assert limits["max"] == {
+            "cpu": f"{bundle.vcpus * 1000}m",
+            "memory": f"{budget.memory_mib}Mi",
+        }
         assert limits["default"] == {"cpu": "250m", "memory": "128Mi"}
         assert limits["defaultRequest"] == {"cpu": "25m", "memory": "64Mi"}
     # small_3_0: 2 vCPU less k3s, the OS and k3s' add-ons; 2 GiB less k3s, its add-ons, the OS and the eviction threshold.
@@ -242,7 +284,12 @@ def test_every_kubernetes_object_matches_the_schema_of_each_tested_minor(minor, 
 
 
 def test_schema_validation_catches_a_broken_object():
-    broken = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"replicas": "two"}}
+    broken = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {"replicas": "two"},
+    }
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, "1.36.0", strict=True)
 
@@ -309,7 +356,10 @@ def test_image_references_the_grammar_allows(image):
 def test_an_allowed_image_reference_reaches_the_container_as_written():
     image = "localhost:5000/team/web:1.2@sha256:" + "a" * 64
     deployment = deploy(apps=[app(image=image)])
-    assert deployment.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"][0]["image"] == image
+    assert (
+        deployment.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"][0]["image"]
+        == image
+    )
 
 
 def test_untagged_image():
@@ -335,10 +385,22 @@ def test_path_without_leading_slash():
 
 @pytest.mark.parametrize(
     ("path", "normal"),
-    [("/api/", "/api"), ("//api", "/api"), ("/./api", "/api"), ("/api/../admin", "/admin"), ("/api/%2e%2e/admin", "/admin")],
+    [
+        ("/api/", "/api"),
+        ("//api", "/api"),
+        ("/./api", "/api"),
+        ("/api/../admin", "/admin"),
+        ("/api/%2e%2e/admin", "/admin"),
+    ],
 )
 def test_paths_must_be_in_normal_form(path, normal):
-    rejected("apps", "apps[0] (web)", f"path {path!r} is not in normal form", f"write it as {normal}", apps=[app(path=path)])
+    rejected(
+        "apps",
+        "apps[0] (web)",
+        f"path {path!r} is not in normal form",
+        f"write it as {normal}",
+        apps=[app(path=path)],
+    )
 
 
 def test_encoded_slash_in_a_path():
@@ -346,7 +408,9 @@ def test_encoded_slash_in_a_path():
 
 
 def test_health_path_must_be_in_normal_form():
-    rejected("apps", "healthPath '/health/../x'", "write it as /x", apps=[app(healthPath="/health/../x")])
+    rejected(
+        "apps", "healthPath '/health/../x'", "write it as /x", apps=[app(healthPath="/health/../x")]
+    )
 
 
 @pytest.mark.parametrize("host", ["203.0.113.10", "10.0.0.1"])
@@ -364,13 +428,18 @@ def test_long_hosts_get_distinct_valid_ingress_names():
     label = "a" * 62
     common = ".".join([label] * 3)  # 188 characters
     hosts = [f"{common}.{tail}" for tail in ("b" * 60 + "-c", "b" * 60 + "-d", "b" * 60 + ".c")]
-    names = [ingress_name(host) for host in hosts] + [ingress_name(None), ingress_name("example.com")]
+    names = [ingress_name(host) for host in hosts] + [
+        ingress_name(None),
+        ingress_name("example.com"),
+    ]
     assert len(set(names)) == len(names)
     subdomain = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
     for name in names:
         assert len(name) <= 253 and subdomain.fullmatch(name), name
     deployment = deploy(apps=[app(host=hosts[0]), app(name="api", host=hosts[1])])
-    assert sorted(i.inputs["metadata"]["name"] for i in deployment.of_type(INGRESS)) == sorted(names[:2])
+    assert sorted(i.inputs["metadata"]["name"] for i in deployment.of_type(INGRESS)) == sorted(
+        names[:2]
+    )
 
 
 def test_two_apps_on_the_same_host_and_path():
@@ -378,7 +447,10 @@ def test_two_apps_on_the_same_host_and_path():
         "apps",
         "apps[1] (api)",
         "path /v1 on host api.example.com is already routed to web",
-        apps=[app(host="api.example.com", path="/v1"), app(name="api", host="api.example.com", path="/v1")],
+        apps=[
+            app(host="api.example.com", path="/v1"),
+            app(name="api", host="api.example.com", path="/v1"),
+        ],
     )
 
 
@@ -397,11 +469,21 @@ def test_secret_env_without_a_secret_value():
 
 
 def test_app_secrets_stored_in_plain_text():
-    rejected("appSecrets", "stored in plain text", apps=[app(secretEnv=["API_KEY"])], appSecrets={"web": {"API_KEY": "x"}})
+    rejected(
+        "appSecrets",
+        "stored in plain text",
+        apps=[app(secretEnv=["API_KEY"])],
+        appSecrets={"web": {"API_KEY": "x"}},
+    )
 
 
 def test_app_secrets_for_an_unknown_app():
-    rejected("appSecrets", "'ghost', which is not in apps", apps=[app()], secrets={"appSecrets": {"ghost": {"A": "b"}}})
+    rejected(
+        "appSecrets",
+        "'ghost', which is not in apps",
+        apps=[app()],
+        secrets={"appSecrets": {"ghost": {"A": "b"}}},
+    )
 
 
 def test_app_secret_not_listed_in_secret_env():
@@ -414,7 +496,14 @@ def test_app_secret_not_listed_in_secret_env():
 
 
 @pytest.mark.parametrize(
-    ("value", "kind"), [(None, "null"), ({"nested": "hunter2"}, "dict"), (["hunter2"], "list"), (42, "int"), (True, "bool")]
+    ("value", "kind"),
+    [
+        (None, "null"),
+        ({"nested": "hunter2"}, "dict"),
+        (["hunter2"], "list"),
+        (42, "int"),
+        (True, "bool"),
+    ],
 )
 def test_app_secret_values_must_be_strings(value, kind):
     # Set as one encrypted JSON object (pulumi config set --secret appSecrets '{...}'), the way a value
@@ -434,7 +523,9 @@ def stack_with_app_secrets():
     path = PROJECT_DIR / "Pulumi.mixed-secrets.yaml"
     config = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())
     config["config"]["lightsail-k3s:apps"] = [app(secretEnv=["API_KEY", "DB_URL"])]
-    config["config"]["lightsail-k3s:appSecrets"] = {"web": {"API_KEY": {"secure": "v1:abc"}, "DB_URL": "postgres://hunter2@db"}}
+    config["config"]["lightsail-k3s:appSecrets"] = {
+        "web": {"API_KEY": {"secure": "v1:abc"}, "DB_URL": "postgres://hunter2@db"}
+    }
     path.write_text(yaml.safe_dump(config))
     yield "mixed-secrets"
     path.unlink()
@@ -455,11 +546,21 @@ def test_unknown_app_keys():
 
 
 def test_apps_that_do_not_fit_the_node():
-    rejected("apps", "memory limits", "small_3_0", "bundleId", apps=[app(replicas=4, resources={"limits": {"memory": "512Mi"}})])
+    rejected(
+        "apps",
+        "memory limits",
+        "small_3_0",
+        "bundleId",
+        apps=[app(replicas=4, resources={"limits": {"memory": "512Mi"}})],
+    )
 
 
 def test_bad_resource_quantities():
-    rejected("apps", "resources.requests.memory '1GB'", apps=[app(resources={"requests": {"memory": "1GB"}})])
+    rejected(
+        "apps",
+        "resources.requests.memory '1GB'",
+        apps=[app(resources={"requests": {"memory": "1GB"}})],
+    )
 
 
 def test_bad_app_namespace():
@@ -491,30 +592,49 @@ def test_manifests_dir_with_invalid_yaml_names_the_line_but_not_its_content(mani
     (manifests / "ok.yaml").write_text(yaml.safe_dump(config_map("a")))
     (manifests / "broken.yaml").write_text("kind: Secret\nstringData:\n  password: [hunter2\n")
     message = rejected(
-        "manifestsDir", "broken.yaml, line 4, column 1 is not valid UTF-8 YAML", manifestsDir=manifests_dir(manifests)
+        "manifestsDir",
+        "broken.yaml, line 4, column 1 is not valid UTF-8 YAML",
+        manifestsDir=manifests_dir(manifests),
     )
     assert "hunter2" not in message and "password" not in message
 
 
 def test_manifests_dir_with_a_non_kubernetes_document(manifests):
-    (manifests / "notes.yaml").write_text("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\njust: notes\n")
-    rejected("manifestsDir", "notes.yaml, document 2, is not a Kubernetes object", manifestsDir=manifests_dir(manifests))
+    (manifests / "notes.yaml").write_text(
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\njust: notes\n"
+    )
+    rejected(
+        "manifestsDir",
+        "notes.yaml, document 2, is not a Kubernetes object",
+        manifestsDir=manifests_dir(manifests),
+    )
 
 
 @pytest.mark.parametrize("outside", ["..", "/tmp"])
 def test_manifests_dir_must_be_inside_the_project(outside):
-    rejected("manifestsDir", "outside the project", "pulumi config set manifestsDir k8s", manifestsDir=outside)
+    rejected(
+        "manifestsDir",
+        "outside the project",
+        "pulumi config set manifestsDir k8s",
+        manifestsDir=outside,
+    )
 
 
 def test_manifest_files_may_not_link_outside_the_project(manifests, tmp_path):
     (tmp_path / "stolen.yaml").write_text(yaml.safe_dump(config_map("a")))
     (manifests / "link.yaml").symlink_to(tmp_path / "stolen.yaml")
-    rejected("manifestsDir", "link.yaml links to a file outside the project", manifestsDir=manifests_dir(manifests))
+    rejected(
+        "manifestsDir",
+        "link.yaml links to a file outside the project",
+        manifestsDir=manifests_dir(manifests),
+    )
 
 
 def test_duplicate_manifest_objects(manifests):
     (manifests / "a.yaml").write_text(yaml.safe_dump(config_map("flags")))
-    (manifests / "b.yaml").write_text(yaml.safe_dump_all([config_map("flags", "apps"), config_map("flags", "default")]))
+    (manifests / "b.yaml").write_text(
+        yaml.safe_dump_all([config_map("flags", "apps"), config_map("flags", "default")])
+    )
     rejected(
         "manifestsDir",
         "b.yaml, document 2 declares ConfigMap default/flags, which a.yaml, document 1 already declares",
@@ -524,7 +644,11 @@ def test_duplicate_manifest_objects(manifests):
 
 @pytest.mark.parametrize(
     ("kind", "name", "owner"),
-    [("Deployment", "web", "apps[0] (web)"), ("Service", "web", "apps[0] (web)"), ("Secret", "web-env", "apps[0] (web)")],
+    [
+        ("Deployment", "web", "apps[0] (web)"),
+        ("Service", "web", "apps[0] (web)"),
+        ("Secret", "web-env", "apps[0] (web)"),
+    ],
 )
 def test_manifests_may_not_declare_what_an_app_declares(manifests, kind, name, owner):
     document = {"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": "apps"}}
@@ -539,15 +663,26 @@ def test_manifests_may_not_declare_what_an_app_declares(manifests, kind, name, o
 
 
 def test_manifests_may_not_redeclare_the_app_namespace(manifests):
-    (manifests / "ns.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}))
+    (manifests / "ns.yaml").write_text(
+        yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}})
+    )
     rejected(
-        "manifestsDir", "declares Namespace apps, which appNamespace already declares", manifestsDir=manifests_dir(manifests)
+        "manifestsDir",
+        "declares Namespace apps, which appNamespace already declares",
+        manifestsDir=manifests_dir(manifests),
     )
 
 
 def test_same_name_in_other_namespaces_or_kinds_is_fine(manifests):
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "flags"}, "stringData": {"k": "v"}}
-    (manifests / "a.yaml").write_text(yaml.safe_dump_all([config_map("flags"), config_map("flags", "apps"), secret]))
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "flags"},
+        "stringData": {"k": "v"},
+    }
+    (manifests / "a.yaml").write_text(
+        yaml.safe_dump_all([config_map("flags"), config_map("flags", "apps"), secret])
+    )
     group = deploy(manifestsDir=manifests_dir(manifests)).one("kubernetes:yaml/v2:ConfigGroup")
     assert len(group.inputs["objs"]) == 3
 
@@ -571,9 +706,16 @@ def test_secret_manifest_values_are_secret_in_state(manifests):
 
 
 def test_a_list_manifest_is_refused_naming_its_items(manifests):
-    listed = {"apiVersion": "v1", "kind": "List", "metadata": {"name": "bundle"}, "items": [config_map("a")]}
+    listed = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "metadata": {"name": "bundle"},
+        "items": [config_map("a")],
+    }
     (manifests / "bundle.yaml").write_text(yaml.safe_dump(listed))
-    rejected("manifestsDir", "bundle.yaml, document 1, is a List", manifestsDir=manifests_dir(manifests))
+    rejected(
+        "manifestsDir", "bundle.yaml, document 1, is a List", manifestsDir=manifests_dir(manifests)
+    )
 
 
 def test_each_service_selects_only_the_pods_of_its_own_deployment(shop):

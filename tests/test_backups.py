@@ -90,7 +90,9 @@ def test_no_credential_in_any_plain_input_or_output(backed_up):
                 continue
             text = readable(value)
             for credential in CREDENTIALS:
-                assert credential not in text, f"{resource.name}.{key} holds a bucket credential in plain"
+                assert credential not in text, (
+                    f"{resource.name}.{key} holds a bucket credential in plain"
+                )
     for name, output in backed_up.outputs.items():
         if not output.secret:
             assert not any(credential in readable(output.value) for credential in CREDENTIALS), name
@@ -129,32 +131,58 @@ def test_backups_must_be_auto_true_or_false():
 
 
 def test_snapshot_schedule_must_be_a_cron_spec():
-    rejected("lightsail-k3s:etcdSnapshotSchedule", "'daily'", "five-field cron", backups="true", etcdSnapshotSchedule="daily")
+    rejected(
+        "lightsail-k3s:etcdSnapshotSchedule",
+        "'daily'",
+        "five-field cron",
+        backups="true",
+        etcdSnapshotSchedule="daily",
+    )
 
 
 def test_snapshot_retention_must_be_at_least_one():
-    rejected("lightsail-k3s:etcdSnapshotRetention", "below the minimum of 1", backups="true", etcdSnapshotRetention=0)
+    rejected(
+        "lightsail-k3s:etcdSnapshotRetention",
+        "below the minimum of 1",
+        backups="true",
+        etcdSnapshotRetention=0,
+    )
 
 
 def test_snapshot_retention_must_be_an_integer_which_the_cli_checks_before_the_program_runs():
     with pytest.raises(cliconfig.CliConfigError) as caught:
         deploy(backups="true", etcdSnapshotRetention="many")
-    assert str(caught.value) == "Stack 'dev' with configuration key 'etcdSnapshotRetention' must be of type 'integer'"
+    assert (
+        str(caught.value)
+        == "Stack 'dev' with configuration key 'etcdSnapshotRetention' must be of type 'integer'"
+    )
 
 
 def test_the_install_on_the_node_writes_the_key_root_only_and_never_prints_it(tmp_path):
     node = Node(tmp_path)
     settings = etcd_snapshot_settings(
-        "lightsail-k3s-dev-backups-a1b2c3d", "eu-west-2", MOCK_BUCKET_ACCESS_KEY_ID, MOCK_BUCKET_SECRET_ACCESS_KEY, "0 3 * * *", 7
+        "lightsail-k3s-dev-backups-a1b2c3d",
+        "eu-west-2",
+        MOCK_BUCKET_ACCESS_KEY_ID,
+        MOCK_BUCKET_SECRET_ACCESS_KEY,
+        "0 3 * * *",
+        7,
     )
     program = k3s.install_program(
         k3s.remote_script("install-k3s-server.sh"),
         "v1.36.1+k3s1",
         "lightsail-k3s-dev",
-        k3s.server_config("lightsail-k3s-dev", ["203.0.113.10"], cluster_init=True, etcd_snapshots=settings),
+        k3s.server_config(
+            "lightsail-k3s-dev", ["203.0.113.10"], cluster_init=True, etcd_snapshots=settings
+        ),
     )
     result = subprocess.run(
-        [tool("bash"), "-s"], input=program, env=node.environment(), capture_output=True, text=True, timeout=30
+        [tool("bash"), "-s"],
+        input=program,
+        env=node.environment(),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 0, result.stderr
     assert node.config()["etcd-s3-secret-key"] == MOCK_BUCKET_SECRET_ACCESS_KEY

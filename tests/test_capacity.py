@@ -19,7 +19,13 @@ CONTACT = "aws-native:lightsail:ContactMethod"
 
 
 def app(name="web", **fields):
-    return {"name": name, "image": "ghcr.io/acme/web:1.0.0", "port": 8080, "path": f"/{name}", **fields}
+    return {
+        "name": name,
+        "image": "ghcr.io/acme/web:1.0.0",
+        "port": 8080,
+        "path": f"/{name}",
+        **fields,
+    }
 
 
 def default_apps(count):
@@ -63,10 +69,15 @@ def test_thirty_default_apps_are_refused_on_small_naming_the_cheapest_bundle_tha
 def test_a_cpu_limit_above_the_baseline_is_accepted_up_to_the_vcpus():
     deployment = deploy(apps=[app(resources={"limits": {"cpu": "1500m"}})])
     (web,) = deployment.of_type(DEPLOYMENT)
-    assert web.inputs["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "1500m"
+    assert (
+        web.inputs["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"]
+        == "1500m"
+    )
     assert deployment.warnings == []
     rejected(
-        "apps", "apps[0] (web): limits.cpu 3 is more than the node's 2 vCPUs", apps=[app(resources={"limits": {"cpu": "3"}})]
+        "apps",
+        "apps[0] (web): limits.cpu 3 is more than the node's 2 vCPUs",
+        apps=[app(resources={"limits": {"cpu": "3"}})],
     )
 
 
@@ -76,13 +87,21 @@ BUSY = [app(resources={"requests": {"cpu": "400m"}, "limits": {"cpu": "1"}})]
 
 def test_sustained_cpu_above_the_baseline_warns_with_the_numbers_and_the_bundle():
     (warning,) = deploy(apps=BUSY).warnings
-    for fragment in ("500m", "k3s 100m", "small_3_0 baseline of 400m", "holds the instance to 400m", "large_3_0"):
+    for fragment in (
+        "500m",
+        "k3s 100m",
+        "small_3_0 baseline of 400m",
+        "holds the instance to 400m",
+        "large_3_0",
+    ):
         assert fragment in warning, warning
     assert "stop" not in warning
 
 
 def test_make_plan_shows_the_warning():
-    assert "\nwarning: apps: the apps' sustained CPU, 500m" in plan.render(deploy(apps=BUSY).deployment)
+    assert "\nwarning: apps: the apps' sustained CPU, 500m" in plan.render(
+        deploy(apps=BUSY).deployment
+    )
 
 
 def test_sustained_cpu_above_the_baseline_fails_under_enforce():
@@ -102,20 +121,37 @@ def test_the_quota_admits_every_pod_the_check_accepts_surge_included():
     hard = deployment.one(QUOTA).inputs["spec"]["hard"]
     assert hard == node.budget.quota()
     containers = [
-        (d.inputs["spec"]["replicas"], d.inputs["spec"]["template"]["spec"]["containers"][0]["resources"])
+        (
+            d.inputs["spec"]["replicas"],
+            d.inputs["spec"]["template"]["spec"]["containers"][0]["resources"],
+        )
         for d in deployment.of_type(DEPLOYMENT)
     ]
-    pods = [resources for replicas, resources in containers for _ in range(replicas)] + [containers[0][1]]
-    assert sum(cpu_millicores(p["requests"]["cpu"]) for p in pods) <= cpu_millicores(hard["requests.cpu"])
-    assert sum(memory_mib(p["requests"]["memory"]) for p in pods) <= memory_mib(hard["requests.memory"])
+    pods = [resources for replicas, resources in containers for _ in range(replicas)] + [
+        containers[0][1]
+    ]
+    assert sum(cpu_millicores(p["requests"]["cpu"]) for p in pods) <= cpu_millicores(
+        hard["requests.cpu"]
+    )
+    assert sum(memory_mib(p["requests"]["memory"]) for p in pods) <= memory_mib(
+        hard["requests.memory"]
+    )
     assert sum(memory_mib(p["limits"]["memory"]) for p in pods) <= memory_mib(hard["limits.memory"])
     # One Mi more per pod and the check refuses what the quota would refuse.
-    rejected("apps", "memory limits", apps=[app("a", replicas=3, resources={"limits": {"memory": f"{per_pod + 1}Mi"}})])
+    rejected(
+        "apps",
+        "memory limits",
+        apps=[app("a", replicas=3, resources={"limits": {"memory": f"{per_pod + 1}Mi"}})],
+    )
 
 
 @pytest.mark.parametrize(
     ("section", "field", "value", "floor"),
-    [("requests", "cpu", "0", "1m"), ("limits", "cpu", "5m", "10m"), ("limits", "memory", "8Mi", "16Mi")],
+    [
+        ("requests", "cpu", "0", "1m"),
+        ("limits", "cpu", "5m", "10m"),
+        ("limits", "memory", "8Mi", "16Mi"),
+    ],
 )
 def test_zero_and_tiny_quantities_are_refused(section, field, value, floor):
     rejected(
@@ -127,16 +163,22 @@ def test_zero_and_tiny_quantities_are_refused(section, field, value, floor):
 
 def test_bad_budget_and_alarm_settings():
     rejected("cpuBudget", "'strict' is not one of warn, enforce, off", cpuBudget="strict")
-    with pytest.raises(cliconfig.CliConfigError, match="'burstAlarmPercent' must be of type 'integer'"):
+    with pytest.raises(
+        cliconfig.CliConfigError, match="'burstAlarmPercent' must be of type 'integer'"
+    ):
         deploy(burstAlarmPercent="lots")
     rejected("burstAlarmPercent", "100 would never or always alarm", burstAlarmPercent=100)
     rejected("alarmEmail", "'ops-at-example' is not an email address", alarmEmail="ops-at-example")
 
 
 def test_kubelet_reservations_in_the_rendered_k3s_config(three_small_apps):
-    (install,) = [r for r in three_small_apps.of_type("command:remote:Command") if r.name.endswith("-install")]
+    (install,) = [
+        r for r in three_small_apps.of_type("command:remote:Command") if r.name.endswith("-install")
+    ]
     prelude = install.inputs["stdin"].partition("set -euo pipefail")[0]
-    encoded = next(line.split("=", 1)[1] for line in prelude.splitlines() if line.startswith("K3S_CONFIG_B64="))
+    encoded = next(
+        line.split("=", 1)[1] for line in prelude.splitlines() if line.startswith("K3S_CONFIG_B64=")
+    )
     config = yaml.safe_load(base64.b64decode(encoded))
     assert config["kubelet-arg"][-3:] == [
         "system-reserved=cpu=100m,memory=256Mi",
@@ -163,7 +205,10 @@ def test_two_alarms_per_instance_through_a_regional_aws_native_provider(three_sm
     assert set(alarms) == {"BurstCapacityPercentage", "StatusCheckFailed"}
     burst, status = alarms["BurstCapacityPercentage"].inputs, alarms["StatusCheckFailed"].inputs
     assert (burst["comparisonOperator"], burst["threshold"]) == ("LessThanThreshold", 30)
-    assert (status["comparisonOperator"], status["threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+    assert (status["comparisonOperator"], status["threshold"]) == (
+        "GreaterThanOrEqualToThreshold",
+        1,
+    )
     for alarm in alarms.values():
         assert alarm.inputs["monitoredResourceName"] == instance.state["name"]
         assert alarm.provider.startswith(provider.urn + "::")
@@ -184,7 +229,10 @@ def test_alarm_email_subscribes_the_alarms_to_the_regions_email_contact_method()
 
 def test_cost_breakdown_sums_to_the_monthly_cost(three_small_apps):
     outputs = three_small_apps.outputs
-    assert [line["item"] for line in outputs["costBreakdown"].value] == ["instance server small_3_0", "static IP"]
+    assert [line["item"] for line in outputs["costBreakdown"].value] == [
+        "instance server small_3_0",
+        "static IP",
+    ]
     assert outputs["monthlyCostUsd"].value == 12
     with_snapshots = deploy(autoSnapshotTime="18:00").outputs
     lines = with_snapshots["costBreakdown"].value
@@ -215,10 +263,17 @@ def test_the_readme_reservations_table_matches_the_code():
 
 def test_agents_get_their_own_alarms_and_cost_lines():
     deployment = deploy(agentCount=1, agentBundleId="micro_3_0", autoSnapshotTime="18:00")
-    instances = {i.name: i.state["name"] for i in deployment.of_type("aws:lightsail/instance:Instance")}
-    watched = sorted((a.inputs["monitoredResourceName"], a.inputs["metricName"]) for a in deployment.of_type(ALARM))
+    instances = {
+        i.name: i.state["name"] for i in deployment.of_type("aws:lightsail/instance:Instance")
+    }
+    watched = sorted(
+        (a.inputs["monitoredResourceName"], a.inputs["metricName"])
+        for a in deployment.of_type(ALARM)
+    )
     assert watched == sorted(
-        (name, metric) for name in instances.values() for metric in ("BurstCapacityPercentage", "StatusCheckFailed")
+        (name, metric)
+        for name in instances.values()
+        for metric in ("BurstCapacityPercentage", "StatusCheckFailed")
     )
     lines = {line["item"]: line["monthlyUsd"] for line in deployment.outputs["costBreakdown"].value}
     assert lines["instance agent-1 micro_3_0"] == 7

@@ -10,7 +10,11 @@ from components import certificates, k3s
 from tests.helpers import command, deploy, rejected, tool, write_executable
 from tools import cliconfig, mockengine
 
-READS = ("lightsail-k3s-dev-read-kubeconfig", "lightsail-k3s-dev-read-node-token", "lightsail-k3s-dev-read-agent-token")
+READS = (
+    "lightsail-k3s-dev-read-kubeconfig",
+    "lightsail-k3s-dev-read-node-token",
+    "lightsail-k3s-dev-read-agent-token",
+)
 ROTATE = "lightsail-k3s-dev-rotate-certificates"
 
 
@@ -50,7 +54,11 @@ def test_the_warning_starts_30_days_before_expiry(left, expected):
     if expected is None:
         assert warning is None
     else:
-        assert warning is not None and expected in warning and warning.startswith("lightsail-k3s-dev: ")
+        assert (
+            warning is not None
+            and expected in warning
+            and warning.startswith("lightsail-k3s-dev: ")
+        )
 
 
 def test_a_kubeconfig_without_a_client_certificate_is_an_error():
@@ -81,14 +89,20 @@ def test_rotation_stops_k3s_rotates_and_starts_it_after_the_install(rotations):
     assert rotate.inputs["update"] == "true"
     assert deployment.depends_on(rotate, command(deployment, "install"))
     for read in READS:
-        assert deployment.depends_on(deployment.named(read), rotate), "the reads must see the new certificates"
+        assert deployment.depends_on(deployment.named(read), rotate), (
+            "the reads must see the new certificates"
+        )
 
 
 def changed_resources(before, after) -> set[str]:
     """Resources whose inputs differ: the engine updates or (on triggers) replaces exactly these."""
     before_inputs = {r.name: r.inputs for r in before.resources}
     after_inputs = {r.name: r.inputs for r in after.resources}
-    return {name for name in before_inputs.keys() | after_inputs.keys() if before_inputs.get(name) != after_inputs.get(name)}
+    return {
+        name
+        for name in before_inputs.keys() | after_inputs.keys()
+        if before_inputs.get(name) != after_inputs.get(name)
+    }
 
 
 def test_raising_cert_rotation_reruns_rotation_and_both_reads_and_nothing_else(rotations, dev):
@@ -107,7 +121,10 @@ def test_cert_rotation_must_not_be_negative():
 def test_cert_rotation_must_be_an_integer_which_the_cli_checks_before_the_program_runs():
     with pytest.raises(cliconfig.CliConfigError) as caught:
         deploy(certRotation="soon")
-    assert str(caught.value) == "Stack 'dev' with configuration key 'certRotation' must be of type 'integer'"
+    assert (
+        str(caught.value)
+        == "Stack 'dev' with configuration key 'certRotation' must be of type 'integer'"
+    )
 
 
 K3S_STUB = """#!/bin/sh
@@ -128,7 +145,9 @@ def run_rotation(tmp_path, **env):
     write_executable(stubs / "k3s", K3S_STUB)
     write_executable(stubs / "systemctl", SYSTEMCTL_STUB)
     log = tmp_path / "calls.log"
-    program = certificates.rotation_program(k3s.remote_script("rotate-k3s-certificates.sh"), "lightsail-k3s-dev")
+    program = certificates.rotation_program(
+        k3s.remote_script("rotate-k3s-certificates.sh"), "lightsail-k3s-dev"
+    )
     result = subprocess.run(
         [tool("bash"), "-s"],
         input=program,

@@ -33,7 +33,11 @@ STACK_STEP_CASES = [
         "TestStackConfigIsInheritedFromProjectConfig",
         "name: test\nconfig:\n  instanceSize: t3.micro\n  instanceCount: 20\n  protect: true\n",
         "config:\n  test:instanceSize: t4.large\n",
-        expected={"test:instanceSize": "t4.large", "test:instanceCount": "20", "test:protect": "true"},
+        expected={
+            "test:instanceSize": "t4.large",
+            "test:instanceCount": "20",
+            "test:protect": "true",
+        },
     ),
     Case(
         "TestNamespacedConfigValuesAreInheritedCorrectly",
@@ -74,7 +78,11 @@ STACK_STEP_CASES = [
         "name: test\nconfig:\n  instanceSize:\n    value:\n      hello: world\n"
         "  aws:config:\n    value:\n      region: us-west-1\n",
         "config:\n  aws:whatever: 42\n",
-        expected={"test:instanceSize": '{"hello":"world"}', "aws:config": '{"region":"us-west-1"}', "aws:whatever": "42"},
+        expected={
+            "test:instanceSize": '{"hello":"world"}',
+            "aws:config": '{"region":"us-west-1"}',
+            "aws:whatever": "42",
+        },
     ),
     Case(
         "TestStackConfigErrorsWhenStackValueIsNotCorrectlyTyped",
@@ -262,8 +270,12 @@ PROJECT_VALIDATION_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("source", "project", "error"), PROJECT_VALIDATION_CASES, ids=lambda v: v[:60])
-def test_project_validation_matches_pulumis_cases(source: str, project: str, error: str, tmp_path: Path):
+@pytest.mark.parametrize(
+    ("source", "project", "error"), PROJECT_VALIDATION_CASES, ids=lambda v: v[:60]
+)
+def test_project_validation_matches_pulumis_cases(
+    source: str, project: str, error: str, tmp_path: Path
+):
     (tmp_path / "Pulumi.yaml").write_text(project)
     with pytest.raises(cliconfig.CliConfigError) as caught:
         cliconfig.load_project(tmp_path / "Pulumi.yaml")
@@ -300,7 +312,12 @@ PATH_CASES = [
     ("a.n", "42", None, {"test:a": '{"n":42}'}),
     ('["key.with.dots"].x', "1", None, {"test:key.with.dots": '{"x":1}'}),
     ('tags["team name"]', "a", None, {"test:tags": '{"team name":"a"}'}),
-    ('root["key with \\"escaped\\" quotes"]', "v", None, {"test:root": '{"key with \\"escaped\\" quotes":"v"}'}),
+    (
+        'root["key with \\"escaped\\" quotes"]',
+        "v",
+        None,
+        {"test:root": '{"key with \\"escaped\\" quotes":"v"}'},
+    ),
     ("count", "42", None, {"test:count": "42"}),
     ("adminCidrs[2]", "x", None, {"test:adminCidrs": '[null,null,"x"]'}),
     ("list[0].name", "web", None, {"test:list": '[{"name":"web"}]'}),
@@ -328,7 +345,9 @@ def test_path_set_into_an_existing_list_extends_it_by_one_only():
     stack.set_path("adminCidrs[0]", "a")
     stack.set_path("adminCidrs[1]", "b")
     assert stack.for_program() == {"test:adminCidrs": '["a","b"]'}
-    with pytest.raises(cliconfig.CliConfigError, match=r"^adminCidrs\[3\]: array index out of range$"):
+    with pytest.raises(
+        cliconfig.CliConfigError, match=r"^adminCidrs\[3\]: array index out of range$"
+    ):
         stack.set_path("adminCidrs[3]", "d")
 
 
@@ -362,13 +381,18 @@ def test_yaml_scalars_resolve_as_yaml_v3_does(text, value, tmp_path: Path):
     assert cliconfig.load_yaml(path) == {"v": value}
 
 
-@pytest.mark.parametrize(("value", "text"), [(1000.0, "1000"), (0.5, "0.5"), (1e21, "1e+21"), (1.5e-7, "1.5e-7")])
+@pytest.mark.parametrize(
+    ("value", "text"), [(1000.0, "1000"), (0.5, "0.5"), (1e21, "1e+21"), (1.5e-7, "1.5e-7")]
+)
 def test_numbers_reach_the_program_as_go_writes_them(value, text):
     assert cliconfig.go_json(value) == text
 
 
 def test_go_json_escapes_html_characters_like_encoding_json():
-    assert cliconfig.go_json({"b": "<&>", "a": [1, True, None]}) == '{"a":[1,true,null],"b":"\\u003c\\u0026\\u003e"}'
+    assert (
+        cliconfig.go_json({"b": "<&>", "a": [1, True, None]})
+        == '{"a":[1,true,null],"b":"\\u003c\\u0026\\u003e"}'
+    )
 
 
 def test_malformed_yaml_is_one_line_naming_the_file(tmp_path: Path):

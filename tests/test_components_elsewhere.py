@@ -22,11 +22,19 @@ INSTANCE = "aws:lightsail/instance:Instance"
 def run_example(config: dict[str, Any]) -> Declared:
     """examples/k3s-only/__main__.py on the mock engine, its config as the CLI passes it (Pulumi.yaml defaults first)."""
     project = yaml.safe_load((EXAMPLE_DIR / "Pulumi.yaml").read_text())
-    values = {f"{project['name']}:{key}": spec["default"] for key, spec in project["config"].items() if "default" in spec}
+    values = {
+        f"{project['name']}:{key}": spec["default"]
+        for key, spec in project["config"].items()
+        if "default" in spec
+    }
     values.update({f"{project['name']}:{key}": value for key, value in config.items()})
     values["aws:region"] = "eu-central-1"
-    raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
-    return run_program(EXAMPLE_DIR / "__main__.py", project["name"], raw, mockengine.LightsailMocks("eu-central-1"))
+    raw = {
+        key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()
+    }
+    return run_program(
+        EXAMPLE_DIR / "__main__.py", project["name"], raw, mockengine.LightsailMocks("eu-central-1")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +49,19 @@ def test_the_example_declares_a_host_and_k3s_through_the_cluster_component(examp
     assert cluster.name == host.name == server.name == "dev"
     assert host.parent == server.parent == cluster.urn
     instance = example.one(INSTANCE)
-    assert instance.inputs["bundleId"] == "small_3_0" and instance.inputs["availabilityZone"] == "eu-central-1a"
+    assert (
+        instance.inputs["bundleId"] == "small_3_0"
+        and instance.inputs["availabilityZone"] == "eu-central-1a"
+    )
     assert example.depends_on(example.named("dev-install"), example.named("dev-wait-for-boot"))
     # No apps: nothing on the cluster but its provider.
     assert [r.type for r in example.resources if r.type.startswith("kubernetes:")] == []
     firewall = example.one("aws:lightsail/instancePublicPorts:InstancePublicPorts")
-    admin_ports = {rule["fromPort"] for rule in firewall.inputs["portInfos"] if rule.get("cidrs") == [ADMIN_CIDR]}
+    admin_ports = {
+        rule["fromPort"]
+        for rule in firewall.inputs["portInfos"]
+        if rule.get("cidrs") == [ADMIN_CIDR]
+    }
     assert admin_ports == {22, 6443}
 
 
@@ -54,7 +69,10 @@ def test_the_example_exports_the_secret_kubeconfig_and_the_api_at_the_static_ip(
     static_ip = example.one("aws:lightsail/staticIp:StaticIp").state["ipAddress"]
     assert example.outputs["kubeApiUrl"].value == f"https://{static_ip}:6443"
     assert example.outputs["publicIp"].value == static_ip
-    assert example.outputs["kubeconfig"].secret and f"server: https://{static_ip}:6443" in example.outputs["kubeconfig"].value
+    assert (
+        example.outputs["kubeconfig"].secret
+        and f"server: https://{static_ip}:6443" in example.outputs["kubeconfig"].value
+    )
     assert not example.outputs["publicIp"].secret
 
 
@@ -79,23 +97,36 @@ VALID: ClusterArgs = {
         ({"blueprint_id": "windows_2022"}, "blueprintId", "not supported"),
         ({"tags": {"aws:owner": "x"}}, "tags", "aws:"),
         (
-            {"ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"},
+            {
+                "ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+            },
             "sshAgentSocket",
             "no ssh-agent socket",
         ),
     ],
 )
-def test_cluster_inputs_are_checked_as_the_stacks_config_is_naming_the_input(changes, key, fragment):
+def test_cluster_inputs_are_checked_as_the_stacks_config_is_naming_the_input(
+    changes, key, fragment
+):
     with pytest.raises(ConfigError) as caught:
         plan_single_server("dev", cast(ClusterArgs, {**VALID, **changes}))
-    assert caught.value.key == f"lightsail-k3s:{key}" and fragment in str(caught.value), str(caught.value)
+    assert caught.value.key == f"lightsail-k3s:{key}" and fragment in str(caught.value), str(
+        caught.value
+    )
 
 
 def test_cluster_inputs_become_the_components_args():
-    plan = plan_single_server("dev", {**VALID, "protect": False, "tags": {"team": "platform"}, "auto_snapshot_time": "03:00"})
+    plan = plan_single_server(
+        "dev",
+        {**VALID, "protect": False, "tags": {"team": "platform"}, "auto_snapshot_time": "03:00"},
+    )
     host = (plan.host.bundle_id, plan.host.blueprint_id, plan.host.availability_zone)
     assert host == ("small_3_0", "ubuntu_24_04", "eu-central-1a")
-    assert plan.host.protect is False and plan.host.tags == {"team": "platform"} and plan.host.auto_snapshot_time == "03:00"
+    assert (
+        plan.host.protect is False
+        and plan.host.tags == {"team": "platform"}
+        and plan.host.auto_snapshot_time == "03:00"
+    )
     assert plan.k3s_version == "v1.36.1+k3s1" and plan.host.static_ip
     # Protected unless the caller says otherwise, as the stack's default.
     assert plan_single_server("dev", VALID).host.protect is True
@@ -120,7 +151,9 @@ def test_the_plugin_is_a_python_component_provider_host():
     assert "component_provider_host(components=[Cluster], name=PACKAGE_NAME)" in source
     # The host constructs a component by the last part of the type the engine asks for (component.py,
     # construct): the component's own type token must be the package's.
-    package_name = runpy.run_path(str(PROVIDER_DIR / "__main__.py"), run_name="provider")["PACKAGE_NAME"]
+    package_name = runpy.run_path(str(PROVIDER_DIR / "__main__.py"), run_name="provider")[
+        "PACKAGE_NAME"
+    ]
     assert CLUSTER_TYPE == f"{package_name}:index:Cluster"
 
 
@@ -144,7 +177,13 @@ def test_the_multi_language_schema_has_the_clusters_inputs_and_outputs():
     }
     assert resource["inputProperties"]["adminCidrs"]["items"]["type"] == "string"
     assert resource["inputProperties"]["tags"]["additionalProperties"]["type"] == "string"
-    assert sorted(resource["requiredInputs"]) == ["adminCidrs", "availabilityZone", "blueprintId", "bundleId", "k3sVersion"]
+    assert sorted(resource["requiredInputs"]) == [
+        "adminCidrs",
+        "availabilityZone",
+        "blueprintId",
+        "bundleId",
+        "k3sVersion",
+    ]
     outputs = {name: spec.get("type") for name, spec in resource["properties"].items()}
     assert outputs == {
         name: "string"
@@ -168,5 +207,7 @@ def test_the_package_ships_the_components_with_their_remote_scripts():
     project = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())
     assert project["tool"]["setuptools"]["packages"] == ["components"]
     assert project["tool"]["setuptools"]["package-data"]["components"] == ["remote/*.sh"]
-    assert project["tool"]["setuptools"]["dynamic"]["dependencies"] == {"file": ["requirements.txt"]}
+    assert project["tool"]["setuptools"]["dynamic"]["dependencies"] == {
+        "file": ["requirements.txt"]
+    }
     assert (PROVIDER_DIR / "requirements.txt").read_text().splitlines()[-1] == ".."

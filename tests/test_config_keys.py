@@ -30,7 +30,10 @@ def test_a_misspelt_key_names_the_closest_known_one():
 
 def test_a_key_far_from_every_known_one_lists_them():
     error = refused(colour="blue")
-    assert "is not a setting of this program (settings: acmeEmail, acmeStaging, adminCidrs, " in str(error)
+    assert (
+        "is not a setting of this program (settings: acmeEmail, acmeStaging, adminCidrs, "
+        in str(error)
+    )
     assert "pulumi config rm colour" in str(error)
 
 
@@ -65,7 +68,9 @@ def test_the_declared_keys_are_exactly_the_keys_the_program_reads(monkeypatch):
     monkeypatch.setattr(pulumi.runtime, "get_config", recording)
     # Some keys are read only when another asks for them: backups' schedule, the untested-version opt-in.
     deploy(backups="true", k3sVersion="v1.37.0+k3s1", allowUntestedK3sVersion="true")
-    project_keys = {key.removeprefix("lightsail-k3s:") for key in read if key.startswith("lightsail-k3s:")}
+    project_keys = {
+        key.removeprefix("lightsail-k3s:") for key in read if key.startswith("lightsail-k3s:")
+    }
     assert project_keys == set(settings.declared_keys(PROJECT_DIR / "Pulumi.yaml"))
 
 
@@ -76,7 +81,10 @@ def test_the_declared_keys_are_exactly_the_keys_the_program_reads(monkeypatch):
             "pulumi config set --path 'adminCidrs[0]' 203.0.113.7/32 (your public IPv4 as a /32)",
             "make plan SET='adminCidrs[0]=203.0.113.7/32' (your public IPv4 as a /32)",
         ),
-        ("pulumi config set aws:region ap-northeast-2", "make plan SET='aws:region=ap-northeast-2'"),
+        (
+            "pulumi config set aws:region ap-northeast-2",
+            "make plan SET='aws:region=ap-northeast-2'",
+        ),
         (
             "pulumi config set --path 'adminCidrs[0]' <your public IPv4>/32 (or a range)",
             "make plan SET=\"'adminCidrs[0]=<your public IPv4>/32'\" (or a range)",
@@ -90,7 +98,10 @@ def test_the_declared_keys_are_exactly_the_keys_the_program_reads(monkeypatch):
             'pulumi config set sshPublicKey "$(cat ~/.ssh/id_ed25519.pub)", or remove it',
             "make plan SET=\"'sshPublicKey=$(cat ~/.ssh/id_ed25519.pub)'\", or remove it",
         ),
-        ("pulumi config rm appSecrets, then set each value", "remove appSecrets from the stack file, then set each value"),
+        (
+            "pulumi config rm appSecrets, then set each value",
+            "remove appSecrets from the stack file, then set each value",
+        ),
         ("pulumi config rm --path 'appSecrets.old'", "remove appSecrets.old from the stack file"),
     ],
 )

@@ -12,7 +12,9 @@ from components.settings import ConfigError, parse_settings, parse_ssh_public_ke
 from tests.helpers import ADMIN_CIDR, PROJECT_DIR, deploy, rejected
 from tools import cliconfig, mockengine
 
-GOOD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDmcH1X2tFfSZVmWmXbb1TMzDJV0ZfHjVQW4XWm4K6jD me@laptop"
+GOOD_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDmcH1X2tFfSZVmWmXbb1TMzDJV0ZfHjVQW4XWm4K6jD me@laptop"
+)
 
 
 def test_region_is_required():
@@ -25,11 +27,22 @@ def test_region_must_be_a_region_name():
 
 @pytest.mark.parametrize("region", ["us-west-1", "sa-east-1", "me-south-1"])
 def test_region_must_be_one_where_lightsail_runs(region):
-    rejected("aws:region", repr(region), "not a region where Lightsail runs", "eu-north-1", **{"aws:region": region})
+    rejected(
+        "aws:region",
+        repr(region),
+        "not a region where Lightsail runs",
+        "eu-north-1",
+        **{"aws:region": region},
+    )
 
 
 def test_availability_zone_must_belong_to_the_region():
-    rejected("lightsail-k3s:availabilityZone", "'us-east-1a'", "ap-northeast-2a", availabilityZone="us-east-1a")
+    rejected(
+        "lightsail-k3s:availabilityZone",
+        "'us-east-1a'",
+        "ap-northeast-2a",
+        availabilityZone="us-east-1a",
+    )
 
 
 def test_availability_zone_must_be_a_lightsail_zone_of_the_region():
@@ -48,9 +61,9 @@ def test_every_lightsail_region_deploys_in_each_of_its_zones():
         assert zones[0] == f"{region}a"
         for zone in zones:
             assert zone.startswith(region) and len(zone) == len(region) + 1
-    instance = deploy(config={"aws:region": "ap-northeast-1"}, availabilityZone="ap-northeast-1d").one(
-        "aws:lightsail/instance:Instance"
-    )
+    instance = deploy(
+        config={"aws:region": "ap-northeast-1"}, availabilityZone="ap-northeast-1d"
+    ).one("aws:lightsail/instance:Instance")
     assert instance.inputs["availabilityZone"] == "ap-northeast-1d"
 
 
@@ -64,7 +77,13 @@ def test_bundle_must_be_in_the_catalog_and_the_error_lists_valid_ids():
 
 
 def test_bundle_must_meet_the_k3s_server_minimum():
-    rejected("lightsail-k3s:bundleId", "'micro_3_0'", "2 vCPU / 2 GB", "use one of: small_3_0", bundleId="micro_3_0")
+    rejected(
+        "lightsail-k3s:bundleId",
+        "'micro_3_0'",
+        "2 vCPU / 2 GB",
+        "use one of: small_3_0",
+        bundleId="micro_3_0",
+    )
 
 
 def test_blueprint_must_be_supported():
@@ -81,7 +100,9 @@ def test_k3s_channels_are_rejected_for_reproducibility(channel):
     rejected("lightsail-k3s:k3sVersion", "release channel", "v1.36.1+k3s1", k3sVersion=channel)
 
 
-@pytest.mark.parametrize("version", ["1.36.1+k3s1", "v1.36.1", "v1.36.1-k3s1", "v1.36.1+k3s1; rm -rf /"])
+@pytest.mark.parametrize(
+    "version", ["1.36.1+k3s1", "v1.36.1", "v1.36.1-k3s1", "v1.36.1+k3s1; rm -rf /"]
+)
 def test_k3s_version_must_be_an_exact_release(version):
     rejected("lightsail-k3s:k3sVersion", "vX.Y.Z+k3sN", k3sVersion=version)
 
@@ -108,7 +129,9 @@ def test_untested_k3s_minor_is_allowed_when_asked_for():
 
 
 def test_missing_admin_cidrs_error_gives_the_exact_command():
-    rejected("lightsail-k3s:adminCidrs", "pulumi config set --path 'adminCidrs[0]'", adminCidrs=None)
+    rejected(
+        "lightsail-k3s:adminCidrs", "pulumi config set --path 'adminCidrs[0]'", adminCidrs=None
+    )
 
 
 def test_empty_admin_cidrs_is_missing():
@@ -118,12 +141,19 @@ def test_empty_admin_cidrs_is_missing():
 def test_admin_cidrs_set_as_plain_string_is_refused_by_the_cli_before_the_program_runs():
     with pytest.raises(cliconfig.CliConfigError) as caught:
         deploy(adminCidrs="198.51.100.7/32")
-    assert str(caught.value) == "Stack 'dev' with configuration key 'adminCidrs' must be of type 'array<string>'"
+    assert (
+        str(caught.value)
+        == "Stack 'dev' with configuration key 'adminCidrs' must be of type 'array<string>'"
+    )
 
 
 @pytest.mark.parametrize(
     ("cidr", "fragment"),
-    [("198.51.100.7/24", "did you mean 198.51.100.0/24"), ("2001:db8::/64", "not an IPv4 CIDR"), ("home", "not an IPv4 CIDR")],
+    [
+        ("198.51.100.7/24", "did you mean 198.51.100.0/24"),
+        ("2001:db8::/64", "not an IPv4 CIDR"),
+        ("home", "not an IPv4 CIDR"),
+    ],
 )
 def test_admin_cidrs_must_be_ipv4_networks(cidr, fragment):
     rejected("lightsail-k3s:adminCidrs", repr(cidr), fragment, adminCidrs=[cidr])
@@ -134,17 +164,27 @@ def test_admin_cidrs_may_not_open_to_the_internet():
 
 
 @pytest.mark.parametrize(
-    "cidrs", [["0.0.0.0/1", "128.0.0.0/1"], ["1.0.0.0/8", "2.0.0.0/8"], ["4.0.0.0/7"], ["1.2.3.4/32", "32.0.0.0/3"]]
+    "cidrs",
+    [
+        ["0.0.0.0/1", "128.0.0.0/1"],
+        ["1.0.0.0/8", "2.0.0.0/8"],
+        ["4.0.0.0/7"],
+        ["1.2.3.4/32", "32.0.0.0/3"],
+    ],
 )
 def test_admin_cidrs_may_not_cover_more_than_a_slash_8(cidrs):
-    rejected("lightsail-k3s:adminCidrs", "large share of the internet", "16,777,216", adminCidrs=cidrs)
+    rejected(
+        "lightsail-k3s:adminCidrs", "large share of the internet", "16,777,216", adminCidrs=cidrs
+    )
 
 
 def test_admin_cidrs_up_to_a_slash_8_are_accepted():
-    firewall = deploy(adminCidrs=["11.0.0.0/9", "11.128.0.0/9"]).one("aws:lightsail/instancePublicPorts:InstancePublicPorts")
-    assert {tuple(rule["cidrs"]) for rule in firewall.inputs["portInfos"] if rule["fromPort"] == 22} == {
-        ("11.0.0.0/9", "11.128.0.0/9")
-    }
+    firewall = deploy(adminCidrs=["11.0.0.0/9", "11.128.0.0/9"]).one(
+        "aws:lightsail/instancePublicPorts:InstancePublicPorts"
+    )
+    assert {
+        tuple(rule["cidrs"]) for rule in firewall.inputs["portInfos"] if rule["fromPort"] == 22
+    } == {("11.0.0.0/9", "11.128.0.0/9")}
 
 
 @pytest.mark.parametrize(
@@ -160,18 +200,31 @@ def test_admin_cidrs_up_to_a_slash_8_are_accepted():
     ],
 )
 def test_admin_cidrs_must_be_public(cidr, reserved):
-    rejected("lightsail-k3s:adminCidrs", repr(cidr), "not a public address range", reserved, adminCidrs=[cidr])
+    rejected(
+        "lightsail-k3s:adminCidrs",
+        repr(cidr),
+        "not a public address range",
+        reserved,
+        adminCidrs=[cidr],
+    )
 
 
 def test_admin_cidr_without_prefix_is_one_address():
-    firewall = deploy(adminCidrs=["1.2.3.4"]).one("aws:lightsail/instancePublicPorts:InstancePublicPorts")
+    firewall = deploy(adminCidrs=["1.2.3.4"]).one(
+        "aws:lightsail/instancePublicPorts:InstancePublicPorts"
+    )
     ssh = next(rule for rule in firewall.inputs["portInfos"] if rule["fromPort"] == 22)
     assert ssh["cidrs"] == ["1.2.3.4/32"]
 
 
 @pytest.mark.parametrize(
     "key",
-    ["ssh-ed25519", "ssh-dss AAAAB3NzaC1kc3MAAACBAP", "ssh-ed25519 not*base64", "ssh-rsa " + GOOD_KEY.split()[1]],
+    [
+        "ssh-ed25519",
+        "ssh-dss AAAAB3NzaC1kc3MAAACBAP",
+        "ssh-ed25519 not*base64",
+        "ssh-rsa " + GOOD_KEY.split()[1],
+    ],
 )
 def test_ssh_public_key_must_be_an_openssh_public_key(key):
     rejected("lightsail-k3s:sshPublicKey", "sshPublicKey", sshPublicKey=key)
@@ -205,7 +258,10 @@ def test_ssh_public_keys_of_each_type_are_accepted_with_their_comment(public_key
 
 
 def test_an_accepted_ssh_public_key_is_imported_as_written():
-    line = openssh(rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()) + " me@laptop (work)"
+    line = (
+        openssh(rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key())
+        + " me@laptop (work)"
+    )
     deployment = deploy(sshPublicKey=line, environ={"SSH_AUTH_SOCK": "/tmp/agent.sock"})
     assert deployment.one("aws:lightsail/keyPair:KeyPair").inputs["publicKey"] == line
 
@@ -220,7 +276,8 @@ def test_an_accepted_ssh_public_key_is_imported_as_written():
         # An RSA blob with e but no n.
         with_blob("ssh-rsa", wire_string(b"ssh-rsa") + wire_string(b"\x01\x00\x01")),
         # A P-256 blob labelled as P-384.
-        "ecdsa-sha2-nistp384 " + openssh(ec.generate_private_key(ec.SECP256R1()).public_key()).split()[1],
+        "ecdsa-sha2-nistp384 "
+        + openssh(ec.generate_private_key(ec.SECP256R1()).public_key()).split()[1],
         # An ed25519 blob cut short in its type string.
         with_blob("ssh-ed25519", wire_string(b"ssh-ed25519")[:8]),
     ],
@@ -236,7 +293,9 @@ def test_ssh_public_key_is_exactly_one_key():
 
 
 def test_ssh_public_key_needs_an_agent_for_the_install():
-    rejected("lightsail-k3s:sshPublicKey", "ssh-agent", "ssh-add", sshPublicKey=GOOD_KEY, environ={})
+    rejected(
+        "lightsail-k3s:sshPublicKey", "ssh-agent", "ssh-add", sshPublicKey=GOOD_KEY, environ={}
+    )
 
 
 def test_ssh_public_key_preview_needs_no_agent():
@@ -251,12 +310,19 @@ def test_auto_snapshot_time_must_be_a_whole_utc_hour(time):
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("protect", "yes"), ("deleteUnreachable", "always"), ("allowUntestedK3sVersion", "yes"), ("agentPublicIps", "yes")],
+    [
+        ("protect", "yes"),
+        ("deleteUnreachable", "always"),
+        ("allowUntestedK3sVersion", "yes"),
+        ("agentPublicIps", "yes"),
+    ],
 )
 def test_booleans_are_checked_by_the_cli_before_the_program_runs(key, value):
     with pytest.raises(cliconfig.CliConfigError) as caught:
         deploy(**{key: value})
-    assert str(caught.value) == f"Stack 'dev' with configuration key '{key}' must be of type 'boolean'"
+    assert (
+        str(caught.value) == f"Stack 'dev' with configuration key '{key}' must be of type 'boolean'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -283,14 +349,25 @@ def test_tags_must_be_an_object_of_short_strings(tags, fragment):
         ({"team": "a<b"}, "'a<b'"),
         ({"team": "line\nbreak"}, "+ - = . _ : / @"),
     ],
-    ids=["51-tags", "aws-prefix-any-case", "empty-key", "long-key", "key-character", "value-character", "value-newline"],
+    ids=[
+        "51-tags",
+        "aws-prefix-any-case",
+        "empty-key",
+        "long-key",
+        "key-character",
+        "value-character",
+        "value-newline",
+    ],
 )
 def test_tags_follow_lightsails_rules(tags, fragment):
     rejected("lightsail-k3s:tags", fragment, tags=tags)
 
 
 def test_tags_within_lightsails_rules_reach_the_instance():
-    tags = {f"t{i}": "x" for i in range(48)} | {"Équipe / owner": "plateforme+ops@example.com", "empty": ""}
+    tags = {f"t{i}": "x" for i in range(48)} | {
+        "Équipe / owner": "plateforme+ops@example.com",
+        "empty": "",
+    }
     instance = deploy(tags=tags).one("aws:lightsail/instance:Instance")
     assert instance.inputs["tags"] == tags
 
@@ -313,7 +390,11 @@ def stack_named(request):
 
 @pytest.mark.parametrize(
     ("name", "suggestion"),
-    [("Prod", "pulumi stack rename prod"), ("team_a.web", "pulumi stack rename team-a-web"), ("x" * 50, "x" * 49)],
+    [
+        ("Prod", "pulumi stack rename prod"),
+        ("team_a.web", "pulumi stack rename team-a-web"),
+        ("x" * 50, "x" * 49),
+    ],
 )
 def test_stack_name_must_make_a_valid_node_name(stack_named, name, suggestion):
     rejected("pulumi:stack", repr(name), "k3s node name", suggestion, stack=stack_named(name))
@@ -333,17 +414,31 @@ def test_structured_keys_set_as_plain_strings_do_not_echo_the_value():
 
 
 def test_agent_count_must_not_be_negative():
-    rejected("lightsail-k3s:agentCount", "-1 is below the minimum of 0", "--type int agentCount 2", agentCount=-1)
+    rejected(
+        "lightsail-k3s:agentCount",
+        "-1 is below the minimum of 0",
+        "--type int agentCount 2",
+        agentCount=-1,
+    )
 
 
 def test_agent_count_is_an_integer_by_the_clis_type_check_before_the_program_runs():
     with pytest.raises(cliconfig.CliConfigError) as caught:
         deploy(agentCount="two")
-    assert str(caught.value) == "Stack 'dev' with configuration key 'agentCount' must be of type 'integer'"
+    assert (
+        str(caught.value)
+        == "Stack 'dev' with configuration key 'agentCount' must be of type 'integer'"
+    )
 
 
 def test_agent_bundle_must_be_in_the_catalog():
-    rejected("lightsail-k3s:agentBundleId", "'t3.nano'", "use one of: nano_3_0", agentCount=1, agentBundleId="t3.nano")
+    rejected(
+        "lightsail-k3s:agentBundleId",
+        "'t3.nano'",
+        "use one of: nano_3_0",
+        agentCount=1,
+        agentBundleId="t3.nano",
+    )
 
 
 def test_agents_may_be_smaller_than_the_server_minimum():
@@ -353,7 +448,12 @@ def test_agents_may_be_smaller_than_the_server_minimum():
 
 @pytest.mark.parametrize("count", [2, 4])
 def test_server_counts_without_an_odd_quorum_are_refused(count):
-    rejected("lightsail-k3s:serverCount", f"{count} servers cannot keep an etcd quorum", "serverCount 3", serverCount=count)
+    rejected(
+        "lightsail-k3s:serverCount",
+        f"{count} servers cannot keep an etcd quorum",
+        "serverCount 3",
+        serverCount=count,
+    )
 
 
 def test_zero_servers_are_refused():
@@ -361,7 +461,9 @@ def test_zero_servers_are_refused():
 
 
 def test_agent_names_must_stay_valid_node_names():
-    config, _ = mockengine.stack_config("dev", overrides={"adminCidrs": [ADMIN_CIDR], "agentCount": 10})
+    config, _ = mockengine.stack_config(
+        "dev", overrides={"adminCidrs": [ADMIN_CIDR], "agentCount": 10}
+    )
     stack = "s" * 45  # lightsail-k3s-<45 characters> is a valid node name; with -agent-10 it is not
     with pytest.raises(ConfigError) as caught:
         parse_settings(config.get, lambda key: False, stack, {}, dry_run=True)

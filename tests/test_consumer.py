@@ -32,11 +32,20 @@ class ClusterStackMocks(pulumi_sdk.Mocks):
         if args.typ == STACK_REFERENCE:
             self.references.append(args.inputs["name"])
             outputs = {key: output.value for key, output in self.cluster.outputs.items()}
-            secret_names = sorted(key for key, output in self.cluster.outputs.items() if output.secret)
-            return args.resource_id, {"name": args.inputs["name"], "outputs": outputs, "secretOutputNames": secret_names}
+            secret_names = sorted(
+                key for key, output in self.cluster.outputs.items() if output.secret
+            )
+            return args.resource_id, {
+                "name": args.inputs["name"],
+                "outputs": outputs,
+                "secretOutputNames": secret_names,
+            }
         state = dict(args.inputs)
         if args.typ.startswith("kubernetes:"):
-            state["metadata"] = {"name": f"{args.name}-x1y2z3", **(args.inputs.get("metadata") or {})}
+            state["metadata"] = {
+                "name": f"{args.name}-x1y2z3",
+                **(args.inputs.get("metadata") or {}),
+            }
         return f"{args.name}-id", state
 
     def call(self, args: pulumi_sdk.MockCallArgs):
@@ -46,14 +55,18 @@ class ClusterStackMocks(pulumi_sdk.Mocks):
 def consumer_config(**overrides: Any) -> dict[str, str]:
     """Pulumi.yaml defaults, then overrides, as the CLI hands config to the program."""
     project = yaml.safe_load((CONSUMER_DIR / "Pulumi.yaml").read_text())
-    values = {f"{project['name']}:{key}": spec["default"] for key, spec in project["config"].items()}
+    values = {
+        f"{project['name']}:{key}": spec["default"] for key, spec in project["config"].items()
+    }
     values.update({f"{project['name']}:{key}": value for key, value in overrides.items()})
     return values
 
 
 def run_consumer(cluster: Declared, **config: Any) -> tuple[Declared, ClusterStackMocks]:
     mocks = ClusterStackMocks(cluster)
-    return run_program(CONSUMER_DIR / "__main__.py", "lightsail-k3s-consumer", consumer_config(**config), mocks), mocks
+    return run_program(
+        CONSUMER_DIR / "__main__.py", "lightsail-k3s-consumer", consumer_config(**config), mocks
+    ), mocks
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +106,9 @@ def test_the_workload_matches_the_schema_of_the_clusters_kubernetes_minor(consum
 
 
 def test_refuses_a_stack_name_without_organization_and_project(dev):
-    with pytest.raises(pulumi.RunError, match=r"clusterStack': 'dev' is not <organization>/<project>/<stack>"):
+    with pytest.raises(
+        pulumi.RunError, match=r"clusterStack': 'dev' is not <organization>/<project>/<stack>"
+    ):
         run_consumer(dev, clusterStack="dev")
 
 
@@ -111,7 +126,14 @@ def readme_outputs_table() -> dict[str, tuple[str, bool]]:
 
 
 def test_the_readme_outputs_table_is_the_programs_outputs(dev):
-    json_type = {str: "string", int: "number", float: "number", dict: "object", list: "array", bool: "boolean"}
+    json_type = {
+        str: "string",
+        int: "number",
+        float: "number",
+        dict: "object",
+        list: "array",
+        bool: "boolean",
+    }
     table = readme_outputs_table()
     assert set(dev.outputs) <= set(table), set(dev.outputs) - set(table)
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()

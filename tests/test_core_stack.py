@@ -7,7 +7,13 @@ import yaml
 
 from components.catalog import BUNDLES
 from tests.helpers import command, deploy, install_settings
-from tools.mockengine import MOCK_AGENT_SECRET, MOCK_AGENT_TOKEN, MOCK_NODE_TOKEN, MOCK_STATIC_IP, private_ip_for
+from tools.mockengine import (
+    MOCK_AGENT_SECRET,
+    MOCK_AGENT_TOKEN,
+    MOCK_NODE_TOKEN,
+    MOCK_STATIC_IP,
+    private_ip_for,
+)
 
 INSTANCE = "aws:lightsail/instance:Instance"
 FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
@@ -61,11 +67,16 @@ def test_declares_the_core_resource_set(dev):
 
 
 def test_every_resource_is_a_child_of_its_component(dev):
-    owner = {name: component for component, resources in DEV_RESOURCES.items() for _, name in resources}
+    owner = {
+        name: component for component, resources in DEV_RESOURCES.items() for _, name in resources
+    }
     for resource in dev.resources:
         if resource.custom:
             parent_type = resource.parent.split("::")[2].split("$")[-1]
-            assert parent_type == f"lightsail-k3s:index:{owner[resource.name]}", (resource.name, parent_type)
+            assert parent_type == f"lightsail-k3s:index:{owner[resource.name]}", (
+                resource.name,
+                parent_type,
+            )
 
 
 def test_instance_uses_the_configured_bundle_blueprint_and_zone(dev):
@@ -106,9 +117,13 @@ def test_generated_key_is_imported_so_lightsail_keeps_no_private_key(dev):
 
 
 def test_user_public_key_is_imported_and_no_key_is_generated():
-    public_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDmcH1X2tFfSZVmWmXbb1TMzDJV0ZfHjVQW4XWm4K6jD me@laptop"
+    public_key = (
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDmcH1X2tFfSZVmWmXbb1TMzDJV0ZfHjVQW4XWm4K6jD me@laptop"
+    )
     deployment = deploy(sshPublicKey=public_key, environ={"SSH_AUTH_SOCK": "/tmp/agent.sock"})
-    assert [k.name for k in deployment.of_type("tls:index/privateKey:PrivateKey")] == ["lightsail-k3s-dev-host-key"]
+    assert [k.name for k in deployment.of_type("tls:index/privateKey:PrivateKey")] == [
+        "lightsail-k3s-dev-host-key"
+    ]
     assert deployment.one("aws:lightsail/keyPair:KeyPair").inputs["publicKey"] == public_key
     assert "sshPrivateKey" not in deployment.outputs
     assert deployment.outputs["sshCommand"].value == f"ssh ubuntu@{MOCK_STATIC_IP}"
@@ -155,7 +170,11 @@ def test_delete_unreachable_follows_the_providers_environment_variable_when_not_
 def test_auto_snapshot_and_tags_reach_the_lightsail_resources():
     deployment = deploy(autoSnapshotTime="18:00", tags={"team": "platform", "cost-center": 42})
     instance = deployment.one(INSTANCE)
-    assert instance.inputs["addOn"] == {"type": "AutoSnapshot", "snapshotTime": "18:00", "status": "Enabled"}
+    assert instance.inputs["addOn"] == {
+        "type": "AutoSnapshot",
+        "snapshotTime": "18:00",
+        "status": "Enabled",
+    }
     for type_ in (INSTANCE, "aws:lightsail/keyPair:KeyPair"):
         assert deployment.one(type_).inputs["tags"] == {"team": "platform", "cost-center": "42"}
 
@@ -165,7 +184,9 @@ def test_commands_connect_to_the_static_ip_as_the_instance_user(dev):
         connection = command(dev, suffix).inputs["connection"]
         assert connection["host"] == MOCK_STATIC_IP
         assert connection["user"] == "ubuntu"
-        assert "connection" in command(dev, suffix).secret_inputs, "the SSH private key must stay secret"
+        assert "connection" in command(dev, suffix).secret_inputs, (
+            "the SSH private key must stay secret"
+        )
 
 
 def test_debian_blueprint_connects_as_admin():
@@ -214,7 +235,9 @@ def test_version_change_is_an_in_place_update_and_instance_replacement_reruns_th
     assert install.inputs["triggers"] == [dev.one(INSTANCE).state["arn"]]
     upgraded = command(deploy(k3sVersion="v1.36.2+k3s1"), "install")
     assert install_settings(upgraded)[0]["K3S_VERSION"] == "v1.36.2+k3s1"
-    assert upgraded.inputs["triggers"] == install.inputs["triggers"], "an upgrade must not replace (reinstall)"
+    assert upgraded.inputs["triggers"] == install.inputs["triggers"], (
+        "an upgrade must not replace (reinstall)"
+    )
 
 
 def test_secret_reads_keep_stdout_secret_and_unlogged(dev):
@@ -229,7 +252,9 @@ def test_secret_reads_keep_stdout_secret_and_unlogged(dev):
         assert read.inputs["logging"] == "none"
         assert dev.depends_on(read, command(dev, "install"))
         # Re-read whenever the install re-runs, or certRotation (0 by default) rotates the certificates.
-        install_digest = hashlib.sha256(command(dev, "install").inputs["stdin"].encode()).hexdigest()
+        install_digest = hashlib.sha256(
+            command(dev, "install").inputs["stdin"].encode()
+        ).hexdigest()
         assert read.inputs["triggers"] == [dev.one(INSTANCE).state["arn"], install_digest, 0]
 
 
@@ -247,7 +272,10 @@ def test_kubeconfig_points_at_the_static_ip_under_the_stack_name(dev):
     assert kubeconfig["clusters"][0]["cluster"]["server"] == f"https://{MOCK_STATIC_IP}:6443"
     assert kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"] == "bW9jay1jYQ=="
     assert kubeconfig["contexts"] == [
-        {"name": "lightsail-k3s-dev", "context": {"cluster": "lightsail-k3s-dev", "user": "lightsail-k3s-dev"}}
+        {
+            "name": "lightsail-k3s-dev",
+            "context": {"cluster": "lightsail-k3s-dev", "user": "lightsail-k3s-dev"},
+        }
     ]
     assert kubeconfig["users"][0]["name"] == "lightsail-k3s-dev"
     assert kubeconfig["users"][0]["user"]["client-key-data"] == "bW9jay1rZXk="
@@ -298,7 +326,10 @@ def test_monthly_cost_follows_the_bundle():
 
 def test_kubernetes_provider_is_stable_across_kubeconfig_rereads_and_waits_for_k3s(dev):
     provider = dev.one("pulumi:providers:kubernetes")
-    assert provider.inputs["clusterIdentifier"] == "lightsail-k3s-dev@" + dev.one(INSTANCE).state["arn"]
+    assert (
+        provider.inputs["clusterIdentifier"]
+        == "lightsail-k3s-dev@" + dev.one(INSTANCE).state["arn"]
+    )
     assert "kubeconfig" in provider.secret_inputs
     assert dev.depends_on(provider, command(dev, "install"))
     upgraded = deploy(k3sVersion="v1.36.2+k3s1").one("pulumi:providers:kubernetes")

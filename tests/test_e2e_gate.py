@@ -23,7 +23,10 @@ def test_pytest_settings_keep_tests_e2e_out_of_the_default_run_only(tmp_path):
 
     def collected(*args: str) -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "--collect-only", "-q", *args], cwd=tmp_path, capture_output=True, text=True
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
         )
         return result.stdout
 
@@ -42,7 +45,13 @@ def make_e2e(tmp_path: Path, with_pulumi: bool) -> subprocess.CompletedProcess:
         (bin_dir / "pulumi").write_text("#!/bin/sh\nexit 0\n")
         (bin_dir / "pulumi").chmod(0o755)
     environ = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
-    return subprocess.run(["make", "--no-print-directory", "e2e"], cwd=ROOT, env=environ, capture_output=True, text=True)
+    return subprocess.run(
+        ["make", "--no-print-directory", "e2e"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+    )
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,9 @@ INSTANCE = "aws:lightsail/instance:Instance"
 STATIC_IP = "aws:lightsail/staticIp:StaticIp"
 FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
 # RFC 5737 documentation ranges: placeholders that reach nobody.
-DOCUMENTATION_NETWORKS = [ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
+DOCUMENTATION_NETWORKS = [
+    ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+]
 # What the operator puts in place of the placeholder.
 OFFICE_CIDR = "1.2.3.0/24"
 
@@ -33,13 +35,19 @@ def test_prod_protects_the_node_and_its_static_ip(prod):
 
 
 def test_prod_takes_daily_automatic_snapshots(prod):
-    assert prod.one(INSTANCE).inputs["addOn"] == {"type": "AutoSnapshot", "snapshotTime": "18:00", "status": "Enabled"}
+    assert prod.one(INSTANCE).inputs["addOn"] == {
+        "type": "AutoSnapshot",
+        "snapshotTime": "18:00",
+        "status": "Enabled",
+    }
 
 
 def test_prod_has_its_own_admin_cidrs_and_marks_the_placeholder():
     stack_file = (PROJECT_DIR / "Pulumi.prod.yaml").read_text()
     cidrs = yaml.safe_load(stack_file)["config"]["lightsail-k3s:adminCidrs"]
-    assert all(any(ipaddress.IPv4Network(c).subnet_of(n) for n in DOCUMENTATION_NETWORKS) for c in cidrs)
+    assert all(
+        any(ipaddress.IPv4Network(c).subnet_of(n) for n in DOCUMENTATION_NETWORKS) for c in cidrs
+    )
     assert "REPLACE" in stack_file
 
 

@@ -18,8 +18,20 @@ RESTRICTED = {
 }
 APPS = [
     {"name": "web", "image": "nginx:1.27.3", "port": 80, "replicas": 2},
-    {"name": "api", "image": "ghcr.io/acme/api:2.0.1", "port": 8080, "path": "/api", "securityContext": RESTRICTED},
-    {"name": "worker", "image": "ghcr.io/acme/worker:1.0.0", "port": 9000, "path": "/jobs", "replicas": 3},
+    {
+        "name": "api",
+        "image": "ghcr.io/acme/api:2.0.1",
+        "port": 8080,
+        "path": "/api",
+        "securityContext": RESTRICTED,
+    },
+    {
+        "name": "worker",
+        "image": "ghcr.io/acme/worker:1.0.0",
+        "port": 9000,
+        "path": "/jobs",
+        "replicas": 3,
+    },
 ]
 
 
@@ -29,7 +41,10 @@ def hardened():
 
 
 def pod_specs(deployment):
-    return {d.inputs["metadata"]["name"]: d.inputs["spec"]["template"]["spec"] for d in deployment.of_type(DEPLOYMENT)}
+    return {
+        d.inputs["metadata"]["name"]: d.inputs["spec"]["template"]["spec"]
+        for d in deployment.of_type(DEPLOYMENT)
+    }
 
 
 def restricted_violations(pod):
@@ -51,7 +66,16 @@ def restricted_violations(pod):
             problems.append("capabilities.drop ALL")
         if set(capabilities.get("add", [])) - {"NET_BIND_SERVICE"}:
             problems.append("capabilities.add")
-    allowed_volumes = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+    allowed_volumes = {
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    }
     for volume in pod.get("volumes", []):
         if not set(volume) - {"name"} <= allowed_volumes:
             problems.append(f"volume {volume['name']}")
@@ -72,7 +96,10 @@ def test_namespace_enforces_baseline_and_warns_and_audits_restricted_at_the_k3s_
 
 def test_pod_security_version_follows_k3s_version():
     labels = deploy(k3sVersion="v1.35.2+k3s1").one(NAMESPACE).inputs["metadata"]["labels"]
-    assert {labels[f"pod-security.kubernetes.io/{mode}-version"] for mode in ("enforce", "warn", "audit")} == {"v1.35"}
+    assert {
+        labels[f"pod-security.kubernetes.io/{mode}-version"]
+        for mode in ("enforce", "warn", "audit")
+    } == {"v1.35"}
 
 
 def test_every_pod_gets_no_token_runtime_default_seccomp_and_no_privilege_escalation(hardened, dev):
@@ -103,7 +130,10 @@ def test_per_app_overrides_reach_the_restricted_profile(hardened):
     assert api["securityContext"]["runAsNonRoot"] is True
     assert api["securityContext"]["runAsUser"] == 10001
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}
+    assert container["securityContext"]["capabilities"] == {
+        "drop": ["ALL"],
+        "add": ["NET_BIND_SERVICE"],
+    }
     # A read-only root still gets a writable /tmp.
     assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
     assert api["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
@@ -120,7 +150,11 @@ def test_apps_accept_traffic_only_from_traefiks_namespace_and_their_own(hardened
         "ingress": [
             {
                 "from": [
-                    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}},
+                    {
+                        "namespaceSelector": {
+                            "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
+                        }
+                    },
                     {"podSelector": {}},
                 ]
             }
@@ -140,7 +174,10 @@ def test_pod_disruption_budget_only_for_apps_with_two_or_more_replicas(hardened)
         }
     deployments = {d.inputs["metadata"]["name"]: d.inputs for d in hardened.of_type(DEPLOYMENT)}
     for name in budgets:
-        assert deployments[name]["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == name
+        assert (
+            deployments[name]["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+            == name
+        )
 
 
 def test_hardened_objects_validate_strictly_against_the_pinned_minor(hardened):
@@ -157,29 +194,56 @@ def test_hardened_objects_validate_strictly_against_the_pinned_minor(hardened):
 
 
 def app_with(security_context):
-    return [{"name": "web", "image": "ghcr.io/acme/web:1.0.0", "port": 8080, "securityContext": security_context}]
+    return [
+        {
+            "name": "web",
+            "image": "ghcr.io/acme/web:1.0.0",
+            "port": 8080,
+            "securityContext": security_context,
+        }
+    ]
 
 
 def test_security_context_must_be_an_object():
-    rejected("lightsail-k3s:apps", "apps[0] (web)", "securityContext 'strict' is not an object", apps=app_with("strict"))
+    rejected(
+        "lightsail-k3s:apps",
+        "apps[0] (web)",
+        "securityContext 'strict' is not an object",
+        apps=app_with("strict"),
+    )
 
 
 def test_security_context_unknown_keys():
-    rejected("lightsail-k3s:apps", "unknown keys ['privileged']", apps=app_with({"privileged": True}))
+    rejected(
+        "lightsail-k3s:apps", "unknown keys ['privileged']", apps=app_with({"privileged": True})
+    )
 
 
 @pytest.mark.parametrize("key", ["runAsNonRoot", "readOnlyRootFilesystem"])
 def test_security_context_flags_must_be_booleans(key):
-    rejected("lightsail-k3s:apps", f"securityContext.{key} 'yes' is not true or false", apps=app_with({key: "yes"}))
+    rejected(
+        "lightsail-k3s:apps",
+        f"securityContext.{key} 'yes' is not true or false",
+        apps=app_with({key: "yes"}),
+    )
 
 
 @pytest.mark.parametrize("user", [-1, 2**31, "1000", True])
 def test_run_as_user_must_be_a_user_id(user):
-    rejected("lightsail-k3s:apps", "securityContext.runAsUser", "is not a user ID", apps=app_with({"runAsUser": user}))
+    rejected(
+        "lightsail-k3s:apps",
+        "securityContext.runAsUser",
+        "is not a user ID",
+        apps=app_with({"runAsUser": user}),
+    )
 
 
 def test_run_as_non_root_with_user_zero():
-    rejected("lightsail-k3s:apps", "runAsNonRoot: true with runAsUser: 0", apps=app_with({"runAsNonRoot": True, "runAsUser": 0}))
+    rejected(
+        "lightsail-k3s:apps",
+        "runAsNonRoot: true with runAsUser: 0",
+        apps=app_with({"runAsNonRoot": True, "runAsUser": 0}),
+    )
 
 
 def test_capabilities_beyond_baseline_are_refused():
@@ -201,6 +265,13 @@ def test_capabilities_with_the_cap_prefix():
     )
 
 
-@pytest.mark.parametrize("capabilities", [{"drop": "ALL"}, {"drop": ["all"]}, {"keep": ["CHOWN"]}, ["ALL"], {"add": ["ALL"]}])
+@pytest.mark.parametrize(
+    "capabilities",
+    [{"drop": "ALL"}, {"drop": ["all"]}, {"keep": ["CHOWN"]}, ["ALL"], {"add": ["ALL"]}],
+)
 def test_malformed_capabilities(capabilities):
-    rejected("lightsail-k3s:apps", "securityContext.capabilities", apps=app_with({"capabilities": capabilities}))
+    rejected(
+        "lightsail-k3s:apps",
+        "securityContext.capabilities",
+        apps=app_with({"capabilities": capabilities}),
+    )

@@ -12,10 +12,14 @@ PREFIX = "urn:pulumi:dev::lightsail-k3s::"
 # creates a new one: a new instance, an empty cluster.
 PREVIOUS_URNS = [
     PREFIX + "lightsail-k3s:index:LightsailNode::lightsail-k3s-dev",
-    PREFIX + "lightsail-k3s:index:LightsailNode$tls:index/privateKey:PrivateKey::lightsail-k3s-dev-ssh",
-    PREFIX + "lightsail-k3s:index:LightsailNode$aws:lightsail/keyPair:KeyPair::lightsail-k3s-dev-key",
-    PREFIX + "lightsail-k3s:index:LightsailNode$aws:lightsail/instance:Instance::lightsail-k3s-dev-instance",
-    PREFIX + "lightsail-k3s:index:LightsailNode$aws:lightsail/staticIp:StaticIp::lightsail-k3s-dev-ip",
+    PREFIX
+    + "lightsail-k3s:index:LightsailNode$tls:index/privateKey:PrivateKey::lightsail-k3s-dev-ssh",
+    PREFIX
+    + "lightsail-k3s:index:LightsailNode$aws:lightsail/keyPair:KeyPair::lightsail-k3s-dev-key",
+    PREFIX
+    + "lightsail-k3s:index:LightsailNode$aws:lightsail/instance:Instance::lightsail-k3s-dev-instance",
+    PREFIX
+    + "lightsail-k3s:index:LightsailNode$aws:lightsail/staticIp:StaticIp::lightsail-k3s-dev-ip",
     PREFIX
     + "lightsail-k3s:index:LightsailNode$aws:lightsail/staticIpAttachment:StaticIpAttachment"
     + "::lightsail-k3s-dev-ip-attachment",
@@ -24,14 +28,19 @@ PREVIOUS_URNS = [
     + "::lightsail-k3s-dev-firewall",
     PREFIX + "lightsail-k3s:index:K3sServer::lightsail-k3s-dev",
     PREFIX + "lightsail-k3s:index:K3sServer$command:remote:Command::lightsail-k3s-dev-install",
-    PREFIX + "lightsail-k3s:index:K3sServer$command:remote:Command::lightsail-k3s-dev-read-kubeconfig",
-    PREFIX + "lightsail-k3s:index:K3sServer$command:remote:Command::lightsail-k3s-dev-read-node-token",
-    PREFIX + "lightsail-k3s:index:K3sServer$pulumi:providers:kubernetes::lightsail-k3s-dev-kubernetes",
+    PREFIX
+    + "lightsail-k3s:index:K3sServer$command:remote:Command::lightsail-k3s-dev-read-kubeconfig",
+    PREFIX
+    + "lightsail-k3s:index:K3sServer$command:remote:Command::lightsail-k3s-dev-read-node-token",
+    PREFIX
+    + "lightsail-k3s:index:K3sServer$pulumi:providers:kubernetes::lightsail-k3s-dev-kubernetes",
 ]
 # The boot wait moved from the k3s component into the host. It holds no cloud state and
 # has no delete step: the first `up` after the move runs it once more (cloud-init is long
 # done, so it returns at once) and drops the old record.
-MOVED_WITHOUT_ALIAS = PREFIX + "lightsail-k3s:index:K3sServer$command:remote:Command::lightsail-k3s-dev-wait-for-boot"
+MOVED_WITHOUT_ALIAS = (
+    PREFIX + "lightsail-k3s:index:K3sServer$command:remote:Command::lightsail-k3s-dev-wait-for-boot"
+)
 
 
 def engine_urn(urn: str) -> str:
@@ -57,7 +66,13 @@ def matched_urns(deployment: Declared, registration: Registration) -> set[str]:
     urns = {engine_urn(registration.urn)}
     for alias in registration.aliases:
         assert "parentUrn" not in alias and "urn" not in alias, "rule not modelled here"
-        urns.add(PREFIX + parent_type + alias.get("type", registration.type) + "::" + alias.get("name", registration.name))
+        urns.add(
+            PREFIX
+            + parent_type
+            + alias.get("type", registration.type)
+            + "::"
+            + alias.get("name", registration.name)
+        )
     if parent is not None:
         for parent_alias in matched_urns(deployment, parent) - {engine_urn(parent.urn)}:
             name = registration.name
@@ -75,6 +90,12 @@ def test_a_stack_from_before_hosts_keeps_its_instance_static_ip_and_key(dev):
 
 def test_the_host_alone_carries_the_alias_to_the_previous_type(dev):
     # pulumi-kubernetes gives its own resources aliases to the API versions of their kinds.
-    aliased = {r.name: r.aliases for r in dev.resources if r.aliases and not r.type.startswith("kubernetes:")}
+    aliased = {
+        r.name: r.aliases
+        for r in dev.resources
+        if r.aliases and not r.type.startswith("kubernetes:")
+    }
     assert aliased == {"lightsail-k3s-dev": [{"type": PREVIOUS_HOST_TYPE}]}
-    assert dev.named("lightsail-k3s-dev-instance").parent.endswith("lightsail-k3s:index:LightsailHost::lightsail-k3s-dev")
+    assert dev.named("lightsail-k3s-dev-instance").parent.endswith(
+        "lightsail-k3s:index:LightsailHost::lightsail-k3s-dev"
+    )

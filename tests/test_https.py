@@ -39,7 +39,12 @@ NAME_SERVERS = "command:local:Command"
 
 APPS = [
     {"name": "storefront", "image": "ghcr.io/acme/storefront:2.3.1", "port": 8080},
-    {"name": "orders-api", "image": "ghcr.io/acme/orders:1.8.0", "port": 3000, "path": "/api/orders"},
+    {
+        "name": "orders-api",
+        "image": "ghcr.io/acme/orders:1.8.0",
+        "port": 3000,
+        "path": "/api/orders",
+    },
     {"name": "admin", "image": "ghcr.io/acme/admin:0.9.2", "port": 80, "host": "admin.example.com"},
 ]
 
@@ -62,7 +67,14 @@ CHART_PORT_KEYS = {
     "hostIP", "hostPort", "http", "http3", "nodePort", "observability", "port", "protocol", "proxyProtocol",
     "targetPort", "transport",
 }  # fmt: skip
-CHART_PORT_HTTP_KEYS = {"encodedCharacters", "maxHeaderBytes", "middlewares", "redirections", "sanitizePath", "tls"}
+CHART_PORT_HTTP_KEYS = {
+    "encodedCharacters",
+    "maxHeaderBytes",
+    "middlewares",
+    "redirections",
+    "sanitizePath",
+    "tls",
+}
 CHART_PERSISTENCE_KEYS = {
     "accessMode", "annotations", "enabled", "existingClaim", "name", "path", "size", "storageClass", "subPath",
     "volumeName",
@@ -86,7 +98,14 @@ def https(aws_cli):
 @pytest.fixture(scope="module")
 def own_dns_staging():
     # No zone of ours: nothing runs the AWS CLI, so none is needed.
-    return deploy(domain=DOMAIN, acmeEmail=EMAIL, acmeStaging=True, manageDnsZone=False, apps=APPS, environ={"PATH": ""})
+    return deploy(
+        domain=DOMAIN,
+        acmeEmail=EMAIL,
+        acmeStaging=True,
+        manageDnsZone=False,
+        apps=APPS,
+        environ={"PATH": ""},
+    )
 
 
 def traefik_values(deployment) -> dict:
@@ -136,7 +155,13 @@ def test_zone_and_records_use_an_explicit_us_east_1_provider(https):
 
 def test_zone_is_protected_with_the_stack(https):
     assert https.one(ZONE).protect
-    assert not deploy(domain=DOMAIN, acmeEmail=EMAIL, protect=False, environ={"PATH": ""}, preview=True).one(ZONE).protect
+    assert (
+        not deploy(
+            domain=DOMAIN, acmeEmail=EMAIL, protect=False, environ={"PATH": ""}, preview=True
+        )
+        .one(ZONE)
+        .protect
+    )
 
 
 def test_name_servers_are_read_from_the_zone_after_it_exists(https):
@@ -153,7 +178,11 @@ def test_name_server_command_passes_the_query_to_the_aws_cli_intact(tmp_path):
     stand_in.write_text('#!/bin/sh\nfor arg in "$@"; do printf "%s\\n" "$arg"; done\n')
     stand_in.chmod(0o755)
     argv = subprocess.run(
-        ["/bin/sh", "-c", name_servers_command(DOMAIN)], env={"PATH": str(tmp_path)}, capture_output=True, text=True, check=True
+        ["/bin/sh", "-c", name_servers_command(DOMAIN)],
+        env={"PATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     assert argv == [
         "lightsail", "get-domain", "--region", "us-east-1", "--domain-name", DOMAIN,
@@ -192,7 +221,11 @@ def test_values_hold_the_resolver_its_persistent_storage_and_the_redirect(https)
     assert acme["storage"].startswith(persistence["path"].rstrip("/") + "/")
     # Chart v39+: entry point options live under `http` (traefik-helm-chart 266ff0e).
     assert values["ports"]["web"] == {
-        "http": {"redirections": {"entryPoint": {"to": "websecure", "scheme": "https", "permanent": True}}}
+        "http": {
+            "redirections": {
+                "entryPoint": {"to": "websecure", "scheme": "https", "permanent": True}
+            }
+        }
     }
     for ingress in https.of_type(INGRESS):
         annotations = ingress.inputs["metadata"]["annotations"]
@@ -215,7 +248,12 @@ def test_acme_staging_uses_the_staging_ca_under_a_resolver_of_its_own(https, own
     (production_name,) = traefik_values(https)["certificatesResolvers"]
     assert staging_name != production_name
     for ingress in own_dns_staging.of_type(INGRESS):
-        assert ingress.inputs["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.tls.certresolver"] == staging_name
+        assert (
+            ingress.inputs["metadata"]["annotations"][
+                "traefik.ingress.kubernetes.io/router.tls.certresolver"
+            ]
+            == staging_name
+        )
 
 
 # Apps under the domain.
@@ -226,8 +264,13 @@ def test_ingresses_get_hosts_and_tls_through_the_resolver(https):
     assert set(ingresses) == {DOMAIN, "admin.example.com"}
     for host, ingress in ingresses.items():
         assert ingress["spec"]["tls"] == [{"hosts": [host]}]
-        assert ingress["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.entrypoints"] == "websecure"
-        assert ingress["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.tls"] == "true"
+        assert (
+            ingress["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.entrypoints"]
+            == "websecure"
+        )
+        assert (
+            ingress["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.tls"] == "true"
+        )
     paths = [p["path"] for p in ingresses[DOMAIN]["spec"]["rules"][0]["http"]["paths"]]
     assert paths == ["/api/orders", "/"]
 
@@ -257,17 +300,28 @@ def test_still_no_second_ingress_controller(https, own_dns_staging):
 
 
 @pytest.mark.parametrize(
-    "kind, name", [("HelmChart", "ingress-nginx"), ("HelmChartConfig", "nginx"), ("HelmChartConfig", "traefik-extra")]
+    "kind, name",
+    [
+        ("HelmChart", "ingress-nginx"),
+        ("HelmChartConfig", "nginx"),
+        ("HelmChartConfig", "traefik-extra"),
+    ],
 )
 def test_the_check_still_catches_another_chart(https, kind, name):
     bundled = https.one(HELM_CHART_CONFIG)
     other = dataclasses.replace(
         bundled,
         type=f"kubernetes:helm.cattle.io/v1:{kind}",
-        inputs={**bundled.inputs, "kind": kind, "metadata": {"name": name, "namespace": "kube-system"}},
+        inputs={
+            **bundled.inputs,
+            "kind": kind,
+            "metadata": {"name": name, "namespace": "kube-system"},
+        },
     )
     with pytest.raises(AssertionError):
-        assert_no_second_ingress_controller(Declared(dataclasses.replace(https.deployment, resources=[*https.resources, other])))
+        assert_no_second_ingress_controller(
+            Declared(dataclasses.replace(https.deployment, resources=[*https.resources, other]))
+        )
 
 
 # Every object against its schema: Kubernetes' own, and the HelmChartConfig CRD that k3s ships.
@@ -286,18 +340,26 @@ def strict_crd_schema(crd_path: Path, schema_version: str) -> tuple[dict, refere
         return node
 
     schema = strict(version["schema"]["openAPIV3Schema"])
-    definitions = schema_contents(f"kubernetes-json-schema/v{schema_version}-local-strict/_definitions.json", schema_version)
-    schema["properties"]["metadata"] = {"$ref": definitions["$id"] + "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
+    definitions = schema_contents(
+        f"kubernetes-json-schema/v{schema_version}-local-strict/_definitions.json", schema_version
+    )
+    schema["properties"]["metadata"] = {
+        "$ref": definitions["$id"] + "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    }
     schema["properties"]["apiVersion"] = {"const": f"{crd['spec']['group']}/{version['name']}"}
     schema["properties"]["kind"] = {"const": crd["spec"]["names"]["kind"]}
     schema["required"] = ["apiVersion", "kind", "metadata", "spec"]
-    return schema, referencing.Registry().with_resource(definitions["$id"], referencing.Resource.from_contents(definitions))
+    return schema, referencing.Registry().with_resource(
+        definitions["$id"], referencing.Resource.from_contents(definitions)
+    )
 
 
 @pytest.fixture(scope="module")
 def helm_chart_config_schema(https):
     schema_version = kubernetes_schema_version(https.outputs["k3sVersion"].value)
-    schema, registry = strict_crd_schema(FIXTURES / "crds" / "helm.cattle.io_helmchartconfigs.yaml", schema_version)
+    schema, registry = strict_crd_schema(
+        FIXTURES / "crds" / "helm.cattle.io_helmchartconfigs.yaml", schema_version
+    )
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
@@ -338,12 +400,20 @@ def refused(key, *fragments, **overrides):
     for fragment in fragments:
         assert fragment in message, message
     # Raised while reading the settings, which __main__.py does before declaring anything.
-    assert "load_settings" in [frame.name for frame in traceback.extract_tb(caught.value.__traceback__)]
+    assert "load_settings" in [
+        frame.name for frame in traceback.extract_tb(caught.value.__traceback__)
+    ]
     return message
 
 
 def test_domain_without_acme_email():
-    refused("acmeEmail", "domain example.com is set", "pulumi config set acmeEmail", domain=DOMAIN, preview=True)
+    refused(
+        "acmeEmail",
+        "domain example.com is set",
+        "pulumi config set acmeEmail",
+        domain=DOMAIN,
+        preview=True,
+    )
 
 
 @pytest.mark.parametrize(
@@ -352,11 +422,20 @@ def test_domain_without_acme_email():
      "203.0.113.10", "example.com/app"],
 )  # fmt: skip
 def test_malformed_domain(domain):
-    refused("domain", repr(domain), "not a registered domain name", domain=domain, acmeEmail=EMAIL, preview=True)
+    refused(
+        "domain",
+        repr(domain),
+        "not a registered domain name",
+        domain=domain,
+        acmeEmail=EMAIL,
+        preview=True,
+    )
 
 
 def test_app_host_outside_the_domain():
-    apps = [{"name": "shop", "image": "ghcr.io/acme/shop:1.0.0", "port": 80, "host": "shop.example.net"}]
+    apps = [
+        {"name": "shop", "image": "ghcr.io/acme/shop:1.0.0", "port": 80, "host": "shop.example.net"}
+    ]
     refused(
         "apps", "apps[0] (shop)", "shop.example.net is outside domain example.com", "shop.example.com",
         domain=DOMAIN, acmeEmail=EMAIL, apps=apps, preview=True,
@@ -364,8 +443,17 @@ def test_app_host_outside_the_domain():
 
 
 def test_a_host_that_only_ends_like_the_domain_is_outside_it():
-    apps = [{"name": "shop", "image": "ghcr.io/acme/shop:1.0.0", "port": 80, "host": "notexample.com"}]
-    refused("apps", "outside domain example.com", domain=DOMAIN, acmeEmail=EMAIL, apps=apps, preview=True)
+    apps = [
+        {"name": "shop", "image": "ghcr.io/acme/shop:1.0.0", "port": 80, "host": "notexample.com"}
+    ]
+    refused(
+        "apps",
+        "outside domain example.com",
+        domain=DOMAIN,
+        acmeEmail=EMAIL,
+        apps=apps,
+        preview=True,
+    )
 
 
 def test_an_app_without_host_and_one_on_the_domain_cannot_share_a_path():
@@ -373,11 +461,24 @@ def test_an_app_without_host_and_one_on_the_domain_cannot_share_a_path():
         {"name": "one", "image": "ghcr.io/acme/one:1.0.0", "port": 80},
         {"name": "two", "image": "ghcr.io/acme/two:1.0.0", "port": 80, "host": DOMAIN},
     ]
-    refused("apps", "apps[1] (two)", "already routed to one", domain=DOMAIN, acmeEmail=EMAIL, apps=apps, preview=True)
+    refused(
+        "apps",
+        "apps[1] (two)",
+        "already routed to one",
+        domain=DOMAIN,
+        acmeEmail=EMAIL,
+        apps=apps,
+        preview=True,
+    )
 
 
 def test_malformed_acme_email():
-    refused("acmeEmail", "'ops-at-example.org' is not an email address", domain=DOMAIN, acmeEmail="ops-at-example.org")
+    refused(
+        "acmeEmail",
+        "'ops-at-example.org' is not an email address",
+        domain=DOMAIN,
+        acmeEmail="ops-at-example.org",
+    )
 
 
 @pytest.mark.parametrize("key, value", [("acmeEmail", EMAIL), ("acmeStaging", True)])
@@ -389,12 +490,20 @@ def test_acme_settings_without_a_domain(key, value):
 def test_https_booleans_are_checked_by_the_cli_before_the_program_runs(key):
     with pytest.raises(cliconfig.CliConfigError) as caught:
         deploy(domain=DOMAIN, acmeEmail=EMAIL, preview=True, config={key: "yes"})
-    assert str(caught.value) == f"Stack 'dev' with configuration key '{key}' must be of type 'boolean'"
+    assert (
+        str(caught.value) == f"Stack 'dev' with configuration key '{key}' must be of type 'boolean'"
+    )
 
 
 def test_up_with_a_zone_needs_the_aws_cli_for_its_name_servers():
     refused(
-        "manageDnsZone", "AWS CLI", "not on PATH", "manageDnsZone false", domain=DOMAIN, acmeEmail=EMAIL, environ={"PATH": ""}
+        "manageDnsZone",
+        "AWS CLI",
+        "not on PATH",
+        "manageDnsZone false",
+        domain=DOMAIN,
+        acmeEmail=EMAIL,
+        environ={"PATH": ""},
     )
 
 

@@ -8,7 +8,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def ruff(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ruff", *args, str(ROOT)], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args, str(ROOT)], capture_output=True, text=True
+    )
 
 
 def test_ruff_check_passes():
@@ -23,5 +25,7 @@ def test_ruff_format_is_clean():
 
 def test_type_check_is_clean():
     """basedpyright, standard mode, over the program, components, tools, policy pack, examples and tests."""
-    result = subprocess.run([sys.executable, "-m", "basedpyright"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "basedpyright"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr

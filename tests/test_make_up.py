@@ -52,7 +52,13 @@ def make_up(workstation, *action: str, with_pulumi=True, **env):
         "STUB_MY_IP": "198.51.100.7",
         **env,
     }
-    result = subprocess.run([str(ROOT / "bin" / "up.sh"), *action], env=environment, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [str(ROOT / "bin" / "up.sh"), *action],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return result, log.read_text().splitlines()
 
 
@@ -73,7 +79,9 @@ def test_fresh_workstation_gets_local_backend_stack_admin_cidr_and_up(workstatio
 
 
 def test_logged_in_user_with_admin_cidrs_goes_straight_to_up(workstation):
-    result, calls = make_up(workstation, STUB_LOGGED_IN="1", STUB_ADMIN_CIDRS='["203.0.113.0/24"]', STACK="dev")
+    result, calls = make_up(
+        workstation, STUB_LOGGED_IN="1", STUB_ADMIN_CIDRS='["203.0.113.0/24"]', STACK="dev"
+    )
     assert result.returncode == 0, result.stderr
     assert "pulumi login --local" not in calls
     assert not [c for c in calls if c.startswith(("curl", "pulumi config set"))]
@@ -106,7 +114,9 @@ def test_stops_on_a_stack_without_a_stack_file(workstation):
 def test_refuses_an_address_that_is_not_ipv4(workstation):
     result, calls = make_up(workstation, STUB_MY_IP="<html>captive portal</html>")
     assert result.returncode == 1
-    assert "pulumi config set --stack dev --path 'adminCidrs[0]' <your-public-ip>/32" in result.stderr
+    assert (
+        "pulumi config set --stack dev --path 'adminCidrs[0]' <your-public-ip>/32" in result.stderr
+    )
     assert "pulumi up --stack dev --policy-pack policy" not in calls
 
 
@@ -120,7 +130,12 @@ def test_preview_runs_the_same_checks_then_pulumi_preview(workstation):
 def test_destroy_needs_no_admin_cidrs(workstation):
     result, calls = make_up(workstation, "destroy")
     assert result.returncode == 0, result.stderr
-    assert calls == ["pulumi whoami", "pulumi login --local", "pulumi stack select --create dev", "pulumi destroy --stack dev"]
+    assert calls == [
+        "pulumi whoami",
+        "pulumi login --local",
+        "pulumi stack select --create dev",
+        "pulumi destroy --stack dev",
+    ]
 
 
 def test_destroy_stops_without_aws_credentials(workstation):

@@ -30,7 +30,9 @@ OTHER_RELEASES_NAMED_ON_PURPOSE = {("README.md", "v1.35.9+k3s1")}
 
 
 def tracked_files() -> list[str]:
-    listed = subprocess.run(["git", "ls-files"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run(
+        ["git", "ls-files"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+    ).stdout
     return [path for path in listed.splitlines() if (PROJECT_DIR / path).is_file()]
 
 
@@ -49,22 +51,35 @@ def tracked_texts(exclude_tests: bool) -> dict[str, str]:
 def test_no_tracked_file_cites_the_teams_notes_instead_of_a_primary_source():
     # Spelt in pieces so that this file does not match itself.
     notes = "facts".upper() + ".md"
-    assert [path for path, text in tracked_texts(exclude_tests=False).items() if notes in text] == []
+    assert [
+        path for path, text in tracked_texts(exclude_tests=False).items() if notes in text
+    ] == []
 
 
 def test_no_text_says_lightsail_stops_an_instance_out_of_burst_credits():
     """Out of credits Lightsail holds the instance to its baseline (AWS Lightsail, "Baseline CPU performance")."""
     wrong = re.compile(r"stops (?:an|the) instance", re.IGNORECASE)
-    assert [path for path, text in tracked_texts(exclude_tests=False).items() if wrong.search(text)] == []
+    assert [
+        path for path, text in tracked_texts(exclude_tests=False).items() if wrong.search(text)
+    ] == []
 
 
 def test_every_k3s_release_named_outside_the_tests_is_the_pinned_default():
     assert K3S_RELEASE.fullmatch(PINNED_K3S_VERSION)
-    named = {(path, release) for path, text in tracked_texts(exclude_tests=True).items() for release in K3S_RELEASE.findall(text)}
+    named = {
+        (path, release)
+        for path, text in tracked_texts(exclude_tests=True).items()
+        for release in K3S_RELEASE.findall(text)
+    }
     others = {(path, release) for path, release in named if release != PINNED_K3S_VERSION}
     assert others == OTHER_RELEASES_NAMED_ON_PURPOSE
     # The pinned release is written in the places a reader looks for it.
-    for path in ("README.md", "components/settings.py", "examples/k3s-only/Pulumi.yaml", "Pulumi.prod.yaml"):
+    for path in (
+        "README.md",
+        "components/settings.py",
+        "examples/k3s-only/Pulumi.yaml",
+        "Pulumi.prod.yaml",
+    ):
         assert (path, PINNED_K3S_VERSION) in named, path
 
 
@@ -91,7 +106,9 @@ CONFIGURATION = README.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
 
 
 def readme_config_table() -> dict[str, tuple[str, str, str]]:
-    rows = re.findall(r"^\| `([\w:]+)` \| ([^|]+) \| ([^|]+) \| ([^\n]+) \|$", CONFIGURATION, re.MULTILINE)
+    rows = re.findall(
+        r"^\| `([\w:]+)` \| ([^|]+) \| ([^|]+) \| ([^\n]+) \|$", CONFIGURATION, re.MULTILINE
+    )
     return {key: (kind.strip(), default.strip(), meaning) for key, kind, default, meaning in rows}
 
 
@@ -173,7 +190,8 @@ def test_the_readme_bundle_figures_are_the_catalogs():
     )
     # "20% of each vCPU on `small_3_0`, so 400m sustained" or "20% of 2 vCPUs on `small_3_0`: 400m".
     baselines = re.findall(
-        r"([0-9]+)% of (?:each vCPU|[0-9]+ vCPUs) on\s+`(\w+_3_0)`(?:, so |: )([0-9]+)m", README.replace("\n", " ")
+        r"([0-9]+)% of (?:each vCPU|[0-9]+ vCPUs) on\s+`(\w+_3_0)`(?:, so |: )([0-9]+)m",
+        README.replace("\n", " "),
     )
     # The README may drop its sentence of one bundle's specs; where written, it must agree.
     assert prices and baselines
@@ -181,7 +199,13 @@ def test_the_readme_bundle_figures_are_the_catalogs():
         assert bundles[bundle_id].monthly_usd == int(usd), bundle_id
     for bundle_id, vcpus, ram, disk, transfer, usd in specs:
         bundle = bundles[bundle_id]
-        assert (bundle.vcpus, bundle.ram_gb, bundle.disk_gb, bundle.transfer_tb, bundle.monthly_usd) == (
+        assert (
+            bundle.vcpus,
+            bundle.ram_gb,
+            bundle.disk_gb,
+            bundle.transfer_tb,
+            bundle.monthly_usd,
+        ) == (
             int(vcpus),
             int(ram),
             int(disk),
@@ -190,11 +214,20 @@ def test_the_readme_bundle_figures_are_the_catalogs():
         ), bundle_id
     for percent, bundle_id, millicores in baselines:
         bundle = bundles[bundle_id]
-        assert (bundle.baseline_cpu_percent, bundle.baseline_millicores) == (int(percent), int(millicores))
-    sums = re.findall(r"a `(\w+_3_0)` server with two `(\w+_3_0)` agents is ([0-9]+) \+ 2 × ([0-9]+) =\s+USD ([0-9]+)", README)
+        assert (bundle.baseline_cpu_percent, bundle.baseline_millicores) == (
+            int(percent),
+            int(millicores),
+        )
+    sums = re.findall(
+        r"a `(\w+_3_0)` server with two `(\w+_3_0)` agents is ([0-9]+) \+ 2 × ([0-9]+) =\s+USD ([0-9]+)",
+        README,
+    )
     assert sums
     for server, agent, server_usd, agent_usd, total in sums:
-        assert (bundles[server].monthly_usd, bundles[agent].monthly_usd) == (int(server_usd), int(agent_usd))
+        assert (bundles[server].monthly_usd, bundles[agent].monthly_usd) == (
+            int(server_usd),
+            int(agent_usd),
+        )
         assert int(server_usd) + 2 * int(agent_usd) == int(total)
 
 
@@ -215,5 +248,8 @@ def test_the_readme_gives_each_keys_pulumi_yaml_type(key):
 def test_the_default_bundle_is_the_cheapest_that_meets_the_server_minimum():
     """Pulumi.yaml's description of bundleId says so."""
     assert "The default is the cheapest bundle that does." in DECLARED["bundleId"]["description"]
-    cheapest = min(catalog.server_capable_bundle_ids(), key=lambda bundle_id: catalog.BUNDLES[bundle_id].monthly_usd)
+    cheapest = min(
+        catalog.server_capable_bundle_ids(),
+        key=lambda bundle_id: catalog.BUNDLES[bundle_id].monthly_usd,
+    )
     assert DECLARED["bundleId"]["default"] == cheapest

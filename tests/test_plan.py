@@ -20,7 +20,9 @@ SET = f'adminCidrs=["{ADMIN_CIDR}", "5.6.7.8/32"] tags.team=platform \'tags["cos
 SECRET = f"'appSecrets.api.DATABASE_URL={SECRET_VALUE}'"
 
 
-def run_plan(out: Path, *args: str, hash_seed: str = "0", **env: str) -> subprocess.CompletedProcess:
+def run_plan(
+    out: Path, *args: str, hash_seed: str = "0", **env: str
+) -> subprocess.CompletedProcess:
     environ = {**os.environ, "PYTHONHASHSEED": hash_seed, **env}
     return subprocess.run(
         [sys.executable, "-m", "tools.plan", "--out", str(out), *args],
@@ -45,7 +47,13 @@ def same_config_in_process() -> Declared:
         adminCidrs=[ADMIN_CIDR, "5.6.7.8/32"],
         tags={"team": "platform", "cost centre": "shop web"},
         apps=[
-            {"name": "whoami", "image": "traefik/whoami:v1.11.0", "port": 80, "path": "/", "healthPath": "/health"},
+            {
+                "name": "whoami",
+                "image": "traefik/whoami:v1.11.0",
+                "port": 80,
+                "path": "/",
+                "healthPath": "/health",
+            },
             json.loads(API_APP),
         ],
         secrets={"appSecrets": {"api": {"DATABASE_URL": SECRET_VALUE}}},
@@ -56,23 +64,35 @@ def test_the_settings_arrive_as_typed(planned):
     document = json.loads((planned[1] / "plan.json").read_text())
     firewall = next(r for r in document["resources"] if r["type"].endswith("InstancePublicPorts"))
     assert firewall["inputs"]["portInfos"][0]["cidrs"] == [ADMIN_CIDR, "5.6.7.8/32"]
-    instance = next(r for r in document["resources"] if r["type"] == "aws:lightsail/instance:Instance")
+    instance = next(
+        r for r in document["resources"] if r["type"] == "aws:lightsail/instance:Instance"
+    )
     assert instance["inputs"]["tags"] == {"team": "platform", "cost centre": "shop web"}
     assert document["config"]["lightsail-k3s:appSecrets"] == "[secret]"
 
 
-def test_plan_json_holds_every_resource_with_its_options_and_every_output(planned, same_config_in_process):
+def test_plan_json_holds_every_resource_with_its_options_and_every_output(
+    planned, same_config_in_process
+):
     document = json.loads((planned[1] / "plan.json").read_text())
     expected = same_config_in_process
-    assert sorted(r["urn"] for r in document["resources"]) == sorted(r.urn for r in expected.resources)
+    assert sorted(r["urn"] for r in document["resources"]) == sorted(
+        r.urn for r in expected.resources
+    )
     by_urn = {r["urn"]: r for r in document["resources"]}
     for resource in expected.resources:
         entry = by_urn[resource.urn]
-        assert (entry["type"], entry["name"], entry["parent"] or "") == (resource.type, resource.name, resource.parent)
+        assert (entry["type"], entry["name"], entry["parent"] or "") == (
+            resource.type,
+            resource.name,
+            resource.parent,
+        )
         assert entry["options"]["protect"] == resource.protect
         assert entry["options"]["deleteBeforeReplace"] == resource.delete_before_replace
         assert entry["options"]["dependsOn"] == sorted(set(resource.dependencies))
-        assert entry["options"]["additionalSecretOutputs"] == sorted(resource.additional_secret_outputs)
+        assert entry["options"]["additionalSecretOutputs"] == sorted(
+            resource.additional_secret_outputs
+        )
         assert entry["options"]["customTimeouts"] == resource.custom_timeouts
         assert (entry["provider"] or "") == resource.provider.rsplit("::", 1)[0]
         for key in set(resource.inputs) - resource.secret_inputs:
@@ -91,7 +111,9 @@ def test_every_kubernetes_object_is_a_yaml_file(planned, same_config_in_process)
     objects = [r for r in same_config_in_process.resources if plan.is_kubernetes_object(r)]
     files = sorted((planned[1] / "k8s").iterdir())
     assert len(files) == len(objects) > 0
-    loaded = {(d["kind"], d["metadata"]["name"]) for d in (yaml.safe_load(f.read_text()) for f in files)}
+    loaded = {
+        (d["kind"], d["metadata"]["name"]) for d in (yaml.safe_load(f.read_text()) for f in files)
+    }
     assert loaded == {(r.inputs["kind"], r.inputs["metadata"]["name"]) for r in objects}
     secret_object = yaml.safe_load((planned[1] / "k8s" / "secret-apps-api-env.yaml").read_text())
     assert secret_object["stringData"] == "[secret]"
@@ -99,7 +121,9 @@ def test_every_kubernetes_object_is_a_yaml_file(planned, same_config_in_process)
 
 def test_a_secret_given_through_secret_appears_nowhere(planned):
     result, stack_dir = planned
-    texts = [result.stdout, result.stderr] + [p.read_text() for p in stack_dir.rglob("*") if p.is_file()]
+    texts = [result.stdout, result.stderr] + [
+        p.read_text() for p in stack_dir.rglob("*") if p.is_file()
+    ]
     for text in texts:
         assert SECRET_VALUE not in text
         assert "hunter2" not in text
@@ -107,9 +131,17 @@ def test_a_secret_given_through_secret_appears_nowhere(planned):
 
 def test_identical_input_gives_byte_identical_output(planned, tmp_path):
     again = run_plan(tmp_path, hash_seed="1", PLAN_SET=SET, PLAN_SECRET=SECRET)
-    assert again.stdout.replace(str(tmp_path), "OUT") == planned[0].stdout.replace(str(planned[1].parent), "OUT")
-    first = {p.relative_to(planned[1]): p.read_bytes() for p in planned[1].rglob("*") if p.is_file()}
-    second = {p.relative_to(tmp_path / "dev"): p.read_bytes() for p in (tmp_path / "dev").rglob("*") if p.is_file()}
+    assert again.stdout.replace(str(tmp_path), "OUT") == planned[0].stdout.replace(
+        str(planned[1].parent), "OUT"
+    )
+    first = {
+        p.relative_to(planned[1]): p.read_bytes() for p in planned[1].rglob("*") if p.is_file()
+    }
+    second = {
+        p.relative_to(tmp_path / "dev"): p.read_bytes()
+        for p in (tmp_path / "dev").rglob("*")
+        if p.is_file()
+    }
     assert first == second
 
 
@@ -117,7 +149,9 @@ def test_resources_come_parents_first_then_by_name(dev):
     ordered = plan.ordered(dev.resources)
     seen: set[str] = set()
     for resource in ordered:
-        assert resource.parent not in {r.urn for r in dev.resources} or resource.parent in seen, resource.name
+        assert resource.parent not in {r.urn for r in dev.resources} or resource.parent in seen, (
+            resource.name
+        )
         seen.add(resource.urn)
     siblings: dict[str, list[tuple[str, str]]] = {}
     for resource in ordered:
@@ -177,7 +211,10 @@ def assert_one_line_error(code: int, out: str, err: str, *fragments: str) -> Non
 
 def test_a_malformed_stack_file_is_one_line_naming_the_file(in_plan, stack_file, tmp_path):
     stack = stack_file("plan-broken", "config:\n  lightsail-k3s:apps: [{name: web\n")
-    assert_one_line_error(*in_plan("--stack", stack, out=tmp_path), "Pulumi.plan-broken.yaml: invalid YAML file: line ")
+    assert_one_line_error(
+        *in_plan("--stack", stack, out=tmp_path),
+        "Pulumi.plan-broken.yaml: invalid YAML file: line ",
+    )
 
 
 @pytest.mark.parametrize(
@@ -185,8 +222,16 @@ def test_a_malformed_stack_file_is_one_line_naming_the_file(in_plan, stack_file,
     [
         ("--set", "adminCidrs", "SET item 'adminCidrs': expected KEY=VALUE"),
         ("--set", 'adminCidrs=["1.2.3.4/32",', "never closes its bracket"),
-        ("--set", "adminCidrs=[1.2.3.4/32]", "SET item 'adminCidrs': the value starts like JSON but is not"),
-        ("--set", "tags.[0]=x", "SET item 'tags.[0]': invalid config key path: expected property name after '.'"),
+        (
+            "--set",
+            "adminCidrs=[1.2.3.4/32]",
+            "SET item 'adminCidrs': the value starts like JSON but is not",
+        ),
+        (
+            "--set",
+            "tags.[0]=x",
+            "SET item 'tags.[0]': invalid config key path: expected property name after '.'",
+        ),
         ("--set", "'bundleId=small", "SET: no closing '"),
         ("--secret", "appSecrets.api.KEY", "SECRET item 'appSecrets.api.KEY': expected KEY=VALUE"),
     ],
@@ -197,25 +242,34 @@ def test_a_malformed_item_is_one_line_naming_it(in_plan, tmp_path, variable, tex
 
 def test_the_clis_own_refusal_is_one_line(in_plan, tmp_path):
     code, out, err = in_plan("--set", f'adminCidrs=["{ADMIN_CIDR}"] protect=yes', out=tmp_path)
-    assert_one_line_error(code, out, err, "Stack 'dev' with configuration key 'protect' must be of type 'boolean'")
+    assert_one_line_error(
+        code, out, err, "Stack 'dev' with configuration key 'protect' must be of type 'boolean'"
+    )
 
 
 def test_fix_hints_show_the_make_plan_form(in_plan, tmp_path):
-    code, out, err = in_plan("--set", f'adminCidrs=["{ADMIN_CIDR}"] autoSnapshotTime=noon', out=tmp_path)
+    code, out, err = in_plan(
+        "--set", f'adminCidrs=["{ADMIN_CIDR}"] autoSnapshotTime=noon', out=tmp_path
+    )
     assert code == 1
     assert "fix: use HH:00 in UTC, e.g. make plan SET='autoSnapshotTime=18:00'" in err
     assert "pulumi config" not in err
 
 
 def test_a_misspelt_key_is_refused_with_the_known_one(in_plan, tmp_path):
-    code, out, err = in_plan("--set", f'adminCidrs=["{ADMIN_CIDR}"] bundleID=medium_3_0', out=tmp_path)
+    code, out, err = in_plan(
+        "--set", f'adminCidrs=["{ADMIN_CIDR}"] bundleID=medium_3_0', out=tmp_path
+    )
     assert code == 1
     assert "config 'lightsail-k3s:bundleID'" in err and "did you mean 'bundleId'?" in err
     assert "make plan SET='bundleId=<value>'" in err
 
 
 def test_an_unknown_stack_is_named(in_plan, tmp_path):
-    assert_one_line_error(*in_plan("--stack", "no-such-stack", out=tmp_path), "no stack file Pulumi.no-such-stack.yaml")
+    assert_one_line_error(
+        *in_plan("--stack", "no-such-stack", out=tmp_path),
+        "no stack file Pulumi.no-such-stack.yaml",
+    )
 
 
 def test_make_passes_set_and_secret_unsplit_and_unexpanded(tmp_path):
@@ -224,7 +278,15 @@ def test_make_passes_set_and_secret_unsplit_and_unexpanded(tmp_path):
     stand_in.write_text('#!/bin/sh\nprintf "%s|%s|%s" "$PLAN_SET" "$PLAN_SECRET" "$*"\n')
     stand_in.chmod(0o755)
     result = subprocess.run(
-        ["make", "--no-print-directory", "-s", "plan", f"PYTHON={stand_in}", "SET=a=[1, 2] b='x y'", "SECRET=k=$$v$x"],
+        [
+            "make",
+            "--no-print-directory",
+            "-s",
+            "plan",
+            f"PYTHON={stand_in}",
+            "SET=a=[1, 2] b='x y'",
+            "SECRET=k=$$v$x",
+        ],
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,
@@ -236,5 +298,7 @@ def test_make_passes_set_and_secret_unsplit_and_unexpanded(tmp_path):
 def test_the_objects_of_existing_manifests_get_their_files_too():
     deployment = deploy(manifestsDir="tests/fixtures/manifests")
     objects = deployment.one(plan.CONFIG_GROUP).inputs["objs"]
-    written = [yaml.safe_load(text) for text in plan.kubernetes_files(deployment.deployment).values()]
+    written = [
+        yaml.safe_load(text) for text in plan.kubernetes_files(deployment.deployment).values()
+    ]
     assert objects and all(obj in written for obj in objects)

@@ -33,8 +33,16 @@ def bigger_bundle():
 
 @pytest.fixture(scope="module")
 def more_apps_new_cidrs_and_tags():
-    whoami = {"name": "whoami", "image": "traefik/whoami:v1.11.0", "port": 80, "path": "/", "healthPath": "/health"}
-    return document(deploy(apps=[whoami, EXTRA_APP], adminCidrs=["1.2.3.0/24"], tags={"team": "platform"}))
+    whoami = {
+        "name": "whoami",
+        "image": "traefik/whoami:v1.11.0",
+        "port": 80,
+        "path": "/",
+        "healthPath": "/health",
+    }
+    return document(
+        deploy(apps=[whoami, EXTRA_APP], adminCidrs=["1.2.3.0/24"], tags={"team": "platform"})
+    )
 
 
 def actions(result: plandiff.PlanDiff) -> dict[tuple[str, str], str]:
@@ -45,26 +53,47 @@ def test_a_bundle_change_replaces_the_instance_in_red_with_the_cost_difference(b
     result = plandiff.diff(base, bigger_bundle)
     assert actions(result)[(INSTANCE, "lightsail-k3s-dev-instance")] == "replace"
     (instance,) = [c for c in result.changes if c.type == INSTANCE]
-    assert instance.loses_the_instance and 'bundleId: "small_3_0" → "medium_3_0"' in instance.reasons
+    assert (
+        instance.loses_the_instance and 'bundleId: "small_3_0" → "medium_3_0"' in instance.reasons
+    )
     text = plandiff.render(result, "dev", "main", color=True)
     red_lines = [line for line in text.splitlines() if plandiff.RED in line]
-    assert len(red_lines) == 1 and "REPLACES THE INSTANCE" in red_lines[0] and "lightsail-k3s-dev-instance" in red_lines[0]
+    assert (
+        len(red_lines) == 1
+        and "REPLACES THE INSTANCE" in red_lines[0]
+        and "lightsail-k3s-dev-instance" in red_lines[0]
+    )
     assert "monthly cost: USD 12 → USD 24 (+12 a month" in text
 
 
-def test_a_replaced_instance_takes_its_attachment_firewall_commands_and_cluster_objects_along(base, bigger_bundle):
+def test_a_replaced_instance_takes_its_attachment_firewall_commands_and_cluster_objects_along(
+    base, bigger_bundle
+):
     result = actions(plandiff.diff(base, bigger_bundle))
     assert result[(FIREWALL, "lightsail-k3s-dev-firewall")] == "replace"
-    assert result[("aws:lightsail/staticIpAttachment:StaticIpAttachment", "lightsail-k3s-dev-ip-attachment")] == "replace"
+    assert (
+        result[
+            (
+                "aws:lightsail/staticIpAttachment:StaticIpAttachment",
+                "lightsail-k3s-dev-ip-attachment",
+            )
+        ]
+        == "replace"
+    )
     assert result[("command:remote:Command", "lightsail-k3s-dev-install")] == "replace"
     assert result[("pulumi:providers:kubernetes", "lightsail-k3s-dev-kubernetes")] == "replace"
-    assert result[("kubernetes:apps/v1:Deployment", "lightsail-k3s-dev-whoami-deployment")] == "replace"
+    assert (
+        result[("kubernetes:apps/v1:Deployment", "lightsail-k3s-dev-whoami-deployment")]
+        == "replace"
+    )
     # The static IP and the key pair stay: nothing about them changes.
     assert ("aws:lightsail/staticIp:StaticIp", "lightsail-k3s-dev-ip") not in result
     assert ("aws:lightsail/keyPair:KeyPair", "lightsail-k3s-dev-key") not in result
 
 
-def test_new_apps_are_created_and_in_place_changes_are_updates_not_red(base, more_apps_new_cidrs_and_tags):
+def test_new_apps_are_created_and_in_place_changes_are_updates_not_red(
+    base, more_apps_new_cidrs_and_tags
+):
     result = plandiff.diff(base, more_apps_new_cidrs_and_tags)
     found = actions(result)
     assert found[("kubernetes:apps/v1:Deployment", "lightsail-k3s-dev-api-deployment")] == "create"
@@ -84,11 +113,16 @@ def test_removed_apps_are_deleted(base, more_apps_new_cidrs_and_tags):
 
 
 def test_objects_renamed_with_an_alias_are_matched_to_their_old_names_not_recreated(base):
-    renamed = {"lightsail-k3s-dev-whoami-deployment": "whoami-deployment", "lightsail-k3s-dev-whoami-service": "whoami-service"}
+    renamed = {
+        "lightsail-k3s-dev-whoami-deployment": "whoami-deployment",
+        "lightsail-k3s-dev-whoami-service": "whoami-service",
+    }
     before_the_rename = json.loads(json.dumps(base))
     for resource in before_the_rename["resources"]:
         if resource["name"] in renamed:
-            resource["urn"] = resource["urn"].removesuffix(resource["name"]) + renamed[resource["name"]]
+            resource["urn"] = (
+                resource["urn"].removesuffix(resource["name"]) + renamed[resource["name"]]
+            )
             resource["name"] = renamed[resource["name"]]
             resource["options"]["aliases"] = []
     assert plandiff.diff(before_the_rename, base).changes == []
@@ -123,14 +157,25 @@ def test_plans_the_base_from_git_and_compares(tmp_path, bigger_bundle):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     result = run_plandiff(
-        "--stack", "dev", "--base", "HEAD", "--head", str(head_file), PLAN_SET=f'adminCidrs=["{ADMIN_CIDR}"]', TMPDIR=str(scratch)
+        "--stack",
+        "dev",
+        "--base",
+        "HEAD",
+        "--head",
+        str(head_file),
+        PLAN_SET=f'adminCidrs=["{ADMIN_CIDR}"]',
+        TMPDIR=str(scratch),
     )
     assert result.returncode == 0, result.stderr
     assert "plan diff of stack dev: HEAD → working tree" in result.stdout
-    assert "- REPLACES THE INSTANCE" in result.stdout and plandiff.RED not in result.stdout  # no terminal: no color
+    assert (
+        "- REPLACES THE INSTANCE" in result.stdout and plandiff.RED not in result.stdout
+    )  # no terminal: no color
     assert "monthly cost: USD 12 → USD 24" in result.stdout
     # Its temporary worktree is gone (other checkouts of this repository may be planning at the same time).
-    worktrees = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True).stdout
+    worktrees = subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True
+    ).stdout
     assert str(scratch) not in worktrees and list(scratch.iterdir()) == []
 
 

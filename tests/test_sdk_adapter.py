@@ -20,13 +20,18 @@ from tools import pulumi_sdk
 
 
 def test_the_internal_entry_points_keep_their_shape():
-    assert {"monitor", "logger", "preview", "project", "stack"} <= set(inspect.signature(pulumi.runtime.set_mocks).parameters)
+    assert {"monitor", "logger", "preview", "project", "stack"} <= set(
+        inspect.signature(pulumi.runtime.set_mocks).parameters
+    )
     assert "keep_unknowns" in inspect.signature(rpc.deserialize_properties).parameters
     assert callable(rpc.is_rpc_secret)
     assert list(inspect.signature(pulumi_sdk.set_root_resource).parameters) == ["root"]
     assert list(inspect.signature(pulumi_sdk.run_in_stack).parameters) == ["func"]
     for method in ("RegisterResource", "RegisterResourceOutputs"):
-        assert list(inspect.signature(getattr(pulumi_mocks.MockMonitor, method)).parameters) == ["self", "request"]
+        assert list(inspect.signature(getattr(pulumi_mocks.MockMonitor, method)).parameters) == [
+            "self",
+            "request",
+        ]
 
 
 def test_the_request_fields_the_adapter_reads_exist():
@@ -37,7 +42,9 @@ def test_the_request_fields_the_adapter_reads_exist():
         "retainOnDelete", "deletedWith", "customTimeouts", "aliases", "version",
     }  # fmt: skip
     assert read - fields == set()
-    assert {"urn", "outputs"} <= {field.name for field in resource_pb2.RegisterResourceOutputsRequest.DESCRIPTOR.fields}
+    assert {"urn", "outputs"} <= {
+        field.name for field in resource_pb2.RegisterResourceOutputsRequest.DESCRIPTOR.fields
+    }
 
 
 def test_the_program_sees_the_whole_config_map_where_settings_looks_for_it(monkeypatch):
@@ -93,7 +100,9 @@ def test_a_small_program_is_recorded_with_every_option_and_output():
         pulumi.export("token", pulumi.Output.secret("t0ken"))
         pulumi.export("config", pulumi.Config("p").require("a"))
 
-    monitor = pulumi_sdk.RecordingMonitor(Echo(), lambda r, s: resources.append((r, s)), outputs.update)
+    monitor = pulumi_sdk.RecordingMonitor(
+        Echo(), lambda r, s: resources.append((r, s)), outputs.update
+    )
     pulumi_sdk.run_program(
         program,
         monitor,
@@ -112,10 +121,18 @@ def test_a_small_program_is_recorded_with_every_option_and_output():
     assert thing.urn == "urn:pulumi:s::p::test:index:Box$test:index:Thing::box-thing"
     assert thing.parent == box.urn and thing.custom
     assert thing.inputs == {"size": 3, "token": pulumi_sdk.Secret("s3cret")}
-    assert (thing.protect, thing.delete_before_replace, thing.retain_on_delete) == (True, True, True)
+    assert (thing.protect, thing.delete_before_replace, thing.retain_on_delete) == (
+        True,
+        True,
+        True,
+    )
     assert thing.additional_secret_outputs == ("computed",)
     assert thing.custom_timeouts == {"create": "5m"}
     assert (thing.ignore_changes, thing.replace_on_changes) == (("size",), ("token",))
     assert thing.aliases == ({"type": "test:index:OldThing"},)
     assert state["computed"] == "box-thing-computed"
-    assert outputs == {"computed": "box-thing-computed", "token": pulumi_sdk.Secret("t0ken"), "config": "from-config"}
+    assert outputs == {
+        "computed": "box-thing-computed",
+        "token": pulumi_sdk.Secret("t0ken"),
+        "config": "from-config",
+    }

@@ -32,20 +32,28 @@ def ha():
 
 def config_of(install) -> dict:
     prelude, _, _ = install.inputs["stdin"].partition("set -euo pipefail")
-    assignments = dict(line.split("=", 1) for line in prelude.splitlines() if line and not line.startswith("#"))
+    assignments = dict(
+        line.split("=", 1) for line in prelude.splitlines() if line and not line.startswith("#")
+    )
     return yaml.safe_load(base64.b64decode(assignments["K3S_CONFIG_B64"]))
 
 
 def test_three_servers_and_two_agents_are_five_instances(ha):
-    assert sorted(r.name for r in ha.of_type(INSTANCE)) == sorted(f"{name}-instance" for name in (FIRST, *PEERS, *AGENTS))
+    assert sorted(r.name for r in ha.of_type(INSTANCE)) == sorted(
+        f"{name}-instance" for name in (FIRST, *PEERS, *AGENTS)
+    )
 
 
 def test_every_join_references_the_first_servers_private_ip(ha):
     private_url = f"https://{private_ip_for(f'{FIRST}-instance')}:6443"
     joiners = [ha.named(f"{name}-install") for name in (*PEERS, *AGENTS)]
     assert [config_of(install)["server"] for install in joiners] == [private_url] * 4
-    assert [config_of(ha.named(f"{name}-install"))["token"] for name in PEERS] == [MOCK_NODE_TOKEN] * 2
-    assert [config_of(ha.named(f"{name}-install"))["token"] for name in AGENTS] == [MOCK_AGENT_TOKEN] * 2
+    assert [config_of(ha.named(f"{name}-install"))["token"] for name in PEERS] == [
+        MOCK_NODE_TOKEN
+    ] * 2
+    assert [config_of(ha.named(f"{name}-install"))["token"] for name in AGENTS] == [
+        MOCK_AGENT_TOKEN
+    ] * 2
     assert "server" not in config_of(ha.named(f"{FIRST}-install"))
 
 
@@ -53,7 +61,13 @@ def test_no_token_in_any_commands_plain_inputs(ha):
     commands = ha.of_type(COMMAND)
     assert len(commands) == 5 + 4 + 2 * 2 + 2 * 2  # boot waits, first server, peers, agents
     for resource in commands:
-        plain = json.dumps({key: value for key, value in resource.inputs.items() if key not in resource.secret_inputs})
+        plain = json.dumps(
+            {
+                key: value
+                for key, value in resource.inputs.items()
+                if key not in resource.secret_inputs
+            }
+        )
         for secret in SECRETS:
             assert secret not in plain, (resource.name, secret[:6])
     for name in PEERS:
@@ -74,9 +88,14 @@ def test_the_first_server_starts_etcd_and_the_others_join_it(ha):
 def test_settings_that_must_match_are_the_same_on_every_server(ha):
     configs = [config_of(ha.named(f"{name}-install")) for name in (FIRST, *PEERS)]
     own_keys = {"node-name", "cluster-init", "server", "token"}
-    shared = [{key: value for key, value in config.items() if key not in own_keys} for config in configs]
+    shared = [
+        {key: value for key, value in config.items() if key not in own_keys} for config in configs
+    ]
     assert shared[0] == shared[1] == shared[2]
-    assert shared[0]["tls-san"] == [MOCK_STATIC_IP, *(static_ip_for(f"{name}-ip-attachment") for name in PEERS)]
+    assert shared[0]["tls-san"] == [
+        MOCK_STATIC_IP,
+        *(static_ip_for(f"{name}-ip-attachment") for name in PEERS),
+    ]
     assert shared[0]["agent-token"] == MOCK_AGENT_SECRET
     assert shared[0]["secrets-encryption"] is True
 
@@ -126,14 +145,19 @@ def test_outputs_list_all_five_nodes_and_cost_sums_them(ha):
         (AGENTS[0], "agent", "micro_3_0"),
         (AGENTS[1], "agent", "micro_3_0"),
     ]
-    assert [node["privateIp"] for node in nodes] == [private_ip_for(f"{name}-instance") for name in (FIRST, *PEERS, *AGENTS)]
+    assert [node["privateIp"] for node in nodes] == [
+        private_ip_for(f"{name}-instance") for name in (FIRST, *PEERS, *AGENTS)
+    ]
     assert [node.get("publicIp") for node in nodes] == [
         MOCK_STATIC_IP,
         *(static_ip_for(f"{name}-ip-attachment") for name in PEERS),
         None,
         None,
     ]
-    assert ha.outputs["monthlyCostUsd"].value == 3 * BUNDLES["small_3_0"].monthly_usd + 2 * BUNDLES["micro_3_0"].monthly_usd
+    assert (
+        ha.outputs["monthlyCostUsd"].value
+        == 3 * BUNDLES["small_3_0"].monthly_usd + 2 * BUNDLES["micro_3_0"].monthly_usd
+    )
     assert ha.outputs["kubeApiUrl"].value == f"https://{MOCK_STATIC_IP}:6443"
 
 
@@ -144,7 +168,9 @@ def test_one_server_does_not_start_etcd_without_backups(dev):
 
 def test_readme_topology_costs_come_from_the_catalog():
     text = (PROJECT_DIR / "README.md").read_text()
-    table = text.split("| serverCount × bundleId | agentCount × agentBundleId | USD/month |\n|---|---|---|\n", 1)[1]
+    table = text.split(
+        "| serverCount × bundleId | agentCount × agentBundleId | USD/month |\n|---|---|---|\n", 1
+    )[1]
     rows = [line.strip("|").split("|") for line in table.split("\n\n", 1)[0].splitlines()]
     assert len(rows) >= 5
 
@@ -159,7 +185,13 @@ def test_readme_topology_costs_come_from_the_catalog():
 
 
 def test_a_new_k3s_version_updates_every_node_in_place(ha):
-    upgraded = deploy(serverCount=3, agentCount=2, agentBundleId="micro_3_0", protect=True, k3sVersion="v1.36.2+k3s1")
+    upgraded = deploy(
+        serverCount=3,
+        agentCount=2,
+        agentBundleId="micro_3_0",
+        protect=True,
+        k3sVersion="v1.36.2+k3s1",
+    )
     for name in (FIRST, *PEERS, *AGENTS):
         before, after = ha.named(f"{name}-install"), upgraded.named(f"{name}-install")
         assert "K3S_VERSION=v1.36.1+k3s1\n" in before.inputs["stdin"]

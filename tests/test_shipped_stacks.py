@@ -39,7 +39,9 @@ def test_every_declared_project_key_has_a_default_so_no_stack_must_set_it():
     """A stack added later inherits these; a key without a default would be required of it."""
     project = cliconfig.load_project(PROJECT_DIR / "Pulumi.yaml")
     without_default = [
-        key for key, declaration in project.config.items() if not (declaration.has_default or declaration.has_value)
+        key
+        for key, declaration in project.config.items()
+        if not (declaration.has_default or declaration.has_value)
     ]
     assert without_default == []
 

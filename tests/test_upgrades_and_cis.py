@@ -25,8 +25,16 @@ UPGRADE_PATHS = [
 
 def expected_wording(refusal):
     if refusal == "downgrade":
-        return ["older than the installed", "does not support downgrades", "kubernetes.io/releases/version-skew-policy"]
-    return ["more than one minor ahead", f"newest {refusal}.x+k3sN release first", "kubernetes.io/releases/version-skew-policy"]
+        return [
+            "older than the installed",
+            "does not support downgrades",
+            "kubernetes.io/releases/version-skew-policy",
+        ]
+    return [
+        "more than one minor ahead",
+        f"newest {refusal}.x+k3sN release first",
+        "kubernetes.io/releases/version-skew-policy",
+    ]
 
 
 @pytest.mark.parametrize(("installed", "target", "refusal"), UPGRADE_PATHS)
@@ -90,7 +98,9 @@ def refused_at_preview(previous_version, **overrides):
     with pytest.raises(ConfigError) as caught:
         deploy(previous_outputs={"k3sVersion": previous_version}, declared=declared, **overrides)
     names = [r.name for r in declared]
-    assert "lightsail-k3s-dev-install" not in names, "the install must not be declared after a refused upgrade"
+    assert "lightsail-k3s-dev-install" not in names, (
+        "the install must not be declared after a refused upgrade"
+    )
     assert not [r for r in declared if r.type.startswith("kubernetes:")]
     assert caught.value.key == "lightsail-k3s:k3sVersion"
     return str(caught.value)

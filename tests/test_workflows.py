@@ -12,7 +12,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 BIN = Path(sys.executable).parent
-STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml"))
+STACKS = sorted(
+    p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml")
+)
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 
 
@@ -25,7 +27,11 @@ def check_jsonschema(*paths: Path) -> subprocess.CompletedProcess:
 
 
 def zizmor(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([BIN / "zizmor", "--offline", "--format", "plain", str(path)], capture_output=True, text=True)
+    return subprocess.run(
+        [BIN / "zizmor", "--offline", "--format", "plain", str(path)],
+        capture_output=True,
+        text=True,
+    )
 
 
 def load(name: str) -> dict:
@@ -60,14 +66,20 @@ def broken_copy(tmp_path):
 
 
 def test_the_schema_check_fails_on_a_broken_workflow(broken_copy):
-    assert check_jsonschema(broken_copy("runs-on: ubuntu-24.04", "runs_on: ubuntu-24.04")).returncode != 0
+    assert (
+        check_jsonschema(broken_copy("runs-on: ubuntu-24.04", "runs_on: ubuntu-24.04")).returncode
+        != 0
+    )
 
 
 @pytest.mark.parametrize(
     "replace, by",
     [
         # A mutable tag instead of a commit: whoever moves the tag runs code with our token.
-        ("actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1", "actions/checkout@v7"),
+        (
+            "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1",
+            "actions/checkout@v7",
+        ),
         # The pull request's branch name pasted into a shell script: template injection.
         ('echo "### Offline plan of', 'echo "${{ github.head_ref }} ### Offline plan of'),
     ],
@@ -100,7 +112,11 @@ def test_preview_previews_every_stack_with_the_policy_pack_and_comments():
     options = pulumi["with"]
     assert options["command"] == "preview"
     assert options["stack-name"] == "${{ matrix.stack }}"
-    assert options["comment-on-pr"] is True and options["diff"] is True and options["suppress-outputs"] is True
+    assert (
+        options["comment-on-pr"] is True
+        and options["diff"] is True
+        and options["suppress-outputs"] is True
+    )
     assert options["policyPacks"] == "policy"
     assert job["permissions"]["id-token"] == "write"
 
@@ -110,14 +126,19 @@ def test_pull_requests_without_credentials_get_the_offline_plan_diffed_against_t
     assert jobs["preview"]["if"] == "needs.credentials.outputs.available == 'true'"
     assert jobs["offline-plan"]["if"] == "needs.credentials.outputs.available != 'true'"
     assert jobs["offline-plan"]["strategy"]["matrix"]["stack"] == STACKS
-    plan_step = next(step for step in jobs["offline-plan"]["steps"] if "make" in step.get("run", ""))
+    plan_step = next(
+        step for step in jobs["offline-plan"]["steps"] if "make" in step.get("run", "")
+    )
     assert 'make --silent plan STACK="$STACK" BASE="origin/$BASE_REF"' in plan_step["run"]
     assert "GITHUB_STEP_SUMMARY" in plan_step["run"]
     (checkout,) = steps_using(jobs["offline-plan"], "actions/checkout")
     assert checkout["with"]["fetch-depth"] == 0
     # Forks never count as having credentials: GitHub gives them no secrets and no OIDC token.
     check = jobs["credentials"]["steps"][0]
-    assert check["env"]["SAME_REPOSITORY"] == "${{ github.event.pull_request.head.repo.full_name == github.repository }}"
+    assert (
+        check["env"]["SAME_REPOSITORY"]
+        == "${{ github.event.pull_request.head.repo.full_name == github.repository }}"
+    )
 
 
 def test_deploy_runs_up_on_main_dev_then_prod_behind_environments():
@@ -145,7 +166,9 @@ def test_cloud_credentials_come_from_oidc_never_from_stored_keys():
 
 
 def test_the_venv_target_the_workflows_build_exists():
-    result = subprocess.run(["make", "-n", ".venv/.installed"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        ["make", "-n", ".venv/.installed"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 

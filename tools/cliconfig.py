@@ -79,7 +79,9 @@ _GO_SPECIAL_FLOATS = {
     **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), math.inf),
     **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), -math.inf),
 }
-_TIMESTAMP = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}([Tt ]\d{1,2}:\d{1,2}:\d{1,2}(\.\d+)?([Zz]|[-+]\d{2}:\d{2})?)?$")
+_TIMESTAMP = re.compile(
+    r"^\d{4}-\d{1,2}-\d{1,2}([Tt ]\d{1,2}:\d{1,2}:\d{1,2}(\.\d+)?([Zz]|[-+]\d{2}:\d{2})?)?$"
+)
 
 
 class _GoScalar:
@@ -134,7 +136,9 @@ def _construct_plain_scalar(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> A
         try:
             return _resolve_go_scalar(node.value)
         except ValueError as error:
-            raise yaml.constructor.ConstructorError(None, None, str(error), node.start_mark) from None
+            raise yaml.constructor.ConstructorError(
+                None, None, str(error), node.start_mark
+            ) from None
     return loader.construct_scalar(node)
 
 
@@ -155,7 +159,9 @@ def load_yaml(path: Path) -> Any:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"line {mark.line + 1}: " if mark else ""
-        raise CliConfigError(f"invalid YAML file: {where}{error.problem or error.context}", path.name) from None
+        raise CliConfigError(
+            f"invalid YAML file: {where}{error.problem or error.context}", path.name
+        ) from None
     except yaml.YAMLError as error:
         raise CliConfigError(f"invalid YAML file: {error}", path.name) from None
 
@@ -189,7 +195,13 @@ def go_json(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ",".join(go_json(item) for item in value) + "]"
     if isinstance(value, dict):
-        return "{" + ",".join(f"{go_json(str(key))}:{go_json(value[key])}" for key in sorted(value, key=str)) + "}"
+        return (
+            "{"
+            + ",".join(
+                f"{go_json(str(key))}:{go_json(value[key])}" for key in sorted(value, key=str)
+            )
+            + "}"
+        )
     raise TypeError(f"no JSON form for {type(value).__name__}")
 
 
@@ -340,7 +352,9 @@ def parse_property_path(path: str) -> list[str | int]:
                 elif re.fullmatch(r"[-+]?\d+", segment):
                     elements.append(int(segment))
                 else:
-                    raise CliConfigError(f'invalid array index: strconv.ParseInt: parsing "{segment}": invalid syntax')
+                    raise CliConfigError(
+                        f'invalid array index: strconv.ParseInt: parsing "{segment}": invalid syntax'
+                    )
                 path = path[close + 1 :]
         else:
             end = min((i for i in (path.find("."), path.find("[")) if i != -1), default=len(path))
@@ -477,16 +491,29 @@ def load_project(path: Path) -> Project:
         key = str(key)
         # RewriteShorthandConfigValues: strings, integers, booleans and arrays.
         if isinstance(declaration, (str, int, bool, list)):
-            declaration = {"default": declaration} if _is_project_key(name, key) else {"value": declaration}
+            declaration = (
+                {"default": declaration} if _is_project_key(name, key) else {"value": declaration}
+            )
         if not isinstance(declaration, dict):
-            raise CliConfigError(f"#/config/{key}: expected a string, integer, boolean, array or object", source)
+            raise CliConfigError(
+                f"#/config/{key}: expected a string, integer, boolean, array or object", source
+            )
         unknown = set(declaration) - {"type", "items", "description", "secret", "default", "value"}
         if unknown:
-            raise CliConfigError(f"#/config/{key}: additionalProperties '{sorted(unknown)[0]}' not allowed", source)
-        type_name = declaration.get("type")
-        if type_name is not None and type_name not in ("string", "integer", "boolean", "array", "object"):
             raise CliConfigError(
-                f"#/config/{key}/type: value must be one of 'string', 'integer', 'boolean', 'array', 'object'", source
+                f"#/config/{key}: additionalProperties '{sorted(unknown)[0]}' not allowed", source
+            )
+        type_name = declaration.get("type")
+        if type_name is not None and type_name not in (
+            "string",
+            "integer",
+            "boolean",
+            "array",
+            "object",
+        ):
+            raise CliConfigError(
+                f"#/config/{key}/type: value must be one of 'string', 'integer', 'boolean', 'array', 'object'",
+                source,
             )
         declarations[key] = Declaration(
             type=type_name,
@@ -504,7 +531,9 @@ def _validate_project(name: str, declarations: Mapping[str, Declaration], source
     """Project.Validate."""
     for key, declaration in declarations.items():
         if declaration.has_default and declaration.has_value:
-            raise CliConfigError(f"project config '{key}' cannot have both a 'default' and 'value' attribute", source)
+            raise CliConfigError(
+                f"project config '{key}' cannot have both a 'default' and 'value' attribute", source
+            )
         if _is_project_key(name, key):
             if declaration.type == "array" and declaration.items is None:
                 raise CliConfigError(
@@ -513,7 +542,9 @@ def _validate_project(name: str, declarations: Mapping[str, Declaration], source
                     source,
                 )
             if declaration.type is not None and declaration.has_default:
-                if not validate_config_value(declaration.type, declaration.items, declaration.default):
+                if not validate_config_value(
+                    declaration.type, declaration.items, declaration.default
+                ):
                     raise CliConfigError(
                         f"The default value specified for configuration key '{key}' is not of the expected type "
                         f"'{infer_full_type_name(declaration.type, declaration.items)}'",
@@ -522,7 +553,8 @@ def _validate_project(name: str, declarations: Mapping[str, Declaration], source
         else:
             if declaration.type is not None:
                 raise CliConfigError(
-                    f"Configuration key '{key}' is not namespaced by the project and should not define a type", source
+                    f"Configuration key '{key}' is not namespaced by the project and should not define a type",
+                    source,
                 )
             if declaration.has_default:
                 raise CliConfigError(
@@ -531,7 +563,10 @@ def _validate_project(name: str, declarations: Mapping[str, Declaration], source
                     source,
                 )
             if not declaration.has_value:
-                raise CliConfigError(f"Configuration key '{key}' is namespaced and must provide an attribute 'value'", source)
+                raise CliConfigError(
+                    f"Configuration key '{key}' is namespaced and must provide an attribute 'value'",
+                    source,
+                )
 
 
 class StackConfig:
@@ -549,9 +584,14 @@ class StackConfig:
         if raw is None:
             return stack
         if not isinstance(raw, dict):
-            raise CliConfigError("expected the stack file to hold a map with a `config:` key", path.name)
+            raise CliConfigError(
+                "expected the stack file to hold a map with a `config:` key", path.name
+            )
         if raw.get("environment"):
-            raise CliConfigError("the stack imports ESC environments, whose values only Pulumi Cloud knows", path.name)
+            raise CliConfigError(
+                "the stack imports ESC environments, whose values only Pulumi Cloud knows",
+                path.name,
+            )
         block = raw.get("config") or {}
         if not isinstance(block, dict):
             raise CliConfigError("could not unmarshal map: `config:` is not a map", path.name)
@@ -646,7 +686,12 @@ def apply_project_config(stack_name: str, project: Project, stack: StackConfig) 
         declaration = project.config[key]
         namespace, _ = parse_key(key, project.name)
         found = stack.get(key if ":" in key else f"{project.name}:{key}") is not None
-        if not found and not declaration.has_value and not declaration.has_default and namespace == project.name:
+        if (
+            not found
+            and not declaration.has_value
+            and not declaration.has_default
+            and namespace == project.name
+        ):
             missing.append(key)
             continue
         if not found:
@@ -656,7 +701,9 @@ def apply_project_config(stack_name: str, project: Project, stack: StackConfig) 
                 stack.values[root_key] = _project_default_value(chosen)
     if missing:
         values = "values" if len(missing) > 1 else "value"
-        raise CliConfigError(f"Stack '{stack_name}' is missing configuration {values} {_format_missing(missing)}")
+        raise CliConfigError(
+            f"Stack '{stack_name}' is missing configuration {values} {_format_missing(missing)}"
+        )
 
     for key in sorted(project.config):
         declaration = project.config[key]
@@ -664,7 +711,9 @@ def apply_project_config(stack_name: str, project: Project, stack: StackConfig) 
             continue
         value = stack.get(key if ":" in key else f"{project.name}:{key}") or ConfigValue("")
         if declaration.secret and not value.secure:
-            raise CliConfigError(f"Stack '{stack_name}' with configuration key '{key}' must be encrypted as it's secret")
+            raise CliConfigError(
+                f"Stack '{stack_name}' with configuration key '{key}' must be encrypted as it's secret"
+            )
         if _contains_undecryptable(value.raw):
             continue  # only the CLI can decrypt the stack file's ciphertext and check its type
         content = json.loads(value.text()) if value.is_object else value.text()
@@ -676,4 +725,7 @@ def apply_project_config(stack_name: str, project: Project, stack: StackConfig) 
 
 
 def stack_names(project_dir: Path) -> list[str]:
-    return sorted(path.name.removeprefix("Pulumi.").removesuffix(".yaml") for path in project_dir.glob("Pulumi.*.yaml"))
+    return sorted(
+        path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        for path in project_dir.glob("Pulumi.*.yaml")
+    )

@@ -40,7 +40,12 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 MOCK_ACCOUNT = "123456789012"
 MOCK_STATIC_IP = "203.0.113.10"
 # The shape of a Lightsail zone's NS records (aws-cli awscli/examples/lightsail/get-domain.rst).
-MOCK_NAME_SERVERS = ["ns-1436.awsdns-51.org", "ns-137.awsdns-17.com", "ns-1710.awsdns-21.co.uk", "ns-692.awsdns-22.net"]
+MOCK_NAME_SERVERS = [
+    "ns-1436.awsdns-51.org",
+    "ns-137.awsdns-17.com",
+    "ns-1710.awsdns-21.co.uk",
+    "ns-692.awsdns-22.net",
+]
 MOCK_NODE_TOKEN = "K10" + "ab" * 32 + "::server:" + "cd" * 16
 MOCK_BUCKET_ACCESS_KEY_ID = "AKIAMOCKBUCKETKEY000"
 MOCK_BUCKET_SECRET_ACCESS_KEY = "mock/bucket+secret/key0000000000000000000"
@@ -82,7 +87,9 @@ def stack_config(
     stack_file = PROJECT_DIR / f"Pulumi.{stack}.yaml"
     if not stack_file.exists():
         known = cliconfig.stack_names(PROJECT_DIR)
-        raise StackNotFound(f"no stack file {stack_file.name}; stacks with a file: {', '.join(known)}")
+        raise StackNotFound(
+            f"no stack file {stack_file.name}; stacks with a file: {', '.join(known)}"
+        )
     config = cliconfig.StackConfig.load(project, stack_file)
     for source, secret in ((overrides or {}, False), (secret_overrides or {}, True)):
         for key, value in source.items():
@@ -203,7 +210,10 @@ def client_certificate_pem(not_valid_after: datetime.datetime) -> bytes:
     """A real self-signed X.509 client certificate shaped like k3s' admin certificate."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name(
-        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"), x509.NameAttribute(NameOID.COMMON_NAME, "system:admin")]
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "system:admin"),
+        ]
     )
     certificate = (
         x509.CertificateBuilder()
@@ -250,12 +260,23 @@ def sample_k3s_kubeconfig() -> str:
             "clusters": [
                 {
                     "name": "default",
-                    "cluster": {"certificate-authority-data": "bW9jay1jYQ==", "server": "https://127.0.0.1:6443"},
+                    "cluster": {
+                        "certificate-authority-data": "bW9jay1jYQ==",
+                        "server": "https://127.0.0.1:6443",
+                    },
                 }
             ],
             "contexts": [{"name": "default", "context": {"cluster": "default", "user": "default"}}],
             "current-context": "default",
-            "users": [{"name": "default", "user": {"client-certificate-data": certificate, "client-key-data": "bW9jay1rZXk="}}],
+            "users": [
+                {
+                    "name": "default",
+                    "user": {
+                        "client-certificate-data": certificate,
+                        "client-key-data": "bW9jay1rZXk=",
+                    },
+                }
+            ],
         },
         sort_keys=False,
     )
@@ -269,7 +290,14 @@ COMMAND_STDOUT_BY_NAME_SUFFIX = {
 
 
 def _command_stdout(name: str) -> str:
-    return next((stdout() for suffix, stdout in COMMAND_STDOUT_BY_NAME_SUFFIX.items() if name.endswith(suffix)), "")
+    return next(
+        (
+            stdout()
+            for suffix, stdout in COMMAND_STDOUT_BY_NAME_SUFFIX.items()
+            if name.endswith(suffix)
+        ),
+        "",
+    )
 
 
 class LightsailMocks(pulumi_sdk.Mocks):
@@ -286,7 +314,11 @@ class LightsailMocks(pulumi_sdk.Mocks):
             # Every reference reads this stack's previous deployment, the only one the program
             # refers to; empty, as the engine answers for a stack never deployed.
             self.stack_references.append(inputs["name"])
-            return inputs["name"], {"name": inputs["name"], "outputs": self.previous_outputs, "secretOutputNames": []}
+            return inputs["name"], {
+                "name": inputs["name"],
+                "outputs": self.previous_outputs,
+                "secretOutputNames": [],
+            }
         name = inputs.get("name") or f"{args.name}-a1b2c3d"
         state = {**inputs, "name": name}
         resource_id = hashlib.md5(args.name.encode()).hexdigest()
@@ -304,23 +336,34 @@ class LightsailMocks(pulumi_sdk.Mocks):
                 publicIpAddress=_ip_for(args.name),
                 username="admin" if blueprint.startswith("debian") else "ubuntu",
             )
-        elif args.typ in ("aws:lightsail/staticIp:StaticIp", "aws:lightsail/staticIpAttachment:StaticIpAttachment"):
+        elif args.typ in (
+            "aws:lightsail/staticIp:StaticIp",
+            "aws:lightsail/staticIpAttachment:StaticIpAttachment",
+        ):
             state.update(arn=arn, ipAddress=static_ip_for(args.name))
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = MOCK_AGENT_SECRET
         elif args.typ in ("aws:lightsail/keyPair:KeyPair", "aws:lightsail/domain:Domain"):
             state.update(arn=arn)
         elif args.typ == "aws:lightsail/bucket:Bucket":
-            state.update(arn=arn, region=self.region, url=f"https://{name}.s3.{self.region}.amazonaws.com/")
+            state.update(
+                arn=arn, region=self.region, url=f"https://{name}.s3.{self.region}.amazonaws.com/"
+            )
         elif args.typ == "aws:lightsail/bucketAccessKey:BucketAccessKey":
-            state.update(accessKeyId=MOCK_BUCKET_ACCESS_KEY_ID, secretAccessKey=MOCK_BUCKET_SECRET_ACCESS_KEY, status="Active")
+            state.update(
+                accessKeyId=MOCK_BUCKET_ACCESS_KEY_ID,
+                secretAccessKey=MOCK_BUCKET_SECRET_ACCESS_KEY,
+                status="Active",
+            )
         elif args.typ == "command:remote:Command":
             # Answered by name, whatever the command line: K3sServer names its reads <server>-read-<what>.
             state["stdout"] = _command_stdout(args.name)
             state["stderr"] = ""
         elif args.typ == "command:local:Command":
             is_name_server_query = "lightsail get-domain" in inputs.get("create", "")
-            state.update(stdout=json.dumps(MOCK_NAME_SERVERS) if is_name_server_query else "", stderr="")
+            state.update(
+                stdout=json.dumps(MOCK_NAME_SERVERS) if is_name_server_query else "", stderr=""
+            )
         elif args.typ.startswith("kubernetes:"):
             metadata = dict(inputs.get("metadata") or {})
             metadata.setdefault("name", f"{args.name}-a1b2c3d")
@@ -367,7 +410,12 @@ def run(
 
     def on_stack_outputs(sent: dict[str, Any]) -> None:
         outputs.clear()
-        outputs.update({key: StackOutput(plain(value), holds_secret(value), value) for key, value in sent.items()})
+        outputs.update(
+            {
+                key: StackOutput(plain(value), holds_secret(value), value)
+                for key, value in sent.items()
+            }
+        )
 
     mocks = LightsailMocks(config.get("aws:region", "us-east-1"), previous_outputs)
     monitor = pulumi_sdk.RecordingMonitor(mocks, on_resource, on_stack_outputs)
@@ -395,4 +443,12 @@ def run(
         sys.path.remove(str(PROJECT_DIR))
         os.environ.clear()
         os.environ.update(saved_environ)
-    return Deployment(stack, config, secret_keys, list(registrations), outputs, warnings.messages, mocks.stack_references)
+    return Deployment(
+        stack,
+        config,
+        secret_keys,
+        list(registrations),
+        outputs,
+        warnings.messages,
+        mocks.stack_references,
+    )

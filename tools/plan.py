@@ -149,7 +149,9 @@ def apply_items(config: cliconfig.StackConfig, pairs: list[tuple[str, str]], var
                 try:
                     structure = json.loads(value)
                 except json.JSONDecodeError as error:
-                    raise PlanInputError(f"SET item {key!r}: the value starts like JSON but is not: {error}") from None
+                    raise PlanInputError(
+                        f"SET item {key!r}: the value starts like JSON but is not: {error}"
+                    ) from None
                 config.set_structure(key, structure)
             else:
                 config.set_path(key, value)
@@ -223,7 +225,9 @@ def plan_document(project: str, deployment: mockengine.Deployment) -> dict[str, 
     return {
         "project": project,
         "stack": deployment.stack,
-        "config": {key: MASK if key in secret_keys else value for key, value in deployment.config.items()},
+        "config": {
+            key: MASK if key in secret_keys else value for key, value in deployment.config.items()
+        },
         "resources": [resource_entry(resource) for resource in ordered(deployment.resources)],
         "outputs": {key: masked(output.sent) for key, output in deployment.outputs.items()},
     }
@@ -248,7 +252,9 @@ def kubernetes_objects(deployment: mockengine.Deployment) -> list[tuple[str, dic
         if is_kubernetes_object(resource):
             objects.append((resource.name, masked(resource.sent_inputs)))
         elif resource.type == CONFIG_GROUP:
-            objects.extend((resource.name, obj) for obj in masked(resource.sent_inputs).get("objs") or [])
+            objects.extend(
+                (resource.name, obj) for obj in masked(resource.sent_inputs).get("objs") or []
+            )
     return objects
 
 
@@ -258,10 +264,20 @@ def kubernetes_files(deployment: mockengine.Deployment) -> dict[str, str]:
         metadata = document.get("metadata") or {}
         stem = "-".join(
             _file_part(str(part))
-            for part in (document.get("kind", "object"), metadata.get("namespace") or "_", metadata.get("name") or resource_name)
+            for part in (
+                document.get("kind", "object"),
+                metadata.get("namespace") or "_",
+                metadata.get("name") or resource_name,
+            )
         )
-        name = f"{stem}.yaml" if f"{stem}.yaml" not in files else f"{stem}-{_file_part(resource_name)}.yaml"
-        files[name] = yaml.safe_dump(document, sort_keys=True, allow_unicode=True, default_flow_style=False)
+        name = (
+            f"{stem}.yaml"
+            if f"{stem}.yaml" not in files
+            else f"{stem}-{_file_part(resource_name)}.yaml"
+        )
+        files[name] = yaml.safe_dump(
+            document, sort_keys=True, allow_unicode=True, default_flow_style=False
+        )
     return files
 
 
@@ -272,7 +288,9 @@ def write_plan(project: str, deployment: mockengine.Deployment, directory: Path)
         shutil.rmtree(stack_dir)
     (stack_dir / "k8s").mkdir(parents=True)
     document = plan_document(project, deployment)
-    (stack_dir / "plan.json").write_text(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    (stack_dir / "plan.json").write_text(
+        json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    )
     for name, text in kubernetes_files(deployment).items():
         (stack_dir / "k8s" / name).write_text(text)
     return stack_dir
@@ -282,7 +300,9 @@ def write_plan(project: str, deployment: mockengine.Deployment, directory: Path)
 
 
 def _summarize(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    text = (
+        value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    )
     text = text.replace("\n", "\\n")
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
 
@@ -299,7 +319,9 @@ def render(deployment: mockengine.Deployment) -> str:
         level = depth.get(resource.parent, 0) + 1
         depth[resource.urn] = level
         indent = "  " * level
-        lines.append(f"{indent}{resource.type}  {resource.name}{'  (protected)' if resource.protect else ''}")
+        lines.append(
+            f"{indent}{resource.type}  {resource.name}{'  (protected)' if resource.protect else ''}"
+        )
         for key, value in sorted(masked(resource.sent_inputs).items()):
             if key == "stdin" or value in (None, "", [], {}):
                 continue
@@ -312,18 +334,24 @@ def render(deployment: mockengine.Deployment) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=(__doc__ or "").splitlines()[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=(__doc__ or "").splitlines()[0],
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--stack", default="dev")
     parser.add_argument("--set", action="append", default=[], metavar="'KEY=VALUE …'")
     parser.add_argument("--secret", action="append", default=[], metavar="'KEY=VALUE …'")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where plan.json and k8s/ go (under <stack>/)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="where plan.json and k8s/ go (under <stack>/)"
+    )
     args = parser.parse_args(argv)
     set_texts = [*filter(None, [os.environ.get("PLAN_SET", "")]), *args.set]
     secret_texts = [*filter(None, [os.environ.get("PLAN_SECRET", "")]), *args.secret]
 
     # Fix hints name the command the user is in (components/errors.py).
-    os.environ[FIX_FORM_VARIABLE] = "make plan" if args.stack == "dev" else f"make plan STACK={args.stack}"
+    os.environ[FIX_FORM_VARIABLE] = (
+        "make plan" if args.stack == "dev" else f"make plan STACK={args.stack}"
+    )
     try:
         sets = [pair for text in set_texts for pair in parse_items(text, "SET")]
         secrets = [pair for text in secret_texts for pair in parse_items(text, "SECRET")]
@@ -345,7 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     stack_dir = write_plan(mockengine.project_name(), deployment, args.out)
     print(render(deployment))
     shown = stack_dir.relative_to(Path.cwd()) if stack_dir.is_relative_to(Path.cwd()) else stack_dir
-    print(f"full plan: {shown}/plan.json; Kubernetes objects: {shown}/k8s/ ({len(list((stack_dir / 'k8s').iterdir()))} files)")
+    print(
+        f"full plan: {shown}/plan.json; Kubernetes objects: {shown}/k8s/ ({len(list((stack_dir / 'k8s').iterdir()))} files)"
+    )
     return 0
 
 

@@ -116,9 +116,19 @@ def diff(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
     head_resources = [resource for resource in head["resources"]]
     matched: dict[str, dict[str, Any]] = {}  # head urn -> base resource
     for resource in head_resources:
-        old_urns = [resource["urn"], *(_aliased_urn(resource["urn"], alias) for alias in resource["options"].get("aliases", []))]
+        old_urns = [
+            resource["urn"],
+            *(
+                _aliased_urn(resource["urn"], alias)
+                for alias in resource["options"].get("aliases", [])
+            ),
+        ]
         for urn in old_urns:
-            if urn is not None and urn in base_by_urn and urn not in {r["urn"] for r in matched.values()}:
+            if (
+                urn is not None
+                and urn in base_by_urn
+                and urn not in {r["urn"] for r in matched.values()}
+            ):
                 matched[resource["urn"]] = base_by_urn[urn]
                 break
 
@@ -130,19 +140,33 @@ def diff(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
             continue
         # The engine diffs without the inputs a resource's ignoreChanges names (e.g. the instance's user_data).
         ignored = set(resource["options"].get("ignoreChanges", []))
-        keys = [key for key in _changed_keys(old["inputs"], resource["inputs"]) if key not in ignored]
+        keys = [
+            key for key in _changed_keys(old["inputs"], resource["inputs"]) if key not in ignored
+        ]
         if old["type"] != resource["type"]:
-            changes[resource["urn"]] = Change("replace", resource["type"], resource["name"], [f"type was {old['type']}"])
+            changes[resource["urn"]] = Change(
+                "replace", resource["type"], resource["name"], [f"type was {old['type']}"]
+            )
             continue
-        forcing = REPLACE_ON.get(resource["type"], set()) | set(resource["options"].get("replaceOnChanges", []))
+        forcing = REPLACE_ON.get(resource["type"], set()) | set(
+            resource["options"].get("replaceOnChanges", [])
+        )
         if resource["type"].startswith("kubernetes:") and resource["type"] != KUBERNETES_PROVIDER:
-            old_meta, new_meta = old["inputs"].get("metadata") or {}, resource["inputs"].get("metadata") or {}
+            old_meta, new_meta = (
+                old["inputs"].get("metadata") or {},
+                resource["inputs"].get("metadata") or {},
+            )
             if any(old_meta.get(key) != new_meta.get(key) for key in ("name", "namespace")):
                 keys = sorted(set(keys) | {"metadata"})
                 forcing = forcing | {"metadata"}
-        reasons = [f"{key}: {_show(old['inputs'].get(key))} → {_show(resource['inputs'].get(key))}" for key in keys]
+        reasons = [
+            f"{key}: {_show(old['inputs'].get(key))} → {_show(resource['inputs'].get(key))}"
+            for key in keys
+        ]
         if set(keys) & forcing:
-            changes[resource["urn"]] = Change("replace", resource["type"], resource["name"], reasons)
+            changes[resource["urn"]] = Change(
+                "replace", resource["type"], resource["name"], reasons
+            )
         elif keys:
             changes[resource["urn"]] = Change("update", resource["type"], resource["name"], reasons)
 
@@ -161,7 +185,9 @@ def diff(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
                 changes[urn] = Change("replace", resource["type"], resource["name"], [reason])
                 followed = True
                 continue
-            forcing = REPLACE_ON.get(resource["type"], set()) | set(resource["options"].get("replaceOnChanges", []))
+            forcing = REPLACE_ON.get(resource["type"], set()) | set(
+                resource["options"].get("replaceOnChanges", [])
+            )
             for dependency in set(resource["options"].get("dependsOn", [])) & replaced:
                 tokens = stand_in_identities(by_urn[dependency])
                 present = [key for key in forcing if key in resource["inputs"]]
@@ -169,11 +195,18 @@ def diff(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
                 # A masked input cannot be inspected: assume it follows what it waits on.
                 masked = sorted(key for key in present if resource["inputs"][key] == MASK)
                 if keys or masked:
-                    what = f"{', '.join(keys)}: " if keys else f"{', '.join(masked)} (secret, so assumed to follow): "
+                    what = (
+                        f"{', '.join(keys)}: "
+                        if keys
+                        else f"{', '.join(masked)} (secret, so assumed to follow): "
+                    )
                     reason = f"{what}{by_urn[dependency]['name']} is replaced"
                     previous = changes.get(urn)
                     changes[urn] = Change(
-                        "replace", resource["type"], resource["name"], [*(previous.reasons if previous else []), reason]
+                        "replace",
+                        resource["type"],
+                        resource["name"],
+                        [*(previous.reasons if previous else []), reason],
                     )
                     followed = True
                     break
@@ -187,15 +220,21 @@ def diff(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
 
     # The engine refuses to delete a protected resource, replacement included
     # (pulumi/pulumi pkg/engine/lifecycletest/protect_test.go).
-    protected = {r["urn"] for r in [*base["resources"], *head_resources] if r["options"].get("protect")}
+    protected = {
+        r["urn"] for r in [*base["resources"], *head_resources] if r["options"].get("protect")
+    }
     for urn, change in changes.items():
         old_urn = matched[urn]["urn"] if urn in matched else urn
         if change.action in ("replace", "delete") and (urn in protected or old_urn in protected):
             change.reasons.append("protected: pulumi up stops here until protect is false")
 
     order = {"replace": 0, "delete": 1, "update": 2, "create": 3}
-    ordered = sorted(changes.values(), key=lambda c: (not c.loses_the_instance, order[c.action], c.type, c.name))
-    return PlanDiff(ordered, base["outputs"].get("monthlyCostUsd"), head["outputs"].get("monthlyCostUsd"))
+    ordered = sorted(
+        changes.values(), key=lambda c: (not c.loses_the_instance, order[c.action], c.type, c.name)
+    )
+    return PlanDiff(
+        ordered, base["outputs"].get("monthlyCostUsd"), head["outputs"].get("monthlyCostUsd")
+    )
 
 
 SYMBOLS = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
@@ -207,7 +246,9 @@ def render(result: PlanDiff, stack: str, base_ref: str, color: bool) -> str:
         lines.append("  no changes")
     for change in result.changes:
         detail = f"  ({'; '.join(change.reasons)})" if change.reasons else ""
-        line = f"{SYMBOLS[change.action]:<2} {change.action:<8} {change.type}  {change.name}{detail}"
+        line = (
+            f"{SYMBOLS[change.action]:<2} {change.action:<8} {change.type}  {change.name}{detail}"
+        )
         if change.loses_the_instance:
             # A leading "-" also reads red in a ```diff block, where the plan is posted for pull requests.
             line = f"- {change.action.upper()}S THE INSTANCE: its disk and the cluster's data are lost: {line}"
@@ -237,7 +278,9 @@ def plan_at(ref: str, stack: str, directory: Path) -> dict[str, Any] | None:
     """plan.json of `stack` at git `ref`, or None when that ref has no Pulumi.<stack>.yaml."""
     tree = directory / "tree"
     added = subprocess.run(
-        ["git", "-C", str(PROJECT_DIR), "worktree", "add", "--quiet", "--detach", str(tree), ref], capture_output=True, text=True
+        ["git", "-C", str(PROJECT_DIR), "worktree", "add", "--quiet", "--detach", str(tree), ref],
+        capture_output=True,
+        text=True,
     )
     if added.returncode != 0:
         raise BaseRefError(f"BASE={ref}: git cannot check it out: {added.stderr.strip()}")
@@ -260,14 +303,21 @@ def plan_at(ref: str, stack: str, directory: Path) -> dict[str, Any] | None:
             )
         return json.loads(plan_file.read_text())
     finally:
-        subprocess.run(["git", "-C", str(PROJECT_DIR), "worktree", "remove", "--force", str(tree)], capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(PROJECT_DIR), "worktree", "remove", "--force", str(tree)],
+            capture_output=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--stack", default="dev")
     parser.add_argument("--base", required=True, metavar="GIT_REF")
-    parser.add_argument("--head", type=Path, help="the working tree's plan.json (default: build/plan/<stack>/plan.json)")
+    parser.add_argument(
+        "--head",
+        type=Path,
+        help="the working tree's plan.json (default: build/plan/<stack>/plan.json)",
+    )
     args = parser.parse_args(argv)
     head_file = args.head or PROJECT_DIR / "build" / "plan" / args.stack / "plan.json"
     if not head_file.exists():

@@ -99,7 +99,9 @@ def _resource_request(request: Any, urn: str) -> ResourceRequest:
         provider=request.provider,
         inputs=deserialize(request.object),
         dependencies=tuple(request.dependencies),
-        property_dependencies={key: tuple(deps.urns) for key, deps in request.propertyDependencies.items()},
+        property_dependencies={
+            key: tuple(deps.urns) for key, deps in request.propertyDependencies.items()
+        },
         protect=bool(request.protect),
         delete_before_replace=request.deleteBeforeReplace,
         additional_secret_outputs=tuple(request.additionalSecretOutputs),
@@ -109,7 +111,11 @@ def _resource_request(request: Any, urn: str) -> ResourceRequest:
         deleted_with=request.deletedWith,
         custom_timeouts={
             name: value
-            for name, value in (("create", timeouts.create), ("update", timeouts.update), ("delete", timeouts.delete))
+            for name, value in (
+                ("create", timeouts.create),
+                ("update", timeouts.update),
+                ("delete", timeouts.delete),
+            )
             if value
         },
         aliases=tuple(_alias(alias) for alias in request.aliases),
@@ -134,7 +140,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         response = super().RegisterResource(request)
         if request.type != STACK_TYPE:
             registered = self.resources.get(response.urn)
-            self.on_resource(_resource_request(request, response.urn), dict(registered.state) if registered else {})
+            self.on_resource(
+                _resource_request(request, response.urn),
+                dict(registered.state) if registered else {},
+            )
         return response
 
     def RegisterResourceOutputs(self, request):  # noqa: N802 - the SDK's name
@@ -183,7 +192,11 @@ def run_program(
             # would report each as "never retrieved" when collected. The raise reports it once.
             reported = failure
             loop.set_exception_handler(
-                lambda _, context: None if context.get("exception") is reported else loop.default_exception_handler(context)
+                lambda _, context: (
+                    None
+                    if context.get("exception") is reported
+                    else loop.default_exception_handler(context)
+                )
             )
             raise
     finally:

@@ -44,7 +44,8 @@ hello = k8s.apps.v1.Deployment(
                         image=IMAGE,
                         ports=[k8s.core.v1.ContainerPortArgs(container_port=80)],
                         resources=k8s.core.v1.ResourceRequirementsArgs(
-                            requests={"cpu": "25m", "memory": "32Mi"}, limits={"cpu": "100m", "memory": "64Mi"}
+                            requests={"cpu": "25m", "memory": "32Mi"},
+                            limits={"cpu": "100m", "memory": "64Mi"},
                         ),
                     )
                 ]

@@ -49,7 +49,9 @@ def fetch(url: str, context: ssl.SSLContext | None = None) -> tuple[int, str]:
         return response.status, response.read().decode()
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 600, interval: float = 10) -> Any:
+def wait_for(
+    what: str, check: Callable[[], Any], timeout: float = 600, interval: float = 10
+) -> Any:
     """Polls `check` until it returns something truthy; fails naming `what` and the last error."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -61,7 +63,9 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 600, interval
         except (OSError, urllib.error.URLError, KeyError, ValueError) as error:
             last_error = error
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last error: {last_error}")
+    raise AssertionError(
+        f"timed out after {timeout:.0f}s waiting for {what}; last error: {last_error}"
+    )
 
 
 def tls_context_from(kubeconfig: dict, directory: Path) -> ssl.SSLContext:
@@ -85,7 +89,9 @@ def kube_get(outputs: dict, path: str) -> Any:
     """GET on the Kubernetes API with the kubeconfig output's own certificates; the JSON body."""
     kubeconfig = yaml.safe_load(outputs["kubeconfig"].value)
     with tempfile.TemporaryDirectory() as cert_dir:
-        status, body = fetch(outputs["kubeApiUrl"].value + path, tls_context_from(kubeconfig, Path(cert_dir)))
+        status, body = fetch(
+            outputs["kubeApiUrl"].value + path, tls_context_from(kubeconfig, Path(cert_dir))
+        )
     assert status == 200, (path, status)
     return json.loads(body)
 

@@ -21,7 +21,9 @@ from tests.e2e.aws import (
     wait_for,
 )
 
-pytestmark = pytest.mark.skipif(missing_prerequisite() is not None, reason=missing_prerequisite() or "")
+pytestmark = pytest.mark.skipif(
+    missing_prerequisite() is not None, reason=missing_prerequisite() or ""
+)
 
 SECRET_OUTPUTS = {"kubeconfig", "nodeToken", "sshPrivateKey"}
 
@@ -37,14 +39,23 @@ def cluster(backend):
     from pulumi import automation as auto
 
     name = throwaway_stack_name("e2e")
-    stack = auto.create_stack(name, work_dir=str(ROOT), opts=auto.LocalWorkspaceOptions(env_vars=backend))
+    stack = auto.create_stack(
+        name, work_dir=str(ROOT), opts=auto.LocalWorkspaceOptions(env_vars=backend)
+    )
     try:
         _, my_ip = fetch("https://checkip.amazonaws.com")
         stack.set_config("aws:region", auto.ConfigValue(REGION))
         stack.set_config("adminCidrs[0]", auto.ConfigValue(f"{my_ip.strip()}/32"), path=True)
         # protect is on by default; a throwaway stack must be destroyable.
         stack.set_config("protect", auto.ConfigValue("false"))
-        apps = [{"name": "whoami", "image": "traefik/whoami:v1.11.0", "port": 80, "healthPath": "/health"}]
+        apps = [
+            {
+                "name": "whoami",
+                "image": "traefik/whoami:v1.11.0",
+                "port": 80,
+                "healthPath": "/health",
+            }
+        ]
         stack.set_all_config({"apps": auto.ConfigValue(json.dumps(apps))})
         result = stack.up(on_output=print)
         yield stack, result.outputs
@@ -58,7 +69,10 @@ def test_the_node_turns_ready(cluster):
     def node_ready():
         nodes = kube_get(outputs, "/api/v1/nodes")["items"]
         return nodes and all(
-            any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"]) for node in nodes
+            any(
+                c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"]
+            )
+            for node in nodes
         )
 
     wait_for("every node Ready", node_ready, timeout=300)
@@ -66,7 +80,11 @@ def test_the_node_turns_ready(cluster):
 
 def test_the_app_answers_through_traefik(cluster):
     _, outputs = cluster
-    status, body = wait_for("HTTP 200 from appUrl", lambda: (r := fetch(outputs["appUrl"].value))[0] == 200 and r, timeout=300)
+    status, body = wait_for(
+        "HTTP 200 from appUrl",
+        lambda: (r := fetch(outputs["appUrl"].value))[0] == 200 and r,
+        timeout=300,
+    )
     assert "Hostname:" in body
 
 
@@ -74,7 +92,10 @@ def test_the_outputs_keep_their_contract(cluster):
     _, outputs = cluster
     assert {name for name, output in outputs.items() if output.secret} >= SECRET_OUTPUTS
     kubeconfig = yaml.safe_load(outputs["kubeconfig"].value)
-    assert kubeconfig["clusters"][0]["cluster"]["server"] == f"https://{outputs['publicIp'].value}:6443"
+    assert (
+        kubeconfig["clusters"][0]["cluster"]["server"]
+        == f"https://{outputs['publicIp'].value}:6443"
+    )
     assert outputs["kubeApiUrl"].value == f"https://{outputs['publicIp'].value}:6443"
     assert outputs["nodeToken"].value.startswith("K10")
     assert outputs["region"].value == REGION
@@ -92,17 +113,23 @@ def test_the_consumer_example_deploys_onto_the_cluster(cluster, backend):
 
     stack, outputs = cluster
     consumer = auto.create_stack(
-        throwaway_stack_name("e2e-consumer"), work_dir=str(CONSUMER_DIR), opts=auto.LocalWorkspaceOptions(env_vars=backend)
+        throwaway_stack_name("e2e-consumer"),
+        work_dir=str(CONSUMER_DIR),
+        opts=auto.LocalWorkspaceOptions(env_vars=backend),
     )
     try:
         # Self-managed backends name every stack organization/<project>/<stack>.
-        consumer.set_config("clusterStack", auto.ConfigValue(f"organization/lightsail-k3s/{stack.name}"))
+        consumer.set_config(
+            "clusterStack", auto.ConfigValue(f"organization/lightsail-k3s/{stack.name}")
+        )
         result = consumer.up(on_output=print)
         assert result.outputs["clusterApi"].value == outputs["kubeApiUrl"].value
         namespace, name = result.outputs["namespace"].value, result.outputs["deployment"].value
 
         def available():
-            status = kube_get(outputs, f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")["status"]
+            status = kube_get(outputs, f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")[
+                "status"
+            ]
             return status.get("availableReplicas", 0) >= 1
 
         wait_for(f"deployment {namespace}/{name} available", available, timeout=300)

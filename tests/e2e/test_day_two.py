@@ -28,13 +28,30 @@ pytestmark = pytest.mark.skipif(
 def api_ready(outputs) -> bool:
     kubeconfig = yaml.safe_load(outputs["kubeconfig"].value)
     with tempfile.TemporaryDirectory() as cert_dir:
-        return fetch(outputs["kubeApiUrl"].value + "/readyz", tls_context_from(kubeconfig, Path(cert_dir))) == (200, "ok")
+        return fetch(
+            outputs["kubeApiUrl"].value + "/readyz", tls_context_from(kubeconfig, Path(cert_dir))
+        ) == (200, "ok")
 
 
 def on_node(outputs, key_file: Path, script: str) -> str:
     target = f"{outputs['sshUser'].value}@{outputs['publicIp'].value}"
-    options = ["-i", str(key_file), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
-    result = subprocess.run(["ssh", *options, target, "sudo bash -s"], input=script, capture_output=True, text=True, timeout=300)
+    options = [
+        "-i",
+        str(key_file),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+    ]
+    result = subprocess.run(
+        ["ssh", *options, target, "sudo bash -s"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -45,8 +62,13 @@ def test_snapshots_reach_the_bucket_restore_and_certificates_rotate():
     region = os.environ.get("AWS_REGION", "ap-northeast-2")
     stack_name = f"it-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as state_dir:
-        workspace_env = {"PULUMI_BACKEND_URL": f"file://{state_dir}", "PULUMI_CONFIG_PASSPHRASE": "integration"}
-        stack = auto.create_stack(stack_name, work_dir=str(ROOT), opts=auto.LocalWorkspaceOptions(env_vars=workspace_env))
+        workspace_env = {
+            "PULUMI_BACKEND_URL": f"file://{state_dir}",
+            "PULUMI_CONFIG_PASSPHRASE": "integration",
+        }
+        stack = auto.create_stack(
+            stack_name, work_dir=str(ROOT), opts=auto.LocalWorkspaceOptions(env_vars=workspace_env)
+        )
         key_file = Path(state_dir) / "id"
         outputs = None
         try:
@@ -63,13 +85,21 @@ def test_snapshots_reach_the_bucket_restore_and_certificates_rotate():
             key_file.chmod(0o600)
 
             expires_at = datetime.datetime.fromisoformat(outputs["kubeconfigExpiresAt"].value)
-            assert datetime.timedelta(days=360) < expires_at - datetime.datetime.now(datetime.UTC) <= datetime.timedelta(days=366)
+            assert (
+                datetime.timedelta(days=360)
+                < expires_at - datetime.datetime.now(datetime.UTC)
+                <= datetime.timedelta(days=366)
+            )
 
             # An on-demand snapshot goes to the bucket configured in config.yaml.
             on_node(outputs, key_file, "k3s etcd-snapshot save --name it\n")
             restore_env = {**os.environ, **workspace_env}
             listing = subprocess.run(
-                [str(ROOT / "bin" / "restore.sh"), stack_name], capture_output=True, text=True, env=restore_env, timeout=300
+                [str(ROOT / "bin" / "restore.sh"), stack_name],
+                capture_output=True,
+                text=True,
+                env=restore_env,
+                timeout=300,
             )
             assert listing.returncode == 0, listing.stderr
             assert "  it-" in listing.stdout

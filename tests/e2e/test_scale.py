@@ -21,7 +21,9 @@ from tests.e2e.aws import (
     throwaway_stack_name,
 )
 
-pytestmark = pytest.mark.skipif(missing_prerequisite() is not None, reason=missing_prerequisite() or "")
+pytestmark = pytest.mark.skipif(
+    missing_prerequisite() is not None, reason=missing_prerequisite() or ""
+)
 
 
 def cluster_nodes(outputs) -> dict[str, dict]:
@@ -29,7 +31,10 @@ def cluster_nodes(outputs) -> dict[str, dict]:
     nodes = {}
     for item in kube_get(outputs, "/api/v1/nodes")["items"]:
         ready = next(c["status"] for c in item["status"]["conditions"] if c["type"] == "Ready")
-        nodes[item["metadata"]["name"]] = {"labels": item["metadata"]["labels"], "ready": ready == "True"}
+        nodes[item["metadata"]["name"]] = {
+            "labels": item["metadata"]["labels"],
+            "ready": ready == "True",
+        }
     return nodes
 
 
@@ -37,7 +42,9 @@ def test_agent_joins_then_three_servers_take_over_and_the_agent_is_drained():
     with throwaway_backend() as backend:
         stack_name = throwaway_stack_name("e2e-scale")
         name = f"lightsail-k3s-{stack_name}"
-        stack = auto.create_stack(stack_name, work_dir=str(ROOT), opts=auto.LocalWorkspaceOptions(env_vars=backend))
+        stack = auto.create_stack(
+            stack_name, work_dir=str(ROOT), opts=auto.LocalWorkspaceOptions(env_vars=backend)
+        )
         try:
             _, my_ip = fetch("https://checkip.amazonaws.com")
             stack.set_config("adminCidrs[0]", auto.ConfigValue(f"{my_ip.strip()}/32"), path=True)
