@@ -3,7 +3,7 @@ STACK ?= dev
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: help up preview destroy plan restore test e2e lint clean
+.PHONY: help up preview destroy plan restore test mutants e2e lint clean
 
 # The virtualenv is rebuilt whenever a requirements file changes. --no-compile: byte-compiling every
 # module of the provider SDKs is most of an install (pulumi-aws-native alone, 4,400 files: 123 s with,
@@ -21,6 +21,7 @@ help:
 	@echo "make restore  list STACK's etcd snapshots; SNAPSHOT=<name|latest> restores one"
 	@echo "make test     the whole suite (what CI runs)"
 	@echo "make lint     ruff, the type checker (basedpyright) and shellcheck; make test runs them too"
+	@echo "make mutants  the documented mutation run (tools/mutants.py): each regression must fail the suite"
 	@echo "make e2e      the end-to-end suite on real AWS (billed); skips without the CLI or credentials"
 	@echo "make clean    remove the virtualenv and caches"
 
@@ -42,6 +43,10 @@ restore:
 
 test: $(VENV)/.installed
 	$(PYTHON) -m pytest
+
+# Ten realistic regressions, one at a time in a scratch copy; every one must fail its tests (~2 min).
+mutants: $(VENV)/.installed
+	$(PYTHON) -m tools.mutants
 
 # Real AWS through the Automation API (billed, minutes): skips, naming what is missing, without the
 # Pulumi CLI or AWS credentials. Never part of `make test`.

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.capacity import NodeCapacity, cpu_millicores, memory_mib
+from components.capacity import NodeCapacity, cpu_millicores, memory_mib, parse_resources
 from components.catalog import BUNDLES, server_capable_bundle_ids
 from components.errors import ConfigError
 from tests.helpers import deploy
@@ -279,3 +279,20 @@ def test_agents_get_their_own_alarms_and_cost_lines():
     assert lines["instance agent-1 micro_3_0"] == 7
     assert lines["automatic snapshots agent-1 (estimate)"] == 2  # 40 GB x USD 0.05
     assert deployment.outputs["monthlyCostUsd"].value == sum(lines.values()) == 12 + 7 + 3 + 2
+
+
+@pytest.mark.parametrize(
+    ("requests", "limits", "accepted"),
+    [
+        ({"cpu": "250m", "memory": "128Mi"}, {"cpu": "250m", "memory": "128Mi"}, True),
+        ({"cpu": "251m", "memory": "128Mi"}, {"cpu": "250m", "memory": "128Mi"}, False),
+        ({"cpu": "100m", "memory": "129Mi"}, {"cpu": "250m", "memory": "128Mi"}, False),
+    ],
+)
+def test_requests_may_equal_but_never_exceed_limits(requests, limits, accepted):
+    raw = {"requests": requests, "limits": limits}
+    if accepted:
+        parse_resources(raw, "apps[0] (web)")
+    else:
+        with pytest.raises(ConfigError, match="exceed limits"):
+            parse_resources(raw, "apps[0] (web)")

@@ -1,0 +1,158 @@
+"""`make mutants`: a small, documented mutation run. Each mutant is one realistic regression;
+the suite must fail on every one of them (a "kill"). A surviving mutant is a behaviour no test
+protects.
+
+Each mutant is applied to a scratch copy of the working tree (git ls-files), and only the tests
+named with it run there, so the whole run takes minutes, not hours. Add a mutant with every bug
+that reaches review: the list is the project's memory of what must stay guarded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutant:
+    why: str
+    path: str
+    original: str
+    mutated: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = (
+    Mutant(
+        "a failed download carries on with the install",
+        "components/remote/install-k3s-server.sh",
+        "set -euo pipefail",
+        "set -uo pipefail",
+        ("tests/test_remote_scripts.py",),
+    ),
+    Mutant(
+        "the Ready wait never times out",
+        "components/remote/install-k3s-server.sh",
+        'if [ "$(date +%s)" -ge "$deadline" ]; then',
+        "if false; then",
+        ("tests/test_remote_scripts.py",),
+    ),
+    Mutant(
+        "the default bundle changes unnoticed",
+        "Pulumi.yaml",
+        "default: small_3_0",
+        "default: medium_3_0",
+        ("tests/test_core_stack.py", "tests/test_one_home.py", "tests/test_shipped_stacks.py"),
+    ),
+    Mutant(
+        "the rolling-update surge pod is left out of the budget",
+        "components/capacity.py",
+        "return sum(measure(w.resources) * w.replicas for w in running) + max(",
+        "return sum(measure(w.resources) * w.replicas for w in running) + 0 * max(",
+        ("tests/test_capacity.py",),
+    ),
+    Mutant(
+        "requests may exceed limits",
+        "components/capacity.py",
+        "resources.request_millicores > resources.limit_millicores",
+        "resources.request_millicores > resources.limit_millicores + 1000",
+        ("tests/test_capacity.py", "tests/test_apps.py"),
+    ),
+    Mutant(
+        "every Service selects every app's pods",
+        "components/apps.py",
+        'selector={"app.kubernetes.io/name": app.name},',
+        'selector={"app.kubernetes.io/managed-by": "lightsail-k3s"},',
+        ("tests/test_apps.py",),
+    ),
+    Mutant(
+        "a kind: List manifest is applied as one object",
+        "components/app_settings.py",
+        'if document["kind"].endswith("List"):',
+        'if document["kind"] == "NoSuchKind":',
+        ("tests/test_apps.py",),
+    ),
+    Mutant(
+        "the firewall is replaced create-before-delete (the new rules are closed again)",
+        "components/host.py",
+        "opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),",
+        "opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False),",
+        ("tests/test_core_stack.py", "tests/test_host.py"),
+    ),
+    Mutant(
+        "the kubeconfig read keeps stdout in plain state",
+        "components/k3s.py",
+        'additional_secret_outputs=["stdout"]',
+        "additional_secret_outputs=[]",
+        ("tests/test_core_stack.py",),
+    ),
+    Mutant(
+        "the kubeconfig read prints the secret into the logs",
+        "components/k3s.py",
+        "logging=command.remote.Logging.NONE,",
+        "logging=command.remote.Logging.STDOUT_AND_STDERR,",
+        ("tests/test_core_stack.py",),
+    ),
+)
+
+
+def copy_tree(destination: Path) -> None:
+    files = subprocess.run(
+        ["git", "-C", str(PROJECT_DIR), "ls-files", "-z"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, files):
+        source = PROJECT_DIR / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def killed(mutant: Mutant, tree: Path) -> bool:
+    """Applies `mutant` in `tree`, runs its tests there and restores the file; True when a test failed."""
+    target = tree / mutant.path
+    original_text = target.read_text()
+    if original_text.count(mutant.original) < 1:
+        raise SystemExit(
+            f"mutant {mutant.why!r}: {mutant.original!r} no longer occurs in {mutant.path}"
+        )
+    target.write_text(original_text.replace(mutant.original, mutant.mutated, 1))
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.tests],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+        )
+        return result.returncode != 0
+    finally:
+        target.write_text(original_text)
+
+
+def main() -> int:
+    argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0]).parse_args()
+    with tempfile.TemporaryDirectory(prefix="mutants-") as scratch:
+        tree = Path(scratch)
+        copy_tree(tree)
+        survivors = []
+        for mutant in MUTANTS:
+            outcome = "killed" if killed(mutant, tree) else "SURVIVED"
+            print(f"{outcome:9} {mutant.path}: {mutant.why}", flush=True)
+            if outcome == "SURVIVED":
+                survivors.append(mutant)
+    print(f"kill rate: {len(MUTANTS) - len(survivors)}/{len(MUTANTS)}")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
