@@ -9,8 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 
-from .k3s import INSTALL_COMMAND, INSTALL_TIMEOUT, KUBE_API_PORT, install_program
-from .membership import node_membership
+from .k3s import KUBE_API_PORT, install_program
+from .membership import join_node
 from .remote_scripts import remote_script
 
 
@@ -65,31 +65,14 @@ class K3sAgent(pulumi.ComponentResource):
                 agent_config(args.node_name, values[0], values[1]),
             )
         )
-        # stdin holds the token, so it is secret in state; stdout and stderr stay secret and
-        # unlogged too, so nothing the install prints can carry it out.
-        install = command.remote.Command(
-            f"{name}-install",
-            connection=args.connection,
-            create=INSTALL_COMMAND,
-            update=INSTALL_COMMAND,
-            stdin=pulumi.Output.secret(install_stdin),
-            logging=command.remote.Logging.NONE,
-            triggers=[args.instance_identity],
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=list(args.after),
-                additional_secret_outputs=["stdout", "stderr"],
-                custom_timeouts=pulumi.CustomTimeouts(
-                    create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT
-                ),
-            ),
-        )
-        self.joined = node_membership(
-            f"{name}-join",
+        self.joined = join_node(
+            name,
+            args.connection,
             args.server_connection,
             args.node_name,
             args.instance_identity,
-            install,
+            install_stdin,
+            args.after,
             parent=self,
         )
         self.register_outputs({})

@@ -9,9 +9,9 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 
-from .k3s import INSTALL_COMMAND, INSTALL_TIMEOUT, install_program
+from .k3s import install_program
 from .k3s_agent import server_url
-from .membership import node_membership
+from .membership import join_node
 from .remote_scripts import remote_script
 
 
@@ -69,30 +69,14 @@ class K3sPeerServer(pulumi.ComponentResource):
                 peer_config(args.node_name, values[0], values[1], values[2]),
             )
         )
-        # stdin holds the tokens; stdout and stderr stay secret and unlogged as well.
-        install = command.remote.Command(
-            f"{name}-install",
-            connection=args.connection,
-            create=INSTALL_COMMAND,
-            update=INSTALL_COMMAND,
-            stdin=pulumi.Output.secret(install_stdin),
-            logging=command.remote.Logging.NONE,
-            triggers=[args.instance_identity],
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=list(args.after),
-                additional_secret_outputs=["stdout", "stderr"],
-                custom_timeouts=pulumi.CustomTimeouts(
-                    create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT
-                ),
-            ),
-        )
-        self.joined = node_membership(
-            f"{name}-join",
+        self.joined = join_node(
+            name,
+            args.connection,
             args.server_connection,
             args.node_name,
             args.instance_identity,
-            install,
+            install_stdin,
+            args.after,
             parent=self,
         )
         self.register_outputs({})

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 
 import pulumi
 import pulumi_command as command
 
+from .k3s import INSTALL_COMMAND, INSTALL_TIMEOUT
 from .remote_scripts import remote_script
 
 # How long a new node may take to register and become Ready, and how long its pods
@@ -48,4 +50,40 @@ def node_membership(
             delete_before_replace=True,
             custom_timeouts=pulumi.CustomTimeouts(create=READY_TIMEOUT, delete=DRAIN_TIMEOUT),
         ),
+    )
+
+
+def join_node(
+    name: str,
+    connection: command.remote.ConnectionArgs,
+    server_connection: command.remote.ConnectionArgs,
+    node_name: str,
+    instance_identity: pulumi.Input[str],
+    install_stdin: pulumi.Output[str],
+    after: Sequence[pulumi.Resource],
+    parent: pulumi.Resource,
+) -> command.remote.Command:
+    """Installs k3s on a node that joins the first server (an agent or a further server), then
+    keeps its membership there (node_membership); returns the membership command.
+
+    The install's stdin holds a token, so it is secret in state; stdout and stderr stay secret
+    and unlogged too, so nothing the install prints can carry it out.
+    """
+    install = command.remote.Command(
+        f"{name}-install",
+        connection=connection,
+        create=INSTALL_COMMAND,
+        update=INSTALL_COMMAND,
+        stdin=pulumi.Output.secret(install_stdin),
+        logging=command.remote.Logging.NONE,
+        triggers=[instance_identity],
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=list(after),
+            additional_secret_outputs=["stdout", "stderr"],
+            custom_timeouts=pulumi.CustomTimeouts(create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT),
+        ),
+    )
+    return node_membership(
+        f"{name}-join", server_connection, node_name, instance_identity, install, parent=parent
     )
