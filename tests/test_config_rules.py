@@ -391,7 +391,7 @@ def stack_named(request):
 @pytest.mark.parametrize(
     ("name", "suggestion"),
     [
-        ("Prod", "pulumi stack rename prod"),
+        ("Staging", "pulumi stack rename staging"),
         ("team_a.web", "pulumi stack rename team-a-web"),
         ("x" * 50, "x" * 49),
     ],
