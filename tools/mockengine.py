@@ -286,6 +286,8 @@ COMMAND_STDOUT_BY_NAME_SUFFIX = {
     "-read-kubeconfig": sample_k3s_kubeconfig,
     "-read-node-token": lambda: MOCK_NODE_TOKEN + "\n",
     "-read-agent-token": lambda: MOCK_AGENT_TOKEN + "\n",
+    # DnsZone's local command: `aws lightsail get-domain … --output json`.
+    "-name-servers": lambda: json.dumps(MOCK_NAME_SERVERS),
 }
 
 
@@ -355,15 +357,11 @@ class LightsailMocks(pulumi_sdk.Mocks):
                 secretAccessKey=MOCK_BUCKET_SECRET_ACCESS_KEY,
                 status="Active",
             )
-        elif args.typ == "command:remote:Command":
-            # Answered by name, whatever the command line: K3sServer names its reads <server>-read-<what>.
+        elif args.typ in ("command:remote:Command", "command:local:Command"):
+            # Answered by name, whatever the command line: K3sServer names its reads
+            # <server>-read-<what>, DnsZone its query <zone>-name-servers.
             state["stdout"] = _command_stdout(args.name)
             state["stderr"] = ""
-        elif args.typ == "command:local:Command":
-            is_name_server_query = "lightsail get-domain" in inputs.get("create", "")
-            state.update(
-                stdout=json.dumps(MOCK_NAME_SERVERS) if is_name_server_query else "", stderr=""
-            )
         elif args.typ.startswith("kubernetes:"):
             metadata = dict(inputs.get("metadata") or {})
             metadata.setdefault("name", f"{args.name}-a1b2c3d")
