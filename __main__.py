@@ -1,5 +1,7 @@
 """lightsail-k3s: a k3s cluster on AWS Lightsail: one server or three, and as many agents as asked."""
 
+from collections.abc import Sequence
+
 import pulumi
 
 from components.alarms import LightsailAlarms, LightsailAlarmsArgs
@@ -9,7 +11,7 @@ from components.capacity import NodeCapacity
 from components.certificates import watch_kubeconfig_expiry
 from components.cost import cost_breakdown, monthly_total
 from components.dns import DnsZone, DnsZoneArgs
-from components.host import HostArgs, LightsailHost
+from components.host import HostArgs, LightsailHost, PortRule
 from components.k3s import (
     K3sServer,
     K3sServerArgs,
@@ -62,19 +64,26 @@ backups = (
 topology = settings.topology
 
 
-def server_host(name: str) -> LightsailHost:
-    """A further server's host: like the first, with its static IP and the first's key pair."""
+def further_host(
+    name: str,
+    bundle_id: str,
+    firewall_rules: Sequence[PortRule],
+    *,
+    static_ip: bool,
+    protect: bool,
+) -> LightsailHost:
+    """A host after the first (a further server or an agent): the first's zone, blueprint and key pair."""
     return LightsailHost(
         name,
         HostArgs(
             availability_zone=settings.availability_zone,
             blueprint_id=settings.blueprint_id,
-            bundle_id=settings.bundle.bundle_id,
-            firewall_rules=server_firewall_rules(settings.admin_cidrs),
-            static_ip=True,
+            bundle_id=bundle_id,
+            firewall_rules=firewall_rules,
+            static_ip=static_ip,
             ssh_agent_socket=settings.ssh_agent_socket,
             auto_snapshot_time=settings.auto_snapshot_time,
-            protect=settings.protect,
+            protect=protect,
             tags=settings.tags,
             shared_key_pair=node.key_pair,
         ),
@@ -84,7 +93,17 @@ def server_host(name: str) -> LightsailHost:
 peer_names = [
     f"{settings.cluster_name}-server-{number}" for number in range(2, topology.server_count + 1)
 ]
-peer_hosts = [server_host(peer_name) for peer_name in peer_names]
+# Further servers match the first: its bundle, its firewall, a static IP, its protection.
+peer_hosts = [
+    further_host(
+        peer_name,
+        settings.bundle.bundle_id,
+        server_firewall_rules(settings.admin_cidrs),
+        static_ip=True,
+        protect=settings.protect,
+    )
+    for peer_name in peer_names
+]
 
 k3s = K3sServer(
     settings.cluster_name,
@@ -134,23 +153,13 @@ for peer_name, peer_host in zip(peer_names, peer_hosts, strict=True):
 agent_hosts: list[LightsailHost] = []
 for number in range(1, topology.agent_count + 1):
     agent_name = f"{settings.cluster_name}-agent-{number}"
-    agent_host = LightsailHost(
+    agent_host = further_host(
         agent_name,
-        HostArgs(
-            availability_zone=settings.availability_zone,
-            blueprint_id=settings.blueprint_id,
-            bundle_id=topology.agent_bundle.bundle_id,
-            firewall_rules=agent_firewall_rules(
-                settings.admin_cidrs, public_ingress=topology.agent_public_ips
-            ),
-            static_ip=topology.agent_public_ips,
-            ssh_agent_socket=settings.ssh_agent_socket,
-            auto_snapshot_time=settings.auto_snapshot_time,
-            # Agents hold no cluster state, and lowering agentCount must be able to delete them.
-            protect=False,
-            tags=settings.tags,
-            shared_key_pair=node.key_pair,
-        ),
+        topology.agent_bundle.bundle_id,
+        agent_firewall_rules(settings.admin_cidrs, public_ingress=topology.agent_public_ips),
+        static_ip=topology.agent_public_ips,
+        # Agents hold no cluster state, and lowering agentCount must be able to delete them.
+        protect=False,
     )
     agent = K3sAgent(
         agent_name,
