@@ -8,7 +8,7 @@ import re
 import runpy
 import shutil
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -153,19 +153,26 @@ def deploy(
     )
 
 
-def rejected(key: str, *expected_fragments: str, **overrides: Any) -> ConfigError:
-    """Deploys with `overrides`, expecting a ConfigError for `key` before any resource is declared."""
+def rejected(
+    key: str, *expected_fragments: str, run: Callable[..., Declared] = deploy, **overrides: Any
+) -> str:
+    """Runs `run` (deploy) with `overrides`, expecting a ConfigError for `key` before any resource
+    is declared; its message.
+
+    `key` as ConfigError takes it: "bundleId" for this project's, "aws:region" for another namespace's.
+    """
     declared: list[Registration] = []
     with pytest.raises(ConfigError) as caught:
-        deploy(declared=declared, **overrides)
+        run(declared=declared, **overrides)
     recorded = [registration.type for registration in declared]
     message = str(caught.value)
-    assert caught.value.key == key
-    assert f"config '{key}'" in message
+    full_key = key if ":" in key else f"lightsail-k3s:{key}"
+    assert caught.value.key == full_key, message
+    assert f"config '{full_key}'" in message
     for fragment in expected_fragments:
         assert fragment in message, message
     assert recorded == [], f"resources were declared before the config error: {recorded}"
-    return caught.value
+    return message
 
 
 def command(deployment: Declared, suffix: str) -> Registration:

@@ -15,7 +15,6 @@ from components.apps import ingress_name
 from components.capacity import NamespaceBudget, NodeCapacity
 from components.catalog import BUNDLES
 from components.settings import TESTED_K3S_MINORS
-from tests import helpers
 from tests.helpers import (
     PROJECT_DIR,
     assert_no_second_ingress_controller,
@@ -23,6 +22,7 @@ from tests.helpers import (
     deploy,
     kubernetes_resources,
     kubernetes_schema_version,
+    rejected,
 )
 from tools.mockengine import MOCK_STATIC_IP
 
@@ -300,10 +300,6 @@ def test_preview_declares_the_same_plain_ingress():
 
 
 # Bad input: one test per rule, each naming the key and the app.
-
-
-def rejected(key, *fragments, **overrides):
-    return str(helpers.rejected(f"lightsail-k3s:{key}", *fragments, **overrides))
 
 
 def app(**fields):

@@ -1,15 +1,11 @@
 """The node's budget, Lightsail alarms, kubelet reservations and cost, on the mock engine."""
 
-import base64
-from pathlib import Path
-
 import pytest
-import yaml
 
 from components.capacity import NodeCapacity, cpu_millicores, memory_mib, parse_resources
 from components.catalog import BUNDLES, server_capable_bundle_ids
 from components.errors import ConfigError
-from tests.helpers import deploy
+from tests.helpers import PROJECT_DIR, command, deploy, install_settings, rejected
 from tools import cliconfig, plan
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -30,16 +26,6 @@ def app(name="web", **fields):
 
 def default_apps(count):
     return [app(f"app{i}") for i in range(count)]
-
-
-def rejected(key, *fragments, **overrides):
-    with pytest.raises(ConfigError) as caught:
-        deploy(**overrides)
-    message = str(caught.value)
-    assert f"config 'lightsail-k3s:{key}'" in message
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
 
 
 @pytest.fixture(scope="module")
@@ -172,14 +158,7 @@ def test_bad_budget_and_alarm_settings():
 
 
 def test_kubelet_reservations_in_the_rendered_k3s_config(three_small_apps):
-    (install,) = [
-        r for r in three_small_apps.of_type("command:remote:Command") if r.name.endswith("-install")
-    ]
-    prelude = install.inputs["stdin"].partition("set -euo pipefail")[0]
-    encoded = next(
-        line.split("=", 1)[1] for line in prelude.splitlines() if line.startswith("K3S_CONFIG_B64=")
-    )
-    config = yaml.safe_load(base64.b64decode(encoded))
+    _, config = install_settings(command(three_small_apps, "install"))
     assert config["kubelet-arg"][-3:] == [
         "system-reserved=cpu=100m,memory=256Mi",
         "kube-reserved=cpu=100m,memory=768Mi",
@@ -248,7 +227,7 @@ def test_cost_breakdown_sums_to_the_monthly_cost(three_small_apps):
 
 
 def test_the_readme_reservations_table_matches_the_code():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (PROJECT_DIR / "README.md").read_text()
     for bundle_id in server_capable_bundle_ids():
         node = NodeCapacity.of(BUNDLES[bundle_id])
         system, kube, eviction = (arg.split("=", 1)[1] for arg in node.kubelet_args())

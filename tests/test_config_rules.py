@@ -18,11 +18,11 @@ GOOD_KEY = (
 
 
 def test_region_is_required():
-    rejected("aws:region", "pulumi config set aws:region", **{"aws:region": None})
+    rejected("aws:region", "pulumi config set aws:region", config={"aws:region": None})
 
 
 def test_region_must_be_a_region_name():
-    rejected("aws:region", "'Seoul'", **{"aws:region": "Seoul"})
+    rejected("aws:region", "'Seoul'", config={"aws:region": "Seoul"})
 
 
 @pytest.mark.parametrize("region", ["us-west-1", "sa-east-1", "me-south-1"])
@@ -32,7 +32,7 @@ def test_region_must_be_one_where_lightsail_runs(region):
         repr(region),
         "not a region where Lightsail runs",
         "eu-north-1",
-        **{"aws:region": region},
+        config={"aws:region": region},
     )
 
 
@@ -409,8 +409,8 @@ def test_longest_allowed_stack_name_makes_a_valid_node_name(stack_named):
 
 
 def test_structured_keys_set_as_plain_strings_do_not_echo_the_value():
-    error = rejected("lightsail-k3s:appSecrets", "--path", appSecrets="hunter2-plain")
-    assert "hunter2" not in str(error)
+    message = rejected("lightsail-k3s:appSecrets", "--path", appSecrets="hunter2-plain")
+    assert "hunter2" not in message
 
 
 def test_agent_count_must_not_be_negative():
