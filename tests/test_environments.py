@@ -5,8 +5,7 @@ import ipaddress
 import pytest
 import yaml
 
-from components.errors import ConfigError
-from tests.helpers import PROJECT_DIR, Declared, run_stack
+from tests.helpers import PROJECT_DIR, Declared, rejected, run_stack
 
 INSTANCE = "aws:lightsail/instance:Instance"
 STATIC_IP = "aws:lightsail/staticIp:StaticIp"
@@ -25,8 +24,9 @@ def prod() -> Declared:
 
 
 def test_prod_is_refused_until_the_placeholder_admin_cidrs_are_replaced():
-    with pytest.raises(ConfigError, match="'198.51.100.0/24' is not a public address range"):
-        run_stack("prod")
+    rejected(
+        "adminCidrs", "'198.51.100.0/24' is not a public address range", run=run_stack, stack="prod"
+    )
 
 
 def test_prod_protects_the_node_and_its_static_ip(prod):
