@@ -6,7 +6,6 @@ which the SDK marks each output secret (sdk/python/lib/pulumi/stack_reference.py
 """
 
 import re
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -14,10 +13,10 @@ import pulumi
 import pytest
 import yaml
 
-from tests.helpers import Declared, run_program
+from tests.helpers import PROJECT_DIR, Declared, run_program
 from tools import pulumi_sdk
 
-CONSUMER_DIR = Path(__file__).resolve().parent.parent / "examples" / "consumer"
+CONSUMER_DIR = PROJECT_DIR / "examples" / "consumer"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 
 
@@ -119,7 +118,7 @@ def test_the_outputs_contract_marks_the_credentials_secret(dev):
 
 
 def readme_outputs_table() -> dict[str, tuple[str, bool]]:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (PROJECT_DIR / "README.md").read_text()
     section = readme.split("\n## Outputs\n", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \|\s*(yes)?\s*\|", section, re.MULTILINE)
     return {name: (kind.strip(), secret == "yes") for name, kind, secret in rows}
@@ -136,7 +135,7 @@ def test_the_readme_outputs_table_is_the_programs_outputs(dev):
     }
     table = readme_outputs_table()
     assert set(dev.outputs) <= set(table), set(dev.outputs) - set(table)
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (PROJECT_DIR / "README.md").read_text()
     for conditional in set(table) - set(dev.outputs):
         assert re.search(rf"^\| `{conditional}` \|.*\(only with", readme, re.MULTILINE), conditional
     for name, output in dev.outputs.items():

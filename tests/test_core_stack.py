@@ -1,12 +1,11 @@
 """The dev stack on the mock engine: resources, options and outputs of the core cluster."""
 
 import hashlib
-from pathlib import Path
 
 import yaml
 
 from components.catalog import BUNDLES
-from tests.helpers import command, deploy, install_settings
+from tests.helpers import PROJECT_DIR, command, deploy, install_settings
 from tools.mockengine import (
     MOCK_AGENT_SECRET,
     MOCK_AGENT_TOKEN,
@@ -19,7 +18,6 @@ INSTANCE = "aws:lightsail/instance:Instance"
 FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
 COMMAND = "command:remote:Command"
 STATIC_IP = "aws:lightsail/staticIp:StaticIp"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 # The dev stack's resources, by the component that owns each. Named one by one: a resource added,
@@ -139,7 +137,7 @@ def test_protect_guards_instance_and_static_ip():
 
 
 def test_protect_is_on_unless_a_stack_turns_it_off(dev):
-    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["protect"]
+    declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]["protect"]
     assert declared == {**declared, "type": "boolean", "default": True}
     # protect=None removes the key altogether, so the program's own default shows.
     unset = deploy(protect=None)
@@ -152,7 +150,9 @@ def test_protect_is_on_unless_a_stack_turns_it_off(dev):
 def test_provider_leaves_delete_unreachable_unset_by_default(dev):
     """Set even to false, the option would override PULUMI_K8S_DELETE_UNREACHABLE (pulumi-kubernetes provider.go)."""
     assert "deleteUnreachable" not in dev.one("pulumi:providers:kubernetes").inputs
-    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["deleteUnreachable"]
+    declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"][
+        "deleteUnreachable"
+    ]
     assert declared == {**declared, "type": "boolean", "default": False}
 
 
@@ -207,7 +207,7 @@ def test_wait_step_retries_dials_without_limit_under_its_own_timeout(dev):
 def test_install_feeds_the_packaged_script_its_settings_on_stdin(dev):
     install = command(dev, "install")
     assert install.inputs["create"] == "sudo bash -s"
-    script = (ROOT / "components" / "remote" / "install-k3s-server.sh").read_text()
+    script = (PROJECT_DIR / "components" / "remote" / "install-k3s-server.sh").read_text()
     assert install.inputs["stdin"].endswith(script)
     assignments, config = install_settings(install)
     assert assignments["K3S_VERSION"] == "v1.36.1+k3s1"

@@ -8,15 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import tool
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import PROJECT_DIR, tool
 
 
 def test_pytest_settings_keep_tests_e2e_out_of_the_default_run_only(tmp_path):
     """The project's pytest settings (pyproject.toml) on a two-test tree: the default run skips tests/e2e,
     an explicit path runs it."""
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    shutil.copy(PROJECT_DIR / "pyproject.toml", tmp_path / "pyproject.toml")
     (tmp_path / "tests" / "e2e").mkdir(parents=True)
     (tmp_path / "tests" / "test_unit.py").write_text("def test_unit():\n    pass\n")
     (tmp_path / "tests" / "e2e" / "test_real.py").write_text("def test_real():\n    pass\n")
@@ -47,7 +45,7 @@ def make_e2e(tmp_path: Path, with_pulumi: bool) -> subprocess.CompletedProcess:
     environ = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
     return subprocess.run(
         ["make", "--no-print-directory", "e2e"],
-        cwd=ROOT,
+        cwd=PROJECT_DIR,
         env=environ,
         capture_output=True,
         text=True,

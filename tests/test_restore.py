@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import tool, write_executable
+from tests.helpers import PROJECT_DIR, tool, write_executable
 
-ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT_OLD = "etcd-snapshot-lightsail-k3s-prod-1795000000"
 SNAPSHOT_NEW = "etcd-snapshot-lightsail-k3s-prod-1795043200"
 TOKEN = "K10" + "ef" * 32 + "::server:" + "0123456789abcdef" * 2
@@ -108,7 +107,7 @@ class Workstation:
             **env,
         }
         return subprocess.run(
-            [tool("bash"), str(ROOT / "bin" / "restore.sh"), *args],
+            [tool("bash"), str(PROJECT_DIR / "bin" / "restore.sh"), *args],
             env=environment,
             capture_output=True,
             text=True,
@@ -230,7 +229,7 @@ def test_usage_without_a_stack(workstation):
 
 def test_make_restore_passes_stack_and_snapshot():
     result = subprocess.run(
-        ["make", "-n", "-C", str(ROOT), "restore", "STACK=prod", f"SNAPSHOT={SNAPSHOT_OLD}"],
+        ["make", "-n", "-C", str(PROJECT_DIR), "restore", "STACK=prod", f"SNAPSHOT={SNAPSHOT_OLD}"],
         capture_output=True,
         text=True,
     )

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKFLOWS = ROOT / ".github" / "workflows"
+from tests.helpers import PROJECT_DIR
+
+WORKFLOWS = PROJECT_DIR / ".github" / "workflows"
 BIN = Path(sys.executable).parent
 STACKS = sorted(
-    p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml")
+    p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in PROJECT_DIR.glob("Pulumi.*.yaml")
 )
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 
@@ -167,7 +168,7 @@ def test_cloud_credentials_come_from_oidc_never_from_stored_keys():
 
 def test_the_venv_target_the_workflows_build_exists():
     result = subprocess.run(
-        ["make", "-n", ".venv/.installed"], cwd=ROOT, capture_output=True, text=True
+        ["make", "-n", ".venv/.installed"], cwd=PROJECT_DIR, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
 
