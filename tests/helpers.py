@@ -190,6 +190,11 @@ def install_settings(install) -> tuple[dict[str, str], dict]:
     return assignments, config
 
 
+def k3s_config(install) -> dict:
+    """The k3s config a node's install carries (its /etc/rancher/k3s/config.yaml)."""
+    return install_settings(install)[1]
+
+
 def kubernetes_resources(deployment):
     return [r for r in deployment.resources if r.type.startswith("kubernetes:")]
 

@@ -1,13 +1,11 @@
 """Agents on the mock engine: hosts, the join over the server's private IP, drain on removal, order, outputs."""
 
-import base64
 import json
 
 import pytest
-import yaml
 
 from components.catalog import BUNDLES
-from tests.helpers import ADMIN_CIDR, deploy
+from tests.helpers import ADMIN_CIDR, deploy, k3s_config
 from tools.mockengine import (
     MOCK_AGENT_SECRET,
     MOCK_AGENT_TOKEN,
@@ -29,14 +27,6 @@ SECRETS = (MOCK_AGENT_SECRET, MOCK_AGENT_TOKEN, MOCK_NODE_TOKEN)
 @pytest.fixture(scope="module")
 def two_agents():
     return deploy(agentCount=2, agentBundleId="micro_3_0", protect=True)
-
-
-def agent_config(install) -> dict:
-    prelude, _, _ = install.inputs["stdin"].partition("set -euo pipefail")
-    assignments = dict(
-        line.split("=", 1) for line in prelude.splitlines() if line and not line.startswith("#")
-    )
-    return yaml.safe_load(base64.b64decode(assignments["K3S_CONFIG_B64"]))
 
 
 def test_each_agent_is_a_host_and_an_agent_without_a_key_or_address_of_its_own(two_agents):
@@ -85,7 +75,7 @@ def test_agents_join_the_server_over_its_private_ip_with_the_agent_token(two_age
     for agent in AGENTS:
         install = two_agents.named(f"{agent}-install")
         assert install.inputs["create"] == install.inputs["update"] == "sudo bash -s"
-        assert agent_config(install) == {
+        assert k3s_config(install) == {
             "node-name": agent,
             "server": f"https://{server_private_ip}:6443",
             "token": MOCK_AGENT_TOKEN,

@@ -12,7 +12,7 @@ import pytest
 from components import k3s
 from components.backups import BUCKET_BUNDLE_ID, SNAPSHOT_FOLDER, etcd_snapshot_settings
 from components.settings import parse_backups
-from tests.helpers import command, config_source, deploy, install_settings, rejected, tool
+from tests.helpers import command, config_source, deploy, k3s_config, rejected, tool
 from tests.node_stand_in import Node
 from tools import cliconfig
 from tools.mockengine import MOCK_BUCKET_ACCESS_KEY_ID, MOCK_BUCKET_SECRET_ACCESS_KEY
@@ -50,7 +50,7 @@ def test_a_bucket_on_the_smallest_plan_and_a_key_to_it(backed_up):
 
 
 def test_k3s_runs_on_embedded_etcd_with_snapshots_to_the_bucket(backed_up):
-    _, config = install_settings(command(backed_up, "install"))
+    config = k3s_config(command(backed_up, "install"))
     assert config["cluster-init"] is True
     assert S3_KEYS <= set(config)
     assert config["etcd-s3"] is True
@@ -102,7 +102,7 @@ def test_without_backups_none_of_it(dev):
     assert not dev.of_type(BUCKET)
     assert not dev.of_type(ACCESS_KEY)
     assert "backupBucket" not in dev.outputs
-    _, config = install_settings(command(dev, "install"))
+    config = k3s_config(command(dev, "install"))
     assert "cluster-init" not in config
     assert not S3_KEYS & set(config)
 

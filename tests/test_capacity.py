@@ -5,7 +5,7 @@ import pytest
 from components.capacity import NodeCapacity, cpu_millicores, memory_mib, parse_resources
 from components.catalog import BUNDLES, server_capable_bundle_ids
 from components.errors import ConfigError
-from tests.helpers import PROJECT_DIR, command, deploy, install_settings, rejected
+from tests.helpers import PROJECT_DIR, command, deploy, k3s_config, rejected
 from tools import cliconfig, plan
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -158,7 +158,7 @@ def test_bad_budget_and_alarm_settings():
 
 
 def test_kubelet_reservations_in_the_rendered_k3s_config(three_small_apps):
-    _, config = install_settings(command(three_small_apps, "install"))
+    config = k3s_config(command(three_small_apps, "install"))
     assert config["kubelet-arg"][-3:] == [
         "system-reserved=cpu=100m,memory=256Mi",
         "kube-reserved=cpu=100m,memory=768Mi",

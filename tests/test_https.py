@@ -19,7 +19,7 @@ from tests.helpers import (
     assert_no_second_ingress_controller,
     declared_objects,
     deploy,
-    install_settings,
+    k3s_config,
     kubernetes_schema_version,
     rejected,
 )
@@ -124,7 +124,7 @@ def test_without_domain_no_dns_resources_and_plain_http(dev):
     assert dev.outputs["appUrl"].value == f"http://{MOCK_STATIC_IP}/"
     assert dev.outputs["kubeApiUrl"].value == f"https://{MOCK_STATIC_IP}:6443"
     assert dev.outputs["nameServers"].value == []
-    _, config = install_settings(dev.named("lightsail-k3s-dev-install"))
+    config = k3s_config(dev.named("lightsail-k3s-dev-install"))
     assert config["tls-san"] == [MOCK_STATIC_IP]
 
 
@@ -285,7 +285,7 @@ def test_app_urls_are_https(https):
 
 
 def test_api_certificate_names_the_domain_and_the_api_url_uses_it(https):
-    _, config = install_settings(https.named("lightsail-k3s-dev-install"))
+    config = k3s_config(https.named("lightsail-k3s-dev-install"))
     assert config["tls-san"] == [MOCK_STATIC_IP, DOMAIN]
     assert https.outputs["kubeApiUrl"].value == f"https://{DOMAIN}:6443"
     # The kubeconfig keeps the static IP: it works before DNS propagates and without our zone.

@@ -1,13 +1,11 @@
 """Three servers on embedded etcd, with agents: joins, shared settings, order, outputs, refusals."""
 
-import base64
 import json
 
 import pytest
-import yaml
 
 from components.catalog import BUNDLES
-from tests.helpers import ADMIN_CIDR, PROJECT_DIR, deploy
+from tests.helpers import ADMIN_CIDR, PROJECT_DIR, deploy, k3s_config
 from tools.mockengine import (
     MOCK_AGENT_SECRET,
     MOCK_AGENT_TOKEN,
@@ -30,14 +28,6 @@ def ha():
     return deploy(serverCount=3, agentCount=2, agentBundleId="micro_3_0", protect=True)
 
 
-def config_of(install) -> dict:
-    prelude, _, _ = install.inputs["stdin"].partition("set -euo pipefail")
-    assignments = dict(
-        line.split("=", 1) for line in prelude.splitlines() if line and not line.startswith("#")
-    )
-    return yaml.safe_load(base64.b64decode(assignments["K3S_CONFIG_B64"]))
-
-
 def test_three_servers_and_two_agents_are_five_instances(ha):
     assert sorted(r.name for r in ha.of_type(INSTANCE)) == sorted(
         f"{name}-instance" for name in (FIRST, *PEERS, *AGENTS)
@@ -47,14 +37,14 @@ def test_three_servers_and_two_agents_are_five_instances(ha):
 def test_every_join_references_the_first_servers_private_ip(ha):
     private_url = f"https://{private_ip_for(f'{FIRST}-instance')}:6443"
     joiners = [ha.named(f"{name}-install") for name in (*PEERS, *AGENTS)]
-    assert [config_of(install)["server"] for install in joiners] == [private_url] * 4
-    assert [config_of(ha.named(f"{name}-install"))["token"] for name in PEERS] == [
+    assert [k3s_config(install)["server"] for install in joiners] == [private_url] * 4
+    assert [k3s_config(ha.named(f"{name}-install"))["token"] for name in PEERS] == [
         MOCK_NODE_TOKEN
     ] * 2
-    assert [config_of(ha.named(f"{name}-install"))["token"] for name in AGENTS] == [
+    assert [k3s_config(ha.named(f"{name}-install"))["token"] for name in AGENTS] == [
         MOCK_AGENT_TOKEN
     ] * 2
-    assert "server" not in config_of(ha.named(f"{FIRST}-install"))
+    assert "server" not in k3s_config(ha.named(f"{FIRST}-install"))
 
 
 def test_no_token_in_any_commands_plain_inputs(ha):
@@ -78,15 +68,15 @@ def test_no_token_in_any_commands_plain_inputs(ha):
 
 
 def test_the_first_server_starts_etcd_and_the_others_join_it(ha):
-    assert config_of(ha.named(f"{FIRST}-install"))["cluster-init"] is True
+    assert k3s_config(ha.named(f"{FIRST}-install"))["cluster-init"] is True
     for name in PEERS:
-        config = config_of(ha.named(f"{name}-install"))
+        config = k3s_config(ha.named(f"{name}-install"))
         assert "cluster-init" not in config
         assert config["node-name"] == name
 
 
 def test_settings_that_must_match_are_the_same_on_every_server(ha):
-    configs = [config_of(ha.named(f"{name}-install")) for name in (FIRST, *PEERS)]
+    configs = [k3s_config(ha.named(f"{name}-install")) for name in (FIRST, *PEERS)]
     own_keys = {"node-name", "cluster-init", "server", "token"}
     shared = [
         {key: value for key, value in config.items() if key not in own_keys} for config in configs
@@ -162,7 +152,7 @@ def test_outputs_list_all_five_nodes_and_cost_sums_them(ha):
 
 
 def test_one_server_does_not_start_etcd_without_backups(dev):
-    assert "cluster-init" not in config_of(dev.named(f"{FIRST}-install"))
+    assert "cluster-init" not in k3s_config(dev.named(f"{FIRST}-install"))
     assert not [r for r in dev.resources if r.name.startswith(f"{FIRST}-server-")]
 
 
