@@ -10,7 +10,7 @@
 # Reads publicIp, sshUser, sshPrivateKey (if generated), backupBucket and nodes from the
 # stack's outputs. The node-side work, sent on stdin: components/remote/restore-etcd-snapshot.sh
 # on the first server and, with serverCount 3, components/remote/etcd-peer-restore.sh on the
-# others (stopped before the restore, rejoined after it).
+# others (stopped before the restore, rejoined after it); both with the Ready wait, k3s-wait.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -74,12 +74,18 @@ for node in json.load(sys.stdin):
 ' "$host" <<< "$nodes")
 fi
 
+# Both node scripts load the Ready wait from WAIT_LIB_B64, sent on stdin as the stack's own
+# commands send it (components/remote_scripts.py, node_program).
+wait_lib_b64="$(base64 < components/remote/k3s-wait.sh | tr -d '\n')"
+
 peer_step() {
   local step="$1" peer
   for peer in "${peers[@]}"; do
     echo "restore: $step on server $user@$peer"
-    { printf 'PEER_STEP=%q\n' "$step"; cat components/remote/etcd-peer-restore.sh; } |
-      ssh "${ssh_args[@]}" "$user@$peer" sudo bash -s
+    {
+      printf 'PEER_STEP=%q\nWAIT_LIB_B64=%q\n' "$step" "$wait_lib_b64"
+      cat components/remote/etcd-peer-restore.sh
+    } | ssh "${ssh_args[@]}" "$user@$peer" sudo bash -s
   done
 }
 
@@ -87,7 +93,8 @@ peer_step() {
 on_first_server() {
   local resolve_only="$1"
   {
-    printf 'SNAPSHOT=%q\nRESTORE_TOKEN=%q\nRESOLVE_ONLY=%q\n' "$snapshot" "$restore_token" "$resolve_only"
+    printf 'SNAPSHOT=%q\nRESTORE_TOKEN=%q\nRESOLVE_ONLY=%q\nWAIT_LIB_B64=%q\n' \
+      "$snapshot" "$restore_token" "$resolve_only" "$wait_lib_b64"
     cat components/remote/restore-etcd-snapshot.sh
   } | ssh "${ssh_args[@]}" "$user@$host" sudo bash -s
 }

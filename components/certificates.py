@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import datetime
-import shlex
 from collections.abc import Sequence
 
 import pulumi
 import pulumi_command as command
 import yaml
 from cryptography import x509
+
+from .remote_scripts import node_program
 
 # Far enough ahead to plan a rotation, near enough not to nag.
 EXPIRY_WARNING = datetime.timedelta(days=30)
@@ -66,7 +67,7 @@ def watch_kubeconfig_expiry(
 
 
 def rotation_program(script: str, node_name: str) -> str:
-    return f"NODE_NAME={shlex.quote(node_name)}\n{script}"
+    return node_program(script, {"NODE_NAME": node_name}, ["k3s-wait.sh"])
 
 
 def rotate_certificates(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ import yaml
 from . import certificates
 from .errors import ConfigError
 from .host import SSH_PORT, PortRule
-from .remote_scripts import remote_script
+from .remote_scripts import node_program, remote_script
 
 # k3s ports (docs.k3s.io/installation/requirements#inbound-rules-for-k3s-nodes): the API
 # server listens on 6443; 10250 (kubelet) and 8472/udp (flannel VXLAN) must never be public.
@@ -284,7 +283,8 @@ def install_program(
 
     Settings travel on stdin, not on the command line, so secrets added to the
     config never show in a process list or in the command's plain inputs.
-    Every node script loads the version-skew rule from UPGRADE_PATH_LIB_B64, so the rule has one home.
+    Every node install loads the version-skew rule from UPGRADE_PATH_LIB_B64, and a server's its
+    Ready wait from WAIT_LIB_B64, so each has one home; agents and servers share this program.
     """
     rendered = CONFIG_HEADER + yaml.safe_dump(dict(config), sort_keys=False)
     sysctl_conf = "".join(f"{key}={value}\n" for key, value in KUBELET_SYSCTLS.items())
@@ -295,11 +295,8 @@ def install_program(
         "K3S_CONFIG_B64": base64.b64encode(rendered.encode()).decode(),
         "KUBELET_SYSCTL_CONF_B64": base64.b64encode(sysctl_conf.encode()).decode(),
         "AUDIT_POLICY_B64": base64.b64encode(audit_policy.encode()).decode(),
-        "UPGRADE_PATH_LIB_B64": base64.b64encode(
-            remote_script("k3s-upgrade-path.sh").encode()
-        ).decode(),
     }
-    return "".join(f"{name}={shlex.quote(value)}\n" for name, value in assignments.items()) + script
+    return node_program(script, assignments, ["k3s-upgrade-path.sh", "k3s-wait.sh"])
 
 
 class K3sServer(pulumi.ComponentResource):

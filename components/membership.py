@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 
 import pulumi
 import pulumi_command as command
 
 from .k3s import INSTALL_COMMAND, INSTALL_TIMEOUT
-from .remote_scripts import remote_script
+from .remote_scripts import node_program, remote_script
 
 # How long a new node may take to register and become Ready, and how long its pods
 # (and, for a server, its etcd member) may take to leave when it is removed.
@@ -19,7 +18,9 @@ DRAIN_TIMEOUT = "10m"
 
 def membership_program(node_name: str) -> str:
     """What the membership command feeds to `bash -s -- ready|drain` on the first server."""
-    return f"NODE_NAME={shlex.quote(node_name)}\n" + remote_script("node-membership.sh")
+    return node_program(
+        remote_script("node-membership.sh"), {"NODE_NAME": node_name}, ["k3s-wait.sh"]
+    )
 
 
 def node_membership(

@@ -1,6 +1,8 @@
 """A scratch directory standing in for a node, shared by the script tests: stubs on PATH, k3s paths redirected."""
 
+import base64
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -50,6 +52,22 @@ SYSCTL_STUB = """#!/bin/sh
 echo "sysctl $*" >> "$STUB_LOG"
 """
 
+# Stands in for k3s-wait.sh: logs each wait_for_node_ready call, one bracket per argument, and
+# returns at once. A script that still polled by itself would call k3s kubectl.
+WAIT_LIBRARY_STAND_IN = """
+wait_for_node_ready() {
+  { printf 'wait_for_node_ready'; printf ' [%s]' "$@"; echo; } >> "$STUB_LOG"
+}
+"""
+WAIT_LIBRARY_STAND_IN_B64 = base64.b64encode(WAIT_LIBRARY_STAND_IN.encode()).decode()
+
+
+def with_stand_in_wait_library(program: str) -> str:
+    """`program` (settings, libraries, script) with the stand-in in place of k3s-wait.sh."""
+    assignment = re.compile(r"^WAIT_LIB_B64=.*$", re.MULTILINE)
+    assert len(assignment.findall(program)) == 1, "the program must carry k3s-wait.sh once"
+    return assignment.sub(f"WAIT_LIB_B64={WAIT_LIBRARY_STAND_IN_B64}", program)
+
 
 class Node:
     """A scratch directory standing in for the node: stubs on PATH, k3s paths redirected."""
@@ -85,19 +103,25 @@ class Node:
             **env,
         }
 
-    def install(self, version="v1.36.1+k3s1", sans=("203.0.113.10",), timeout: float = 30, **env):
-        environment = self.environment(**env)
-        # The program components/k3s.py feeds to `bash -s` over SSH.
-        program = k3s.install_program(
+    @staticmethod
+    def install_program(version="v1.36.1+k3s1", sans=("203.0.113.10",)) -> str:
+        """The program components/k3s.py feeds to `bash -s` over SSH."""
+        return k3s.install_program(
             k3s.remote_script("install-k3s-server.sh"),
             version,
             "lightsail-k3s-dev",
             k3s.server_config("lightsail-k3s-dev", sans),
         )
+
+    def install(self, version="v1.36.1+k3s1", sans=("203.0.113.10",), timeout: float = 30, **env):
+        return self.run(self.install_program(version, sans), timeout=timeout, **env)
+
+    def run(self, program: str, *args: str, timeout: float = 30, **env):
+        """Runs `program` as the node's `bash -s` would, with `args` after `--`."""
         return subprocess.run(
-            [BASH, "-s"],
+            [BASH, "-s", "--", *args],
             input=program,
-            env=environment,
+            env=self.environment(**env),
             capture_output=True,
             text=True,
             timeout=timeout,

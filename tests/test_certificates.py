@@ -8,6 +8,7 @@ import pytest
 
 from components import certificates, k3s
 from tests.helpers import command, deploy, rejected, tool, write_executable
+from tests.node_stand_in import with_stand_in_wait_library
 from tools import cliconfig, mockengine
 
 READS = (
@@ -131,7 +132,7 @@ K3S_STUB = """#!/bin/sh
 echo "k3s $*" >> "$STUB_LOG"
 case "$1" in
   certificate) exit "${STUB_ROTATE_EXIT:-0}" ;;
-  kubectl) printf True ;;
+  kubectl) if [ -z "${STUB_NEVER_READY:-}" ]; then printf True; fi ;;
 esac
 """
 SYSTEMCTL_STUB = """#!/bin/sh
@@ -139,18 +140,21 @@ echo "systemctl $*" >> "$STUB_LOG"
 """
 
 
-def run_rotation(tmp_path, **env):
+def rotation_program() -> str:
+    return certificates.rotation_program(
+        k3s.remote_script("rotate-k3s-certificates.sh"), "lightsail-k3s-dev"
+    )
+
+
+def run_rotation(tmp_path, program: str | None = None, **env):
     stubs = tmp_path / "bin"
     stubs.mkdir()
     write_executable(stubs / "k3s", K3S_STUB)
     write_executable(stubs / "systemctl", SYSTEMCTL_STUB)
     log = tmp_path / "calls.log"
-    program = certificates.rotation_program(
-        k3s.remote_script("rotate-k3s-certificates.sh"), "lightsail-k3s-dev"
-    )
     result = subprocess.run(
         [tool("bash"), "-s"],
-        input=program,
+        input=program or rotation_program(),
         env={
             "PATH": f"{stubs}:{os.environ['PATH']}",
             "K3S_BIN": str(stubs / "k3s"),
@@ -178,3 +182,25 @@ def test_a_failed_rotation_starts_k3s_again_and_fails(tmp_path):
     assert result.returncode == 1
     assert calls == ["systemctl stop k3s", "k3s certificate rotate", "systemctl start k3s"]
     assert "k3s certificate rotate failed" in result.stderr
+
+
+def test_the_rotation_waits_through_the_shared_library(tmp_path):
+    """With k3s-wait.sh replaced, a node that never turns Ready no longer holds the rotation up."""
+    program = with_stand_in_wait_library(rotation_program())
+    result, calls = run_rotation(tmp_path, program=program, STUB_NEVER_READY="1")
+    assert result.returncode == 0, result.stderr
+    assert calls == [
+        "systemctl stop k3s",
+        "k3s certificate rotate",
+        "systemctl start k3s",
+        "wait_for_node_ready [300] [the rotation]",
+    ]
+
+
+def test_the_rotation_gives_up_when_the_node_never_turns_ready(tmp_path):
+    result, calls = run_rotation(tmp_path, STUB_NEVER_READY="1", READY_TIMEOUT_SECONDS="0")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "node lightsail-k3s-dev was not Ready 0s after the rotation; see: journalctl -u k3s\n"
+    )
+    assert "Ready with rotated certificates" not in result.stdout

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from components import k3s, k3s_agent, membership
+from components import k3s, k3s_agent, membership, remote_scripts
 from tests.helpers import PROJECT_DIR, tool, write_executable
-from tests.node_stand_in import BASH, Node
+from tests.node_stand_in import BASH, Node, with_stand_in_wait_library
 
 SHELL_SCRIPTS = sorted(
     [
@@ -293,18 +293,10 @@ esac
 
 
 def run_membership(
-    node: Node, action: str, node_name: str = AGENT, **env
+    node: Node, action: str, node_name: str = AGENT, program: str | None = None, **env
 ) -> subprocess.CompletedProcess:
     write_executable(node.k3s_bin, MEMBERSHIP_K3S_STUB)
-    program = membership.membership_program(node_name)
-    return subprocess.run(
-        [BASH, "-s", "--", action],
-        input=program,
-        env=node.environment(**env),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return node.run(program or membership.membership_program(node_name), action, **env)
 
 
 def test_drain_on_delete_cordons_drains_and_deletes_the_node(node):
@@ -373,7 +365,16 @@ def test_join_waits_on_the_server_until_the_agent_node_is_ready(node):
 def test_join_gives_up_when_the_agent_never_becomes_ready(node):
     result = run_membership(node, "ready", STUB_READY_AFTER="1000000", READY_TIMEOUT_SECONDS="1")
     assert result.returncode == 1
-    assert f"node {AGENT} was not Ready after 1s" in result.stderr
+    assert f"node {AGENT} was not Ready after 1s; see: journalctl -u k3s-agent" in result.stderr
+
+
+def test_join_waits_through_the_shared_library(node):
+    program = with_stand_in_wait_library(membership.membership_program(AGENT))
+    result = run_membership(node, "ready", program=program, STUB_READY_AFTER="1000000")
+    assert result.returncode == 0, result.stderr
+    assert node.calls() == [
+        "wait_for_node_ready [600] [] [journalctl -u k3s-agent (a server: -u k3s) on that node]"
+    ]
 
 
 def test_a_failed_download_stops_the_install_before_anything_runs(node):
@@ -384,10 +385,64 @@ def test_a_failed_download_stops_the_install_before_anything_runs(node):
     assert "is Ready" not in result.stdout
 
 
-def test_the_ready_wait_ends_at_its_timeout(node):
-    """Bounds the wait itself: a loop that ignored READY_TIMEOUT_SECONDS would outlive the 10 s limit here."""
+# --- the bounded waits every node script loads (k3s-wait.sh)
+
+
+def run_wait_library(node: Node, call: str, timeout: float = 30, **env):
+    """`call` after loading k3s-wait.sh as the node scripts do, from WAIT_LIB_B64 on stdin."""
+    shutil.copy(node.stubs / "k3s", node.k3s_bin)
+    script = f'set -euo pipefail\nsource <(base64 -d <<< "$WAIT_LIB_B64")\n{call}\necho waited\n'
+    program = remote_scripts.node_program(
+        script, {"NODE_NAME": "lightsail-k3s-dev"}, ["k3s-wait.sh"]
+    )
+    return node.run(program, timeout=timeout, **env)
+
+
+def test_the_ready_wait_polls_until_the_node_reports_ready(node):
+    result = run_wait_library(node, "wait_for_node_ready 30", STUB_READY_AFTER="3")
+    assert result.returncode == 0, result.stderr
+    assert (
+        node.calls()
+        == [
+            'kubectl get node lightsail-k3s-dev -o jsonpath={.status.conditions[?(@.type=="Ready")].status}'
+        ]
+        * 3
+    )
+    assert result.stdout == "waited\n"
+
+
+def test_the_ready_wait_ends_at_its_timeout_and_stops_the_script(node):
+    """Bounds the wait itself: a loop that ignored its timeout would outlive the 10 s limit here."""
     started = time.monotonic()
-    result = node.install(STUB_READY_AFTER="1000000", READY_TIMEOUT_SECONDS="2", timeout=10)
-    assert result.returncode == 1
+    result = run_wait_library(node, "wait_for_node_ready 2", timeout=10, STUB_READY_AFTER="1000000")
     # The deadline counts whole seconds (date +%s), so the wait lasts between 1 and 2 s.
     assert 1 <= time.monotonic() - started < 10
+    assert result.returncode == 1
+    assert (
+        result.stderr == "node lightsail-k3s-dev was not Ready after 2s; see: journalctl -u k3s\n"
+    )
+    assert "waited" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ("0", "was not Ready after 0s; see: journalctl -u k3s"),
+        ("0 'the restore'", "was not Ready 0s after the restore; see: journalctl -u k3s"),
+        ("0 '' 'journalctl -u k3s-agent'", "was not Ready after 0s; see: journalctl -u k3s-agent"),
+    ],
+)
+def test_the_ready_waits_failure_says_since_when_and_where_to_look(node, arguments, message):
+    result = run_wait_library(node, f"wait_for_node_ready {arguments}", STUB_READY_AFTER="1000000")
+    assert result.returncode == 1
+    assert result.stderr == f"node lightsail-k3s-dev {message}\n"
+
+
+def test_the_install_waits_through_the_shared_library(node):
+    """With k3s-wait.sh replaced, a node that never turns Ready no longer holds the install up."""
+    program = with_stand_in_wait_library(node.install_program())
+    result = node.run(program, STUB_READY_AFTER="1000000")
+    assert result.returncode == 0, result.stderr
+    calls = node.calls()
+    assert "wait_for_node_ready [300]" in calls
+    assert not [c for c in calls if c.startswith("kubectl")]

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components import remote_scripts
 from tests.helpers import PROJECT_DIR, tool, write_executable
+from tests.node_stand_in import WAIT_LIBRARY_STAND_IN_B64
 
 SNAPSHOT_OLD = "etcd-snapshot-lightsail-k3s-prod-1795000000"
 SNAPSHOT_NEW = "etcd-snapshot-lightsail-k3s-prod-1795043200"
@@ -32,7 +34,12 @@ while [ $# -gt 0 ]; do
   case "$2" in UserKnownHostsFile=*) if [ -f "${2#*=}" ]; then cp "${2#*=}" "$STUB_STATE/known_hosts"; fi ;; esac
   shift
 done
-exec bash -s
+if [ -n "${STUB_WAIT_LIB_B64:-}" ]; then
+  # The node-side program with a stand-in for the library that carries the Ready wait.
+  sed "s|^WAIT_LIB_B64=.*|WAIT_LIB_B64=$STUB_WAIT_LIB_B64|" | bash -s
+else
+  exec bash -s
+fi
 """
 # k3s on the node: `etcd-snapshot ls` prints the bucket and local listing k3s would.
 K3S_STUB = """#!/bin/sh
@@ -43,7 +50,7 @@ case "$1" in
     token_config="$K3S_CONFIG_DIR/config.yaml.d/50-restored-token.yaml"
     if [ -f "$token_config" ]; then cp "$token_config" "$STUB_STATE/token-seen-by-reset"; fi
     exit "${STUB_RESET_EXIT:-0}" ;;
-  kubectl) printf True ;;
+  kubectl) if [ -z "${STUB_NEVER_READY:-}" ]; then printf True; fi ;;
 esac
 """
 SYSTEMCTL_STUB = """#!/bin/sh
@@ -109,6 +116,30 @@ class Workstation:
         return subprocess.run(
             [tool("bash"), str(PROJECT_DIR / "bin" / "restore.sh"), *args],
             env=environment,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    def peer(self, step: str, data_dir: Path, **env):
+        """etcd-peer-restore.sh run on its own, sent as remote_scripts.node_program sends a node script."""
+        program = remote_scripts.node_program(
+            remote_scripts.remote_script("etcd-peer-restore.sh"),
+            {"PEER_STEP": step},
+            ["k3s-wait.sh"],
+        )
+        return subprocess.run(
+            [tool("bash"), "-s"],
+            input=program,
+            env={
+                "PATH": f"{self.stubs}:{os.environ['PATH']}",
+                "STUB_LOG": str(self.log),
+                "K3S_BIN": str(self.stubs / "k3s"),
+                "K3S_CONFIG_DIR": str(self.config_dir),
+                "K3S_DATA_DIR": str(data_dir),
+                "POLL_INTERVAL_SECONDS": "0.05",
+                **env,
+            },
             capture_output=True,
             text=True,
             timeout=30,
@@ -237,9 +268,8 @@ def test_make_restore_passes_stack_and_snapshot():
     assert f"bin/restore.sh prod {SNAPSHOT_OLD}" in result.stdout
 
 
-def test_with_three_servers_the_others_stop_first_and_rejoin_after_the_restore(
-    workstation, tmp_path
-):
+def three_servers(workstation: Workstation, root: Path) -> Path:
+    """The nodes output of three servers and an agent; returns the servers' k3s data directory."""
     servers = [
         ("lightsail-k3s-prod", "203.0.113.10"),
         ("lightsail-k3s-prod-server-2", "203.0.113.11"),
@@ -251,9 +281,15 @@ def test_with_three_servers_the_others_stop_first_and_rejoin_after_the_restore(
     ]
     nodes.append({"name": "lightsail-k3s-prod-agent-1", "role": "agent", "privateIp": "172.26.0.9"})
     (workstation.outputs / "nodes").write_text(json.dumps(nodes))
-    data_dir = tmp_path / "data"
+    data_dir = root / "data"
     (data_dir / "server" / "db" / "etcd").mkdir(parents=True)
+    return data_dir
 
+
+def test_with_three_servers_the_others_stop_first_and_rejoin_after_the_restore(
+    workstation, tmp_path
+):
+    data_dir = three_servers(workstation, tmp_path)
     result = workstation.restore("prod", "latest", K3S_DATA_DIR=str(data_dir))
     assert result.returncode == 0, result.stderr
     steps = [
@@ -306,3 +342,44 @@ def test_the_first_servers_host_key_is_pinned_from_the_stack_output(workstation)
 def test_without_a_host_key_output_the_key_is_trusted_on_first_sight(workstation):
     assert workstation.restore("prod").returncode == 0
     assert not (workstation.state / "known_hosts").exists()
+
+
+def test_the_restore_and_the_rejoins_wait_through_the_shared_library(workstation, tmp_path):
+    """With k3s-wait.sh replaced on the way to each server, nodes that never turn Ready hold nothing up."""
+    data_dir = three_servers(workstation, tmp_path)
+    result = workstation.restore(
+        "prod",
+        "latest",
+        K3S_DATA_DIR=str(data_dir),
+        STUB_WAIT_LIB_B64=WAIT_LIBRARY_STAND_IN_B64,
+        STUB_NEVER_READY="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert [c for c in workstation.calls() if c.startswith(("wait", "k3s kubectl"))] == [
+        "wait_for_node_ready [300] [the restore]",
+        "wait_for_node_ready [300] [rejoining]",
+        "wait_for_node_ready [300] [rejoining]",
+    ]
+
+
+def test_the_restore_gives_up_when_the_node_never_turns_ready(workstation):
+    result = workstation.restore(
+        "prod", SNAPSHOT_OLD, STUB_NEVER_READY="1", READY_TIMEOUT_SECONDS="0"
+    )
+    assert result.returncode == 1
+    assert (
+        "node lightsail-k3s-prod was not Ready 0s after the restore; see: journalctl -u k3s"
+        in result.stderr
+    )
+    assert "is Ready" not in result.stdout
+
+
+def test_a_rejoin_gives_up_when_the_node_never_turns_ready(workstation, tmp_path):
+    result = workstation.peer(
+        "rejoin", tmp_path / "data", STUB_NEVER_READY="1", READY_TIMEOUT_SECONDS="0"
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "node lightsail-k3s-prod was not Ready 0s after rejoining; see: journalctl -u k3s\n"
+    )
+    assert workstation.node_calls()[0] == "systemctl start k3s"

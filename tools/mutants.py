@@ -39,7 +39,7 @@ MUTANTS = (
     ),
     Mutant(
         "the Ready wait never times out",
-        "components/remote/install-k3s-server.sh",
+        "components/remote/k3s-wait.sh",
         'if [ "$(date +%s)" -ge "$deadline" ]; then',
         "if false; then",
         ("tests/test_remote_scripts.py",),

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # A further server's part in restoring an etcd snapshot onto a cluster of several servers
 # (docs.k3s.io/cli/etcd-snapshot, "Restoring Snapshots", Multiple Servers). Runs as root on
-# that server (`sudo bash -s`) after a PEER_STEP assignment on stdin:
+# that server (`sudo bash -s`) after assignments of PEER_STEP and WAIT_LIB_B64 (the Ready wait,
+# k3s-wait.sh) on stdin:
 #   stop    before the restore on the first server: stop k3s;
 #   rejoin  after the first server is Ready again: set this server's old etcd data aside
 #           and start k3s, which joins the restored cluster; then wait for this node Ready.
 set -euo pipefail
 
 : "${PEER_STEP:?PEER_STEP is required: stop or rejoin}"
+: "${WAIT_LIB_B64:?WAIT_LIB_B64 is required: the base64 of k3s-wait.sh}"
 READY_TIMEOUT_SECONDS="${READY_TIMEOUT_SECONDS:-300}"
-POLL_INTERVAL_SECONDS="${POLL_INTERVAL_SECONDS:-5}"
 K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
 K3S_CONFIG_DIR="${K3S_CONFIG_DIR:-/etc/rancher/k3s}"
 K3S_DATA_DIR="${K3S_DATA_DIR:-/var/lib/rancher/k3s}"
@@ -17,10 +18,8 @@ K3S_DATA_DIR="${K3S_DATA_DIR:-/var/lib/rancher/k3s}"
 NODE_NAME="$(sed -n 's/^node-name: *//p' "$K3S_CONFIG_DIR/config.yaml")"
 [ -n "$NODE_NAME" ] || { echo "no node-name in $K3S_CONFIG_DIR/config.yaml: was this node set up by pulumi up?" >&2; exit 1; }
 
-node_ready() {
-  [ "$("$K3S_BIN" kubectl get node "$NODE_NAME" \
-    -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = "True" ]
-}
+# shellcheck source=/dev/null
+source <(base64 -d <<< "$WAIT_LIB_B64")
 
 case "$PEER_STEP" in
   stop)
@@ -35,14 +34,7 @@ case "$PEER_STEP" in
       echo "$NODE_NAME: old etcd data moved to $aside"
     fi
     systemctl start k3s
-    deadline=$(($(date +%s) + READY_TIMEOUT_SECONDS))
-    until node_ready; do
-      if [ "$(date +%s)" -ge "$deadline" ]; then
-        echo "node $NODE_NAME was not Ready ${READY_TIMEOUT_SECONDS}s after rejoining; see: journalctl -u k3s" >&2
-        exit 1
-      fi
-      sleep "$POLL_INTERVAL_SECONDS"
-    done
+    wait_for_node_ready "$READY_TIMEOUT_SECONDS" rejoining
     echo "node $NODE_NAME rejoined the restored cluster and is Ready"
     ;;
   *)

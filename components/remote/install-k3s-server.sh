@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs k3s as a server, or upgrades it in place, then waits until the node is Ready.
 # Runs as root on the node (`sudo bash -s`). components/k3s.py feeds it on stdin, after
-# shell assignments of K3S_VERSION, NODE_NAME, UPGRADE_PATH_LIB_B64 (the version-skew
-# rule, k3s-upgrade-path.sh), K3S_CONFIG_B64 (k3s' config.yaml,
-# rendered from data in Python and base64-encoded), KUBELET_SYSCTL_CONF_B64 and
-# AUDIT_POLICY_B64 (the CIS hardening files), so no setting, and later no secret,
-# ever appears on a command line.
+# shell assignments of K3S_VERSION, NODE_NAME, K3S_CONFIG_B64 (k3s' config.yaml,
+# rendered from data in Python and base64-encoded), the shell libraries UPGRADE_PATH_LIB_B64
+# (the version-skew rule, k3s-upgrade-path.sh) and WAIT_LIB_B64 (the Ready wait, k3s-wait.sh),
+# KUBELET_SYSCTL_CONF_B64 and AUDIT_POLICY_B64 (the CIS hardening files), so no setting, and
+# later no secret, ever appears on a command line.
 # Safe to re-run: with the same version and config it changes nothing. It never
 # uninstalls, so cluster data in /var/lib/rancher/k3s survives upgrades. It refuses
 # a downgrade and a jump of more than one minor before touching anything.
@@ -14,11 +14,11 @@ set -euo pipefail
 : "${K3S_VERSION:?K3S_VERSION is required, e.g. v1.36.1+k3s1}"
 : "${NODE_NAME:?NODE_NAME is required}"
 : "${UPGRADE_PATH_LIB_B64:?UPGRADE_PATH_LIB_B64 is required: the base64 of k3s-upgrade-path.sh}"
+: "${WAIT_LIB_B64:?WAIT_LIB_B64 is required: the base64 of k3s-wait.sh}"
 : "${K3S_CONFIG_B64:?K3S_CONFIG_B64 is required: the base64 of the k3s config.yaml to write}"
 : "${KUBELET_SYSCTL_CONF_B64:?KUBELET_SYSCTL_CONF_B64 is required: the kernel settings protect-kernel-defaults needs}"
 : "${AUDIT_POLICY_B64:?AUDIT_POLICY_B64 is required: the audit policy of the API server}"
 READY_TIMEOUT_SECONDS="${READY_TIMEOUT_SECONDS:-300}"
-POLL_INTERVAL_SECONDS="${POLL_INTERVAL_SECONDS:-5}"
 K3S_CONFIG_DIR="${K3S_CONFIG_DIR:-/etc/rancher/k3s}"
 K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
 K3S_SERVER_DIR="${K3S_SERVER_DIR:-/var/lib/rancher/k3s/server}"
@@ -37,6 +37,9 @@ installed_version() {
 # components/k3s.py (upgrade_refusal) runs the same check at preview time.
 # shellcheck source=/dev/null
 source <(base64 -d <<< "$UPGRADE_PATH_LIB_B64")
+# The Ready wait (wait_for_node_ready), shared with every script that waits for a node.
+# shellcheck source=/dev/null
+source <(base64 -d <<< "$WAIT_LIB_B64")
 
 # Installs $1 at $2 with mode $3; notes whether the content changed.
 config_changed=false
@@ -45,11 +48,6 @@ place() {
     config_changed=true
   fi
   install -m "$3" "$1" "$2"
-}
-
-node_ready() {
-  [ "$("$K3S_BIN" kubectl get node "$NODE_NAME" \
-    -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = "True" ]
 }
 
 current_version="$(installed_version)"
@@ -92,12 +90,5 @@ else
   echo "k3s $K3S_VERSION is installed with this config; nothing to change"
 fi
 
-deadline=$(($(date +%s) + READY_TIMEOUT_SECONDS))
-until node_ready; do
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "node $NODE_NAME was not Ready after ${READY_TIMEOUT_SECONDS}s; see: journalctl -u k3s" >&2
-    exit 1
-  fi
-  sleep "$POLL_INTERVAL_SECONDS"
-done
+wait_for_node_ready "$READY_TIMEOUT_SECONDS"
 echo "node $NODE_NAME is Ready on k3s $K3S_VERSION"

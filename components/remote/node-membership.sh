@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A node's membership (an agent's, or a joining server's), seen from the first server. Runs as root on the server (`sudo bash -s -- ACTION`),
-# fed on stdin after the shell assignment of NODE_NAME (components/k3s_agent.py).
+# A node's membership (an agent's, or a joining server's), seen from the first server. Runs as
+# root on the server (`sudo bash -s -- ACTION`), fed on stdin by components/membership.py after
+# shell assignments of NODE_NAME and WAIT_LIB_B64 (the bounded waits, k3s-wait.sh).
 #   ready: waits until the node has joined and is Ready.
 #   drain: cordons the node, evicts its pods and deletes it, before its instance goes
 #          (for a server, deleting its node also removes its etcd member).
@@ -10,30 +11,27 @@ set -euo pipefail
 
 action="${1:?usage: node-membership.sh ready|drain}"
 : "${NODE_NAME:?NODE_NAME is required}"
+: "${WAIT_LIB_B64:?WAIT_LIB_B64 is required: the base64 of k3s-wait.sh}"
 READY_TIMEOUT_SECONDS="${READY_TIMEOUT_SECONDS:-600}"
 DRAIN_TIMEOUT_SECONDS="${DRAIN_TIMEOUT_SECONDS:-300}"
-POLL_INTERVAL_SECONDS="${POLL_INTERVAL_SECONDS:-5}"
 K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
 
 kubectl() {
   "$K3S_BIN" kubectl "$@"
 }
 
-node_ready() {
-  [ "$(kubectl get node "$NODE_NAME" \
-    -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = "True" ]
+# shellcheck source=/dev/null
+source <(base64 -d <<< "$WAIT_LIB_B64")
+
+etcd_member_removed() {
+  [ -n "$(kubectl get node "$NODE_NAME" \
+    -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/removed-node-name}')" ]
 }
 
 case "$action" in
   ready)
-    deadline=$(($(date +%s) + READY_TIMEOUT_SECONDS))
-    until node_ready; do
-      if [ "$(date +%s)" -ge "$deadline" ]; then
-        echo "node $NODE_NAME was not Ready after ${READY_TIMEOUT_SECONDS}s; see journalctl -u k3s-agent on it" >&2
-        exit 1
-      fi
-      sleep "$POLL_INTERVAL_SECONDS"
-    done
+    # The node is an agent or a further server: its own journal, under its unit, says why.
+    wait_for_node_ready "$READY_TIMEOUT_SECONDS" "" "journalctl -u k3s-agent (a server: -u k3s) on that node"
     echo "node $NODE_NAME is Ready"
     ;;
   drain)
@@ -49,15 +47,9 @@ case "$action" in
       # annotation and records the removal in another (k3s pkg/etcd/member_controller.go).
       # Waiting for it keeps the quorum right before the next server goes.
       kubectl annotate --overwrite node "$NODE_NAME" etcd.k3s.cattle.io/remove=true
-      deadline=$(($(date +%s) + DRAIN_TIMEOUT_SECONDS))
-      until [ -n "$(kubectl get node "$NODE_NAME" \
-        -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/removed-node-name}')" ]; do
-        if [ "$(date +%s)" -ge "$deadline" ]; then
-          echo "etcd member of $NODE_NAME was not removed after ${DRAIN_TIMEOUT_SECONDS}s; see journalctl -u k3s" >&2
-          exit 1
-        fi
-        sleep "$POLL_INTERVAL_SECONDS"
-      done
+      wait_until "$DRAIN_TIMEOUT_SECONDS" \
+        "etcd member of $NODE_NAME was not removed after ${DRAIN_TIMEOUT_SECONDS}s; see journalctl -u k3s" \
+        etcd_member_removed
       echo "etcd member of $NODE_NAME removed"
     fi
     kubectl delete node "$NODE_NAME" --ignore-not-found

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Lists the etcd snapshots in the backup bucket, or restores one onto this node.
 # Runs as root on the node (`sudo bash -s`); bin/restore.sh feeds it on stdin after
-# shell assignments of SNAPSHOT (empty: only list; `latest`: the newest
-# one in the bucket) and, when restoring onto a new instance, RESTORE_TOKEN (the
+# shell assignments of WAIT_LIB_B64 (the Ready wait, k3s-wait.sh), SNAPSHOT (empty: only
+# list; `latest`: the newest one in the bucket) and, when restoring onto a new instance, RESTORE_TOKEN (the
 # server token the snapshot was taken with). Nothing secret is put on a command line.
 # K3S_CONFIG_DIR and K3S_BIN are overridable for the tests.
 #
@@ -12,6 +12,7 @@
 # "Restoring Snapshots"; docs.k3s.io/datastore/backup-restore).
 set -euo pipefail
 
+: "${WAIT_LIB_B64:?WAIT_LIB_B64 is required: the base64 of k3s-wait.sh}"
 K3S_CONFIG_DIR="${K3S_CONFIG_DIR:-/etc/rancher/k3s}"
 # The node name `pulumi up` wrote into k3s' config.
 NODE_NAME="$(sed -n 's/^node-name: *//p' "$K3S_CONFIG_DIR/config.yaml")"
@@ -21,13 +22,10 @@ SNAPSHOT="${SNAPSHOT:-}"
 RESOLVE_ONLY="${RESOLVE_ONLY:-false}"
 RESTORE_TOKEN="${RESTORE_TOKEN:-}"
 READY_TIMEOUT_SECONDS="${READY_TIMEOUT_SECONDS:-300}"
-POLL_INTERVAL_SECONDS="${POLL_INTERVAL_SECONDS:-5}"
 K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
 
-node_ready() {
-  [ "$("$K3S_BIN" kubectl get node "$NODE_NAME" \
-    -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = "True" ]
-}
+# shellcheck source=/dev/null
+source <(base64 -d <<< "$WAIT_LIB_B64")
 
 # `k3s etcd-snapshot ls` prints: Name Location Size Created; keep the bucket's rows. It reads
 # config.yaml like the server (k3s-io/k3s cmd/etcdsnapshot/main.go, configfilearg.MustParse),
@@ -98,12 +96,5 @@ if ! "$K3S_BIN" server --cluster-reset "--cluster-reset-restore-path=$SNAPSHOT";
 fi
 systemctl start k3s
 
-deadline=$(($(date +%s) + READY_TIMEOUT_SECONDS))
-until node_ready; do
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "node $NODE_NAME was not Ready ${READY_TIMEOUT_SECONDS}s after the restore; see: journalctl -u k3s" >&2
-    exit 1
-  fi
-  sleep "$POLL_INTERVAL_SECONDS"
-done
+wait_for_node_ready "$READY_TIMEOUT_SECONDS" "the restore"
 echo "restored $SNAPSHOT; node $NODE_NAME is Ready"

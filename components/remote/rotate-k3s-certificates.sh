@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
 # Rotates k3s' client and server certificates, then waits until the node is Ready.
-# Runs as root on the node (`sudo bash -s`), after a NODE_NAME assignment on stdin.
+# Runs as root on the node (`sudo bash -s`), after assignments of NODE_NAME and WAIT_LIB_B64
+# (the Ready wait, k3s-wait.sh) on stdin.
 # The documented procedure (docs.k3s.io/cli/certificate): stop k3s, rotate, start.
 # On start k3s writes a new /etc/rancher/k3s/k3s.yaml, which Pulumi then reads again.
 set -euo pipefail
 
 : "${NODE_NAME:?NODE_NAME is required}"
+: "${WAIT_LIB_B64:?WAIT_LIB_B64 is required: the base64 of k3s-wait.sh}"
 READY_TIMEOUT_SECONDS="${READY_TIMEOUT_SECONDS:-300}"
-POLL_INTERVAL_SECONDS="${POLL_INTERVAL_SECONDS:-5}"
 K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
 
-node_ready() {
-  [ "$("$K3S_BIN" kubectl get node "$NODE_NAME" \
-    -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = "True" ]
-}
+# shellcheck source=/dev/null
+source <(base64 -d <<< "$WAIT_LIB_B64")
 
 echo "stopping k3s to rotate its certificates"
 systemctl stop k3s
@@ -24,12 +23,5 @@ if ! "$K3S_BIN" certificate rotate; then
 fi
 systemctl start k3s
 
-deadline=$(($(date +%s) + READY_TIMEOUT_SECONDS))
-until node_ready; do
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "node $NODE_NAME was not Ready ${READY_TIMEOUT_SECONDS}s after the rotation; see: journalctl -u k3s" >&2
-    exit 1
-  fi
-  sleep "$POLL_INTERVAL_SECONDS"
-done
+wait_for_node_ready "$READY_TIMEOUT_SECONDS" "the rotation"
 echo "node $NODE_NAME is Ready with rotated certificates"

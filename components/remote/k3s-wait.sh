@@ -1,0 +1,37 @@
+# shellcheck shell=bash
+# Waiting on k3s, as shell functions: a bounded poll, and a node's Ready condition through it.
+# A library, not a script: the node scripts load it from WAIT_LIB_B64, which the stack's commands
+# (components/remote_scripts.py, node_program) and bin/restore.sh send on stdin before the script.
+# It reads the script's K3S_BIN and NODE_NAME; POLL_INTERVAL_SECONDS (default 5) is for the tests.
+
+# Runs the command after $2 until it succeeds; after $1 seconds prints $2 and fails.
+wait_until() {
+  local timeout_seconds="$1" failure="$2" deadline
+  shift 2
+  deadline=$(($(date +%s) + timeout_seconds))
+  until "$@"; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "$failure" >&2
+      return 1
+    fi
+    sleep "${POLL_INTERVAL_SECONDS:-5}"
+  done
+}
+
+# Whether the API server reports node $NODE_NAME Ready.
+node_ready() {
+  [ "$("$K3S_BIN" kubectl get node "$NODE_NAME" \
+    -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = "True" ]
+}
+
+# Waits up to $1 seconds for node $NODE_NAME to be Ready. Its failure says since when ($2, e.g.
+# "the restore"; none: since the wait began) and where to look ($3; default the server's journal).
+wait_for_node_ready() {
+  local timeout_seconds="$1" since="${2:-}" logs="${3:-journalctl -u k3s}" late
+  if [ -n "$since" ]; then
+    late="${timeout_seconds}s after $since"
+  else
+    late="after ${timeout_seconds}s"
+  fi
+  wait_until "$timeout_seconds" "node $NODE_NAME was not Ready $late; see: $logs" node_ready
+}
