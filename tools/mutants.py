@@ -2,8 +2,10 @@
 the suite must fail on every one of them (a "kill"). A surviving mutant is a behaviour no test
 protects.
 
-Each mutant is applied to a scratch copy of the working tree (git ls-files), and only the tests
-named with it run there, so the whole run takes minutes, not hours. Add a mutant with every bug
+Each mutant is applied to a scratch copy of the working tree (git ls-files, made a git repository of
+its own, as tests that list the tracked files expect), and only the tests named with it run there,
+so the whole run takes minutes, not hours. Those tests must first pass on the unmutated copy: a
+test failing for another reason would otherwise count as a kill. Add a mutant with every bug
 that reaches review: the list is the project's memory of what must stay guarded.
 """
 
@@ -116,6 +118,17 @@ def copy_tree(destination: Path) -> None:
             target = destination / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+    for git_step in (["init", "--quiet"], ["add", "--all"]):
+        subprocess.run(["git", "-C", str(destination), *git_step], check=True)
+
+
+def run_tests(tree: Path, tests: tuple[str, ...]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+    )
 
 
 def killed(mutant: Mutant, tree: Path) -> bool:
@@ -128,13 +141,7 @@ def killed(mutant: Mutant, tree: Path) -> bool:
         )
     target.write_text(original_text.replace(mutant.original, mutant.mutated, 1))
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.tests],
-            cwd=tree,
-            capture_output=True,
-            text=True,
-        )
-        return result.returncode != 0
+        return run_tests(tree, mutant.tests).returncode != 0
     finally:
         target.write_text(original_text)
 
@@ -144,6 +151,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mutants-") as scratch:
         tree = Path(scratch)
         copy_tree(tree)
+        named_tests = tuple(sorted({test for mutant in MUTANTS for test in mutant.tests}))
+        baseline = run_tests(tree, named_tests)
+        if baseline.returncode != 0:
+            print(baseline.stdout[-3000:] + baseline.stderr[-2000:], file=sys.stderr)
+            print("the mutants' tests fail on the unmutated copy: no kill could be told apart")
+            return 2
         survivors = []
         for mutant in MUTANTS:
             outcome = "killed" if killed(mutant, tree) else "SURVIVED"
