@@ -27,14 +27,8 @@ SYSCTL_DIR="${SYSCTL_DIR:-/etc/sysctl.d}"
 work_dir="$(mktemp -d)"
 trap 'rm -rf "$work_dir"' EXIT
 
-installed_version() {
-  if [ -x "$K3S_BIN" ]; then
-    "$K3S_BIN" --version | awk 'NR == 1 { print $3 }'
-  fi
-}
-
-# The version-skew rule (check_upgrade_path), shared with the agents' join script;
-# components/k3s.py (upgrade_refusal) runs the same check at preview time.
+# The release on the node (installed_version, check_upgrade_path, install_release), shared with
+# the agents' join script; components/k3s.py (upgrade_refusal) runs the same check at preview time.
 # shellcheck source=/dev/null
 source <(base64 -d <<< "$UPGRADE_PATH_LIB_B64")
 # The Ready wait (wait_for_node_ready), shared with every script that waits for a node.
@@ -51,9 +45,7 @@ place() {
 }
 
 current_version="$(installed_version)"
-if [ -n "$current_version" ] && [ "$current_version" != "$K3S_VERSION" ]; then
-  check_upgrade_path "$current_version" "$K3S_VERSION"
-fi
+check_upgrade_path "$current_version" "$K3S_VERSION"
 
 # protect-kernel-defaults (in config.yaml) stops the kubelet unless the kernel has
 # these values: set them now, and for every boot, before k3s (re)starts.
@@ -74,12 +66,8 @@ base64 -d <<< "$K3S_CONFIG_B64" > "$work_dir/config.yaml"
 place "$work_dir/config.yaml" "$K3S_CONFIG_DIR/config.yaml" 0600
 
 if [ "$current_version" != "$K3S_VERSION" ]; then
-  # install.sh from the release tag itself, not the moving get.k3s.io; it verifies
-  # the binary against the release's sha256 list.
-  url="https://raw.githubusercontent.com/k3s-io/k3s/${K3S_VERSION/+/%2B}/install.sh"
-  curl -sfL --retry 5 --retry-connrefused -o "$work_dir/install.sh" "$url"
   echo "installing k3s $K3S_VERSION (installed: ${current_version:-none})"
-  INSTALL_K3S_VERSION="$K3S_VERSION" INSTALL_K3S_EXEC="server" sh "$work_dir/install.sh"
+  install_release "$K3S_VERSION" server "$work_dir"
 elif [ "$config_changed" = true ]; then
   echo "k3s $K3S_VERSION is installed; config changed, restarting k3s"
   systemctl restart k3s

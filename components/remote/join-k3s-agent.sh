@@ -21,19 +21,13 @@ SERVICE=k3s-agent
 work_dir="$(mktemp -d)"
 trap 'rm -rf "$work_dir"' EXIT
 
-installed_version() {
-  if [ -x "$K3S_BIN" ]; then
-    "$K3S_BIN" --version | awk 'NR == 1 { print $3 }'
-  fi
-}
-
+# The release on the node (installed_version, check_upgrade_path, install_release), shared with
+# the servers' install script.
 # shellcheck source=/dev/null
 source <(base64 -d <<< "$UPGRADE_PATH_LIB_B64")
 
 current_version="$(installed_version)"
-if [ -n "$current_version" ] && [ "$current_version" != "$K3S_VERSION" ]; then
-  check_upgrade_path "$current_version" "$K3S_VERSION"
-fi
+check_upgrade_path "$current_version" "$K3S_VERSION"
 
 mkdir -p "$K3S_CONFIG_DIR"
 base64 -d <<< "$K3S_CONFIG_B64" > "$work_dir/config.yaml"
@@ -44,13 +38,10 @@ fi
 install -m 0600 "$work_dir/config.yaml" "$K3S_CONFIG_DIR/config.yaml"
 
 if [ "$current_version" != "$K3S_VERSION" ]; then
-  # install.sh from the release tag itself; it verifies the binary against the
-  # release's sha256 list, writes the k3s-agent unit and (re)starts it. Agent units
-  # are Type=exec (k3s install.sh, setup_env), so the start does not wait for the join.
-  url="https://raw.githubusercontent.com/k3s-io/k3s/${K3S_VERSION/+/%2B}/install.sh"
-  curl -sfL --retry 5 --retry-connrefused -o "$work_dir/install.sh" "$url"
+  # install.sh writes the k3s-agent unit and (re)starts it. Agent units are Type=exec
+  # (k3s install.sh, setup_env), so the start does not wait for the join.
   echo "installing k3s agent $K3S_VERSION (installed: ${current_version:-none})"
-  INSTALL_K3S_VERSION="$K3S_VERSION" INSTALL_K3S_EXEC="agent" sh "$work_dir/install.sh"
+  install_release "$K3S_VERSION" agent "$work_dir"
 elif [ "$config_changed" = true ]; then
   echo "k3s agent $K3S_VERSION is installed; config changed, restarting $SERVICE"
   systemctl restart "$SERVICE"

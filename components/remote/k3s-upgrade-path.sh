@@ -1,7 +1,16 @@
 # shellcheck shell=bash
-# The version-skew rule for one node, as shell functions: Kubernetes moves one minor at a time
-# and never downgrades (kubernetes.io/releases/version-skew-policy), and k3s follows it.
+# The k3s release on one node, as shell functions: the one installed, the version-skew rule for
+# moving to another (Kubernetes moves one minor at a time and never downgrades,
+# kubernetes.io/releases/version-skew-policy, and k3s follows it), and the install of a release.
 # A library, not a script: the node scripts load it from UPGRADE_PATH_LIB_B64 (components/k3s.py).
+# It reads the script's K3S_BIN.
+
+# The release at $K3S_BIN as it reports itself (v1.36.1+k3s1); nothing when none is installed.
+installed_version() {
+  if [ -x "$K3S_BIN" ]; then
+    "$K3S_BIN" --version | awk 'NR == 1 { print $3 }'
+  fi
+}
 
 # v1.36.1+k3s1 -> "1 36 1 1"; fails on anything else.
 release_fields() {
@@ -11,9 +20,13 @@ release_fields() {
 }
 
 # Fails, saying why and what to do, unless moving from $1 (installed) to $2 keeps the rule.
+# Nothing installed, or $2 itself, is no move.
 check_upgrade_path() {
   local installed="$1" target="$2" fields
   local -a old new
+  if [ -z "$installed" ] || [ "$installed" = "$target" ]; then
+    return 0
+  fi
   if ! fields="$(release_fields "$installed")"; then
     echo "refusing to change k3s: the node reports $installed, not a k3s release; check the node" >&2
     return 1
@@ -40,4 +53,14 @@ check_upgrade_path() {
       "v${old[0]}.$((old[1] + 1)).x+k3sN release first, then go on one minor at a time." >&2
     return 1
   fi
+}
+
+# Installs release $1 as $2 (server or agent) with the install.sh of the release's own tag, not
+# the moving get.k3s.io, downloaded into directory $3. install.sh verifies the binary against the
+# release's sha256 list.
+install_release() {
+  local release="$1" role="$2" installer="$3/install.sh"
+  curl -sfL --retry 5 --retry-connrefused -o "$installer" \
+    "https://raw.githubusercontent.com/k3s-io/k3s/${release/+/%2B}/install.sh"
+  INSTALL_K3S_VERSION="$release" INSTALL_K3S_EXEC="$role" sh "$installer"
 }
