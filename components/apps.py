@@ -27,6 +27,11 @@ POD_SECURITY_WARN_AND_AUDIT = "restricted"
 # What a read-only root filesystem still needs: a writable /tmp, on the node's disk.
 TMP_VOLUME_SIZE = "64Mi"
 
+# The component's type token. It was `AppStack` until the name said what the component holds; the
+# alias below keeps every Kubernetes object of a stack deployed before at its URN (see Apps).
+APPS_TYPE = "lightsail-k3s:index:Apps"
+PREVIOUS_APPS_TYPE = "lightsail-k3s:index:AppStack"
+
 
 @dataclass(frozen=True)
 class IngressTls:
@@ -150,9 +155,12 @@ class Apps(pulumi.ComponentResource):
     app_url: pulumi.Output[str]
 
     def __init__(self, name: str, args: AppsArgs, opts: pulumi.ResourceOptions | None = None):
-        # The type token keeps the component's first name: every child's URN contains it, so a
-        # new token would make Pulumi delete and recreate every Kubernetes object of a stack.
-        super().__init__("lightsail-k3s:index:AppStack", name, None, opts)
+        # Every child's URN contains the component's type, so without the alias a new token would
+        # delete and recreate every Kubernetes object of a stack. Children inherit it: the engine
+        # looks each child up under its parent's old URN too, old names included (pulumi/pulumi
+        # pkg/resource/deploy/step_generator.go, generateAliases and inheritedChildAlias).
+        aliases = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=PREVIOUS_APPS_TYPE)])
+        super().__init__(APPS_TYPE, name, None, pulumi.ResourceOptions.merge(opts, aliases))
 
         def on_cluster(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(

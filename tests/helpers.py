@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from components.errors import ConfigError
-from tools import cliconfig, mockengine, pulumi_sdk
+from tools import cliconfig, mockengine, pulumi_sdk, urns
 from tools.mockengine import Registration, StackOutput
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -59,6 +59,13 @@ class Declared:
             if registration.name == name:
                 return registration
         raise AssertionError(f"no resource named {name}; have {[r.name for r in self.resources]}")
+
+    def continuing(self, previous_urns: list[str]) -> dict[str, str]:
+        """Each resource's URN → the URN of a previous deployment's resource it keeps, as the engine matches them."""
+        return urns.match_previous(
+            (urns.Identity(r.urn, r.type, r.name, r.parent, r.aliases) for r in self.resources),
+            previous_urns,
+        )
 
     def ancestors(self, registration: Registration) -> list[Registration]:
         by_urn = {r.urn: r for r in self.resources}

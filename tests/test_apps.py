@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from components.app_settings import parse_image
-from components.apps import ingress_name
+from components.apps import APPS_TYPE, PREVIOUS_APPS_TYPE, ingress_name
 from components.capacity import NamespaceBudget, NodeCapacity
 from components.catalog import BUNDLES
 from components.settings import TESTED_K3S_MINORS
@@ -24,6 +24,7 @@ from tests.helpers import (
     kubernetes_schema_version,
     rejected,
 )
+from tools import urns
 from tools.mockengine import MOCK_STATIC_IP
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -139,11 +140,8 @@ def test_no_second_ingress_controller_helm_chart_or_load_balancer(dev, shop):
         assert_no_second_ingress_controller(deployment)
 
 
-APPS_COMPONENT = "lightsail-k3s:index:AppStack"
-
-
 def test_the_apps_children_are_named_after_the_component_and_keep_their_old_names_as_aliases(shop):
-    component = shop.one(APPS_COMPONENT)
+    component = shop.one(APPS_TYPE)
     children = [r for r in shop.resources if r.parent == component.urn]
     assert children and all(child.name.startswith(component.name + "-") for child in children), [
         c.name for c in children
@@ -161,6 +159,59 @@ def test_the_apps_children_are_named_after_the_component_and_keep_their_old_name
     for resource in per_app:
         old_name = resource.name.removeprefix(component.name + "-")
         assert {"name": old_name} in resource.aliases, resource.name
+
+
+PREFIX = "urn:pulumi:dev::lightsail-k3s::"
+BEFORE_APPS = PREFIX + PREVIOUS_APPS_TYPE
+# The dev stack's objects while the component was `AppStack`, as the engine names them; whoami's
+# with the app's own names before commit 826f29e, named after the component since. Each must map to
+# an object today, or Pulumi deletes it and creates it anew: the app is down in between.
+APP_STACK_URNS = [
+    BEFORE_APPS + "::lightsail-k3s-dev",
+    BEFORE_APPS + "$kubernetes:core/v1:Namespace::lightsail-k3s-dev-namespace",
+    BEFORE_APPS + "$kubernetes:core/v1:LimitRange::lightsail-k3s-dev-limits",
+    BEFORE_APPS + "$kubernetes:core/v1:ResourceQuota::lightsail-k3s-dev-quota",
+    BEFORE_APPS
+    + "$kubernetes:networking.k8s.io/v1:NetworkPolicy::lightsail-k3s-dev-ingress-policy",
+    BEFORE_APPS
+    + "$kubernetes:networking.k8s.io/v1:Ingress::lightsail-k3s-dev-ingress-default-host",
+]
+WHOAMI_WITH_ITS_OWN_NAMES = [
+    BEFORE_APPS + "$kubernetes:apps/v1:Deployment::whoami-deployment",
+    BEFORE_APPS + "$kubernetes:core/v1:Service::whoami-service",
+]
+WHOAMI_NAMED_AFTER_THE_COMPONENT = [
+    BEFORE_APPS + "$kubernetes:apps/v1:Deployment::lightsail-k3s-dev-whoami-deployment",
+    BEFORE_APPS + "$kubernetes:core/v1:Service::lightsail-k3s-dev-whoami-service",
+]
+
+
+@pytest.mark.parametrize(
+    "whoami",
+    [WHOAMI_WITH_ITS_OWN_NAMES, WHOAMI_NAMED_AFTER_THE_COMPONENT],
+    ids=["own", "component"],
+)
+def test_a_stack_from_when_apps_was_app_stack_keeps_every_object(dev, whoami):
+    previous = [*APP_STACK_URNS, *whoami]
+    kept = dev.continuing(previous)
+    assert [urn for urn in previous if urn not in kept.values()] == []
+    assert dev.one(APPS_TYPE).aliases == [{"type": PREVIOUS_APPS_TYPE}]
+
+
+def test_every_object_of_the_apps_keeps_its_urn_from_when_apps_was_app_stack(shop):
+    # The engine's URNs of today's objects, with the component's previous type: every object the
+    # component declares inherits the alias. The objects of the manifests' ConfigGroup, which
+    # pulumi-kubernetes registers itself, inherit in turn from the ConfigGroup, found under its alias.
+    apps = shop.one(APPS_TYPE)
+    ours = [r for r in shop.resources if r is apps or apps in shop.ancestors(r)]
+    previous = {r.urn: urns.engine_urn(r.urn).replace(APPS_TYPE, PREVIOUS_APPS_TYPE) for r in ours}
+    assert {
+        SECRET,
+        "kubernetes:yaml/v2:ConfigGroup",
+        "kubernetes:policy/v1:PodDisruptionBudget",
+    } <= {r.type for r in ours}
+    assert all(PREVIOUS_APPS_TYPE in urn for urn in previous.values())
+    assert shop.continuing(list(previous.values())) == previous
 
 
 def test_secret_env_values_live_only_in_a_secret_that_is_secret_in_state(shop):

@@ -47,7 +47,7 @@ DEV_RESOURCES = {
         ("aws-native:lightsail:Alarm", "lightsail-k3s-dev-status-check-server"),
     ],
     # The demo app of Pulumi.dev.yaml and its namespace.
-    "AppStack": [
+    "Apps": [
         ("kubernetes:core/v1:Namespace", "lightsail-k3s-dev-namespace"),
         ("kubernetes:core/v1:LimitRange", "lightsail-k3s-dev-limits"),
         ("kubernetes:core/v1:ResourceQuota", "lightsail-k3s-dev-quota"),

@@ -1,10 +1,8 @@
 """The host building block: what a stack created before hosts existed keeps, and what the caller decides."""
 
-from components.host import PREVIOUS_HOST_TYPE
-from tests.helpers import Declared
-from tools.mockengine import Registration
+from components.apps import APPS_TYPE, PREVIOUS_APPS_TYPE
+from components.host import HOST_TYPE, PREVIOUS_HOST_TYPE
 
-STACK_TYPE = "pulumi:pulumi:Stack"
 PREFIX = "urn:pulumi:dev::lightsail-k3s::"
 
 # Every resource of a dev stack deployed when the node was a `LightsailNode` (commit 4995ed3),
@@ -43,59 +41,24 @@ MOVED_WITHOUT_ALIAS = (
 )
 
 
-def engine_urn(urn: str) -> str:
-    # The mock monitor puts the root stack's type into top-level URNs; the engine does not.
-    return urn.replace(f"::{STACK_TYPE}$", "::")
-
-
-def qualified_type(urn: str) -> str:
-    return urn.split("::")[2]
-
-
-def matched_urns(deployment: Declared, registration: Registration) -> set[str]:
-    """The URNs the engine looks up for `registration`: its own, its aliases, and those its parent's aliases imply.
-
-    The engine's rules (pulumi/pulumi pkg/resource/deploy/step_generator.go, generateAliases,
-    collapseAliasToUrn and inheritedChildAlias): an alias spec fills what it leaves out from the
-    resource itself; a child of an aliased parent is also looked up under the parent's old
-    qualified type, with the parent's old name in place of the prefix it shares with the parent.
-    """
-    parents = {r.urn: r for r in deployment.resources}
-    parent = parents.get(registration.parent)
-    parent_type = "" if parent is None else qualified_type(engine_urn(parent.urn)) + "$"
-    urns = {engine_urn(registration.urn)}
-    for alias in registration.aliases:
-        assert "parentUrn" not in alias and "urn" not in alias, "rule not modelled here"
-        urns.add(
-            PREFIX
-            + parent_type
-            + alias.get("type", registration.type)
-            + "::"
-            + alias.get("name", registration.name)
-        )
-    if parent is not None:
-        for parent_alias in matched_urns(deployment, parent) - {engine_urn(parent.urn)}:
-            name = registration.name
-            if name.startswith(parent.name):
-                name = parent_alias.rsplit("::", 1)[1] + name[len(parent.name) :]
-            urns.add(PREFIX + qualified_type(parent_alias) + "$" + registration.type + "::" + name)
-    return urns
-
-
 def test_a_stack_from_before_hosts_keeps_its_instance_static_ip_and_key(dev):
-    matched = set().union(*(matched_urns(dev, r) for r in dev.resources))
-    assert [urn for urn in PREVIOUS_URNS if urn not in matched] == []
-    assert MOVED_WITHOUT_ALIAS not in matched
+    kept = set(dev.continuing([*PREVIOUS_URNS, MOVED_WITHOUT_ALIAS]).values())
+    assert [urn for urn in PREVIOUS_URNS if urn not in kept] == []
+    assert MOVED_WITHOUT_ALIAS not in kept
 
 
-def test_the_host_alone_carries_the_alias_to_the_previous_type(dev):
-    # pulumi-kubernetes gives its own resources aliases to the API versions of their kinds.
+def test_the_renamed_components_alone_carry_aliases_to_their_previous_types(dev):
+    # Their children inherit them. pulumi-kubernetes gives its own resources aliases to the API
+    # versions of their kinds.
     aliased = {
-        r.name: r.aliases
+        r.type: r.aliases
         for r in dev.resources
         if r.aliases and not r.type.startswith("kubernetes:")
     }
-    assert aliased == {"lightsail-k3s-dev": [{"type": PREVIOUS_HOST_TYPE}]}
+    assert aliased == {
+        HOST_TYPE: [{"type": PREVIOUS_HOST_TYPE}],
+        APPS_TYPE: [{"type": PREVIOUS_APPS_TYPE}],
+    }
     assert dev.named("lightsail-k3s-dev-instance").parent.endswith(
         "lightsail-k3s:index:LightsailHost::lightsail-k3s-dev"
     )

@@ -2,11 +2,13 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
+from components.apps import APPS_TYPE, PREVIOUS_APPS_TYPE
 from tests.helpers import ADMIN_CIDR, PROJECT_DIR, deploy
 from tools import mockengine, plan, plandiff
 
@@ -124,6 +126,32 @@ def test_objects_renamed_with_an_alias_are_matched_to_their_old_names_not_recrea
             resource["name"] = renamed[resource["name"]]
             resource["options"]["aliases"] = []
     assert plandiff.diff(before_the_rename, base).changes == []
+
+
+def test_a_plan_from_when_apps_was_app_stack_has_no_changes(base):
+    # Today's plan as it was before the type rename: the component's old type in every URN of it
+    # and its children, and no alias yet. Its objects are kept, through the alias their parent carries.
+    before_the_rename = json.loads(
+        re.sub(re.escape(APPS_TYPE) + r'(?=["$:])', PREVIOUS_APPS_TYPE, json.dumps(base))
+    )
+    renamed = [r for r in before_the_rename["resources"] if PREVIOUS_APPS_TYPE in r["urn"]]
+    assert len(renamed) == 8
+    for resource in renamed:
+        resource["options"]["aliases"] = [
+            a for a in resource["options"]["aliases"] if a != {"type": PREVIOUS_APPS_TYPE}
+        ]
+    assert plandiff.diff(before_the_rename, base).changes == []
+
+    without_the_alias = json.loads(json.dumps(base))
+    for resource in without_the_alias["resources"]:
+        if resource["type"] == APPS_TYPE:
+            resource["options"]["aliases"] = []
+    recreated = plandiff.diff(before_the_rename, without_the_alias)
+    assert (recreated.count("delete"), recreated.count("create"), len(recreated.changes)) == (
+        8,
+        8,
+        16,
+    )
 
 
 def test_the_same_plan_has_no_changes(base):

@@ -2,9 +2,10 @@
 
 Both sides are `make plan`'s plan.json (tools/plan.py): the working tree's is the one `make plan`
 just wrote; BASE's comes from a temporary `git worktree` of that ref, planned with the same stack
-and the same SET/SECRET overrides. Resources are matched by URN (or by an alias naming the old
-URN) and each is reported as created, updated, replaced or deleted, with the inputs that changed
-and the monthly cost difference (the `monthlyCostUsd` output).
+and the same SET/SECRET overrides. Resources are matched as the engine matches them, by URN or
+alias, a parent's alias included (tools/urns.py), and each is reported as created, updated,
+replaced or deleted, with the inputs that changed and the monthly cost difference (the
+`monthlyCostUsd` output).
 
 Replacement follows the providers: a change to a property the provider cannot update in place
 replaces the resource (the table below), a replaced resource comes back with a new name and ARN,
@@ -29,6 +30,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tools import urns
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 INSTANCE = "aws:lightsail/instance:Instance"
@@ -99,38 +102,24 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
 
 
-def _aliased_urn(urn: str, alias: dict[str, Any]) -> str | None:
-    """The URN an alias names: given whole, or (a spec with only a name) this URN with that name.
-
-    Other specs are not followed: their resources show as deleted and created, never hidden.
-    """
-    if "urn" in alias:
-        return alias["urn"]
-    if set(alias) == {"name"}:
-        return urn.rsplit("::", 1)[0] + "::" + alias["name"]
-    return None
-
-
 def diff(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
-    base_by_urn = {resource["urn"]: resource for resource in base["resources"]}
+    base_by_urn = {urns.engine_urn(resource["urn"]): resource for resource in base["resources"]}
     head_resources = [resource for resource in head["resources"]]
-    matched: dict[str, dict[str, Any]] = {}  # head urn -> base resource
-    for resource in head_resources:
-        old_urns = [
-            resource["urn"],
-            *(
-                _aliased_urn(resource["urn"], alias)
-                for alias in resource["options"].get("aliases", [])
-            ),
-        ]
-        for urn in old_urns:
-            if (
-                urn is not None
-                and urn in base_by_urn
-                and urn not in {r["urn"] for r in matched.values()}
-            ):
-                matched[resource["urn"]] = base_by_urn[urn]
-                break
+    continuing = urns.match_previous(
+        (
+            urns.Identity(
+                r["urn"],
+                r["type"],
+                r["name"],
+                r.get("parent") or "",
+                r["options"].get("aliases", []),
+            )
+            for r in head_resources
+        ),
+        base_by_urn,
+    )
+    # head urn -> base resource
+    matched = {urn: base_by_urn[previous] for urn, previous in continuing.items()}
 
     changes: dict[str, Change] = {}
     for resource in head_resources:
@@ -143,7 +132,10 @@ def diff(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
         keys = [
             key for key in _changed_keys(old["inputs"], resource["inputs"]) if key not in ignored
         ]
-        if old["type"] != resource["type"]:
+        # A component is diffed by its inputs alone (pulumi/pulumi pkg/resource/deploy/step_generator.go,
+        # diff: no provider). A custom resource's new type is for its provider to judge, which this
+        # cannot ask: shown as replaced, the cautious guess.
+        if old["type"] != resource["type"] and resource["custom"]:
             changes[resource["urn"]] = Change(
                 "replace", resource["type"], resource["name"], [f"type was {old['type']}"]
             )

@@ -1,0 +1,142 @@
+"""Which resource of a previous deployment each resource of this one continues, as the engine decides.
+
+The rules are the Pulumi engine's (pulumi/pulumi pkg/resource/deploy/step_generator.go):
+getOldResource looks up a resource's own URN first, then the URNs of generateAliases in order, and
+takes the first one the previous deployment holds. generateAliases gives each alias spec as
+collapseAliasToUrn completes it (what the spec leaves out comes from the resource itself) and, when
+the parent itself was found under an alias, each URN inheritedChildAlias derives from the parent's
+old URN: the parent's old type before the child's type, and the parent's old name in place of the
+prefix the child's name shares with the parent's. So renaming a component's type with an alias keeps
+its children too. Engines without alias specs get the same URNs from the SDK (pulumi/pulumi
+sdk/python/lib/pulumi/runtime/resource.py, all_aliases and inherited_child_alias).
+
+`make plan BASE=` (tools/plandiff.py) and the tests that keep old stacks' resources use these rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the engine matches a resource by: its URN and its parent's, type, name and aliases."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    # Each alias as sent to the engine: {"urn": …} or the fields its spec sets (name, type, parentUrn, …).
+    aliases: Sequence[Mapping[str, Any]]
+
+
+def engine_urn(urn: str) -> str:
+    """The URN as the engine writes it: the mock monitor puts the root stack's type into top-level URNs."""
+    return urn.replace(f"::{ROOT_STACK_TYPE}$", "::")
+
+
+def qualified_type(urn: str) -> str:
+    return urn.split("::")[2]
+
+
+def urn_name(urn: str) -> str:
+    return urn.split("::", 3)[3]
+
+
+def _create_urn(name: str, type_: str, parent: str, project: str, stack: str) -> str:
+    # resource.CreateURN (pulumi/pulumi sdk/go/common/resource/alias.go): under a parent, the
+    # parent's URN up to its name, then `$` and the type.
+    if parent:
+        return parent[: parent.rindex("::")] + "$" + type_ + "::" + name
+    return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
+
+
+def _new_urn(stack: str, project: str, parent_type: str, type_: str, name: str) -> str:
+    # urn.New (pulumi/pulumi sdk/go/common/resource/urn/urn.go): the root stack is no parent type.
+    if parent_type and parent_type != ROOT_STACK_TYPE:
+        type_ = parent_type + "$" + type_
+    return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
+
+
+def candidate_urns(
+    resource: Identity, parent_old_urn: str | None, old_urns: Mapping[str, str]
+) -> list[str]:
+    """The URNs the engine looks a resource up by, in order (getOldResource, generateAliases).
+
+    parent_old_urn: the URN the resource's parent was found under (sg.aliases);
+    old_urns: the same for every resource found so far, for aliases that name another parent.
+    """
+    urn = engine_urn(resource.urn)
+    stack, project = urn.split("::")[0].removeprefix("urn:pulumi:"), urn.split("::")[1]
+    parent = engine_urn(resource.parent) if resource.parent else ""
+
+    def collapse(alias: Mapping[str, Any]) -> str:  # collapseAliasToUrn
+        if "urn" in alias:
+            return alias["urn"]
+        alias_parent = parent
+        if alias.get("parentUrn"):
+            alias_parent = engine_urn(alias["parentUrn"])
+            alias_parent = old_urns.get(alias_parent, alias_parent)
+        if alias.get("noParent") or (
+            alias_parent and qualified_type(alias_parent) == ROOT_STACK_TYPE
+        ):
+            alias_parent = ""
+        return _create_urn(
+            alias.get("name", resource.name),
+            alias.get("type", resource.type),
+            alias_parent,
+            alias.get("project", project),
+            alias.get("stack", stack),
+        )
+
+    def inherited(type_: str, name: str) -> str:  # inheritedChildAlias
+        assert parent_old_urn is not None
+        parent_name = urn_name(parent)
+        if name.startswith(parent_name):
+            name = urn_name(parent_old_urn) + name[len(parent_name) :]
+        return _new_urn(stack, project, qualified_type(parent_old_urn), type_, name)
+
+    aliased = [collapse(alias) for alias in resource.aliases]
+    candidates = [urn, *aliased]
+    if parent_old_urn is not None:
+        candidates.append(inherited(resource.type, resource.name))
+        for alias_urn in aliased:
+            candidates.append(
+                inherited(qualified_type(alias_urn).split("$")[-1], urn_name(alias_urn))
+            )
+    return list(dict.fromkeys(candidates))
+
+
+def match_previous(resources: Iterable[Identity], previous_urns: Iterable[str]) -> dict[str, str]:
+    """Each resource's URN → the URN of the previous deployment's resource it continues, if any.
+
+    The engine's lookup in order of registration, parents first: one previous resource is continued
+    by one resource at most. Returned URNs are the engine's (engine_urn); keys are as given.
+    """
+    by_urn = {engine_urn(r.urn): r for r in resources}
+    remaining = {engine_urn(urn) for urn in previous_urns}
+    found: dict[str, str] = {}  # engine URN -> previous URN
+    visited: set[str] = set()
+
+    def visit(urn: str) -> None:
+        if urn in visited or urn not in by_urn:
+            return
+        visited.add(urn)
+        resource = by_urn[urn]
+        parent = engine_urn(resource.parent) if resource.parent else ""
+        visit(parent)
+        # The engine passes on only a parent found under an alias; one found under its own URN
+        # would pass on the child's own URNs, which come first anyway.
+        for candidate in candidate_urns(resource, found.get(parent), found):
+            if candidate in remaining:
+                remaining.discard(candidate)
+                found[urn] = candidate
+                return
+
+    for urn in by_urn:
+        visit(urn)
+    return {by_urn[urn].urn: previous for urn, previous in found.items()}
