@@ -21,10 +21,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from pulumi import automation as auto
 
-ROOT = Path(__file__).resolve().parents[2]
-CONSUMER_DIR = ROOT / "examples" / "consumer"
+from tests.helpers import PROJECT_DIR
+
+CONSUMER_DIR = PROJECT_DIR / "examples" / "consumer"
 REGION = os.environ.get("AWS_REGION", "ap-northeast-2")
 PASSPHRASE = "e2e-throwaway"
 
@@ -42,6 +45,15 @@ def missing_prerequisite() -> str | None:
     ):
         return "no AWS credentials (aws configure, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
     return None
+
+
+def requires_aws(*commands: str) -> pytest.MarkDecorator:
+    """Skips a module, naming what is missing: the Pulumi CLI, AWS credentials, or one of `commands`."""
+    missing = missing_prerequisite() or next(
+        (f"{command} is not installed" for command in commands if shutil.which(command) is None),
+        None,
+    )
+    return pytest.mark.skipif(missing is not None, reason=missing or "")
 
 
 def fetch(url: str, context: ssl.SSLContext | None = None) -> tuple[int, str]:
@@ -107,7 +119,28 @@ def throwaway_stack_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def remove_stack(stack: Any, work_dir: Path) -> None:
+@contextlib.contextmanager
+def throwaway_cluster(prefix: str, backend: dict[str, str], **config: str) -> Iterator[auto.Stack]:
+    """A new stack of this project in `backend`, not yet up: region REGION, this machine's public
+    address as its only adminCidrs, `protect` off so it can be destroyed, and `config` (values as
+    `pulumi config set` takes them). Destroyed and forgotten afterwards, pass or fail."""
+    stack = auto.create_stack(
+        throwaway_stack_name(prefix),
+        work_dir=str(PROJECT_DIR),
+        opts=auto.LocalWorkspaceOptions(env_vars=backend),
+    )
+    try:
+        _, my_ip = fetch("https://checkip.amazonaws.com")
+        stack.set_config("adminCidrs[0]", auto.ConfigValue(f"{my_ip.strip()}/32"), path=True)
+        # protect is on by default; a throwaway stack must be destroyable.
+        settings = {"aws:region": REGION, "protect": "false", **config}
+        stack.set_all_config({key: auto.ConfigValue(value) for key, value in settings.items()})
+        yield stack
+    finally:
+        remove_stack(stack, PROJECT_DIR)
+
+
+def remove_stack(stack: auto.Stack, work_dir: Path) -> None:
     """Destroys the stack's resources, forgets the stack and removes the stack file the CLI wrote."""
     try:
         stack.destroy(on_output=print)

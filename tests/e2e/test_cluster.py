@@ -7,25 +7,30 @@ import json
 
 import pytest
 import yaml
+from pulumi import automation as auto
 
 from tests.e2e.aws import (
     CONSUMER_DIR,
     REGION,
-    ROOT,
     fetch,
     kube_get,
-    missing_prerequisite,
     remove_stack,
+    requires_aws,
     throwaway_backend,
+    throwaway_cluster,
     throwaway_stack_name,
     wait_for,
 )
 
-pytestmark = pytest.mark.skipif(
-    missing_prerequisite() is not None, reason=missing_prerequisite() or ""
-)
+pytestmark = requires_aws()
 
 SECRET_OUTPUTS = {"kubeconfig", "nodeToken", "sshPrivateKey"}
+DEMO_APP = {
+    "name": "whoami",
+    "image": "traefik/whoami:v1.11.0",
+    "port": 80,
+    "healthPath": "/health",
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,31 +41,8 @@ def backend():
 
 @pytest.fixture(scope="module")
 def cluster(backend):
-    from pulumi import automation as auto
-
-    name = throwaway_stack_name("e2e")
-    stack = auto.create_stack(
-        name, work_dir=str(ROOT), opts=auto.LocalWorkspaceOptions(env_vars=backend)
-    )
-    try:
-        _, my_ip = fetch("https://checkip.amazonaws.com")
-        stack.set_config("aws:region", auto.ConfigValue(REGION))
-        stack.set_config("adminCidrs[0]", auto.ConfigValue(f"{my_ip.strip()}/32"), path=True)
-        # protect is on by default; a throwaway stack must be destroyable.
-        stack.set_config("protect", auto.ConfigValue("false"))
-        apps = [
-            {
-                "name": "whoami",
-                "image": "traefik/whoami:v1.11.0",
-                "port": 80,
-                "healthPath": "/health",
-            }
-        ]
-        stack.set_all_config({"apps": auto.ConfigValue(json.dumps(apps))})
-        result = stack.up(on_output=print)
-        yield stack, result.outputs
-    finally:
-        remove_stack(stack, ROOT)
+    with throwaway_cluster("e2e", backend, apps=json.dumps([DEMO_APP])) as stack:
+        yield stack, stack.up(on_output=print).outputs
 
 
 def test_the_node_turns_ready(cluster):
@@ -109,8 +91,6 @@ def test_a_second_run_changes_nothing(cluster):
 
 
 def test_the_consumer_example_deploys_onto_the_cluster(cluster, backend):
-    from pulumi import automation as auto
-
     stack, outputs = cluster
     consumer = auto.create_stack(
         throwaway_stack_name("e2e-consumer"),

@@ -6,23 +6,24 @@ Lightsail bucket cannot be deleted) and destroys the stack.
 """
 
 import datetime
-import json
 import os
-import shutil
 import subprocess
 import tempfile
-import uuid
 from pathlib import Path
 
-import pytest
 import yaml
+from pulumi import automation as auto
 
-from tests.e2e.aws import ROOT, fetch, missing_prerequisite, tls_context_from
-
-pytestmark = pytest.mark.skipif(
-    missing_prerequisite() is not None or shutil.which("ssh") is None,
-    reason=missing_prerequisite() or "ssh is not installed",
+from tests.e2e.aws import (
+    fetch,
+    requires_aws,
+    throwaway_backend,
+    throwaway_cluster,
+    tls_context_from,
 )
+from tests.helpers import PROJECT_DIR
+
+pytestmark = requires_aws("ssh")
 
 
 def api_ready(outputs) -> bool:
@@ -56,29 +57,14 @@ def on_node(outputs, key_file: Path, script: str) -> str:
     return result.stdout
 
 
-def test_snapshots_reach_the_bucket_restore_and_certificates_rotate():
-    from pulumi import automation as auto
-
-    region = os.environ.get("AWS_REGION", "ap-northeast-2")
-    stack_name = f"it-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory() as state_dir:
-        workspace_env = {
-            "PULUMI_BACKEND_URL": f"file://{state_dir}",
-            "PULUMI_CONFIG_PASSPHRASE": "integration",
-        }
-        stack = auto.create_stack(
-            stack_name, work_dir=str(ROOT), opts=auto.LocalWorkspaceOptions(env_vars=workspace_env)
-        )
-        key_file = Path(state_dir) / "id"
+def test_snapshots_reach_the_bucket_restore_and_certificates_rotate(tmp_path):
+    key_file = tmp_path / "id"
+    with (
+        throwaway_backend() as backend,
+        throwaway_cluster("e2e-day-two", backend, backups="true", apps="[]") as stack,
+    ):
         outputs = None
         try:
-            _, my_ip = fetch("https://checkip.amazonaws.com")
-            stack.set_config("aws:region", auto.ConfigValue(region))
-            stack.set_config("adminCidrs[0]", auto.ConfigValue(f"{my_ip.strip()}/32"), path=True)
-            stack.set_config("backups", auto.ConfigValue("true"))
-            # protect is on by default; this stack must be destroyable.
-            stack.set_config("protect", auto.ConfigValue("false"))
-            stack.set_all_config({"apps": auto.ConfigValue(json.dumps([]))})
             outputs = stack.up(on_output=print).outputs
             assert outputs["backupBucket"].value
             key_file.write_text(outputs["sshPrivateKey"].value)
@@ -93,9 +79,9 @@ def test_snapshots_reach_the_bucket_restore_and_certificates_rotate():
 
             # An on-demand snapshot goes to the bucket configured in config.yaml.
             on_node(outputs, key_file, "k3s etcd-snapshot save --name it\n")
-            restore_env = {**os.environ, **workspace_env}
+            restore_env = {**os.environ, **backend}
             listing = subprocess.run(
-                [str(ROOT / "bin" / "restore.sh"), stack_name],
+                [str(PROJECT_DIR / "bin" / "restore.sh"), stack.name],
                 capture_output=True,
                 text=True,
                 env=restore_env,
@@ -105,7 +91,7 @@ def test_snapshots_reach_the_bucket_restore_and_certificates_rotate():
             assert "  it-" in listing.stdout
 
             restored = subprocess.run(
-                [str(ROOT / "bin" / "restore.sh"), stack_name, "latest"],
+                [str(PROJECT_DIR / "bin" / "restore.sh"), stack.name, "latest"],
                 capture_output=True,
                 text=True,
                 env=restore_env,
@@ -128,6 +114,3 @@ def test_snapshots_reach_the_bucket_restore_and_certificates_rotate():
                     key_file,
                     "k3s etcd-snapshot ls | awk '$2 ~ /^s3:/ { print $1 }' | sort -u | xargs -r k3s etcd-snapshot delete\n",
                 )
-            stack.destroy(on_output=print)
-            stack.workspace.remove_stack(stack_name)
-            (ROOT / f"Pulumi.{stack_name}.yaml").unlink(missing_ok=True)

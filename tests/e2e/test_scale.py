@@ -7,23 +7,11 @@ that a single SQLite server converts to etcd and two servers join it, and that l
 drains and deletes the node before its instance goes.
 """
 
-import pytest
 from pulumi import automation as auto
 
-from tests.e2e.aws import (
-    REGION,
-    ROOT,
-    fetch,
-    kube_get,
-    missing_prerequisite,
-    remove_stack,
-    throwaway_backend,
-    throwaway_stack_name,
-)
+from tests.e2e.aws import kube_get, requires_aws, throwaway_backend, throwaway_cluster
 
-pytestmark = pytest.mark.skipif(
-    missing_prerequisite() is not None, reason=missing_prerequisite() or ""
-)
+pytestmark = requires_aws()
 
 
 def cluster_nodes(outputs) -> dict[str, dict]:
@@ -39,39 +27,26 @@ def cluster_nodes(outputs) -> dict[str, dict]:
 
 
 def test_agent_joins_then_three_servers_take_over_and_the_agent_is_drained():
-    with throwaway_backend() as backend:
-        stack_name = throwaway_stack_name("e2e-scale")
-        name = f"lightsail-k3s-{stack_name}"
-        stack = auto.create_stack(
-            stack_name, work_dir=str(ROOT), opts=auto.LocalWorkspaceOptions(env_vars=backend)
-        )
-        try:
-            _, my_ip = fetch("https://checkip.amazonaws.com")
-            stack.set_config("adminCidrs[0]", auto.ConfigValue(f"{my_ip.strip()}/32"), path=True)
-            for key, value in {
-                "aws:region": REGION,
-                "protect": "false",
-                "agentCount": "1",
-                "agentBundleId": "micro_3_0",
-            }.items():
-                stack.set_config(key, auto.ConfigValue(value))
-            outputs = stack.up(on_output=print).outputs
+    with (
+        throwaway_backend() as backend,
+        throwaway_cluster("e2e-scale", backend, agentCount="1", agentBundleId="micro_3_0") as stack,
+    ):
+        name = f"lightsail-k3s-{stack.name}"
+        outputs = stack.up(on_output=print).outputs
 
-            nodes = cluster_nodes(outputs)
-            assert set(nodes) == {name, f"{name}-agent-1"}
-            assert all(node["ready"] for node in nodes.values())
-            assert outputs["agentToken"].value.startswith("K10")
-            assert outputs["monthlyCostUsd"].value == 12 + 7
+        nodes = cluster_nodes(outputs)
+        assert set(nodes) == {name, f"{name}-agent-1"}
+        assert all(node["ready"] for node in nodes.values())
+        assert outputs["agentToken"].value.startswith("K10")
+        assert outputs["monthlyCostUsd"].value == 12 + 7
 
-            stack.set_config("serverCount", auto.ConfigValue("3"))
-            stack.set_config("agentCount", auto.ConfigValue("0"))
-            outputs = stack.up(on_output=print).outputs
+        stack.set_config("serverCount", auto.ConfigValue("3"))
+        stack.set_config("agentCount", auto.ConfigValue("0"))
+        outputs = stack.up(on_output=print).outputs
 
-            nodes = cluster_nodes(outputs)
-            assert set(nodes) == {name, f"{name}-server-2", f"{name}-server-3"}
-            for node in nodes.values():
-                assert node["ready"]
-                assert node["labels"].get("node-role.kubernetes.io/etcd") == "true"
-            assert [node["role"] for node in outputs["nodes"].value] == ["server"] * 3
-        finally:
-            remove_stack(stack, ROOT)
+        nodes = cluster_nodes(outputs)
+        assert set(nodes) == {name, f"{name}-server-2", f"{name}-server-3"}
+        for node in nodes.values():
+            assert node["ready"]
+            assert node["labels"].get("node-role.kubernetes.io/etcd") == "true"
+        assert [node["role"] for node in outputs["nodes"].value] == ["server"] * 3
