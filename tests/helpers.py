@@ -182,6 +182,16 @@ def rejected(
     return message
 
 
+def mistyped(config_key: str, expected_type: str, /, **overrides: Any) -> None:
+    """Deploys the dev stack with `overrides`, expecting the CLI's own type check (Pulumi.yaml's
+    `type`) to refuse `config_key` before the program runs, in the CLI's words."""
+    with pytest.raises(cliconfig.CliConfigError) as caught:
+        deploy(**overrides)
+    assert str(caught.value) == (
+        f"Stack 'dev' with configuration key '{config_key}' must be of type '{expected_type}'"
+    )
+
+
 def command(deployment: Declared, suffix: str) -> Registration:
     """The dev stack's `lightsail-k3s-dev-<suffix>` resource."""
     return deployment.named(f"lightsail-k3s-dev-{suffix}")

@@ -12,9 +12,8 @@ import pytest
 from components import k3s
 from components.backups import BUCKET_BUNDLE_ID, SNAPSHOT_FOLDER, etcd_snapshot_settings
 from components.settings import parse_backups
-from tests.helpers import command, config_source, deploy, k3s_config, rejected, tool
+from tests.helpers import command, config_source, deploy, k3s_config, mistyped, rejected, tool
 from tests.node_stand_in import Node
-from tools import cliconfig
 from tools.mockengine import MOCK_BUCKET_ACCESS_KEY_ID, MOCK_BUCKET_SECRET_ACCESS_KEY
 
 BUCKET = "aws:lightsail/bucket:Bucket"
@@ -150,12 +149,7 @@ def test_snapshot_retention_must_be_at_least_one():
 
 
 def test_snapshot_retention_must_be_an_integer_which_the_cli_checks_before_the_program_runs():
-    with pytest.raises(cliconfig.CliConfigError) as caught:
-        deploy(backups="true", etcdSnapshotRetention="many")
-    assert (
-        str(caught.value)
-        == "Stack 'dev' with configuration key 'etcdSnapshotRetention' must be of type 'integer'"
-    )
+    mistyped("etcdSnapshotRetention", "integer", backups="true", etcdSnapshotRetention="many")
 
 
 def test_the_install_on_the_node_writes_the_key_root_only_and_never_prints_it(tmp_path):

@@ -7,9 +7,9 @@ import subprocess
 import pytest
 
 from components import certificates, k3s
-from tests.helpers import command, deploy, rejected, tool, write_executable
+from tests.helpers import command, deploy, mistyped, rejected, tool, write_executable
 from tests.node_stand_in import with_stand_in_wait_library
-from tools import cliconfig, mockengine
+from tools import mockengine
 
 READS = (
     "lightsail-k3s-dev-read-kubeconfig",
@@ -120,12 +120,7 @@ def test_cert_rotation_must_not_be_negative():
 
 
 def test_cert_rotation_must_be_an_integer_which_the_cli_checks_before_the_program_runs():
-    with pytest.raises(cliconfig.CliConfigError) as caught:
-        deploy(certRotation="soon")
-    assert (
-        str(caught.value)
-        == "Stack 'dev' with configuration key 'certRotation' must be of type 'integer'"
-    )
+    mistyped("certRotation", "integer", certRotation="soon")
 
 
 K3S_STUB = """#!/bin/sh

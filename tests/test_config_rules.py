@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from components.catalog import LIGHTSAIL_ZONES
 from components.settings import ConfigError, parse_settings, parse_ssh_public_key
-from tests.helpers import ADMIN_CIDR, PROJECT_DIR, deploy, rejected
-from tools import cliconfig, mockengine
+from tests.helpers import ADMIN_CIDR, PROJECT_DIR, deploy, mistyped, rejected
+from tools import mockengine
 
 GOOD_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDmcH1X2tFfSZVmWmXbb1TMzDJV0ZfHjVQW4XWm4K6jD me@laptop"
@@ -139,12 +139,7 @@ def test_empty_admin_cidrs_is_missing():
 
 
 def test_admin_cidrs_set_as_plain_string_is_refused_by_the_cli_before_the_program_runs():
-    with pytest.raises(cliconfig.CliConfigError) as caught:
-        deploy(adminCidrs="198.51.100.7/32")
-    assert (
-        str(caught.value)
-        == "Stack 'dev' with configuration key 'adminCidrs' must be of type 'array<string>'"
-    )
+    mistyped("adminCidrs", "array<string>", adminCidrs="198.51.100.7/32")
 
 
 @pytest.mark.parametrize(
@@ -318,11 +313,7 @@ def test_auto_snapshot_time_must_be_a_whole_utc_hour(time):
     ],
 )
 def test_booleans_are_checked_by_the_cli_before_the_program_runs(key, value):
-    with pytest.raises(cliconfig.CliConfigError) as caught:
-        deploy(**{key: value})
-    assert (
-        str(caught.value) == f"Stack 'dev' with configuration key '{key}' must be of type 'boolean'"
-    )
+    mistyped(key, "boolean", **{key: value})
 
 
 @pytest.mark.parametrize(
@@ -423,12 +414,7 @@ def test_agent_count_must_not_be_negative():
 
 
 def test_agent_count_is_an_integer_by_the_clis_type_check_before_the_program_runs():
-    with pytest.raises(cliconfig.CliConfigError) as caught:
-        deploy(agentCount="two")
-    assert (
-        str(caught.value)
-        == "Stack 'dev' with configuration key 'agentCount' must be of type 'integer'"
-    )
+    mistyped("agentCount", "integer", agentCount="two")
 
 
 def test_agent_bundle_must_be_in_the_catalog():
