@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PROJECT_DIR, tool
+from tests.helpers import PROJECT_DIR, tool, write_executable
 
 
 def test_pytest_settings_keep_tests_e2e_out_of_the_default_run_only(tmp_path):
@@ -40,8 +40,7 @@ def make_e2e(tmp_path: Path, with_pulumi: bool) -> subprocess.CompletedProcess:
     for name in ("make", "sh"):
         (bin_dir / name).symlink_to(tool(name))
     if with_pulumi:
-        (bin_dir / "pulumi").write_text("#!/bin/sh\nexit 0\n")
-        (bin_dir / "pulumi").chmod(0o755)
+        write_executable(bin_dir / "pulumi", "#!/bin/sh\nexit 0\n")
     environ = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
     return subprocess.run(
         ["make", "--no-print-directory", "e2e"],

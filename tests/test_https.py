@@ -23,6 +23,7 @@ from tests.helpers import (
     kubernetes_schema_version,
     mistyped,
     rejected,
+    write_executable,
 )
 from tools.mockengine import MOCK_NAME_SERVERS, MOCK_STATIC_IP
 
@@ -84,8 +85,7 @@ CHART_PERSISTENCE_KEYS = {
 def aws_cli(tmp_path_factory):
     """A PATH holding a stand-in `aws`: the program only checks that the CLI is installed."""
     bin_dir = tmp_path_factory.mktemp("bin")
-    (bin_dir / "aws").write_text("#!/bin/sh\nexit 0\n")
-    (bin_dir / "aws").chmod(0o755)
+    write_executable(bin_dir / "aws", "#!/bin/sh\nexit 0\n")
     return {"PATH": str(bin_dir)}
 
 
@@ -173,9 +173,9 @@ def test_name_servers_are_read_from_the_zone_after_it_exists(https):
 
 
 def test_name_server_command_passes_the_query_to_the_aws_cli_intact(tmp_path):
-    stand_in = tmp_path / "aws"
-    stand_in.write_text('#!/bin/sh\nfor arg in "$@"; do printf "%s\\n" "$arg"; done\n')
-    stand_in.chmod(0o755)
+    write_executable(
+        tmp_path / "aws", '#!/bin/sh\nfor arg in "$@"; do printf "%s\\n" "$arg"; done\n'
+    )
     argv = subprocess.run(
         ["/bin/sh", "-c", name_servers_command(DOMAIN)],
         env={"PATH": str(tmp_path)},

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from components.errors import FIX_FORM_VARIABLE
-from tests.helpers import ADMIN_CIDR, PROJECT_DIR, Declared, deploy
+from tests.helpers import ADMIN_CIDR, PROJECT_DIR, Declared, deploy, write_executable
 from tools import plan
 
 SECRET_VALUE = "postgres://shop:hunter2-very-secret@db.internal/shop"
@@ -275,8 +275,7 @@ def test_an_unknown_stack_is_named(in_plan, tmp_path):
 def test_make_passes_set_and_secret_unsplit_and_unexpanded(tmp_path):
     """The Makefile hands SET/SECRET to tools/plan.py through the environment, `$`, spaces and quotes included."""
     stand_in = tmp_path / "python"
-    stand_in.write_text('#!/bin/sh\nprintf "%s|%s|%s" "$PLAN_SET" "$PLAN_SECRET" "$*"\n')
-    stand_in.chmod(0o755)
+    write_executable(stand_in, '#!/bin/sh\nprintf "%s|%s|%s" "$PLAN_SET" "$PLAN_SECRET" "$*"\n')
     result = subprocess.run(
         [
             "make",
