@@ -1,5 +1,7 @@
-"""The Python code passes ruff (lint and format) and the type checker, as configured in pyproject.toml."""
+"""The Python code passes ruff (lint and format) and the type checker, as configured in pyproject.toml;
+test modules share code through helper modules, never by importing each other."""
 
+import ast
 import subprocess
 import sys
 
@@ -28,3 +30,23 @@ def test_type_check_is_clean():
         [sys.executable, "-m", "basedpyright"], cwd=PROJECT_DIR, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_test_module_imports_another():
+    """What tests share lives in tests/helpers.py (or node_stand_in.py, e2e/aws.py): importing a test
+    module runs its module-level code and fixtures a second time, and couples the suites."""
+    offenders = []
+    for path in sorted((PROJECT_DIR / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            offenders += [
+                f"{path.relative_to(PROJECT_DIR)} imports {module}"
+                for module in modules
+                if any(part.startswith("test_") for part in module.split("."))
+            ]
+    assert offenders == []
