@@ -8,7 +8,7 @@ import re
 import runpy
 import shutil
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,7 @@ def deploy(
     declared: list[Registration] | None = None,
     previous_outputs: dict[str, Any] | None = None,
     config: Mapping[str, Any] | None = None,
+    reads: list[tuple[str, str]] | None = None,
     **overrides: Any,
 ) -> Declared:
     """Runs __main__.py for `stack`, with adminCidrs set as `make up` would set it.
@@ -157,20 +158,29 @@ def deploy(
         environ=environ,
         declared=declared,
         previous_outputs=previous_outputs,
+        reads=reads,
     )
 
 
 def rejected(
-    key: str, *expected_fragments: str, run: Callable[..., Declared] = deploy, **overrides: Any
+    key: str,
+    *expected_fragments: str,
+    run: Callable[..., Declared] = deploy,
+    after_reading: Sequence[str] = (),
+    **overrides: Any,
 ) -> str:
     """Runs `run` (deploy) with `overrides`, expecting a ConfigError for `key` before any resource
     is declared; its message.
 
     `key` as ConfigError takes it: "bundleId" for this project's, "aws:region" for another namespace's.
+    `after_reading`: the types of the resources the program reads before it refuses, in order,
+    exactly (a check against the previous deployment reads a StackReference); by default none.
     """
     declared: list[Registration] = []
+    reads: list[tuple[str, str]] = []
     with pytest.raises(ConfigError) as caught:
-        run(declared=declared, **overrides)
+        run(declared=declared, reads=reads, **overrides)
+    assert [type_ for type_, _ in reads] == list(after_reading), f"read before the error: {reads}"
     recorded = [registration.type for registration in declared]
     message = str(caught.value)
     full_key = key if ":" in key else f"lightsail-k3s:{key}"

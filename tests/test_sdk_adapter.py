@@ -11,6 +11,7 @@ from typing import Any
 
 import pulumi
 import pulumi.runtime.config as runtime_config
+import pytest
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import resource_pb2
@@ -27,7 +28,7 @@ def test_the_internal_entry_points_keep_their_shape():
     assert callable(rpc.is_rpc_secret)
     assert list(inspect.signature(pulumi_sdk.set_root_resource).parameters) == ["root"]
     assert list(inspect.signature(pulumi_sdk.run_in_stack).parameters) == ["func"]
-    for method in ("RegisterResource", "RegisterResourceOutputs"):
+    for method in ("RegisterResource", "RegisterResourceOutputs", "ReadResource"):
         assert list(inspect.signature(getattr(pulumi_mocks.MockMonitor, method)).parameters) == [
             "self",
             "request",
@@ -69,8 +70,8 @@ class Echo(pulumi_sdk.Mocks):
 
 
 class Box(pulumi.ComponentResource):
-    def __init__(self, name: str):
-        super().__init__("test:index:Box", name)
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("test:index:Box", name, None, opts)
         self.thing = pulumi.CustomResource(
             "test:index:Thing",
             f"{name}-thing",
@@ -136,3 +137,42 @@ def test_a_small_program_is_recorded_with_every_option_and_output():
         "token": pulumi_sdk.Secret("t0ken"),
         "config": "from-config",
     }
+
+
+class Refused(Exception):
+    pass
+
+
+def run_gated_box(check_passes: bool, registered: list[str]) -> None:
+    """Runs a component that waits on a gate which passes or raises; `registered` gets what reaches the monitor."""
+
+    def gate(_: str) -> list[pulumi.Resource]:
+        if not check_passes:
+            raise Refused("refused")
+        return []
+
+    def program() -> None:
+        Box("box", pulumi.ResourceOptions(depends_on=pulumi.Output.from_input("v").apply(gate)))
+
+    pulumi_sdk.run_program(
+        program,
+        pulumi_sdk.RecordingMonitor(Echo(), lambda r, _: registered.append(r.name), lambda _: None),
+        project="p",
+        stack="s",
+        preview=True,
+        config={},
+        secret_keys=[],
+        logger=logging.getLogger(__name__),
+    )
+
+
+def test_a_failing_depends_on_output_keeps_a_component_and_its_children_from_the_engine():
+    """What __main__.py's upgrade gate relies on: the SDK awaits depends_on before it sends a
+    registration, and children await their parent's URN (runtime/resource.py, prepare_resource)."""
+    passed: list[str] = []
+    run_gated_box(check_passes=True, registered=passed)
+    assert passed == ["box", "box-thing"]
+    refused: list[str] = []
+    with pytest.raises(Refused):
+        run_gated_box(check_passes=False, registered=refused)
+    assert refused == []

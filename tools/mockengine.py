@@ -392,11 +392,13 @@ def run(
     declared: list[Registration] | None = None,
     edit_config: Callable[[cliconfig.StackConfig], None] | None = None,
     previous_outputs: Mapping[str, Any] | None = None,
+    reads: list[tuple[str, str]] | None = None,
 ) -> Deployment:
     """Evaluates __main__.py for `stack`; raises what the CLI (CliConfigError) or the program (ConfigError) raises.
 
     `declared`, when given, receives each registration as it happens, so a caller sees what was
-    declared before an error too. `previous_outputs` are the outputs of the stack's last
+    declared before an error too; `reads`, when given, the type and name of each resource read
+    (a StackReference is one). `previous_outputs` are the outputs of the stack's last
     deployment, as a StackReference to the stack reads them.
     """
     config, secret_keys = stack_config(stack, overrides, secret_overrides, edit_config)
@@ -416,7 +418,12 @@ def run(
         )
 
     mocks = LightsailMocks(config.get("aws:region", "us-east-1"), previous_outputs)
-    monitor = pulumi_sdk.RecordingMonitor(mocks, on_resource, on_stack_outputs)
+    monitor = pulumi_sdk.RecordingMonitor(
+        mocks,
+        on_resource,
+        on_stack_outputs,
+        None if reads is None else lambda type_, name: reads.append((type_, name)),
+    )
     warnings = _WarningRecorder()
     logger = logging.getLogger(f"{__name__}.program")
     logger.addHandler(warnings)

@@ -3,7 +3,7 @@
 `pulumi.runtime.set_mocks` and `Mocks` are the SDK's testing API. The rest is not public:
 `pulumi.runtime.settings.set_root_resource`, `pulumi.runtime.stack.run_in_stack`,
 `pulumi.runtime.rpc.deserialize_properties` / `is_rpc_secret`, `MockMonitor.RegisterResource` /
-`RegisterResourceOutputs` and the fields of the engine's RegisterResourceRequest
+`RegisterResourceOutputs` / `ReadResource` and the fields of the engine's RegisterResourceRequest
 (pulumi/pulumi proto/pulumi/resource.proto). tests/test_sdk_adapter.py is their canary: it
 fails, naming what changed, when a Pulumi upgrade moves any of them.
 """
@@ -124,17 +124,20 @@ def _resource_request(request: Any, urn: str) -> ResourceRequest:
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """The SDK's mock monitor, reporting each registration (with the state the mocks answered) and the stack's outputs."""
+    """The SDK's mock monitor, reporting each registration (with the state the mocks answered),
+    the stack's outputs and, when asked, each read of an existing resource (type, name)."""
 
     def __init__(
         self,
         mocks: Mocks,
         on_resource: Callable[[ResourceRequest, dict[str, Any]], None],
         on_stack_outputs: Callable[[dict[str, Any]], None],
+        on_read: Callable[[str, str], None] | None = None,
     ):
         super().__init__(mocks)
         self.on_resource = on_resource
         self.on_stack_outputs = on_stack_outputs
+        self.on_read = on_read
 
     def RegisterResource(self, request):  # noqa: N802 - the SDK's name
         response = super().RegisterResource(request)
@@ -144,6 +147,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 _resource_request(request, response.urn),
                 dict(registered.state) if registered else {},
             )
+        return response
+
+    def ReadResource(self, request):  # noqa: N802 - the SDK's name
+        response = super().ReadResource(request)
+        if self.on_read is not None:
+            self.on_read(request.type, request.name)
         return response
 
     def RegisterResourceOutputs(self, request):  # noqa: N802 - the SDK's name
