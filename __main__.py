@@ -19,6 +19,7 @@ from components.k3s import (
     deployed_k3s_version,
     kubernetes_minor,
     server_firewall_rules,
+    upgrade_checked,
 )
 from components.k3s_agent import K3sAgent, K3sAgentArgs
 from components.k3s_peer import K3sPeerServer, K3sPeerServerArgs
@@ -29,6 +30,14 @@ settings = load_settings()
 if settings.apps.burst_warning:
     pulumi.log.warn(settings.apps.burst_warning)
 https = settings.https
+
+# The version-skew check against the previous deployment (its k3sVersion output, read once through
+# a StackReference: a read of a Pulumi builtin, not a cloud resource) gates every resource below:
+# a refused k3sVersion stops the program before anything is sent to the engine, so a preview
+# reports it and an `up` changes nothing (components/k3s.py, upgrade_checked).
+gated = pulumi.ResourceOptions(
+    depends_on=upgrade_checked(deployed_k3s_version(), settings.k3s_version)
+)
 
 node = LightsailHost(
     settings.cluster_name,
@@ -45,6 +54,7 @@ node = LightsailHost(
         ssh_public_key=settings.ssh_public_key,
         existing_host_key=settings.ssh_host_key,
     ),
+    gated,
 )
 
 backups = (
@@ -56,6 +66,7 @@ backups = (
             retention=settings.backups.retention,
             tags=settings.tags,
         ),
+        gated,
     )
     if settings.backups
     else None
@@ -87,6 +98,7 @@ def further_host(
             tags=settings.tags,
             shared_key_pair=node.key_pair,
         ),
+        gated,
     )
 
 
@@ -118,7 +130,6 @@ k3s = K3sServer(
         cluster_name=settings.cluster_name,
         host_booted=[node.booted],
         delete_unreachable=settings.delete_unreachable,
-        deployed_k3s_version=deployed_k3s_version(),
         ssh_host_key=node.ssh_host_key,
         etcd_snapshots=backups.k3s_settings if backups else None,
         cert_rotation=settings.cert_rotation,
@@ -128,6 +139,7 @@ k3s = K3sServer(
         api_domain=https.domain if https else None,
         kubelet_args=NodeCapacity.of(settings.bundle).kubelet_args(),
     ),
+    gated,
 )
 
 # Servers install and upgrade one at a time, each Ready before the next; removing them
@@ -147,6 +159,7 @@ for peer_name, peer_host in zip(peer_names, peer_hosts, strict=True):
             shared_config=k3s.shared_config,
             after=[peer_host.booted, previous],
         ),
+        gated,
     )
     previous = peer.joined
 
@@ -174,6 +187,7 @@ for number in range(1, topology.agent_count + 1):
             # Servers upgrade first, then agents one at a time, each Ready before the next.
             after=[agent_host.booted, previous],
         ),
+        gated,
     )
     agent_hosts.append(agent_host)
     previous = agent.joined
@@ -195,6 +209,7 @@ LightsailAlarms(
         },
         settings=settings.alarms,
     ),
+    gated,
 )
 
 # Lightsail's name servers for the domain, to enter at the registrar; none without a zone of ours.
@@ -204,6 +219,7 @@ if https:
         zone = DnsZone(
             settings.cluster_name,
             DnsZoneArgs(https.domain, static_ip=node.public_ip, protect=settings.protect),
+            gated,
         )
         name_servers = zone.name_servers
     TraefikAcme(
@@ -211,6 +227,7 @@ if https:
         TraefikAcmeArgs(
             acme_email=https.acme_email, acme_staging=https.acme_staging, provider=k3s.provider
         ),
+        gated,
     )
 
 apps = Apps(
@@ -228,6 +245,7 @@ apps = Apps(
         if https
         else None,
     ),
+    gated,
 )
 
 ssh_key_file = f"~/.ssh/{settings.cluster_name}"

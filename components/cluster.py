@@ -9,6 +9,14 @@ outputs). So this module keeps its annotations evaluated: no `from __future__ im
 The inputs pass the same checks as the stack's config (components/settings.py), each error naming
 the input. The composition is the stack's first server: LightsailHost with the server firewall
 and a static IP, then K3sServer on it.
+
+One check of the stack's is not made here: k3sVersion against the release deployed before. The
+stack reads that from its own `k3sVersion` output; a component in another program has no such
+output (the stack outputs are that program's), and Pulumi offers no read of a component's previous
+outputs. So the install script's check on the node, before it changes k3s, is the only one: a
+refused version fails the install, after the host's changes of the same run. A program that keeps
+the deployed release can gate the whole component as the stack does (components/k3s.py,
+upgrade_checked): a depends_on in its options that fails on a refused version.
 """
 
 import json
@@ -187,9 +195,6 @@ def declare_single_server(
             cluster_name=name,
             host_booted=[node.booted],
             delete_unreachable=False,
-            # A component in another program has no previous deployment of this stack to read;
-            # the install script still refuses a skipped minor or a downgrade on the node.
-            deployed_k3s_version=None,
             ssh_host_key=node.ssh_host_key,
         ),
         pulumi.ResourceOptions(parent=parent),

@@ -78,9 +78,6 @@ class K3sServerArgs:
     host_booted: Sequence[pulumi.Resource]
     # Whether the provider may drop objects of an unreachable cluster from state.
     delete_unreachable: bool
-    # The k3s release the previous deployment reported (None on the first one), checked
-    # against k3s_version before the install is declared; the node checks again.
-    deployed_k3s_version: pulumi.Input[str | None]
     # The host's SSH public key, pinned by every connection (components/host.py).
     ssh_host_key: pulumi.Input[str]
     # kubelet flags for reservations and eviction (components/capacity.py), as k3s `kubelet-arg` entries.
@@ -182,13 +179,30 @@ def deployed_k3s_version(output_name: str = "k3sVersion") -> pulumi.Output[str |
     return reference.get_output(output_name)
 
 
-def checked_upgrade(deployed: str | None, target: str) -> str:
-    """`target`, unless going there from the deployed release breaks the version-skew policy."""
-    refusal = upgrade_refusal(deployed, target) if deployed else None
-    if refusal is not None:
-        problem, fix = refusal
-        raise ConfigError("k3sVersion", problem, fix)
-    return target
+def upgrade_checked(
+    deployed: pulumi.Input[str | None], target: str
+) -> pulumi.Output[list[pulumi.Resource]]:
+    """Nothing more to wait for once going from the deployed release to `target` keeps the
+    version-skew policy; otherwise it fails with the ConfigError for k3sVersion.
+
+    Given as `depends_on` to every resource a program declares, it gates them all: the SDK
+    awaits a resource's depends_on first, before its inputs, its parent's URN or the
+    RegisterResource call, and when that raises it sends nothing and fails the resource's
+    URN and outputs with the error (pulumi 3.272.0, sdk/python/lib/pulumi/runtime/resource.py:
+    prepare_resource awaits _resolve_depends_on_urns from runtime/_depends_on.py;
+    register_resource's do_register calls resolve_outputs_due_to_exception). So children of a
+    gated component, which await its URN as their parent, are never sent either. The gate
+    carries the dependency on what `deployed` was read from (the StackReference).
+    """
+
+    def check(deployed_version: str | None) -> list[pulumi.Resource]:
+        refusal = upgrade_refusal(deployed_version, target) if deployed_version else None
+        if refusal is not None:
+            problem, fix = refusal
+            raise ConfigError("k3sVersion", problem, fix)
+        return []
+
+    return pulumi.Output.from_input(deployed).apply(check)
 
 
 def rewrite_kubeconfig(kubeconfig_yaml: str, server_ip: str, cluster_name: str) -> str:
@@ -357,14 +371,11 @@ class K3sServer(pulumi.ComponentResource):
                 key: value for key, value in rendered.items() if key not in NODE_SPECIFIC_KEYS
             }
         )
-        # The stdin waits for the upgrade check, so a refused version stops the program
-        # before the install is declared: `pulumi preview` already reports it.
-        install_stdin = pulumi.Output.all(config, args.deployed_k3s_version).apply(
-            lambda values: install_program(
-                remote_script("install-k3s-server.sh"),
-                checked_upgrade(values[1], args.k3s_version),
-                args.node_name,
-                values[0],
+        # The program checks the version-skew rule before declaring anything (upgrade_checked,
+        # given as depends_on); the install script checks it again on the node.
+        install_stdin = config.apply(
+            lambda rendered: install_program(
+                remote_script("install-k3s-server.sh"), args.k3s_version, args.node_name, rendered
             )
         )
         # A version or config change alters stdin, which pulumi-command applies as an

@@ -1,4 +1,4 @@
-"""Upgrades follow Kubernetes' version-skew policy, on the node and at preview; the k3s CIS hardening items."""
+"""Upgrades follow Kubernetes' version-skew policy, before anything is declared and on the node; the k3s CIS hardening items."""
 
 import stat
 
@@ -6,8 +6,7 @@ import pytest
 import yaml
 
 from components import k3s
-from components.errors import ConfigError
-from tests.helpers import deploy
+from tests.helpers import command, deploy, rejected, write_executable
 from tests.node_stand_in import Node
 
 # (installed, target, refusal): "downgrade", or the minor the refusal names as the next step, or None.
@@ -91,32 +90,61 @@ def test_fresh_install_is_not_checked(node):
 
 
 PREVIOUS = "v1.36.1+k3s1"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
 
 
-def refused_at_preview(previous_version, **overrides):
-    declared = []
-    with pytest.raises(ConfigError) as caught:
-        deploy(previous_outputs={"k3sVersion": previous_version}, declared=declared, **overrides)
-    names = [r.name for r in declared]
-    assert "lightsail-k3s-dev-install" not in names, (
-        "the install must not be declared after a refused upgrade"
+def refused(previous_version, *fragments, **overrides):
+    """The refusal's message: raised after reading the previous deployment and before anything is declared."""
+    return rejected(
+        "k3sVersion",
+        *fragments,
+        after_reading=[STACK_REFERENCE],
+        previous_outputs={"k3sVersion": previous_version},
+        **overrides,
     )
-    assert not [r for r in declared if r.type.startswith("kubernetes:")]
-    assert caught.value.key == "lightsail-k3s:k3sVersion"
-    return str(caught.value)
 
 
 @pytest.mark.parametrize("preview", [True, False])
-def test_preview_refuses_a_downgrade_from_the_previous_deployment(preview):
-    message = refused_at_preview(PREVIOUS, k3sVersion="v1.35.9+k3s1", preview=preview)
-    assert f"older than the installed {PREVIOUS}" in message
-    assert f"keep k3sVersion at {PREVIOUS} or newer" in message
+def test_a_downgrade_from_the_previous_deployment_is_refused_before_anything_is_declared(preview):
+    refused(
+        PREVIOUS,
+        f"older than the installed {PREVIOUS}",
+        f"keep k3sVersion at {PREVIOUS} or newer",
+        k3sVersion="v1.35.9+k3s1",
+        preview=preview,
+    )
 
 
-def test_preview_refuses_a_two_minor_jump_and_names_the_next_step():
-    message = refused_at_preview("v1.34.2+k3s1", k3sVersion=PREVIOUS)
-    assert "more than one minor ahead of the installed v1.34.2+k3s1" in message
-    assert "upgrade to the newest v1.35.x+k3sN release first" in message
+@pytest.fixture
+def aws_cli(tmp_path):
+    """A PATH holding a stand-in `aws`: with a DNS zone the program only checks that the CLI is installed."""
+    write_executable(tmp_path / "aws", "#!/bin/sh\nexit 0\n")
+    return {"PATH": str(tmp_path)}
+
+
+def test_a_skipped_minor_is_refused_before_any_server_agent_zone_bucket_or_app_is_declared(aws_cli):
+    # Every component the program can declare, so each one's gate is checked.
+    refused(
+        "v1.34.2+k3s1",
+        "more than one minor ahead of the installed v1.34.2+k3s1",
+        "upgrade to the newest v1.35.x+k3sN release first",
+        k3sVersion=PREVIOUS,
+        serverCount=3,
+        agentCount=2,
+        backups="true",
+        domain="example.com",
+        acmeEmail="admin@example.com",
+        alarmEmail="ops@example.com",
+        environ=aws_cli,
+    )
+
+
+def test_a_refused_version_stops_a_bundle_change_of_the_same_run_from_replacing_the_instance():
+    bundle_change = {"bundleId": "medium_3_0", "preview": True}
+    allowed = deploy(previous_outputs={"k3sVersion": "v1.35.3+k3s1"}, **bundle_change)
+    assert command(allowed, "instance").inputs["bundleId"] == "medium_3_0"
+    # rejected() asserts that nothing, the instance included, was declared.
+    refused(PREVIOUS, k3sVersion="v1.35.9+k3s1", **bundle_change)
 
 
 def test_preview_allows_the_next_minor_and_reads_this_stacks_previous_deployment():
