@@ -51,7 +51,7 @@ restore:
 test: $(VENV)/.installed
 	$(PYTHON) -m pytest -n auto --dist worksteal
 
-# Ten realistic regressions, one at a time in a scratch copy; every one must fail its tests (minutes).
+# The documented regressions, one at a time in a scratch copy; every one must fail its tests (minutes).
 mutants: $(VENV)/.installed
 	$(PYTHON) -m tools.mutants
 

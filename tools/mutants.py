@@ -33,6 +33,18 @@ class Mutant:
 
 MUTANTS = (
     Mutant(
+        "a refused k3sVersion no longer stops the host (the instance changes before the refusal)",
+        "__main__.py",
+        """        existing_host_key=settings.ssh_host_key,
+    ),
+    gated,
+)""",
+        """        existing_host_key=settings.ssh_host_key,
+    ),
+)""",
+        ("tests/test_upgrades_and_cis.py",),
+    ),
+    Mutant(
         "a failed download carries on with the install",
         "components/remote/install-k3s-server.sh",
         "set -euo pipefail",
