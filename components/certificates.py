@@ -67,7 +67,7 @@ def watch_kubeconfig_expiry(
 
 
 def rotation_program(script: str, node_name: str) -> str:
-    return node_program(script, {"NODE_NAME": node_name}, ["k3s-wait.sh"])
+    return node_program(script, {"NODE_NAME": node_name})
 
 
 def rotate_certificates(

@@ -298,7 +298,8 @@ def install_program(
     Settings travel on stdin, not on the command line, so secrets added to the
     config never show in a process list or in the command's plain inputs.
     Every node install loads the version-skew rule from UPGRADE_PATH_LIB_B64, and a server's its
-    Ready wait from WAIT_LIB_B64, so each has one home; agents and servers share this program.
+    Ready wait from WAIT_LIB_B64, so each has one home; agents and servers share this program,
+    and each gets the libraries its own script loads (remote_scripts.node_program).
     """
     rendered = CONFIG_HEADER + yaml.safe_dump(dict(config), sort_keys=False)
     sysctl_conf = "".join(f"{key}={value}\n" for key, value in KUBELET_SYSCTLS.items())
@@ -310,7 +311,7 @@ def install_program(
         "KUBELET_SYSCTL_CONF_B64": base64.b64encode(sysctl_conf.encode()).decode(),
         "AUDIT_POLICY_B64": base64.b64encode(audit_policy.encode()).decode(),
     }
-    return node_program(script, assignments, ["k3s-upgrade-path.sh", "k3s-wait.sh"])
+    return node_program(script, assignments)
 
 
 class K3sServer(pulumi.ComponentResource):

@@ -18,9 +18,7 @@ DRAIN_TIMEOUT = "10m"
 
 def membership_program(node_name: str) -> str:
     """What the membership command feeds to `bash -s -- ready|drain` on the first server."""
-    return node_program(
-        remote_script("node-membership.sh"), {"NODE_NAME": node_name}, ["k3s-wait.sh"]
-    )
+    return node_program(remote_script("node-membership.sh"), {"NODE_NAME": node_name})
 
 
 def node_membership(

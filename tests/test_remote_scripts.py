@@ -392,9 +392,7 @@ def run_wait_library(node: Node, call: str, timeout: float = 30, **env):
     """`call` after loading k3s-wait.sh as the node scripts do, from WAIT_LIB_B64 on stdin."""
     shutil.copy(node.stubs / "k3s", node.k3s_bin)
     script = f'set -euo pipefail\nsource <(base64 -d <<< "$WAIT_LIB_B64")\n{call}\necho waited\n'
-    program = remote_scripts.node_program(
-        script, {"NODE_NAME": "lightsail-k3s-dev"}, ["k3s-wait.sh"]
-    )
+    program = remote_scripts.node_program(script, {"NODE_NAME": "lightsail-k3s-dev"})
     return node.run(program, timeout=timeout, **env)
 
 

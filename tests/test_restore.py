@@ -126,7 +126,6 @@ class Workstation:
         program = remote_scripts.node_program(
             remote_scripts.remote_script("etcd-peer-restore.sh"),
             {"PEER_STEP": step},
-            ["k3s-wait.sh"],
         )
         return subprocess.run(
             [tool("bash"), "-s"],

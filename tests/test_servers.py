@@ -1,6 +1,8 @@
 """Three servers on embedded etcd, with agents: joins, shared settings, order, outputs, refusals."""
 
+import itertools
 import json
+import re
 
 import pytest
 
@@ -26,6 +28,29 @@ SECRETS = (MOCK_AGENT_SECRET, MOCK_AGENT_TOKEN, MOCK_NODE_TOKEN)
 @pytest.fixture(scope="module")
 def ha():
     return deploy(serverCount=3, agentCount=2, agentBundleId="micro_3_0", protect=True)
+
+
+# The shell assignments that open a node program (components/remote_scripts.py, node_program),
+# and a script's uses of a library variable, however it loads the library.
+SHELL_ASSIGNMENT = re.compile(r"^[A-Z][A-Z0-9_]*=")
+LIBRARY_VARIABLE_USE = re.compile(r"\$\{?(\w+_LIB_B64)\b")
+
+
+def test_every_node_program_carries_exactly_the_libraries_its_script_uses(ha):
+    """A library the script does not use is dead weight in its stdin, and a change to it would
+    still update the command on that node (pulumi-command applies a new stdin as an update)."""
+    mismatched, carrying = {}, []
+    for registration in ha.of_type(COMMAND):
+        lines = (registration.inputs.get("stdin") or "").splitlines()
+        prelude = list(itertools.takewhile(SHELL_ASSIGNMENT.match, lines))
+        script = "\n".join(lines[len(prelude) :])
+        carried = sorted(line.split("=", 1)[0] for line in prelude if "_LIB_B64=" in line)
+        used = sorted(set(LIBRARY_VARIABLE_USE.findall(script)))
+        carrying += [registration.name] if carried else []
+        if carried != used:
+            mismatched[registration.name] = {"carried": carried, "used": used}
+    assert f"{AGENTS[0]}-install" in carrying and f"{PEERS[0]}-install" in carrying
+    assert mismatched == {}
 
 
 def test_three_servers_and_two_agents_are_five_instances(ha):
