@@ -41,8 +41,12 @@ from .catalog import (
 )
 from .errors import PROJECT, ConfigError
 
-# libyaml's parser where PyYAML has it (its wheels do); the pure-Python one is several times slower.
-_SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml's parser where PyYAML has it (its wheels do): the pure-Python one took 40% of a
+# mock-engine run. Both build the same values; tools/cliconfig.py reads YAML through it too.
+if yaml.__with_libyaml__:
+    from yaml import CSafeLoader as SafeYamlLoader
+else:
+    from yaml import SafeLoader as SafeYamlLoader
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -631,7 +635,7 @@ def plain_text_app_secrets(stack_file: Path) -> tuple[str, ...]:
     """The appSecrets leaves that the stack file holds unencrypted (a `secure:` map is encrypted)."""
     if not stack_file.is_file():
         return ()
-    config = (yaml.load(stack_file.read_text(), Loader=_SAFE_LOADER) or {}).get("config") or {}
+    config = (yaml.load(stack_file.read_text(), Loader=SafeYamlLoader) or {}).get("config") or {}
     plain: list[str] = []
 
     def walk(value: Any, path: str) -> None:
@@ -822,7 +826,7 @@ def parse_https(
 
 def declared_keys(project_file: Path = PROJECT_DIR / "Pulumi.yaml") -> list[str]:
     """The project's own config keys, as Pulumi.yaml declares them: the keys this program reads."""
-    declarations = yaml.load(project_file.read_text(), Loader=_SAFE_LOADER).get("config") or {}
+    declarations = yaml.load(project_file.read_text(), Loader=SafeYamlLoader).get("config") or {}
     return sorted(
         key.removeprefix(f"{PROJECT}:")
         for key in declarations

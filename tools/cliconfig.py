@@ -38,6 +38,8 @@ from typing import Any
 
 import yaml
 
+from components.settings import SafeYamlLoader
+
 # A stand-in for a `secure:` value of a stack file, which only the CLI can decrypt.
 UNDECRYPTABLE = "mock-secret-value"
 
@@ -67,11 +69,7 @@ class Secure:
 # --- YAML as gopkg.in/yaml.v3 reads it -------------------------------------------------------
 
 
-# libyaml's parser where PyYAML has it (its wheels do): the pure-Python one took 40% of a mock-engine run.
-_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class GoYamlLoader(_SafeLoader):
+class GoYamlLoader(SafeYamlLoader):
     """PyYAML with yaml.v3's scalar resolution instead of YAML 1.1's."""
 
 
