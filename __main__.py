@@ -184,6 +184,7 @@ for number in range(1, topology.agent_count + 1):
             node_name=agent_name,
             server_private_ip=node.private_ip,
             agent_token=k3s.agent_token,
+            kubelet_args=NodeCapacity.of_agent(topology.agent_bundle).kubelet_args(),
             # Servers upgrade first, then agents one at a time, each Ready before the next.
             after=[agent_host.booted, previous],
         ),

@@ -1,7 +1,7 @@
 """The node's capacity: what k3s and the OS keep, what the apps may use, and the burst-credit rule.
 
-Every number the budget uses comes from RESERVATIONS (below) and the bundle
-catalog (components/catalog.py): the kubelet reservations in k3s' config, the
+Every number the budget uses comes from RESERVATIONS (below; AGENT_RESERVATIONS for
+agents) and the bundle catalog (components/catalog.py): the kubelet reservations in k3s' config, the
 checks on the apps, and the app namespace's ResourceQuota and LimitRange.
 
 Sources:
@@ -44,13 +44,13 @@ class Reservation:
     """Memory a node keeps out of the pods' reach, in MiB."""
 
     system_mib: int  # the kernel's own share of the RAM and the OS's daemons: systemd, sshd, snapd (system-reserved)
-    k3s_mib: int  # the k3s server: API server, datastore, controllers, kubelet, containerd (kube-reserved)
+    k3s_mib: int  # k3s: on a server API server, datastore, controllers; on every node kubelet, containerd (kube-reserved)
     eviction_mib: (
         int  # the kubelet evicts pods when less than this is free (eviction-hard memory.available)
     )
 
 
-# The one table, by the bundle's RAM in GB. k3s needs 768 MiB with a small
+# A server's, by the bundle's RAM in GB. k3s needs 768 MiB with a small
 # workload (k3s resource profiling) and more as the objects it watches grow, so
 # larger nodes, which hold more pods, keep more; the OS share and the eviction
 # threshold (Kubernetes' default 100Mi on the smallest node, about 3% of RAM
@@ -63,7 +63,21 @@ RESERVATIONS: dict[float, Reservation] = {
     32: Reservation(system_mib=512, k3s_mib=1536, eviction_mib=1024),
     64: Reservation(system_mib=768, k3s_mib=2048, eviction_mib=2048),
 }
-# k3s' own CPU use: 10% of a core (k3s resource profiling). The OS share is our estimate.
+# An agent runs no datastore or control plane: k3s' agent needs 256 M (k3s resource profiling,
+# "K3s agent"), so that is its kube-reserved on every bundle. Its OS share and eviction threshold
+# are a server's on the same RAM; on the bundles too small for a server (agents only), our estimates,
+# with Kubernetes' default 100Mi threshold.
+AGENT_K3S_MIB = 256
+AGENT_RESERVATIONS: dict[float, Reservation] = {
+    0.5: Reservation(system_mib=128, k3s_mib=AGENT_K3S_MIB, eviction_mib=100),
+    1: Reservation(system_mib=192, k3s_mib=AGENT_K3S_MIB, eviction_mib=100),
+    **{
+        ram_gb: Reservation(r.system_mib, AGENT_K3S_MIB, r.eviction_mib)
+        for ram_gb, r in RESERVATIONS.items()
+    },
+}
+# k3s' own CPU use: 10% of a core (k3s resource profiling; an agent's 5%, kept at a server's 10%
+# here). The OS share is our estimate.
 K3S_MILLICORES = 100
 SYSTEM_MILLICORES = 100
 # What CoreDNS and metrics-server request in kube-system (k3s manifests, above).
@@ -237,7 +251,13 @@ class NodeCapacity:
 
     @classmethod
     def of(cls, bundle: Bundle) -> NodeCapacity:
+        """A server's node."""
         return cls(bundle, RESERVATIONS[bundle.ram_gb])
+
+    @classmethod
+    def of_agent(cls, bundle: Bundle) -> NodeCapacity:
+        """An agent's node: only k3s' agent to keep room for."""
+        return cls(bundle, AGENT_RESERVATIONS[bundle.ram_gb])
 
     @property
     def allocatable_millicores(self) -> int:

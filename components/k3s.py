@@ -39,7 +39,8 @@ INSTALL_COMMAND = "sudo bash -s"
 
 # k3s CIS hardening items that need no extra packages (docs.k3s.io/security/hardening-guide).
 # protect-kernel-defaults makes the kubelet exit unless the kernel has these values,
-# so the install sets them, persistently, before k3s starts ("Set kernel parameters").
+# so every node's install, server or agent, sets them, persistently, before k3s starts
+# ("Set kernel parameters"; apply_kubelet_sysctls in components/remote/k3s-upgrade-path.sh).
 KUBELET_SYSCTLS = {
     "vm.panic_on_oom": "0",
     "vm.overcommit_memory": "1",
@@ -236,6 +237,24 @@ NODE_SPECIFIC_KEYS = ("node-name", "cluster-init")
 CONFIG_HEADER = "# Written by lightsail-k3s on every pulumi up; edits here are overwritten.\n"
 
 
+def kubelet_config(kubelet_args: Sequence[str]) -> dict[str, Any]:
+    """The config keys for the kubelet, which every node runs, servers and agents alike.
+
+    k3s takes both keys on `k3s server` and `k3s agent` (docs.k3s.io/cli/agent: servers run
+    an agent too). `kubelet_args` are the node's reservations and eviction thresholds
+    (components/capacity.py, from its own bundle).
+    """
+    return {
+        # CIS hardening: the kubelet refuses to run on kernel settings other than its defaults;
+        # each node's install writes and applies KUBELET_SYSCTLS before k3s starts.
+        "protect-kernel-defaults": True,
+        # Idle `kubectl exec`/`port-forward` streams close after 5 minutes (the guide's kubelet-arg);
+        # then what the kubelet keeps for k3s and the OS, and when it evicts pods instead of
+        # letting the node run out of memory (docs.k3s.io/cli/agent, --kubelet-arg).
+        "kubelet-arg": ["streaming-connection-idle-timeout=5m", *kubelet_args],
+    }
+
+
 def server_config(
     node_name: str,
     tls_sans: Sequence[str],
@@ -248,6 +267,7 @@ def server_config(
 
     Keys mirror the `k3s server` flags (docs.k3s.io/installation/configuration#configuration-file).
     """
+    kubelet = kubelet_config(kubelet_args)
     config: dict[str, Any] = {
         "node-name": node_name,
         "write-kubeconfig-mode": "0600",
@@ -257,9 +277,10 @@ def server_config(
         # tls-san-security on by default the API refuses names missing here
         # (docs.k3s.io/cli/server, --tls-san and --tls-san-security).
         "tls-san": list(tls_sans),
-        # CIS hardening: the kubelet refuses to run on kernel settings other than its defaults ...
-        "protect-kernel-defaults": True,
-        # ... and the API server keeps an audit log, rotated at 100 MB, 10 files, 30 days.
+        # The kubelet's keys keep the places they had before agents shared them, around the
+        # audit log's: a server's config.yaml, and so its k3s, stays as it was.
+        "protect-kernel-defaults": kubelet.pop("protect-kernel-defaults"),
+        # CIS hardening: the API server keeps an audit log, rotated at 100 MB, 10 files, 30 days.
         "kube-apiserver-arg": [
             f"audit-log-path={AUDIT_LOG_PATH}",
             f"audit-policy-file={AUDIT_POLICY_PATH}",
@@ -267,13 +288,8 @@ def server_config(
             "audit-log-maxbackup=10",
             "audit-log-maxsize=100",
         ],
-        # Idle `kubectl exec`/`port-forward` streams close after 5 minutes (the guide's kubelet-arg).
-        "kubelet-arg": ["streaming-connection-idle-timeout=5m"],
+        **kubelet,
     }
-    if kubelet_args:
-        # What the kubelet keeps for k3s and the OS, and when it evicts pods instead
-        # of letting the node run out of memory (docs.k3s.io/cli/server, --kubelet-arg).
-        config["kubelet-arg"] = [*config["kubelet-arg"], *kubelet_args]
     if cluster_init:
         # Embedded etcd instead of SQLite. A server already on SQLite converts when it
         # restarts with this; once etcd data exists, k3s ignores the flag

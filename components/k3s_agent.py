@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 
-from .k3s import KUBE_API_PORT, install_program
+from .k3s import KUBE_API_PORT, install_program, kubelet_config
 from .membership import join_node
 from .remote_scripts import remote_script
 
@@ -28,20 +28,26 @@ class K3sAgentArgs:
     server_private_ip: pulumi.Input[str]
     # k3s' agent token (secure format, K10…): it joins agents only, never servers.
     agent_token: pulumi.Input[str]
+    # kubelet flags for reservations and eviction from the agent's own bundle
+    # (components/capacity.py, NodeCapacity.of_agent), as k3s `kubelet-arg` entries.
+    kubelet_args: Sequence[str]
     # What must finish before this agent installs or upgrades: its host's first boot, the
     # servers' installs (servers upgrade first) and the agent before it (one at a time).
     after: Sequence[pulumi.Resource]
 
 
-# The version-skew check every node applies before it changes k3s.
+def agent_config(
+    node_name: str, server_private_ip: str, agent_token: str, kubelet_args: Sequence[str]
+) -> dict[str, Any]:
+    """k3s' /etc/rancher/k3s/config.yaml for an agent, as data (docs.k3s.io/cli/agent).
 
-
-def agent_config(node_name: str, server_private_ip: str, agent_token: str) -> dict[str, Any]:
-    """k3s' /etc/rancher/k3s/config.yaml for an agent, as data (docs.k3s.io/cli/agent)."""
+    Its kubelet is set up as a server's (kubelet_config), with the agent's own reservations.
+    """
     return {
         "node-name": node_name,
         "server": server_url(server_private_ip),
         "token": agent_token,
+        **kubelet_config(kubelet_args),
     }
 
 
@@ -62,7 +68,7 @@ class K3sAgent(pulumi.ComponentResource):
                 remote_script("join-k3s-agent.sh"),
                 args.k3s_version,
                 args.node_name,
-                agent_config(args.node_name, values[0], values[1]),
+                agent_config(args.node_name, values[0], values[1], args.kubelet_args),
             )
         )
         self.joined = join_node(

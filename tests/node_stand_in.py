@@ -48,8 +48,13 @@ echo "systemctl $*" >> "$STUB_LOG"
 if [ "$1" = "is-active" ]; then exit "${STUB_INACTIVE:-0}"; fi
 """
 
+# STUB_SYSCTL_FAILS makes it fail as sysctl does on a key the kernel refuses.
 SYSCTL_STUB = """#!/bin/sh
 echo "sysctl $*" >> "$STUB_LOG"
+if [ -n "${STUB_SYSCTL_FAILS:-}" ]; then
+  echo "sysctl: permission denied on key 'kernel.panic'" >&2
+  exit 255
+fi
 """
 
 # Stands in for k3s-wait.sh: logs each wait_for_node_ready call, one bracket per argument, and

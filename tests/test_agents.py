@@ -75,7 +75,8 @@ def test_agents_join_the_server_over_its_private_ip_with_the_agent_token(two_age
     for agent in AGENTS:
         install = two_agents.named(f"{agent}-install")
         assert install.inputs["create"] == install.inputs["update"] == "sudo bash -s"
-        assert k3s_config(install) == {
+        config = k3s_config(install)
+        assert {key: config[key] for key in ("node-name", "server", "token")} == {
             "node-name": agent,
             "server": f"https://{server_private_ip}:6443",
             "token": MOCK_AGENT_TOKEN,
@@ -89,6 +90,54 @@ def test_agents_join_the_server_over_its_private_ip_with_the_agent_token(two_age
             == two_agents.named(f"{agent}-instance").state["publicIpAddress"]
         )
         assert install.inputs["triggers"] == [two_agents.named(f"{agent}-instance").state["arn"]]
+
+
+# Kubernetes' default disk thresholds, which every node's eviction-hard lists too (components/capacity.py).
+DISK_THRESHOLDS = (
+    "nodefs.available<10%,imagefs.available<15%,nodefs.inodesFree<5%,imagefs.inodesFree<5%"
+)
+
+
+def test_each_agents_kubelet_keeps_the_reservations_of_the_agents_own_bundle(two_agents):
+    # micro_3_0 agents (1 GB) on a small_3_0 server (2 GB): an agent keeps room for k3s' agent alone.
+    server = k3s_config(two_agents.named(f"{SERVER}-install"))
+    assert server["kubelet-arg"][1:] == [
+        "system-reserved=cpu=100m,memory=256Mi",
+        "kube-reserved=cpu=100m,memory=768Mi",
+        f"eviction-hard=memory.available<100Mi,{DISK_THRESHOLDS}",
+    ]
+    for agent in AGENTS:
+        assert k3s_config(two_agents.named(f"{agent}-install"))["kubelet-arg"][1:] == [
+            "system-reserved=cpu=100m,memory=192Mi",
+            "kube-reserved=cpu=100m,memory=256Mi",
+            f"eviction-hard=memory.available<100Mi,{DISK_THRESHOLDS}",
+        ]
+
+
+def test_a_larger_agent_bundle_keeps_more():
+    deployment = deploy(agentCount=1, agentBundleId="large_3_0")
+    assert k3s_config(deployment.named(f"{AGENTS[0]}-install"))["kubelet-arg"][1:] == [
+        "system-reserved=cpu=100m,memory=384Mi",
+        "kube-reserved=cpu=100m,memory=256Mi",
+        f"eviction-hard=memory.available<256Mi,{DISK_THRESHOLDS}",
+    ]
+
+
+def test_agents_kubelet_is_set_up_as_the_servers(two_agents):
+    """The same keys and flags, from the one function (components/k3s.py kubelet_config): the CIS
+    settings equal, the reservations the node's own."""
+    server = k3s_config(two_agents.named(f"{SERVER}-install"))
+    kubelet_keys = ("protect-kernel-defaults", "kubelet-arg")
+    assert server["protect-kernel-defaults"] is True
+    assert server["kubelet-arg"][0] == "streaming-connection-idle-timeout=5m"
+    for agent in AGENTS:
+        config = k3s_config(two_agents.named(f"{agent}-install"))
+        assert set(config) - {"node-name", "server", "token"} == set(kubelet_keys)
+        assert config["protect-kernel-defaults"] == server["protect-kernel-defaults"]
+        assert [arg.split("=")[0] for arg in config["kubelet-arg"]] == [
+            arg.split("=")[0] for arg in server["kubelet-arg"]
+        ]
+        assert config["kubelet-arg"][0] == server["kubelet-arg"][0]
 
 
 def test_no_token_appears_in_any_commands_plain_inputs(two_agents):

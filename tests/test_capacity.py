@@ -3,7 +3,7 @@
 import pytest
 
 from components.capacity import NodeCapacity, cpu_millicores, memory_mib, parse_resources
-from components.catalog import BUNDLES, server_capable_bundle_ids
+from components.catalog import BUNDLES, agent_capable_bundle_ids, server_capable_bundle_ids
 from components.errors import ConfigError
 from tests.helpers import PROJECT_DIR, command, deploy, k3s_config, mistyped, rejected
 from tools import plan
@@ -235,6 +235,26 @@ def test_the_readme_reservations_table_matches_the_code():
         )
         assert row in readme, row
         assert f"{node.budget.memory_mib}Mi" in readme.split(row, 1)[1].split("\n", 1)[0]
+
+
+def test_the_readme_agent_reservations_table_matches_the_code():
+    readme = (PROJECT_DIR / "README.md").read_text()
+    for bundle_id in agent_capable_bundle_ids():
+        node = NodeCapacity.of_agent(BUNDLES[bundle_id])
+        system, kube, eviction = (arg.split("=", 1)[1] for arg in node.kubelet_args())
+        row = (
+            f"| {node.bundle.ram_gb:g} GB (`{bundle_id}`) | {system.replace('cpu=', '').replace(',memory=', ', ')} "
+            f"| {kube.replace('cpu=', '').replace(',memory=', ', ')} | {eviction.split(',')[0].split('<')[1]} "
+            f"| {node.allocatable_millicores}m, {node.allocatable_mib}Mi |"
+        )
+        assert row in readme, row
+
+
+def test_every_agent_bundle_keeps_room_for_k3s_agent_and_some_for_pods():
+    for bundle_id in agent_capable_bundle_ids():
+        node = NodeCapacity.of_agent(BUNDLES[bundle_id])
+        assert node.reservation.k3s_mib == 256  # k3s resource profiling, "K3s agent"
+        assert node.allocatable_mib > 0, bundle_id
 
 
 def test_agents_get_their_own_alarms_and_cost_lines():

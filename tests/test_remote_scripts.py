@@ -164,16 +164,29 @@ def test_wait_for_boot_is_bounded(tmp_path):
 
 AGENT = "lightsail-k3s-dev-agent-1"
 AGENT_TOKEN = "K10" + "12" * 32 + "::node:" + "34" * 24
+# A micro_3_0 agent's reservations (components/capacity.py, AGENT_RESERVATIONS).
+AGENT_KUBELET_ARGS = (
+    "system-reserved=cpu=100m,memory=192Mi",
+    "kube-reserved=cpu=100m,memory=256Mi",
+    "eviction-hard=memory.available<100Mi,nodefs.available<10%,imagefs.available<15%,"
+    "nodefs.inodesFree<5%,imagefs.inodesFree<5%",
+)
 
 
 class AgentNode(Node):
-    def join(self, version="v1.36.1+k3s1", server_ip="172.26.1.10", **env):
+    def join(
+        self,
+        version="v1.36.1+k3s1",
+        server_ip="172.26.1.10",
+        kubelet_args=AGENT_KUBELET_ARGS,
+        **env,
+    ):
         """What components/k3s_agent.py feeds to `sudo bash -s` on the agent."""
         program = k3s.install_program(
             k3s_agent.remote_script("join-k3s-agent.sh"),
             version,
             AGENT,
-            k3s_agent.agent_config(AGENT, server_ip, AGENT_TOKEN),
+            k3s_agent.agent_config(AGENT, server_ip, AGENT_TOKEN, kubelet_args),
         )
         return subprocess.run(
             [BASH, "-s"],
@@ -201,14 +214,17 @@ def test_agent_join_installs_k3s_as_an_agent_of_the_private_server_url(agent):
     result = agent.join()
     assert result.returncode == 0, result.stderr
     calls = agent.calls()
-    assert calls[0].endswith(
+    assert calls[0] == f"sysctl -q -p {agent.sysctl_dir}/90-kubelet.conf"
+    assert calls[1].endswith(
         " https://raw.githubusercontent.com/k3s-io/k3s/v1.36.1%2Bk3s1/install.sh"
     )
-    assert calls[1] == "install.sh INSTALL_K3S_VERSION=v1.36.1+k3s1 INSTALL_K3S_EXEC=agent"
+    assert calls[2] == "install.sh INSTALL_K3S_VERSION=v1.36.1+k3s1 INSTALL_K3S_EXEC=agent"
     assert agent.config() == {
         "node-name": AGENT,
         "server": "https://172.26.1.10:6443",
         "token": AGENT_TOKEN,
+        "protect-kernel-defaults": True,
+        "kubelet-arg": ["streaming-connection-idle-timeout=5m", *AGENT_KUBELET_ARGS],
     }
     assert stat.S_IMODE((agent.config_dir / "config.yaml").stat().st_mode) == 0o600
     # The token reaches only the root-only file: no call and no output carries it.
@@ -228,6 +244,7 @@ def test_agent_rejoin_with_the_same_version_and_config_changes_nothing(agent):
 
 def test_agent_upgrade_reruns_the_tagged_installer_in_place(agent):
     result, calls = agent.rejoin(version="v1.37.0+k3s1")
+    calls = [c for c in calls if not c.startswith("sysctl")]
     assert calls[0].endswith("/k3s-io/k3s/v1.37.0%2Bk3s1/install.sh")
     assert calls[1] == "install.sh INSTALL_K3S_VERSION=v1.37.0+k3s1 INSTALL_K3S_EXEC=agent"
     assert not [c for c in calls if "uninstall" in c]
@@ -268,6 +285,53 @@ def test_agent_moves_one_minor_up(agent):
 def test_stopped_agent_is_started(agent):
     _, calls = agent.rejoin(STUB_INACTIVE="3")
     assert "systemctl start k3s-agent" in calls
+
+
+@pytest.mark.parametrize(
+    ("changes", "start"),
+    [
+        ({}, "install.sh INSTALL_K3S_VERSION=v1.36.1+k3s1 INSTALL_K3S_EXEC=agent"),
+        (
+            {"version": "v1.37.0+k3s1"},
+            "install.sh INSTALL_K3S_VERSION=v1.37.0+k3s1 INSTALL_K3S_EXEC=agent",
+        ),
+        ({"kubelet_args": AGENT_KUBELET_ARGS[1:]}, "systemctl restart k3s-agent"),
+        ({"STUB_INACTIVE": "3"}, "systemctl start k3s-agent"),
+    ],
+    ids=["join", "upgrade", "config change", "stopped"],
+)
+def test_agent_sets_the_kernel_values_protect_kernel_defaults_needs_before_k3s_agent_starts(
+    agent, changes, start
+):
+    if changes:
+        assert agent.join().returncode == 0
+        agent.calls()
+        (agent.sysctl_dir / "90-kubelet.conf").unlink()
+    result = agent.join(**changes)
+    assert result.returncode == 0, result.stderr
+    sysctl_file = agent.sysctl_dir / "90-kubelet.conf"
+    assert sysctl_file.read_text() == "".join(f"{k}={v}\n" for k, v in k3s.KUBELET_SYSCTLS.items())
+    assert stat.S_IMODE(sysctl_file.stat().st_mode) == 0o644
+    calls = agent.calls()
+    assert calls.index(f"sysctl -q -p {sysctl_file}") < calls.index(start)
+
+
+@pytest.mark.parametrize("role", ["server", "agent"])
+def test_a_node_whose_kernel_values_cannot_be_set_stops_before_k3s_starts(agent, role):
+    run = agent.install if role == "server" else agent.join
+    result = run(STUB_SYSCTL_FAILS="1")
+    assert result.returncode == 1
+    assert "could not apply the kernel settings in" in result.stderr
+    assert "its kubelet would exit on protect-kernel-defaults" in result.stderr
+    assert [c for c in agent.calls() if not c.startswith("sysctl")] == []
+    assert not (agent.config_dir / "config.yaml").exists()
+
+
+def test_servers_and_agents_set_the_kernel_values_with_the_one_shared_function():
+    for script in ("install-k3s-server.sh", "join-k3s-agent.sh"):
+        text = remote_scripts.remote_script(script)
+        assert 'apply_kubelet_sysctls "$work_dir"' in text, script
+        assert "sysctl " not in text.replace("sysctl.d", ""), script
 
 
 # Stands in for `k3s kubectl` on a server: the node exists until deleted, and is Ready

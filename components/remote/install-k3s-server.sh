@@ -27,8 +27,8 @@ SYSCTL_DIR="${SYSCTL_DIR:-/etc/sysctl.d}"
 work_dir="$(mktemp -d)"
 trap 'rm -rf "$work_dir"' EXIT
 
-# The release on the node (installed_version, check_upgrade_path, install_release), shared with
-# the agents' join script; components/k3s.py (upgrade_refusal) runs the same check at preview time.
+# The release on the node (installed_version, check_upgrade_path, install_release) and the
+# kubelet's kernel settings (apply_kubelet_sysctls), shared with the agents' join script; components/k3s.py (upgrade_refusal) runs the same check at preview time.
 # shellcheck source=/dev/null
 source <(base64 -d <<< "$UPGRADE_PATH_LIB_B64")
 # The Ready wait (wait_for_node_ready), shared with every script that waits for a node.
@@ -47,12 +47,8 @@ place() {
 current_version="$(installed_version)"
 check_upgrade_path "$current_version" "$K3S_VERSION"
 
-# protect-kernel-defaults (in config.yaml) stops the kubelet unless the kernel has
-# these values: set them now, and for every boot, before k3s (re)starts.
-mkdir -p "$SYSCTL_DIR"
-base64 -d <<< "$KUBELET_SYSCTL_CONF_B64" > "$work_dir/90-kubelet.conf"
-install -m 0644 "$work_dir/90-kubelet.conf" "$SYSCTL_DIR/90-kubelet.conf"
-sysctl -q -p "$SYSCTL_DIR/90-kubelet.conf"
+# The kernel values protect-kernel-defaults needs, set before k3s (re)starts, as on an agent.
+apply_kubelet_sysctls "$work_dir"
 
 # The API server's audit policy and a root-only log directory must exist before it starts.
 install -d -m 0700 "$K3S_SERVER_DIR" "$K3S_SERVER_DIR/logs"

@@ -1,9 +1,10 @@
 # shellcheck shell=bash
 # The k3s release on one node, as shell functions: the one installed, the version-skew rule for
 # moving to another (Kubernetes moves one minor at a time and never downgrades,
-# kubernetes.io/releases/version-skew-policy, and k3s follows it), and the install of a release.
+# kubernetes.io/releases/version-skew-policy, and k3s follows it), the install of a release, and
+# the kernel settings its kubelet needs before it starts.
 # A library, not a script: the node scripts load it from UPGRADE_PATH_LIB_B64 (components/k3s.py).
-# It reads the script's K3S_BIN.
+# It reads the script's K3S_BIN, SYSCTL_DIR and KUBELET_SYSCTL_CONF_B64.
 
 # The release at $K3S_BIN as it reports itself (v1.36.1+k3s1); nothing when none is installed.
 installed_version() {
@@ -63,4 +64,19 @@ install_release() {
   curl -sfL --retry 5 --retry-connrefused -o "$installer" \
     "https://raw.githubusercontent.com/k3s-io/k3s/${release/+/%2B}/install.sh"
   INSTALL_K3S_VERSION="$release" INSTALL_K3S_EXEC="$role" sh "$installer"
+}
+
+# protect-kernel-defaults (in config.yaml) makes the kubelet exit unless the kernel has the values
+# in KUBELET_SYSCTL_CONF_B64 (components/k3s.py, KUBELET_SYSCTLS): sets them now, and for every
+# boot, before k3s (re)starts. Written through directory $1. Fails, saying so, when they cannot be set.
+apply_kubelet_sysctls() {
+  local staged="$1/90-kubelet.conf" placed="$SYSCTL_DIR/90-kubelet.conf"
+  mkdir -p "$SYSCTL_DIR"
+  base64 -d <<< "$KUBELET_SYSCTL_CONF_B64" > "$staged"
+  install -m 0644 "$staged" "$placed"
+  if ! sysctl -q -p "$placed"; then
+    echo "could not apply the kernel settings in $placed (sysctl -p failed); k3s was not started," \
+      "as its kubelet would exit on protect-kernel-defaults. Check them with: sysctl -p $placed" >&2
+    return 1
+  fi
 }
