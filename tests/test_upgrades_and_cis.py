@@ -175,6 +175,21 @@ def test_server_config_turns_on_protect_kernel_defaults_and_a_rotated_audit_log(
     assert config["kubelet-arg"] == ["streaming-connection-idle-timeout=5m"]
 
 
+def test_server_config_keeps_its_key_order_so_servers_are_not_restarted_by_a_reordering():
+    # The rendered config.yaml follows the dict's order; a new order alone would restart k3s.
+    assert list(
+        k3s.server_config("lightsail-k3s-dev", ["203.0.113.10"], ["system-reserved=x"])
+    ) == [
+        "node-name",
+        "write-kubeconfig-mode",
+        "secrets-encryption",
+        "tls-san",
+        "protect-kernel-defaults",
+        "kube-apiserver-arg",
+        "kubelet-arg",
+    ]
+
+
 def test_install_sets_the_kernel_values_protect_kernel_defaults_needs_before_k3s_starts(node):
     result = node.install()
     assert result.returncode == 0, result.stderr
