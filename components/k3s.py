@@ -330,6 +330,12 @@ def install_program(
     return node_program(script, assignments)
 
 
+def program_digest(program: pulumi.Output[str]) -> pulumi.Output[str]:
+    """The SHA-256 of a node program: small enough for a trigger or a setting, and it changes
+    whenever the program does. It stays secret whenever the program is (a token in its config)."""
+    return program.apply(lambda text: hashlib.sha256(text.encode()).hexdigest())
+
+
 class K3sServer(pulumi.ComponentResource):
     """A single k3s server on the node, with a Kubernetes provider for its API."""
 
@@ -415,11 +421,8 @@ class K3sServer(pulumi.ComponentResource):
             ),
         )
         self.installed = install
-        # Re-read the kubeconfig and token whenever the install runs again. A digest
-        # keeps the trigger small; it stays secret whenever the settings hold a secret.
-        install_digest = install_stdin.apply(
-            lambda program: hashlib.sha256(program.encode()).hexdigest()
-        )
+        # Re-read the kubeconfig and token whenever the install runs again.
+        install_digest = program_digest(install_stdin)
         # Raising certRotation rotates the certificates, then the reads below run again.
         after_install: list[pulumi.Resource] = [install]
         if args.cert_rotation > 0:

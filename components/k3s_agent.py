@@ -76,6 +76,7 @@ class K3sAgent(pulumi.ComponentResource):
             args.connection,
             args.server_connection,
             args.node_name,
+            args.k3s_version,
             args.instance_identity,
             install_stdin,
             args.after,

@@ -74,6 +74,7 @@ class K3sPeerServer(pulumi.ComponentResource):
             args.connection,
             args.server_connection,
             args.node_name,
+            args.k3s_version,
             args.instance_identity,
             install_stdin,
             args.after,

@@ -57,9 +57,12 @@ if [ -n "${STUB_SYSCTL_FAILS:-}" ]; then
 fi
 """
 
-# Stands in for k3s-wait.sh: logs each wait_for_node_ready call, one bracket per argument, and
-# returns at once. A script that still polled by itself would call k3s kubectl.
+# Stands in for k3s-wait.sh: logs each wait_until and wait_for_node_ready call, one bracket per
+# argument, and returns at once. A script that still polled by itself would call k3s kubectl.
 WAIT_LIBRARY_STAND_IN = """
+wait_until() {
+  { printf 'wait_until'; printf ' [%s]' "$@"; echo; } >> "$STUB_LOG"
+}
 wait_for_node_ready() {
   { printf 'wait_for_node_ready'; printf ' [%s]' "$@"; echo; } >> "$STUB_LOG"
 }

@@ -1,5 +1,6 @@
 """Agents on the mock engine: hosts, the join over the server's private IP, drain on removal, order, outputs."""
 
+import hashlib
 import json
 
 import pytest
@@ -163,6 +164,7 @@ def test_removing_an_agent_drains_its_node_on_the_server_before_the_instance_goe
         assert join.inputs["create"] == "sudo bash -s -- ready"
         assert join.inputs["delete"] == "sudo bash -s -- drain"
         assert join.inputs["stdin"].startswith(f"NODE_NAME={agent}\n")
+        assert "sudo bash -s -- drain" not in (join.inputs["update"], join.inputs["create"])
         # Pulumi deletes dependents first: the join (drain) before the install, before the instance.
         assert two_agents.depends_on(join, two_agents.named(f"{agent}-install"))
         assert two_agents.depends_on(
@@ -171,6 +173,21 @@ def test_removing_an_agent_drains_its_node_on_the_server_before_the_instance_goe
         # A replaced agent re-uses its node name: the old node goes first.
         assert join.delete_before_replace
         assert join.inputs["triggers"] == [two_agents.named(f"{agent}-instance").state["arn"]]
+
+
+def test_an_agents_ready_wait_runs_again_whenever_its_install_does(two_agents):
+    """The join's stdin carries the release the node must report and the digest of the
+    install's stdin: whatever updates the install (a new k3sVersion, a config change) updates
+    the join, which pulumi-command applies by running `update`, the Ready wait, in place."""
+    for agent in AGENTS:
+        join, install = two_agents.named(f"{agent}-join"), two_agents.named(f"{agent}-install")
+        assert join.inputs["update"] == "sudo bash -s -- ready"
+        assert "EXPECTED_VERSION=v1.36.1+k3s1\n" in join.inputs["stdin"]
+        digest = hashlib.sha256(install.inputs["stdin"].encode()).hexdigest()
+        assert f"INSTALL_DIGEST={digest}\n" in join.inputs["stdin"]
+        # Neither is a trigger: a changed trigger replaces the join, and that runs `drain`.
+        assert join.inputs["triggers"] == [two_agents.named(f"{agent}-instance").state["arn"]]
+        assert join.custom_timeouts["update"] == join.custom_timeouts["create"]
 
 
 def test_agents_install_after_the_server_and_one_at_a_time(two_agents):

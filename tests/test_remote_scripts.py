@@ -334,8 +334,10 @@ def test_servers_and_agents_set_the_kernel_values_with_the_one_shared_function()
         assert "sysctl " not in text.replace("sysctl.d", ""), script
 
 
-# Stands in for `k3s kubectl` on a server: the node exists until deleted, and is Ready
-# from the STUB_READY_AFTER-th look on.
+# Stands in for `k3s kubectl` on a server: the node exists until deleted, reports
+# STUB_OLD_VERSION until the STUB_NEW_VERSION_AFTER-th look at its release and
+# STUB_NEW_VERSION (default v1.36.1+k3s1) from then on, and is Ready from the
+# STUB_READY_AFTER-th look at its Ready condition on.
 MEMBERSHIP_K3S_STUB = """#!/bin/sh
 echo "$*" >> "$STUB_LOG"
 case "$2" in
@@ -344,6 +346,16 @@ case "$2" in
     case "$*" in
       *labels.node-role*) printf '%s' "${STUB_ETCD_ROLE:-}"; exit 0 ;;
       *removed-node-name*) if [ -f "$STUB_STATE/annotated" ]; then printf member-1; fi; exit 0 ;;
+      *nodeInfo.kubeletVersion*)
+        looks=$(($(cat "$STUB_STATE/version-looks" 2>/dev/null || echo 0) + 1))
+        echo "$looks" > "$STUB_STATE/version-looks"
+        if [ "$looks" -ge "${STUB_NEW_VERSION_AFTER:-1}" ]; then
+          printf '%s' "${STUB_NEW_VERSION:-v1.36.1+k3s1}"
+        else
+          printf '%s' "${STUB_OLD_VERSION:-}"
+        fi
+        exit 0
+        ;;
     esac
     polls=$(($(cat "$STUB_STATE/polls" 2>/dev/null || echo 0) + 1))
     echo "$polls" > "$STUB_STATE/polls"
@@ -356,11 +368,21 @@ esac
 """
 
 
+# What components/membership.py puts in place of the install program's digest.
+INSTALL_DIGEST = "ab" * 32
+
+
 def run_membership(
-    node: Node, action: str, node_name: str = AGENT, program: str | None = None, **env
+    node: Node,
+    action: str,
+    node_name: str = AGENT,
+    program: str | None = None,
+    expected_version: str = "v1.36.1+k3s1",
+    **env,
 ) -> subprocess.CompletedProcess:
     write_executable(node.k3s_bin, MEMBERSHIP_K3S_STUB)
-    return node.run(program or membership.membership_program(node_name), action, **env)
+    program = program or membership.membership_program(node_name, expected_version, INSTALL_DIGEST)
+    return node.run(program, action, **env)
 
 
 def test_drain_on_delete_cordons_drains_and_deletes_the_node(node):
@@ -420,10 +442,54 @@ def test_a_failed_drain_keeps_the_node_and_fails_the_delete(node):
 def test_join_waits_on_the_server_until_the_agent_node_is_ready(node):
     result = run_membership(node, "ready", STUB_READY_AFTER="3")
     assert result.returncode == 0, result.stderr
-    assert (
-        len([c for c in node.calls() if c.startswith(f"kubectl get node {AGENT} -o jsonpath=")])
-        == 3
+    ready_looks = [
+        c
+        for c in node.calls()
+        if c.startswith(f"kubectl get node {AGENT} -o jsonpath=") and "Ready" in c
+    ]
+    assert len(ready_looks) == 3
+    assert f"node {AGENT} is Ready on k3s v1.36.1+k3s1" in result.stdout
+
+
+def test_after_an_upgrade_ready_waits_until_the_node_reports_the_new_release(node):
+    """The old kubelet's Ready lingers after the restart; only the new release in the node's
+    status shows the restarted kubelet has reported (and then its Ready is looked at)."""
+    result = run_membership(
+        node,
+        "ready",
+        expected_version="v1.36.2+k3s1",
+        STUB_OLD_VERSION="v1.36.1+k3s1",
+        STUB_NEW_VERSION="v1.36.2+k3s1",
+        STUB_NEW_VERSION_AFTER="3",
     )
+    assert result.returncode == 0, result.stderr
+    calls = node.calls()
+    version_looks = [
+        i
+        for i, c in enumerate(calls)
+        if c == f"kubectl get node {AGENT} -o jsonpath={{.status.nodeInfo.kubeletVersion}}"
+    ]
+    ready_looks = [i for i, c in enumerate(calls) if 'type=="Ready"' in c]
+    assert len(version_looks) == 3
+    assert ready_looks and min(ready_looks) > max(version_looks)
+    assert f"node {AGENT} is Ready on k3s v1.36.2+k3s1" in result.stdout
+
+
+def test_ready_gives_up_naming_both_releases_when_the_node_keeps_the_old_one(node):
+    result = run_membership(
+        node,
+        "ready",
+        expected_version="v1.36.2+k3s1",
+        STUB_OLD_VERSION="v1.36.1+k3s1",
+        STUB_NEW_VERSION_AFTER="1000000",
+        READY_TIMEOUT_SECONDS="1",
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"node {AGENT} did not report k3s v1.36.2+k3s1 after 1s\n"
+        "it reports v1.36.1+k3s1; see: journalctl -u k3s-agent (a server: -u k3s) on that node\n"
+    )
+    assert not [c for c in node.calls() if 'type=="Ready"' in c]
 
 
 def test_join_gives_up_when_the_agent_never_becomes_ready(node):
@@ -433,11 +499,15 @@ def test_join_gives_up_when_the_agent_never_becomes_ready(node):
 
 
 def test_join_waits_through_the_shared_library(node):
-    program = with_stand_in_wait_library(membership.membership_program(AGENT))
+    program = with_stand_in_wait_library(
+        membership.membership_program(AGENT, "v1.36.1+k3s1", INSTALL_DIGEST)
+    )
     result = run_membership(node, "ready", program=program, STUB_READY_AFTER="1000000")
     assert result.returncode == 0, result.stderr
     assert node.calls() == [
-        "wait_for_node_ready [600] [] [journalctl -u k3s-agent (a server: -u k3s) on that node]"
+        f"wait_until [600] [node {AGENT} did not report k3s v1.36.1+k3s1 after 600s]"
+        " [node_reports_expected_version]",
+        "wait_for_node_ready [600] [] [journalctl -u k3s-agent (a server: -u k3s) on that node]",
     ]
 
 

@@ -213,3 +213,31 @@ def test_a_new_k3s_version_updates_every_node_in_place(ha):
         assert "K3S_VERSION=v1.36.2+k3s1\n" in after.inputs["stdin"]
         # Same triggers: an update running the idempotent install, not a replacement.
         assert after.inputs["triggers"] == before.inputs["triggers"]
+    for name in (*PEERS, *AGENTS):
+        # The membership command's stdin changes too, and nothing that replaces it: an update
+        # running `ready` again (components/membership.py cites pulumi-command), never `drain`.
+        before, after = ha.named(f"{name}-join"), upgraded.named(f"{name}-join")
+        assert "EXPECTED_VERSION=v1.36.1+k3s1\n" in before.inputs["stdin"]
+        assert "EXPECTED_VERSION=v1.36.2+k3s1\n" in after.inputs["stdin"]
+        assert after.inputs["update"] == after.inputs["create"] == "sudo bash -s -- ready"
+        assert after.inputs["delete"] == "sudo bash -s -- drain"
+        assert after.inputs["triggers"] == before.inputs["triggers"]
+        assert upgraded.depends_on(after, upgraded.named(f"{name}-install"))
+    # Each node's install still waits for the node before it to be Ready again.
+    for previous, following in itertools.pairwise((*PEERS, *AGENTS)):
+        assert upgraded.depends_on(
+            upgraded.named(f"{following}-install"), upgraded.named(f"{previous}-join")
+        )
+
+
+def test_a_config_change_reruns_each_changed_nodes_ready_wait_in_place(ha):
+    """Backups add etcd-s3 keys to every server's config: same release, new install stdin."""
+    backed_up = deploy(
+        serverCount=3, agentCount=2, agentBundleId="micro_3_0", protect=True, backups="true"
+    )
+    for name in PEERS:
+        before, after = ha.named(f"{name}-join"), backed_up.named(f"{name}-join")
+        assert "EXPECTED_VERSION=v1.36.1+k3s1\n" in after.inputs["stdin"]
+        assert after.inputs["stdin"] != before.inputs["stdin"]
+        assert after.inputs["triggers"] == before.inputs["triggers"]
+        assert after.inputs["update"] == "sudo bash -s -- ready"

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # A node's membership (an agent's, or a joining server's), seen from the first server. Runs as
 # root on the server (`sudo bash -s -- ACTION`), fed on stdin by components/membership.py after
-# shell assignments of NODE_NAME and WAIT_LIB_B64 (the bounded waits, k3s-wait.sh).
-#   ready: waits until the node has joined and is Ready.
+# shell assignments of NODE_NAME, EXPECTED_VERSION (the k3s release the node must run),
+# INSTALL_DIGEST and WAIT_LIB_B64 (the bounded waits, k3s-wait.sh). The script does not read
+# INSTALL_DIGEST: it is the SHA-256 of the node's install program, there so that a config change,
+# which re-runs the install, also changes this stdin and so re-runs `ready`.
+#   ready: waits until the node has joined, reports EXPECTED_VERSION, and is Ready (on create,
+#          and again after each upgrade or config change of the node).
 #   drain: cordons the node, evicts its pods and deletes it, before its instance goes
 #          (for a server, deleting its node also removes its etcd member).
 #          Deleting the node also frees its name (and node password) for a replacement.
@@ -11,6 +15,7 @@ set -euo pipefail
 
 action="${1:?usage: node-membership.sh ready|drain}"
 : "${NODE_NAME:?NODE_NAME is required}"
+: "${EXPECTED_VERSION:?EXPECTED_VERSION is required, e.g. v1.36.1+k3s1}"
 : "${WAIT_LIB_B64:?WAIT_LIB_B64 is required: the base64 of k3s-wait.sh}"
 READY_TIMEOUT_SECONDS="${READY_TIMEOUT_SECONDS:-600}"
 DRAIN_TIMEOUT_SECONDS="${DRAIN_TIMEOUT_SECONDS:-300}"
@@ -23,6 +28,14 @@ kubectl() {
 # shellcheck source=/dev/null
 source <(base64 -d <<< "$WAIT_LIB_B64")
 
+# The release the node's kubelet last reported; k3s reports its own, e.g. v1.36.1+k3s1.
+reported_version=""
+node_reports_expected_version() {
+  reported_version="$(kubectl get node "$NODE_NAME" \
+    -o 'jsonpath={.status.nodeInfo.kubeletVersion}' 2>/dev/null || true)"
+  [ "$reported_version" = "$EXPECTED_VERSION" ]
+}
+
 etcd_member_removed() {
   [ -n "$(kubectl get node "$NODE_NAME" \
     -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/removed-node-name}')" ]
@@ -31,8 +44,17 @@ etcd_member_removed() {
 case "$action" in
   ready)
     # The node is an agent or a further server: its own journal, under its unit, says why.
-    wait_for_node_ready "$READY_TIMEOUT_SECONDS" "" "journalctl -u k3s-agent (a server: -u k3s) on that node"
-    echo "node $NODE_NAME is Ready"
+    node_logs="journalctl -u k3s-agent (a server: -u k3s) on that node"
+    # Right after a restart the Node object still shows the old kubelet's Ready; the new
+    # release in its status means the restarted kubelet has reported, so Ready is its own.
+    if ! wait_until "$READY_TIMEOUT_SECONDS" \
+      "node $NODE_NAME did not report k3s $EXPECTED_VERSION after ${READY_TIMEOUT_SECONDS}s" \
+      node_reports_expected_version; then
+      echo "it reports ${reported_version:-no version}; see: $node_logs" >&2
+      exit 1
+    fi
+    wait_for_node_ready "$READY_TIMEOUT_SECONDS" "" "$node_logs"
+    echo "node $NODE_NAME is Ready on k3s $EXPECTED_VERSION"
     ;;
   drain)
     if ! kubectl get node "$NODE_NAME" >/dev/null 2>&1; then
