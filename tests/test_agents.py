@@ -185,6 +185,7 @@ def test_an_agents_ready_wait_runs_again_whenever_its_install_does(two_agents):
         assert "EXPECTED_VERSION=v1.36.1+k3s1\n" in join.inputs["stdin"]
         digest = hashlib.sha256(install.inputs["stdin"].encode()).hexdigest()
         assert f"INSTALL_DIGEST={digest}\n" in join.inputs["stdin"]
+        assert "stdin" in join.secret_inputs, "a digest of a secret stays secret"
         # Neither is a trigger: a changed trigger replaces the join, and that runs `drain`.
         assert join.inputs["triggers"] == [two_agents.named(f"{agent}-instance").state["arn"]]
         assert join.custom_timeouts["update"] == join.custom_timeouts["create"]
