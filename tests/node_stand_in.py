@@ -13,6 +13,9 @@ from tests.helpers import tool, write_executable
 
 BASH = tool("bash")
 
+# Its kubectl answers for the node: the release it reports is the installed one from the
+# STUB_STALE_LOOKS+1-th look on (before that STUB_OLD_VERSION, as right after a restart), and it
+# is Ready from the STUB_READY_AFTER-th look at its Ready condition on.
 K3S_STUB = """#!/bin/sh
 case "$1" in
   --version)
@@ -20,6 +23,19 @@ case "$1" in
     echo "go version go1.26.2"
     ;;
   kubectl)
+    case "$*" in
+      *nodeInfo.kubeletVersion*)
+        echo "$*" >> "$STUB_LOG"
+        looks=$(($(cat "$STUB_STATE/version-looks" 2>/dev/null || echo 0) + 1))
+        echo "$looks" > "$STUB_STATE/version-looks"
+        if [ "$looks" -gt "${STUB_STALE_LOOKS:-0}" ]; then
+          cat "$STUB_STATE/version"
+        else
+          printf '%s' "${STUB_OLD_VERSION:-}"
+        fi
+        exit 0
+        ;;
+    esac
     polls=$(($(cat "$STUB_STATE/polls" 2>/dev/null || echo 0) + 1))
     echo "$polls" > "$STUB_STATE/polls"
     echo "$*" >> "$STUB_LOG"
@@ -57,7 +73,7 @@ if [ -n "${STUB_SYSCTL_FAILS:-}" ]; then
 fi
 """
 
-# Stands in for k3s-wait.sh: logs each wait_until and wait_for_node_ready call, one bracket per
+# Stands in for k3s-wait.sh: logs each call of its waits, one bracket per
 # argument, and returns at once. A script that still polled by itself would call k3s kubectl.
 WAIT_LIBRARY_STAND_IN = """
 wait_until() {
@@ -65,6 +81,9 @@ wait_until() {
 }
 wait_for_node_ready() {
   { printf 'wait_for_node_ready'; printf ' [%s]' "$@"; echo; } >> "$STUB_LOG"
+}
+wait_for_node_on_release() {
+  { printf 'wait_for_node_on_release'; printf ' [%s]' "$@"; echo; } >> "$STUB_LOG"
 }
 """
 WAIT_LIBRARY_STAND_IN_B64 = base64.b64encode(WAIT_LIBRARY_STAND_IN.encode()).decode()

@@ -104,7 +104,39 @@ def test_stopped_k3s_is_started(node):
 def test_polls_until_the_node_reports_ready(node):
     result = node.install(STUB_READY_AFTER="4")
     assert result.returncode == 0, result.stderr
-    assert len([c for c in node.calls() if c.startswith("kubectl get node")]) == 4
+    assert len([c for c in node.calls() if 'type=="Ready"' in c]) == 4
+
+
+def test_an_upgrade_waits_for_the_new_release_before_it_looks_at_ready(node):
+    """Right after the restart the node still reports the old release with the old kubelet's
+    Ready; the install waits until the new release is reported, then for Ready."""
+    assert node.install("v1.35.4+k3s1").returncode == 0
+    node.log.write_text("")
+    (node.state / "version-looks").unlink()
+    result = node.install("v1.36.1+k3s1", STUB_OLD_VERSION="v1.35.4+k3s1", STUB_STALE_LOOKS="2")
+    assert result.returncode == 0, result.stderr
+    calls = node.calls()
+    version_looks = [i for i, c in enumerate(calls) if "kubeletVersion" in c]
+    ready_looks = [i for i, c in enumerate(calls) if 'type=="Ready"' in c]
+    assert len(version_looks) == 3
+    assert ready_looks and min(ready_looks) > max(version_looks)
+    assert "node lightsail-k3s-dev is Ready on k3s v1.36.1+k3s1" in result.stdout
+
+
+def test_an_upgrade_gives_up_naming_both_releases_when_the_old_one_stays(node):
+    assert node.install("v1.35.4+k3s1").returncode == 0
+    (node.state / "version-looks").unlink()
+    result = node.install(
+        "v1.36.1+k3s1",
+        STUB_OLD_VERSION="v1.35.4+k3s1",
+        STUB_STALE_LOOKS="1000000",
+        READY_TIMEOUT_SECONDS="1",
+    )
+    assert result.returncode == 1
+    assert result.stderr.endswith(
+        "node lightsail-k3s-dev did not report k3s v1.36.1+k3s1 after 1s\n"
+        "it reports v1.35.4+k3s1; see: journalctl -u k3s\n"
+    )
 
 
 def test_gives_up_with_a_pointer_to_the_logs_when_never_ready(node):
@@ -505,9 +537,8 @@ def test_join_waits_through_the_shared_library(node):
     result = run_membership(node, "ready", program=program, STUB_READY_AFTER="1000000")
     assert result.returncode == 0, result.stderr
     assert node.calls() == [
-        f"wait_until [600] [node {AGENT} did not report k3s v1.36.1+k3s1 after 600s]"
-        " [node_reports_expected_version]",
-        "wait_for_node_ready [600] [] [journalctl -u k3s-agent (a server: -u k3s) on that node]",
+        "wait_for_node_on_release [600] [v1.36.1+k3s1]"
+        " [journalctl -u k3s-agent (a server: -u k3s) on that node]",
     ]
 
 
@@ -576,5 +607,5 @@ def test_the_install_waits_through_the_shared_library(node):
     result = node.run(program, STUB_READY_AFTER="1000000")
     assert result.returncode == 0, result.stderr
     calls = node.calls()
-    assert "wait_for_node_ready [300]" in calls
+    assert "wait_for_node_on_release [300] [v1.36.1+k3s1]" in calls
     assert not [c for c in calls if c.startswith("kubectl")]

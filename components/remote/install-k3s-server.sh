@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs k3s as a server, or upgrades it in place, then waits until the node is Ready.
+# Installs k3s as a server, or upgrades it in place, then waits until the node reports that
+# release and is Ready.
 # Runs as root on the node (`sudo bash -s`). components/k3s.py feeds it on stdin, after
 # shell assignments of K3S_VERSION, NODE_NAME, K3S_CONFIG_B64 (k3s' config.yaml,
 # rendered from data in Python and base64-encoded), the shell libraries UPGRADE_PATH_LIB_B64
@@ -31,7 +32,8 @@ trap 'rm -rf "$work_dir"' EXIT
 # kubelet's kernel settings (apply_kubelet_sysctls), shared with the agents' join script; components/k3s.py (upgrade_refusal) runs the same check at preview time.
 # shellcheck source=/dev/null
 source <(base64 -d <<< "$UPGRADE_PATH_LIB_B64")
-# The Ready wait (wait_for_node_ready), shared with every script that waits for a node.
+# The wait for the node's release and Ready (wait_for_node_on_release), shared with every script
+# that waits for a node.
 # shellcheck source=/dev/null
 source <(base64 -d <<< "$WAIT_LIB_B64")
 
@@ -74,5 +76,5 @@ else
   echo "k3s $K3S_VERSION is installed with this config; nothing to change"
 fi
 
-wait_for_node_ready "$READY_TIMEOUT_SECONDS"
+wait_for_node_on_release "$READY_TIMEOUT_SECONDS" "$K3S_VERSION"
 echo "node $NODE_NAME is Ready on k3s $K3S_VERSION"

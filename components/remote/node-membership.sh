@@ -27,14 +27,6 @@ kubectl() {
 # shellcheck source=/dev/null
 source <(base64 -d <<< "$WAIT_LIB_B64")
 
-# The release the node's kubelet last reported; k3s reports its own, e.g. v1.36.1+k3s1.
-reported_version=""
-node_reports_expected_version() {
-  reported_version="$(kubectl get node "$NODE_NAME" \
-    -o 'jsonpath={.status.nodeInfo.kubeletVersion}' 2>/dev/null || true)"
-  [ "$reported_version" = "$EXPECTED_VERSION" ]
-}
-
 etcd_member_removed() {
   [ -n "$(kubectl get node "$NODE_NAME" \
     -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/removed-node-name}')" ]
@@ -44,17 +36,8 @@ case "$action" in
   ready)
     : "${EXPECTED_VERSION:?EXPECTED_VERSION is required for ready, e.g. v1.36.1+k3s1}"
     # The node is an agent or a further server: its own journal, under its unit, says why.
-    node_logs="journalctl -u k3s-agent (a server: -u k3s) on that node"
-    # Right after a restart the Node object still shows the old kubelet's Ready; the new
-    # release in its status means the restarted kubelet has reported, so Ready is its own.
-    # After a config change alone the release stays the same, and this cannot tell.
-    if ! wait_until "$READY_TIMEOUT_SECONDS" \
-      "node $NODE_NAME did not report k3s $EXPECTED_VERSION after ${READY_TIMEOUT_SECONDS}s" \
-      node_reports_expected_version; then
-      echo "it reports ${reported_version:-no version}; see: $node_logs" >&2
-      exit 1
-    fi
-    wait_for_node_ready "$READY_TIMEOUT_SECONDS" "" "$node_logs"
+    wait_for_node_on_release "$READY_TIMEOUT_SECONDS" "$EXPECTED_VERSION" \
+      "journalctl -u k3s-agent (a server: -u k3s) on that node"
     echo "node $NODE_NAME is Ready on k3s $EXPECTED_VERSION"
     ;;
   drain)
