@@ -21,6 +21,14 @@ from tools.mockengine import Registration, StackOutput
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STACK_TYPE = "pulumi:pulumi:Stack"
+# Resource types the tests look up, as the engine names them.
+INSTANCE = "aws:lightsail/instance:Instance"
+FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
+STATIC_IP = "aws:lightsail/staticIp:StaticIp"
+COMMAND = "command:remote:Command"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
 # A public address: documentation ranges such as 198.51.100.0/24 are refused as admin CIDRs.
 ADMIN_CIDR = "1.2.3.4/32"
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from components.catalog import BUNDLES
-from tests.helpers import ADMIN_CIDR, deploy, k3s_config
+from tests.helpers import ADMIN_CIDR, COMMAND, INSTANCE, STATIC_IP, deploy, k3s_config
 from tools.mockengine import (
     MOCK_AGENT_SECRET,
     MOCK_AGENT_TOKEN,
@@ -16,10 +16,6 @@ from tools.mockengine import (
     static_ip_for,
 )
 
-INSTANCE = "aws:lightsail/instance:Instance"
-FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
-STATIC_IP = "aws:lightsail/staticIp:StaticIp"
-COMMAND = "command:remote:Command"
 SERVER = "lightsail-k3s-dev"
 AGENTS = ("lightsail-k3s-dev-agent-1", "lightsail-k3s-dev-agent-2")
 SECRETS = (MOCK_AGENT_SECRET, MOCK_AGENT_TOKEN, MOCK_NODE_TOKEN)

@@ -16,6 +16,8 @@ from components.capacity import NamespaceBudget, NodeCapacity
 from components.catalog import BUNDLES
 from components.settings import TESTED_K3S_MINORS
 from tests.helpers import (
+    DEPLOYMENT,
+    INGRESS,
     PROJECT_DIR,
     assert_no_second_ingress_controller,
     declared_objects,
@@ -29,8 +31,6 @@ from tools.mockengine import MOCK_STATIC_IP
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PROVIDER = "pulumi:providers:kubernetes"
-INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
 SECRET = "kubernetes:core/v1:Secret"
 

@@ -5,10 +5,9 @@ import pytest
 from components.capacity import NodeCapacity, cpu_millicores, memory_mib, parse_resources
 from components.catalog import BUNDLES, agent_capable_bundle_ids, server_capable_bundle_ids
 from components.errors import ConfigError
-from tests.helpers import PROJECT_DIR, command, deploy, k3s_config, mistyped, rejected
+from tests.helpers import DEPLOYMENT, PROJECT_DIR, command, deploy, k3s_config, mistyped, rejected
 from tools import plan
 
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 QUOTA = "kubernetes:core/v1:ResourceQuota"
 ALARM = "aws-native:lightsail:Alarm"
 CONTACT = "aws-native:lightsail:ContactMethod"

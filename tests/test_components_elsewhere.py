@@ -11,12 +11,11 @@ from pulumi.provider.experimental.component import ComponentProvider
 
 from components.cluster import CLUSTER_TYPE, Cluster, ClusterArgs, plan_single_server
 from components.errors import ConfigError
-from tests.helpers import ADMIN_CIDR, PROJECT_DIR, Declared, run_program
+from tests.helpers import ADMIN_CIDR, INSTANCE, PROJECT_DIR, Declared, run_program
 from tools import mockengine
 
 EXAMPLE_DIR = PROJECT_DIR / "examples" / "k3s-only"
 PROVIDER_DIR = PROJECT_DIR / "provider"
-INSTANCE = "aws:lightsail/instance:Instance"
 
 
 def run_example(config: dict[str, Any]) -> Declared:

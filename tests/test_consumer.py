@@ -13,11 +13,10 @@ import pulumi
 import pytest
 import yaml
 
-from tests.helpers import PROJECT_DIR, Declared, run_program
+from tests.helpers import PROJECT_DIR, STACK_REFERENCE, Declared, run_program
 from tools import pulumi_sdk
 
 CONSUMER_DIR = PROJECT_DIR / "examples" / "consumer"
-STACK_REFERENCE = "pulumi:pulumi:StackReference"
 
 
 class ClusterStackMocks(pulumi_sdk.Mocks):

@@ -5,7 +5,16 @@ import hashlib
 import yaml
 
 from components.catalog import BUNDLES
-from tests.helpers import PROJECT_DIR, command, deploy, install_settings
+from tests.helpers import (
+    COMMAND,
+    FIREWALL,
+    INSTANCE,
+    PROJECT_DIR,
+    STATIC_IP,
+    command,
+    deploy,
+    install_settings,
+)
 from tools.mockengine import (
     MOCK_AGENT_SECRET,
     MOCK_AGENT_TOKEN,
@@ -13,12 +22,6 @@ from tools.mockengine import (
     MOCK_STATIC_IP,
     private_ip_for,
 )
-
-INSTANCE = "aws:lightsail/instance:Instance"
-FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
-COMMAND = "command:remote:Command"
-STATIC_IP = "aws:lightsail/staticIp:StaticIp"
-
 
 # The dev stack's resources, by the component that owns each. Named one by one: a resource added,
 # dropped, renamed or moved to another component fails the tests below until it is listed here.

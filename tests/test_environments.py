@@ -5,11 +5,8 @@ import ipaddress
 import pytest
 import yaml
 
-from tests.helpers import PROJECT_DIR, Declared, rejected, run_stack
+from tests.helpers import FIREWALL, INSTANCE, PROJECT_DIR, STATIC_IP, Declared, rejected, run_stack
 
-INSTANCE = "aws:lightsail/instance:Instance"
-STATIC_IP = "aws:lightsail/staticIp:StaticIp"
-FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
 # RFC 5737 documentation ranges: placeholders that reach nobody.
 DOCUMENTATION_NETWORKS = [
     ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")

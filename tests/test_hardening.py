@@ -3,10 +3,9 @@
 import kubernetes_validate
 import pytest
 
-from tests.helpers import deploy, kubernetes_schema_version, rejected
+from tests.helpers import DEPLOYMENT, deploy, kubernetes_schema_version, rejected
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 

@@ -8,12 +8,10 @@ import subprocess
 import pytest
 
 from components.host import launch_script
-from tests.helpers import deploy, rejected, write_executable
+from tests.helpers import COMMAND, INSTANCE, deploy, rejected, write_executable
 from tests.node_stand_in import BASH
 from tools import mockengine, plan, plandiff
 
-INSTANCE = "aws:lightsail/instance:Instance"
-COMMAND = "command:remote:Command"
 # A real node's key, as `ssh-keyscan -t ed25519` prints it after the host name.
 EXISTING_HOST_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDmcH1X2tFfSZVmWmXbb1TMzDJV0ZfHjVQW4XWm4K6jD"

@@ -15,6 +15,7 @@ from kubernetes_validate.utils import schema_contents
 from components.dns import name_servers_command
 from components.traefik import LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING
 from tests.helpers import (
+    INGRESS,
     Declared,
     assert_no_second_ingress_controller,
     declared_objects,
@@ -34,7 +35,6 @@ AWS_PROVIDER = "pulumi:providers:aws"
 ZONE = "aws:lightsail/domain:Domain"
 RECORD = "aws:lightsail/domainEntry:DomainEntry"
 HELM_CHART_CONFIG = "kubernetes:helm.cattle.io/v1:HelmChartConfig"
-INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 NAME_SERVERS = "command:local:Command"
 
 APPS = [

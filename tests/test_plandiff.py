@@ -9,11 +9,9 @@ import sys
 import pytest
 
 from components.apps import APPS_TYPE, PREVIOUS_APPS_TYPE
-from tests.helpers import ADMIN_CIDR, PROJECT_DIR, deploy
+from tests.helpers import ADMIN_CIDR, FIREWALL, INSTANCE, PROJECT_DIR, deploy
 from tools import mockengine, plan, plandiff
 
-INSTANCE = "aws:lightsail/instance:Instance"
-FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
 EXTRA_APP = {"name": "api", "image": "ghcr.io/acme/api:1.0.0", "port": 8080, "path": "/api"}
 
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from components.catalog import BUNDLES
-from tests.helpers import ADMIN_CIDR, PROJECT_DIR, deploy, k3s_config
+from tests.helpers import ADMIN_CIDR, COMMAND, INSTANCE, PROJECT_DIR, deploy, k3s_config
 from tools.mockengine import (
     MOCK_AGENT_SECRET,
     MOCK_AGENT_TOKEN,
@@ -17,8 +17,6 @@ from tools.mockengine import (
     static_ip_for,
 )
 
-INSTANCE = "aws:lightsail/instance:Instance"
-COMMAND = "command:remote:Command"
 FIRST = "lightsail-k3s-dev"
 PEERS = ("lightsail-k3s-dev-server-2", "lightsail-k3s-dev-server-3")
 AGENTS = ("lightsail-k3s-dev-agent-1", "lightsail-k3s-dev-agent-2")

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from components import k3s
-from tests.helpers import command, deploy, rejected, write_executable
+from tests.helpers import STACK_REFERENCE, command, deploy, rejected, write_executable
 from tests.node_stand_in import Node
 
 # (installed, target, refusal): "downgrade", or the minor the refusal names as the next step, or None.
@@ -90,7 +90,6 @@ def test_fresh_install_is_not_checked(node):
 
 
 PREVIOUS = "v1.36.1+k3s1"
-STACK_REFERENCE = "pulumi:pulumi:StackReference"
 
 
 def refused(previous_version, *fragments, **overrides):
