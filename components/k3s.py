@@ -137,8 +137,9 @@ def upgrade_refusal(installed: str, target: str) -> tuple[str, str] | None:
 
     The control plane upgrades one minor at a time and never downgrades
     (kubernetes.io/releases/version-skew-policy, "Supported component upgrade order");
-    k3s follows that policy. components/remote/install-k3s-server.sh applies the same
-    rule on the node; the tests run both against one table.
+    k3s follows that policy. check_upgrade_path in components/remote/k3s-upgrade-path.sh,
+    which every node's install loads, applies the same rule on the node; the tests run both
+    against one table.
     """
     installed_match, target_match = K3S_RELEASE.fullmatch(installed), K3S_RELEASE.fullmatch(target)
     if installed_match is None or target_match is None:

@@ -11,10 +11,11 @@ from .k3s import INSTALL_COMMAND, INSTALL_TIMEOUT, program_digest
 from .remote_scripts import node_program, remote_script
 
 # How long a node may take to register (or, after an upgrade, to report the new release) and
-# become Ready: node-membership.sh waits up to 600 s for each, plus the SSH connection. And how
-# long its pods (and, for a server, its etcd member) may take to leave when it is removed.
+# become Ready: node-membership.sh waits up to 600 s for each. And how long its pods (and, for a
+# server, its etcd member) may take to leave when it is removed: up to 300 s each. A minute more
+# than the script's own bounds, for SSH, cordon and delete, so its clearer error comes first.
 READY_TIMEOUT = "21m"
-DRAIN_TIMEOUT = "10m"
+DRAIN_TIMEOUT = "11m"
 READY_COMMAND = "sudo bash -s -- ready"
 
 

@@ -1,6 +1,7 @@
 """The shell scripts: shellcheck-clean, and run with stand-in commands where no network is needed."""
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -609,3 +610,24 @@ def test_the_install_waits_through_the_shared_library(node):
     calls = node.calls()
     assert "wait_for_node_on_release [300] [v1.36.1+k3s1]" in calls
     assert not [c for c in calls if c.startswith("kubectl")]
+
+
+def test_pulumis_membership_timeouts_outlast_the_scripts_own_bounds():
+    """The script's error names what it waited for; Pulumi's own timeout would only say it ran out."""
+    script = remote_scripts.remote_script("node-membership.sh")
+
+    def default_seconds(variable: str) -> int:
+        found = re.search(rf'{variable}="\$\{{{variable}:-([0-9]+)\}}"', script)
+        assert found, variable
+        return int(found.group(1))
+
+    def pulumi_seconds(duration: str) -> int:
+        assert duration.endswith("m"), duration
+        return int(duration[:-1]) * 60
+
+    # ready: the release, then Ready, each bounded; drain: the drain, then the etcd member's removal.
+    ready_bound = 2 * default_seconds("READY_TIMEOUT_SECONDS")
+    drain_bound = 2 * default_seconds("DRAIN_TIMEOUT_SECONDS")
+    assert '--timeout="${DRAIN_TIMEOUT_SECONDS}s"' in script
+    assert pulumi_seconds(membership.READY_TIMEOUT) >= ready_bound + 60
+    assert pulumi_seconds(membership.DRAIN_TIMEOUT) >= drain_bound + 60
