@@ -13,36 +13,43 @@ from tests.helpers import tool, write_executable
 
 BASH = tool("bash")
 
-# Its kubectl answers for the node: the release it reports is the installed one from the
-# STUB_STALE_LOOKS+1-th look on (before that STUB_OLD_VERSION, as right after a restart), and it
-# is Ready from the STUB_READY_AFTER-th look at its Ready condition on.
-K3S_STUB = """#!/bin/sh
+# A `case "$*"` arm of a `k3s kubectl` stand-in: the node's release, as its kubelet reports it.
+# Before the STUB_NEW_VERSION_AFTER-th look it reports STUB_OLD_VERSION (as right after a
+# restart), from then on STUB_NEW_VERSION, or without it the release installed on the node.
+KUBELET_VERSION_ARM = """
+      *nodeInfo.kubeletVersion*)
+        looks=$(($(cat "$STUB_STATE/version-looks" 2>/dev/null || echo 0) + 1))
+        echo "$looks" > "$STUB_STATE/version-looks"
+        if [ "$looks" -ge "${STUB_NEW_VERSION_AFTER:-1}" ]; then
+          printf '%s' "${STUB_NEW_VERSION:-$(cat "$STUB_STATE/version")}"
+        else
+          printf '%s' "${STUB_OLD_VERSION:-}"
+        fi
+        exit 0
+        ;;
+"""
+
+# Its kubectl answers for the node: its release (KUBELET_VERSION_ARM), and Ready from the
+# STUB_READY_AFTER-th look at its Ready condition on.
+K3S_STUB = (
+    """#!/bin/sh
 case "$1" in
   --version)
     echo "k3s version $(cat "$STUB_STATE/version") (deadbeef)"
     echo "go version go1.26.2"
     ;;
   kubectl)
-    case "$*" in
-      *nodeInfo.kubeletVersion*)
-        echo "$*" >> "$STUB_LOG"
-        looks=$(($(cat "$STUB_STATE/version-looks" 2>/dev/null || echo 0) + 1))
-        echo "$looks" > "$STUB_STATE/version-looks"
-        if [ "$looks" -gt "${STUB_STALE_LOOKS:-0}" ]; then
-          cat "$STUB_STATE/version"
-        else
-          printf '%s' "${STUB_OLD_VERSION:-}"
-        fi
-        exit 0
-        ;;
-    esac
+    echo "$*" >> "$STUB_LOG"
+    case "$*" in"""
+    + KUBELET_VERSION_ARM
+    + """    esac
     polls=$(($(cat "$STUB_STATE/polls" 2>/dev/null || echo 0) + 1))
     echo "$polls" > "$STUB_STATE/polls"
-    echo "$*" >> "$STUB_LOG"
     if [ "$polls" -ge "${STUB_READY_AFTER:-1}" ]; then printf True; else printf False; fi
     ;;
 esac
 """
+)
 
 # Stands in for curl: logs the call and "downloads" an install.sh that records its
 # environment and installs the k3s stand-in at $K3S_BIN.

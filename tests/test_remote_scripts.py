@@ -13,7 +13,7 @@ import pytest
 
 from components import k3s, k3s_agent, membership, remote_scripts
 from tests.helpers import PROJECT_DIR, tool, write_executable
-from tests.node_stand_in import BASH, Node, with_stand_in_wait_library
+from tests.node_stand_in import BASH, KUBELET_VERSION_ARM, Node, with_stand_in_wait_library
 
 SHELL_SCRIPTS = sorted(
     [
@@ -114,7 +114,9 @@ def test_an_upgrade_waits_for_the_new_release_before_it_looks_at_ready(node):
     assert node.install("v1.35.4+k3s1").returncode == 0
     node.log.write_text("")
     (node.state / "version-looks").unlink()
-    result = node.install("v1.36.1+k3s1", STUB_OLD_VERSION="v1.35.4+k3s1", STUB_STALE_LOOKS="2")
+    result = node.install(
+        "v1.36.1+k3s1", STUB_OLD_VERSION="v1.35.4+k3s1", STUB_NEW_VERSION_AFTER="3"
+    )
     assert result.returncode == 0, result.stderr
     calls = node.calls()
     version_looks = [i for i, c in enumerate(calls) if "kubeletVersion" in c]
@@ -130,7 +132,7 @@ def test_an_upgrade_gives_up_naming_both_releases_when_the_old_one_stays(node):
     result = node.install(
         "v1.36.1+k3s1",
         STUB_OLD_VERSION="v1.35.4+k3s1",
-        STUB_STALE_LOOKS="1000000",
+        STUB_NEW_VERSION_AFTER="1000000",
         READY_TIMEOUT_SECONDS="1",
     )
     assert result.returncode == 1
@@ -367,29 +369,20 @@ def test_servers_and_agents_set_the_kernel_values_with_the_one_shared_function()
         assert "sysctl " not in text.replace("sysctl.d", ""), script
 
 
-# Stands in for `k3s kubectl` on a server: the node exists until deleted, reports
-# STUB_OLD_VERSION until the STUB_NEW_VERSION_AFTER-th look at its release and
-# STUB_NEW_VERSION (default v1.36.1+k3s1) from then on, and is Ready from the
+# Stands in for `k3s kubectl` on a server: the node exists until deleted, reports its release
+# (KUBELET_VERSION_ARM; run_membership installs v1.36.1+k3s1 on it), and is Ready from the
 # STUB_READY_AFTER-th look at its Ready condition on.
-MEMBERSHIP_K3S_STUB = """#!/bin/sh
+MEMBERSHIP_K3S_STUB = (
+    """#!/bin/sh
 echo "$*" >> "$STUB_LOG"
 case "$2" in
   get)
     [ -f "$STUB_STATE/deleted" ] && exit 1
     case "$*" in
       *labels.node-role*) printf '%s' "${STUB_ETCD_ROLE:-}"; exit 0 ;;
-      *removed-node-name*) if [ -f "$STUB_STATE/annotated" ]; then printf member-1; fi; exit 0 ;;
-      *nodeInfo.kubeletVersion*)
-        looks=$(($(cat "$STUB_STATE/version-looks" 2>/dev/null || echo 0) + 1))
-        echo "$looks" > "$STUB_STATE/version-looks"
-        if [ "$looks" -ge "${STUB_NEW_VERSION_AFTER:-1}" ]; then
-          printf '%s' "${STUB_NEW_VERSION:-v1.36.1+k3s1}"
-        else
-          printf '%s' "${STUB_OLD_VERSION:-}"
-        fi
-        exit 0
-        ;;
-    esac
+      *removed-node-name*) if [ -f "$STUB_STATE/annotated" ]; then printf member-1; fi; exit 0 ;;"""
+    + KUBELET_VERSION_ARM
+    + """    esac
     polls=$(($(cat "$STUB_STATE/polls" 2>/dev/null || echo 0) + 1))
     echo "$polls" > "$STUB_STATE/polls"
     if [ "$polls" -ge "${STUB_READY_AFTER:-1}" ]; then printf True; else printf False; fi
@@ -399,6 +392,7 @@ case "$2" in
   annotate) if [ -z "${STUB_NEVER_REMOVED:-}" ]; then touch "$STUB_STATE/annotated"; fi ;;
 esac
 """
+)
 
 
 # What components/membership.py puts in place of the install program's digest.
@@ -414,6 +408,7 @@ def run_membership(
     **env,
 ) -> subprocess.CompletedProcess:
     write_executable(node.k3s_bin, MEMBERSHIP_K3S_STUB)
+    (node.state / "version").write_text("v1.36.1+k3s1")
     program = program or membership.membership_program(node_name, expected_version, INSTALL_DIGEST)
     return node.run(program, action, **env)
 
