@@ -222,16 +222,20 @@ def test_cost_breakdown_sums_to_the_monthly_cost(three_small_apps):
     assert with_backups["monthlyCostUsd"].value == 13
 
 
+def reservations_row(bundle_id: str, node: NodeCapacity) -> str:
+    """A README reservations table row up to its last columns: RAM, system, kube, eviction."""
+    system, kube, eviction = (arg.split("=", 1)[1] for arg in node.kubelet_args())
+    return (
+        f"| {node.bundle.ram_gb:g} GB (`{bundle_id}`) | {system.replace('cpu=', '').replace(',memory=', ', ')} "
+        f"| {kube.replace('cpu=', '').replace(',memory=', ', ')} | {eviction.split(',')[0].split('<')[1]} "
+    )
+
+
 def test_the_readme_reservations_table_matches_the_code():
     readme = (PROJECT_DIR / "README.md").read_text()
     for bundle_id in server_capable_bundle_ids():
         node = NodeCapacity.of(BUNDLES[bundle_id])
-        system, kube, eviction = (arg.split("=", 1)[1] for arg in node.kubelet_args())
-        row = (
-            f"| {node.bundle.ram_gb:g} GB (`{bundle_id}`) | {system.replace('cpu=', '').replace(',memory=', ', ')} "
-            f"| {kube.replace('cpu=', '').replace(',memory=', ', ')} | {eviction.split(',')[0].split('<')[1]} "
-            f"| {node.budget.requests_cpu_millicores}m"
-        )
+        row = reservations_row(bundle_id, node) + f"| {node.budget.requests_cpu_millicores}m"
         assert row in readme, row
         assert f"{node.budget.memory_mib}Mi" in readme.split(row, 1)[1].split("\n", 1)[0]
 
@@ -240,11 +244,9 @@ def test_the_readme_agent_reservations_table_matches_the_code():
     readme = (PROJECT_DIR / "README.md").read_text()
     for bundle_id in agent_capable_bundle_ids():
         node = NodeCapacity.of_agent(BUNDLES[bundle_id])
-        system, kube, eviction = (arg.split("=", 1)[1] for arg in node.kubelet_args())
         row = (
-            f"| {node.bundle.ram_gb:g} GB (`{bundle_id}`) | {system.replace('cpu=', '').replace(',memory=', ', ')} "
-            f"| {kube.replace('cpu=', '').replace(',memory=', ', ')} | {eviction.split(',')[0].split('<')[1]} "
-            f"| {node.allocatable_millicores}m, {node.allocatable_mib}Mi |"
+            reservations_row(bundle_id, node)
+            + f"| {node.allocatable_millicores}m, {node.allocatable_mib}Mi |"
         )
         assert row in readme, row
 
