@@ -363,15 +363,20 @@ def parse_ssh_public_key(source: ConfigSource) -> str | None:
             f"{key[:40]!r}… is not an OpenSSH public key ({', '.join(SSH_KEY_TYPES)})",
             fix,
         )
+    _check_key_body("sshPublicKey", parts[0], parts[1], fix)
+    return " ".join(parts)
+
+
+def _check_key_body(key: str, key_type: str, body: str, fix: str) -> None:
+    """Refuses config `key` unless `body` is a complete public key of `key_type`."""
     try:
         # Decodes the blob (SSH wire format, RFC 4253 section 6.6) and checks that it holds a complete key
         # of the type the line names: a 32-byte ed25519 key, RSA e and n, an ECDSA point on the named curve.
-        load_ssh_public_key(f"{parts[0]} {parts[1]}".encode())
+        load_ssh_public_key(f"{key_type} {body}".encode())
     except (ValueError, UnsupportedAlgorithm):
         raise ConfigError(
-            "sshPublicKey", f"the key body is not a complete {parts[0]} public key", fix
+            key, f"the key body is not a complete {key_type} public key", fix
         ) from None
-    return " ".join(parts)
 
 
 def parse_ssh_host_key(source: ConfigSource) -> str | None:
@@ -390,12 +395,7 @@ def parse_ssh_host_key(source: ConfigSource) -> str | None:
             "is not one OpenSSH public key (`<type> <base64>`, no host name or comment)",
             fix,
         )
-    try:
-        load_ssh_public_key(f"{parts[0]} {parts[1]}".encode())
-    except (ValueError, UnsupportedAlgorithm):
-        raise ConfigError(
-            "sshHostKey", f"the key body is not a complete {parts[0]} public key", fix
-        ) from None
+    _check_key_body("sshHostKey", parts[0], parts[1], fix)
     return " ".join(parts)
 
 
