@@ -97,6 +97,9 @@ def further_host(
             protect=protect,
             tags=settings.tags,
             shared_key_pair=node.key_pair,
+            # The old node leaves (drained, k3s stopped, its Node deleted) before its successor
+            # is created under the same name (components/membership.py, join_node).
+            delete_before_replace=True,
         ),
         gated,
     )

@@ -74,6 +74,15 @@ class HostArgs:
     # The public host key of an instance created before the stack pinned host keys; None:
     # generate a host key and install it at first boot.
     existing_host_key: str | None = None
+    # Replace the instance delete-first. For a node that joins a cluster: the engine then deletes,
+    # before the old instance, whatever its new ARN or name would replace (its firewall, static IP
+    # attachment, boot wait, and the node's install and membership commands, whose deletes drain
+    # the node, stop its k3s and delete its Node) while the old host still answers on its own
+    # firewall and IP (pulumi/pulumi pkg/resource/deploy/step_generator.go, the
+    # deleteBeforeReplace branch of continueStepsFromDiff and calculateDependentReplacements;
+    # modelled in tools/replacement.py). Created first instead, the new host would install k3s
+    # under the node's name while the old one still ran it.
+    delete_before_replace: bool = False
 
 
 def launch_script(host_private_key: str, host_public_key: str) -> str:
@@ -172,7 +181,10 @@ class LightsailHost(pulumi.ComponentResource):
             add_on=add_on,
             tags=tags,
             opts=pulumi.ResourceOptions(
-                parent=self, protect=args.protect, ignore_changes=["userData"]
+                parent=self,
+                protect=args.protect,
+                ignore_changes=["userData"],
+                delete_before_replace=args.delete_before_replace,
             ),
         )
         # The API replaces the whole rule set and deleting closes every listed port,

@@ -31,7 +31,16 @@ def test_each_agent_is_a_host_and_an_agent_without_a_key_or_address_of_its_own(t
     assert names == sorted(
         f"{agent}-{suffix}"
         for agent in AGENTS
-        for suffix in ("host-key", "instance", "firewall", "wait-for-boot", "install", "join")
+        for suffix in (
+            "host-key",
+            "instance",
+            "firewall",
+            "wait-for-boot",
+            "install",
+            "node",
+            "k3s-stop",
+            "join",
+        )
     )
     assert len(two_agents.of_type(INSTANCE)) == 3
     assert [r.name for r in two_agents.of_type(STATIC_IP)] == [f"{SERVER}-ip"]
@@ -139,7 +148,8 @@ def test_agents_kubelet_is_set_up_as_the_servers(two_agents):
 
 def test_no_token_appears_in_any_commands_plain_inputs(two_agents):
     commands = two_agents.of_type(COMMAND)
-    assert len(commands) == 3 + 2 * 3 + 2  # boot waits, server commands, agent installs and joins
+    # boot waits, the first server's install and three reads, each agent's four commands
+    assert len(commands) == 3 + 4 + 2 * 4
     for resource in commands:
         plain = {
             key: value
@@ -169,6 +179,31 @@ def test_removing_an_agent_drains_its_node_on_the_server_before_the_instance_goe
         # A replaced agent re-uses its node name: the old node goes first.
         assert join.delete_before_replace
         assert join.inputs["triggers"] == [two_agents.named(f"{agent}-instance").state["arn"]]
+
+
+def test_removing_an_agent_stops_its_k3s_between_the_drain_and_the_nodes_deletion(two_agents):
+    """Dependents are deleted first: the join (drain), then -k3s-stop on the agent itself, then
+    -node (the Node's deletion on the first server). None of them runs anything on create."""
+    for agent in AGENTS:
+        join, stop, node = (
+            two_agents.named(f"{agent}-{suffix}") for suffix in ("join", "k3s-stop", "node")
+        )
+        instance = two_agents.named(f"{agent}-instance")
+        assert stop.urn in join.dependencies
+        assert node.urn in stop.dependencies
+        assert two_agents.depends_on(node, two_agents.named(f"{agent}-install"))
+        assert stop.inputs["connection"]["host"] == instance.state["publicIpAddress"]
+        assert stop.inputs["delete"] == "sudo bash -s"
+        assert stop.inputs["stdin"].startswith(f"NODE_NAME={agent}\nK3S_UNIT=k3s-agent\n")
+        assert node.inputs["connection"]["host"] == MOCK_STATIC_IP
+        assert node.inputs["delete"] == "sudo bash -s -- delete"
+        assert node.inputs["stdin"].startswith(f"NODE_NAME={agent}\nWAIT_LIB_B64=")
+        for command in (stop, node):
+            assert "create" not in command.inputs and "update" not in command.inputs
+            assert command.inputs["triggers"] == [instance.state["arn"]]
+        # Replaced, the instance goes first, and with it these (tests/test_replacement.py).
+        assert instance.delete_before_replace
+    assert not two_agents.named(f"{SERVER}-instance").delete_before_replace
 
 
 def test_an_agents_ready_wait_runs_again_whenever_its_install_does(two_agents):

@@ -369,15 +369,26 @@ def test_servers_and_agents_set_the_kernel_values_with_the_one_shared_function()
         assert "sysctl " not in text.replace("sysctl.d", ""), script
 
 
-# Stands in for `k3s kubectl` on a server: the node exists until deleted, reports its release
+# Stands in for `k3s kubectl` on a server: the node exists until deleted (asked with
+# --ignore-not-found, a deleted node is an empty answer; otherwise an error), reports its release
 # (KUBELET_VERSION_ARM; run_membership installs v1.36.1+k3s1 on it), and is Ready from the
-# STUB_READY_AFTER-th look at its Ready condition on.
+# STUB_READY_AFTER-th look at its Ready condition on. With STUB_API_DOWN every call fails as
+# kubectl does when the API server does not answer. The log leaves out --request-timeout.
 MEMBERSHIP_K3S_STUB = (
     """#!/bin/sh
-echo "$*" >> "$STUB_LOG"
-case "$2" in
+shift
+case "$1" in --request-timeout=*) shift ;; esac
+echo "kubectl $*" >> "$STUB_LOG"
+if [ -n "${STUB_API_DOWN:-}" ]; then
+  echo "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?" >&2
+  exit 1
+fi
+case "$1" in
   get)
-    [ -f "$STUB_STATE/deleted" ] && exit 1
+    case "$*" in
+      *--ignore-not-found*) [ -f "$STUB_STATE/deleted" ] || printf 'node/%s' "$3"; exit 0 ;;
+    esac
+    if [ -f "$STUB_STATE/deleted" ]; then echo "Error from server (NotFound): nodes \"$3\" not found" >&2; exit 1; fi
     case "$*" in
       *labels.node-role*) printf '%s' "${STUB_ETCD_ROLE:-}"; exit 0 ;;
       *removed-node-name*) if [ -f "$STUB_STATE/annotated" ]; then printf member-1; fi; exit 0 ;;"""
@@ -397,6 +408,7 @@ esac
 
 # What components/membership.py puts in place of the install program's digest.
 INSTALL_DIGEST = "ab" * 32
+SERVER_PEER = "lightsail-k3s-dev-server-3"
 
 
 def run_membership(
@@ -413,27 +425,52 @@ def run_membership(
     return node.run(program, action, **env)
 
 
-def test_drain_on_delete_cordons_drains_and_deletes_the_node(node):
+def test_drain_on_delete_cordons_and_drains_the_node_and_leaves_its_deletion_for_later(node):
     result = run_membership(node, "drain")
     assert result.returncode == 0, result.stderr
     assert node.calls() == [
-        f"kubectl get node {AGENT}",
+        f"kubectl get node {AGENT} --ignore-not-found -o name",
         f"kubectl cordon {AGENT}",
         f"kubectl drain {AGENT} --ignore-daemonsets --delete-emptydir-data --timeout=300s",
         f"kubectl get node {AGENT} -o jsonpath={{.metadata.labels.node-role\\.kubernetes\\.io/etcd}}",
-        f"kubectl delete node {AGENT} --ignore-not-found",
     ]
-    # Re-run (a retried delete): the node is gone, nothing else happens.
-    again = run_membership(node, "drain")
-    assert again.returncode == 0, again.stderr
-    assert node.calls() == [f"kubectl get node {AGENT}"]
-    assert "nothing to drain" in again.stdout
+    assert f"node {AGENT} drained" in result.stdout
 
 
-SERVER_PEER = "lightsail-k3s-dev-server-3"
+def test_deleting_the_node_frees_its_name_and_a_rerun_finds_nothing_to_do(node):
+    result = run_membership(node, "delete")
+    assert result.returncode == 0, result.stderr
+    assert node.calls() == [
+        f"kubectl get node {AGENT} --ignore-not-found -o name",
+        f"kubectl delete node {AGENT} --ignore-not-found --timeout=300s",
+    ]
+    # Re-run (a retried delete): the API server says the node is gone; nothing else happens.
+    for action, nothing in (("delete", "nothing to delete"), ("drain", "nothing to drain")):
+        again = run_membership(node, action)
+        assert again.returncode == 0, again.stderr
+        assert node.calls() == [f"kubectl get node {AGENT} --ignore-not-found -o name"]
+        assert nothing in again.stdout
 
 
-def test_removing_a_server_removes_its_etcd_member_before_the_node(node):
+@pytest.mark.parametrize("action", ["drain", "delete"])
+def test_an_unreachable_api_fails_the_removal_instead_of_skipping_it(node, action):
+    """Read as "not in the cluster", it would let Pulumi delete the instance undrained and, for
+    a server, leave its etcd member counted: from three servers to one, no quorum."""
+    result = run_membership(node, action, node_name=SERVER_PEER, STUB_API_DOWN="1")
+    assert result.returncode == 1
+    assert node.calls() == [f"kubectl get node {SERVER_PEER} --ignore-not-found -o name"]
+    assert f"cannot tell whether node {SERVER_PEER} is in the cluster" in result.stderr
+    assert "127.0.0.1:6443 was refused" in result.stderr
+    assert "check the API server on the first server" in result.stderr
+    assert "nothing to" not in result.stdout
+
+
+def test_every_look_at_the_api_server_is_bounded():
+    script = remote_scripts.remote_script("node-membership.sh")
+    assert '"$K3S_BIN" kubectl --request-timeout="${REQUEST_TIMEOUT_SECONDS}s" "$@"' in script
+
+
+def test_draining_a_server_removes_its_etcd_member_while_it_still_runs(node):
     result = run_membership(node, "drain", node_name=SERVER_PEER, STUB_ETCD_ROLE="true")
     assert result.returncode == 0, result.stderr
     calls = node.calls()
@@ -441,13 +478,27 @@ def test_removing_a_server_removes_its_etcd_member_before_the_node(node):
         f"kubectl annotate --overwrite node {SERVER_PEER} etcd.k3s.cattle.io/remove=true"
     )
     removed = [i for i, c in enumerate(calls) if "removed-node-name" in c]
-    assert (
-        annotate < removed[0] < calls.index(f"kubectl delete node {SERVER_PEER} --ignore-not-found")
-    )
+    assert annotate < removed[0]
+    assert not [c for c in calls if c.startswith("kubectl delete")]
     assert f"etcd member of {SERVER_PEER} removed" in result.stdout
 
 
-def test_a_server_whose_etcd_member_stays_is_not_deleted(node):
+def test_a_failed_look_at_the_nodes_role_is_no_agent(node):
+    """`[ "$(kubectl …)" = true ]` would read a failed look as "no etcd member" and go on."""
+    stub = MEMBERSHIP_K3S_STUB.replace(
+        "*labels.node-role*) printf '%s' \"${STUB_ETCD_ROLE:-}\"; exit 0 ;;",
+        "*labels.node-role*) echo 'Unable to connect to the server' >&2; exit 1 ;;",
+    )
+    assert stub != MEMBERSHIP_K3S_STUB
+    (node.state / "version").write_text("v1.36.1+k3s1")
+    write_executable(node.k3s_bin, stub)
+    program = membership.membership_program(SERVER_PEER, "v1.36.1+k3s1", INSTALL_DIGEST)
+    result = node.run(program, "drain")
+    assert result.returncode == 1
+    assert "drained" not in result.stdout
+
+
+def test_a_server_whose_etcd_member_stays_fails_the_drain_with_the_last_error(node):
     result = run_membership(
         node,
         "drain",
@@ -458,13 +509,47 @@ def test_a_server_whose_etcd_member_stays_is_not_deleted(node):
     )
     assert result.returncode == 1
     assert "was not removed after 1s" in result.stderr
-    assert not [c for c in node.calls() if c.startswith("kubectl delete")]
+    assert "drained" not in result.stdout
 
 
-def test_a_failed_drain_keeps_the_node_and_fails_the_delete(node):
+def test_a_failed_drain_fails_the_delete(node):
     result = run_membership(node, "drain", STUB_DRAIN_EXIT="1")
     assert result.returncode == 1
-    assert not [c for c in node.calls() if c.startswith("kubectl delete")]
+    assert "drained" not in result.stdout
+
+
+# --- stopping k3s on a node that leaves (stop-k3s.sh, the -k3s-stop command's delete)
+
+
+def run_k3s_stop(node: Node, unit: str = "k3s-agent", **env) -> subprocess.CompletedProcess:
+    killall = node.stubs / "k3s-killall.sh"
+    write_executable(
+        killall, '#!/bin/sh\necho k3s-killall.sh >> "$STUB_LOG"\nexit "${STUB_KILLALL_EXIT:-0}"\n'
+    )
+    return node.run(membership.k3s_stop_program(AGENT, unit), K3S_KILLALL=str(killall), **env)
+
+
+@pytest.mark.parametrize("unit", ["k3s-agent", "k3s"])
+def test_stopping_k3s_disables_its_unit_then_stops_it_and_its_containers(node, unit):
+    result = run_k3s_stop(node, unit)
+    assert result.returncode == 0, result.stderr
+    assert node.calls() == [f"systemctl disable {unit}", "k3s-killall.sh"]
+    assert f"k3s stopped on {AGENT}" in result.stdout
+
+
+def test_a_stop_that_fails_fails_the_delete_naming_the_node(node):
+    result = run_k3s_stop(node, STUB_KILLALL_EXIT="1")
+    assert result.returncode == 1
+    assert f"k3s did not stop on {AGENT} within 60s" in result.stderr
+
+
+def test_a_hung_stop_is_cut_off_at_its_bound(node):
+    write_executable(node.stubs / "systemctl", "#!/bin/sh\nsleep 30\n")
+    started = time.monotonic()
+    result = run_k3s_stop(node, STOP_TIMEOUT_SECONDS="1")
+    assert time.monotonic() - started < 10
+    assert result.returncode == 1
+    assert f"could not disable k3s-agent on {AGENT} within 1s" in result.stderr
 
 
 def test_join_waits_on_the_server_until_the_agent_node_is_ready(node):
@@ -597,6 +682,22 @@ def test_the_ready_waits_failure_says_since_when_and_where_to_look(node, argumen
     assert result.stderr == f"node lightsail-k3s-dev {message}\n"
 
 
+def test_a_wait_that_gives_up_says_what_the_last_look_failed_with(node):
+    """An API server that never answers is not a node that is not Ready yet: the message says so."""
+    script = 'set -euo pipefail\nsource <(base64 -d <<< "$WAIT_LIB_B64")\nwait_for_node_ready 0\n'
+    write_executable(
+        node.k3s_bin,
+        "#!/bin/sh\necho 'The connection to the server 127.0.0.1:6443 was refused' >&2\nexit 1\n",
+    )
+    program = remote_scripts.node_program(script, {"NODE_NAME": "lightsail-k3s-dev"})
+    result = node.run(program)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "node lightsail-k3s-dev was not Ready after 0s; see: journalctl -u k3s\n"
+        "last error: The connection to the server 127.0.0.1:6443 was refused\n"
+    )
+
+
 def test_the_install_waits_through_the_shared_library(node):
     """With k3s-wait.sh replaced, a node that never turns Ready no longer holds the install up."""
     program = with_stand_in_wait_library(node.install_program())
@@ -620,9 +721,17 @@ def test_pulumis_membership_timeouts_outlast_the_scripts_own_bounds():
         assert duration.endswith("m"), duration
         return int(duration[:-1]) * 60
 
-    # ready: the release, then Ready, each bounded; drain: the drain, then the etcd member's removal.
+    # ready: the release, then Ready, each bounded; drain: the drain, then the etcd member's
+    # removal; delete: the Node's deletion. stop-k3s.sh: disabling the unit, then killall.
     ready_bound = 2 * default_seconds("READY_TIMEOUT_SECONDS")
     drain_bound = 2 * default_seconds("DRAIN_TIMEOUT_SECONDS")
-    assert '--timeout="${DRAIN_TIMEOUT_SECONDS}s"' in script
+    delete_bound = default_seconds("DRAIN_TIMEOUT_SECONDS")
+    assert script.count('--timeout="${DRAIN_TIMEOUT_SECONDS}s"') == 2
     assert pulumi_seconds(membership.READY_TIMEOUT) >= ready_bound + 60
     assert pulumi_seconds(membership.DRAIN_TIMEOUT) >= drain_bound + 60
+    assert pulumi_seconds(membership.NODE_DELETE_TIMEOUT) >= delete_bound + 60
+    script = remote_scripts.remote_script("stop-k3s.sh")
+    assert script.count('timeout "$STOP_TIMEOUT_SECONDS"') == 2
+    assert (
+        pulumi_seconds(membership.STOP_TIMEOUT) >= 2 * default_seconds("STOP_TIMEOUT_SECONDS") + 60
+    )

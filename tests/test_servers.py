@@ -72,7 +72,8 @@ def test_every_join_references_the_first_servers_private_ip(ha):
 
 def test_no_token_in_any_commands_plain_inputs(ha):
     commands = ha.of_type(COMMAND)
-    assert len(commands) == 5 + 4 + 2 * 2 + 2 * 2  # boot waits, first server, peers, agents
+    # boot waits, first server, then each peer's and agent's install, node, k3s-stop and join
+    assert len(commands) == 5 + 4 + 2 * 4 + 2 * 4
     for resource in commands:
         plain = json.dumps(
             {
@@ -137,6 +138,16 @@ def test_a_removed_server_is_drained_and_leaves_etcd_through_the_first_server(ha
         assert join.inputs["stdin"].startswith(f"NODE_NAME={name}\n")
         assert "etcd.k3s.cattle.io/remove=true" in join.inputs["stdin"]
         assert ha.depends_on(join, ha.named(f"{name}-install"))
+        # Then k3s stops on the server itself, then its Node is deleted on the first server.
+        stop = ha.named(f"{name}-k3s-stop")
+        assert stop.urn in join.dependencies
+        assert stop.inputs["stdin"].startswith(f"NODE_NAME={name}\nK3S_UNIT=k3s\n")
+        assert (
+            stop.inputs["connection"]["host"]
+            == ha.named(f"{name}-ip-attachment").state["ipAddress"]
+        )
+        assert ha.named(f"{name}-node").urn in stop.dependencies
+        assert ha.named(f"{name}-instance").delete_before_replace
 
 
 def test_further_servers_are_hosts_like_the_first(ha):
@@ -221,6 +232,9 @@ def test_a_new_k3s_version_updates_every_node_in_place(ha):
         assert after.inputs["delete"] == "sudo bash -s -- drain"
         assert after.inputs["triggers"] == before.inputs["triggers"]
         assert upgraded.depends_on(after, upgraded.named(f"{name}-install"))
+        # What stops k3s and deletes the Node when the node goes does not change at all.
+        for suffix in ("k3s-stop", "node"):
+            assert upgraded.named(f"{name}-{suffix}").inputs == ha.named(f"{name}-{suffix}").inputs
     # Each node's install still waits for the node before it to be Ready again.
     for previous, following in itertools.pairwise((*PEERS, *AGENTS)):
         assert upgraded.depends_on(

@@ -146,6 +146,8 @@ class Registration:
     retain_on_delete: bool = False
     deleted_with: str = ""
     remote: bool = False
+    # Which resources each input's value came from, as the SDK reports them to the engine.
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     # The inputs as sent, secret values wrapped in pulumi_sdk.Secret.
     sent_inputs: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
@@ -172,6 +174,9 @@ def _registration(request: pulumi_sdk.ResourceRequest, state: dict[str, Any]) ->
         retain_on_delete=request.retain_on_delete,
         deleted_with=request.deleted_with,
         remote=request.remote,
+        property_dependencies={
+            key: list(urns) for key, urns in request.property_dependencies.items()
+        },
         sent_inputs=request.inputs,
         state=state,
     )

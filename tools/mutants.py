@@ -114,6 +114,24 @@ MUTANTS = (
         "logging=command.remote.Logging.STDOUT_AND_STDERR,",
         ("tests/test_core_stack.py",),
     ),
+    Mutant(
+        "a drain that cannot reach the API server reads the failure as no node, and skips it",
+        "components/remote/node-membership.sh",
+        """  if ! found="$(kubectl get node "$NODE_NAME" --ignore-not-found -o name 2>&1)"; then""",
+        """  if ! found="$(kubectl get node "$NODE_NAME" --ignore-not-found -o name 2>/dev/null)" && false; then""",
+        ("tests/test_remote_scripts.py",),
+    ),
+    Mutant(
+        "a joining node's instance is replaced create-first: the new host installs k3s under the"
+        " node's name before the old one is drained, stopped and deleted",
+        "__main__.py",
+        """            delete_before_replace=True,
+        ),
+        gated,""",
+        """        ),
+        gated,""",
+        ("tests/test_replacement.py", "tests/test_agents.py"),
+    ),
 )
 
 

@@ -51,6 +51,9 @@ REPLACE_ON = {
     "aws:lightsail/bucketAccessKey:BucketAccessKey": {"bucketName"},
     "tls:index/privateKey:PrivateKey": {"algorithm", "ecdsaCurve", "rsaBits"},
     "command:remote:Command": {"triggers"},
+    # The CloudFormation schema's createOnlyProperties of AWS::Lightsail::Alarm, which
+    # pulumi-aws-native replaces on.
+    "aws-native:lightsail:Alarm": {"alarmName", "monitoredResourceName", "metricName"},
     KUBERNETES_PROVIDER: {"clusterIdentifier"},
 }
 

@@ -4,24 +4,33 @@
 # (components/remote_scripts.py, node_program) and bin/restore.sh send on stdin before the script.
 # It reads the script's K3S_BIN and NODE_NAME; POLL_INTERVAL_SECONDS (default 5) is for the tests.
 
-# Runs the command after $2 until it succeeds; after $1 seconds prints $2 and fails.
+# Runs the command after $2 until it succeeds; after $1 seconds prints $2, and what the command
+# last printed on stderr (an unreachable API server, say, rather than a node that is not there
+# yet), and fails.
 wait_until() {
-  local timeout_seconds="$1" failure="$2" deadline
+  local timeout_seconds="$1" failure="$2" deadline errors
   shift 2
+  errors="$(mktemp)"
   deadline=$(($(date +%s) + timeout_seconds))
-  until "$@"; do
+  until "$@" 2>"$errors"; do
     if [ "$(date +%s)" -ge "$deadline" ]; then
       echo "$failure" >&2
+      if [ -s "$errors" ]; then
+        echo "last error: $(cat "$errors")" >&2
+      fi
+      rm -f "$errors"
       return 1
     fi
     sleep "${POLL_INTERVAL_SECONDS:-5}"
   done
+  rm -f "$errors"
 }
 
-# Whether the API server reports node $NODE_NAME Ready.
+# Whether the API server reports node $NODE_NAME Ready. A failed look is a no; its error goes to
+# stderr, which wait_until keeps for its message.
 node_ready() {
   [ "$("$K3S_BIN" kubectl get node "$NODE_NAME" \
-    -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = "True" ]
+    -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" = "True" ]
 }
 
 # Waits up to $1 seconds for node $NODE_NAME to be Ready. Its failure says since when ($2, e.g.
@@ -40,7 +49,7 @@ wait_for_node_ready() {
 reported_version=""
 node_reports_release() {
   reported_version="$("$K3S_BIN" kubectl get node "$NODE_NAME" \
-    -o 'jsonpath={.status.nodeInfo.kubeletVersion}' 2>/dev/null || true)"
+    -o 'jsonpath={.status.nodeInfo.kubeletVersion}' || true)"
   [ "$reported_version" = "$1" ]
 }
 
