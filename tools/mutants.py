@@ -114,6 +114,20 @@ MUTANTS = (
         "logging=command.remote.Logging.STDOUT_AND_STDERR,",
         ("tests/test_core_stack.py",),
     ),
+    Mutant(
+        "the CPU request check refuses apps that fill the quota exactly",
+        "components/capacity.py",
+        "if cpu_requests > budget.requests_cpu_millicores:",
+        "if cpu_requests >= budget.requests_cpu_millicores:",
+        ("tests/test_capacity.py",),
+    ),
+    Mutant(
+        "the sustained-CPU rule counts each app once, whatever its replicas",
+        "components/capacity.py",
+        "sum(w.resources.request_millicores * w.replicas for w in workloads)",
+        "sum(w.resources.request_millicores for w in workloads)",
+        ("tests/test_capacity.py",),
+    ),
 )
 
 
