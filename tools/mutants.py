@@ -35,11 +35,11 @@ MUTANTS = (
     Mutant(
         "a refused k3sVersion no longer stops the host (the instance changes before the refusal)",
         "__main__.py",
-        """        existing_host_key=settings.ssh_host_key,
+        """        existing_host_key=settings.ssh_host_keys.get(settings.cluster_name),
     ),
     gated,
 )""",
-        """        existing_host_key=settings.ssh_host_key,
+        """        existing_host_key=settings.ssh_host_keys.get(settings.cluster_name),
     ),
 )""",
         ("tests/test_upgrades_and_cis.py",),
@@ -127,6 +127,13 @@ MUTANTS = (
         "sum(w.resources.request_millicores * w.replicas for w in workloads)",
         "sum(w.resources.request_millicores for w in workloads)",
         ("tests/test_capacity.py",),
+    ),
+    Mutant(
+        "further servers and agents ignore sshHostKeys: only the first server can keep its own host key",
+        "__main__.py",
+        "            existing_host_key=settings.ssh_host_keys.get(name),\n",
+        "",
+        ("tests/test_host_keys.py",),
     ),
 )
 
