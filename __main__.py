@@ -52,7 +52,7 @@ node = LightsailHost(
         protect=settings.protect,
         tags=settings.tags,
         ssh_public_key=settings.ssh_public_key,
-        existing_host_key=settings.ssh_host_key,
+        existing_host_key=settings.ssh_host_keys.get(settings.cluster_name),
     ),
     gated,
 )
@@ -83,7 +83,8 @@ def further_host(
     static_ip: bool,
     protect: bool,
 ) -> LightsailHost:
-    """A host after the first (a further server or an agent): the first's zone, blueprint and key pair."""
+    """A host after the first (a further server or an agent): the first's zone, blueprint and key pair,
+    and its own host key unless sshHostKeys pins the one it has."""
     return LightsailHost(
         name,
         HostArgs(
@@ -97,6 +98,7 @@ def further_host(
             protect=protect,
             tags=settings.tags,
             shared_key_pair=node.key_pair,
+            existing_host_key=settings.ssh_host_keys.get(name),
             # The old node leaves (drained, k3s stopped, its Node deleted) before its successor
             # is created under the same name (components/membership.py, join_node).
             delete_before_replace=True,
@@ -105,9 +107,7 @@ def further_host(
     )
 
 
-peer_names = [
-    f"{settings.cluster_name}-server-{number}" for number in range(2, topology.server_count + 1)
-]
+peer_names = settings.server_names[1:]
 # Further servers match the first: its bundle, its firewall, a static IP, its protection.
 peer_hosts = [
     further_host(
@@ -167,8 +167,7 @@ for peer_name, peer_host in zip(peer_names, peer_hosts, strict=True):
     previous = peer.joined
 
 agent_hosts: list[LightsailHost] = []
-for number in range(1, topology.agent_count + 1):
-    agent_name = f"{settings.cluster_name}-agent-{number}"
+for agent_name in settings.agent_names:
     agent_host = further_host(
         agent_name,
         topology.agent_bundle.bundle_id,
@@ -305,19 +304,13 @@ pulumi.export(
     pulumi.Output.all(
         *(
             node_entry(name, "server", settings.bundle.bundle_id, host, public=True)
-            for name, host in zip(
-                [settings.cluster_name, *peer_names], [node, *peer_hosts], strict=True
-            )
+            for name, host in zip(settings.server_names, [node, *peer_hosts], strict=True)
         ),
         *(
             node_entry(
-                f"{settings.cluster_name}-agent-{number}",
-                "agent",
-                topology.agent_bundle.bundle_id,
-                host,
-                topology.agent_public_ips,
+                name, "agent", topology.agent_bundle.bundle_id, host, topology.agent_public_ips
             )
-            for number, host in enumerate(agent_hosts, start=1)
+            for name, host in zip(settings.agent_names, agent_hosts, strict=True)
         ),
     ),
 )

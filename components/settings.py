@@ -146,13 +146,22 @@ class Settings:
     alarms: AlarmSettings
     # Set when the stack serves its apps under a domain, over HTTPS.
     https: HttpsSettings | None = None
-    # The first server's own SSH host key, for an instance created before host keys were pinned.
-    ssh_host_key: str | None = None
+    # Node name → that node's own SSH host public key, for instances created before host keys were
+    # pinned (sshHostKey and sshHostKeys); every other node gets a generated host key.
+    ssh_host_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def cluster_name(self) -> str:
-        """Names the node, the kubeconfig context and the Kubernetes provider."""
+        """Names the first server's node, the kubeconfig context and the Kubernetes provider."""
         return f"{PROJECT}-{self.stack}"
+
+    @property
+    def server_names(self) -> tuple[str, ...]:
+        return server_names(self.cluster_name, self.topology.server_count)
+
+    @property
+    def agent_names(self) -> tuple[str, ...]:
+        return agent_names(self.cluster_name, self.topology.agent_count)
 
     @property
     def generates_ssh_key(self) -> bool:
@@ -163,6 +172,15 @@ class Settings:
         """The one place that decides on etcd instead of SQLite: its snapshots back up the
         cluster, and several servers share their datastore through it."""
         return self.backups is not None or self.topology.server_count > 1
+
+
+def server_names(cluster_name: str, count: int) -> tuple[str, ...]:
+    """The servers' node names, which also name their resources: the first is the cluster's name."""
+    return (cluster_name, *(f"{cluster_name}-server-{number}" for number in range(2, count + 1)))
+
+
+def agent_names(cluster_name: str, count: int) -> tuple[str, ...]:
+    return tuple(f"{cluster_name}-agent-{number}" for number in range(1, count + 1))
 
 
 @dataclass(frozen=True)
@@ -379,24 +397,94 @@ def _check_key_body(key: str, key_type: str, body: str, fix: str) -> None:
         ) from None
 
 
+def _host_key_fix(set_it: str) -> str:
+    return (
+        "set it to the node's ed25519 host key as OpenSSH prints it, e.g. the `ssh-ed25519 AAAA…` part of "
+        f"`ssh-keyscan -t ed25519 <the node's public IP>` run from a network you trust, {set_it}"
+    )
+
+
+def _host_key(key: str, text: str, fix: str) -> str:
+    """Refuses config `key` unless `text` is one bare OpenSSH public key; that key, normalised."""
+    parts = text.strip().split()
+    if len(parts) != 2 or parts[0] not in SSH_KEY_TYPES:
+        raise ConfigError(
+            key, "is not one OpenSSH public key (`<type> <base64>`, no host name or comment)", fix
+        )
+    _check_key_body(key, parts[0], parts[1], fix)
+    return " ".join(parts)
+
+
 def parse_ssh_host_key(source: ConfigSource) -> str | None:
-    """An existing node's public host key to pin instead of installing a generated one."""
+    """The first server's own public host key to pin instead of installing a generated one."""
     key = _raw(source, "sshHostKey")
     if key is None or not key.strip():
         return None
-    fix = (
-        "set it to the node's ed25519 host key as OpenSSH prints it, e.g. the `ssh-ed25519 AAAA…` part of "
-        "`ssh-keyscan -t ed25519 <publicIp>` run from a network you trust, or remove it"
+    return _host_key("sshHostKey", key, _host_key_fix("or remove it"))
+
+
+def _member_path(key: str, name: str) -> str:
+    """`key.name` as `pulumi config set --path` takes it; a name with . [ ] or quotes needs ["…"]."""
+    return (
+        f"{key}.{name}" if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f"{key}[{json.dumps(name)}]"
     )
-    parts = key.strip().split()
-    if len(parts) != 2 or parts[0] not in SSH_KEY_TYPES:
+
+
+def parse_ssh_host_keys(
+    source: ConfigSource, is_secret: SecretCheck, settings: Settings
+) -> dict[str, str]:
+    """Existing nodes' own host keys by node name: sshHostKey for the first server, sshHostKeys for any node."""
+    first_server = settings.server_names[0]
+    pinned: dict[str, str] = {}
+    single = parse_ssh_host_key(source)
+    if single is not None:
+        pinned[first_server] = single
+    example = "pulumi config set --path 'sshHostKeys.<node name>' 'ssh-ed25519 AAAA…'"
+    by_name = _json(source, "sshHostKeys", example)
+    if by_name is None or by_name == {}:
+        return pinned
+    if not isinstance(by_name, dict):
+        raise ConfigError("sshHostKeys", "is not an object of node names to host keys", example)
+    if is_secret(f"{PROJECT}:sshHostKeys"):
+        # The CLI calls the whole key secret when one value is set with --secret.
         raise ConfigError(
-            "sshHostKey",
-            "is not one OpenSSH public key (`<type> <base64>`, no host name or comment)",
-            fix,
+            "sshHostKeys",
+            "is stored as a secret, but host keys are public: the program passes them on in plain text "
+            "(the connections' host_key, the first server's in the sshHostKey output), so encryption would "
+            "promise a protection they do not get",
+            f"set each entry again without --secret: {example}",
         )
-    _check_key_body("sshHostKey", parts[0], parts[1], fix)
-    return " ".join(parts)
+    nodes = (*settings.server_names, *settings.agent_names)
+    for name in sorted(by_name):
+        path = _member_path("sshHostKeys", name)
+        quoted = shlex.quote(path)
+        # The full key: a node name may hold a colon, which ConfigError would read as a namespace.
+        key = f"{PROJECT}:{path}"
+        if name not in nodes:
+            raise ConfigError(
+                key,
+                f"{name!r} is not a node of this stack, so the key would pin nothing: with serverCount "
+                f"{settings.topology.server_count} and agentCount {settings.topology.agent_count} its nodes "
+                f"are {', '.join(nodes)}",
+                f"correct the node name (a typo, or a node that a lower serverCount or agentCount removed): "
+                f"pulumi config rm --path {quoted}, then {example}",
+            )
+        if name == first_server and single is not None:
+            raise ConfigError(
+                key,
+                f"pins the first server {first_server}, which sshHostKey pins too: one node, two settings",
+                f"keep one: pulumi config rm --path {quoted}, or pulumi config rm sshHostKey",
+            )
+        value = by_name[name]
+        fix = _host_key_fix(
+            f"with pulumi config set --path {quoted} 'ssh-ed25519 AAAA…' (the key without the IP), "
+            f"or remove it: pulumi config rm --path {quoted}"
+        )
+        if not isinstance(value, str) or not value.strip():
+            found = "is empty" if value in ("", None) else f"is {value!r}, not a string"
+            raise ConfigError(key, f"{found}: a host key is one OpenSSH public key", fix)
+        pinned[name] = _host_key(key, value, fix)
+    return pinned
 
 
 def parse_auto_snapshot_time(source: ConfigSource) -> str | None:
@@ -616,12 +704,13 @@ def parse_topology(source: ConfigSource, server_bundle: Bundle, stack: str) -> T
         agent_bundle=parse_agent_bundle(source, server_bundle),
         agent_public_ips=_parse_boolean(source, "agentPublicIps"),
     )
-    # Node names are <project>-<stack>-server-N and -agent-N, DNS labels of at most 63 characters.
-    for key, longest in (
-        ("serverCount", f"-server-{topology.server_count}" if topology.server_count > 1 else ""),
-        ("agentCount", f"-agent-{topology.agent_count}" if topology.agent_count else ""),
+    # Node names are DNS labels of at most 63 characters; the last of each role is the longest.
+    cluster_name = f"{PROJECT}-{stack}"
+    for key, names in (
+        ("serverCount", server_names(cluster_name, topology.server_count)),
+        ("agentCount", agent_names(cluster_name, topology.agent_count)),
     ):
-        node_name = f"{PROJECT}-{stack}{longest}"
+        node_name = names[-1] if names else cluster_name
         if len(node_name) > 63:
             raise ConfigError(
                 key,
@@ -709,11 +798,12 @@ def parse_settings(
             _declared(source, "burstAlarmPercent"), _declared(source, "alarmEmail")
         ),
     )
-    # Checked after the apps: their hosts must lie in the domain.
+    # Checked once the rest is known: the apps' hosts must lie in the domain, and the host keys
+    # are named by the topology's nodes.
     return dataclasses.replace(
         settings,
         https=parse_https(source, settings.apps, environ, dry_run),
-        ssh_host_key=parse_ssh_host_key(source),
+        ssh_host_keys=parse_ssh_host_keys(source, is_secret, settings),
     )
 
 

@@ -130,6 +130,55 @@ def test_the_quota_admits_every_pod_the_check_accepts_surge_included():
     )
 
 
+def test_the_quota_admits_exactly_the_cpu_requests_the_check_accepts_surge_included():
+    """The memory test's CPU twin: requests summing exactly to the budget with one surge pod pass."""
+    node = NodeCapacity.of(BUNDLES["small_3_0"])
+    per_pod = node.budget.requests_cpu_millicores // 4
+    assert per_pod * 4 == node.budget.requests_cpu_millicores, "the boundary must be reachable"
+
+    def three_replicas(millicores):
+        cpu = f"{millicores}m"
+        return [app("a", replicas=3, resources={"requests": {"cpu": cpu}, "limits": {"cpu": cpu}})]
+
+    # cpuBudget off: far above the baseline, which is the other rule's business.
+    deployment = deploy(apps=three_replicas(per_pod), cpuBudget="off")
+    hard = deployment.one(QUOTA).inputs["spec"]["hard"]
+    assert hard == node.budget.quota()
+    (web,) = deployment.of_type(DEPLOYMENT)
+    requested = cpu_millicores(
+        web.inputs["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"]
+    )
+    # Three replicas and the surge pod of a rolling update fill the quota to the millicore.
+    assert requested * (web.inputs["spec"]["replicas"] + 1) == cpu_millicores(hard["requests.cpu"])
+    # One millicore more per pod and the check refuses what the quota would refuse.
+    rejected(
+        "apps",
+        f"the apps request {(per_pod + 1) * 4}m of CPU",
+        f"can schedule {node.budget.requests_cpu_millicores}m for them",
+        apps=three_replicas(per_pod + 1),
+        cpuBudget="off",
+    )
+
+
+def test_sustained_cpu_counts_every_replica():
+    """Three replicas of 100m sit exactly on small_3_0's 400m baseline with k3s' 100m; of 101m, above it."""
+    baseline = BUNDLES["small_3_0"].baseline_millicores
+    assert baseline == 100 + 3 * 100
+
+    def three_replicas(cpu):
+        return [app(replicas=3, resources={"requests": {"cpu": cpu}})]
+
+    assert deploy(apps=three_replicas("100m"), cpuBudget="enforce").warnings == []
+    warnings = deploy(apps=three_replicas("101m")).warnings
+    assert len(warnings) == 1, "3 x 101m plus k3s' 100m is above the 400m baseline"
+    warning = warnings[0]
+    assert "the apps' sustained CPU, 403m" in warning, warning
+    assert "times replicas, 303m" in warning, warning
+    rejected(
+        "apps", "403m", f"baseline of {baseline}m", apps=three_replicas("101m"), cpuBudget="enforce"
+    )
+
+
 @pytest.mark.parametrize(
     ("section", "field", "value", "floor"),
     [

@@ -108,28 +108,167 @@ def test_an_existing_node_keeps_its_own_host_key():
         assert command.inputs["connection"]["hostKey"] == EXISTING_HOST_KEY, command.name
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        "203.0.113.10 " + EXISTING_HOST_KEY,
-        EXISTING_HOST_KEY + " root@node",
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDmcH1X2",
-        "ssh-dss AAAAB3NzaC1kc3MAAACBAP",
-    ],
-)
+NOT_ONE_BARE_KEY = [
+    "203.0.113.10 " + EXISTING_HOST_KEY,
+    EXISTING_HOST_KEY + " root@node",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDmcH1X2",
+    "ssh-dss AAAAB3NzaC1kc3MAAACBAP",
+]
+
+
+@pytest.mark.parametrize("value", NOT_ONE_BARE_KEY)
 def test_ssh_host_key_must_be_one_bare_public_key(value):
     rejected("lightsail-k3s:sshHostKey", "ssh-keyscan -t ed25519", sshHostKey=value)
 
 
-def test_make_plan_base_does_not_show_a_replacement_for_user_data():
+FIRST = "lightsail-k3s-dev"
+PEER = f"{FIRST}-server-2"
+AGENT = f"{FIRST}-agent-1"
+PEER_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDZ/fpPOuVe/QGeRFE/VJzDoJFqTb1HGrF9tGKvhmTMW"
+AGENT_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKmWWpNTBE1CRFwKABTmAcQv7dYJHT6IPQZRHNYFejsa"
+
+
+def with_nodes(**options):
+    """Three servers and an agent (deploy's options; sshHostKeys.<node name> goes in `config`)."""
+    return deploy(serverCount=3, agentCount=1, agentBundleId="micro_3_0", **options)
+
+
+def test_a_peer_and_an_agent_keep_their_own_host_keys():
+    deployment = with_nodes(
+        config={
+            f"sshHostKeys.{PEER}": PEER_HOST_KEY,
+            f"sshHostKeys.{AGENT}": f"  {AGENT_HOST_KEY}\n",
+        }
+    )
+    generated = {
+        k.name.removesuffix("-host-key"): k.state["publicKeyOpenssh"].strip()
+        for k in deployment.of_type("tls:index/privateKey:PrivateKey")
+        if k.name.endswith("-host-key")
+    }
+    assert set(generated) == {FIRST, f"{FIRST}-server-3"}
+    expected = {**generated, PEER: PEER_HOST_KEY, AGENT: AGENT_HOST_KEY}
+    for name, host_key in expected.items():
+        # The boot wait and the install connect to the node itself.
+        for step in ("wait-for-boot", "install"):
+            connection = deployment.named(f"{name}-{step}").inputs["connection"]
+            assert connection["hostKey"] == host_key, (name, step)
+        user_data = deployment.named(f"{name}-instance").inputs.get("userData")
+        # A pinned node's launch script would install a key the instance never ran it for.
+        assert (user_data is None) == (name in (PEER, AGENT)), name
+    assert deployment.outputs["sshHostKey"].value == generated[FIRST]
+
+
+def test_the_first_server_can_be_pinned_through_ssh_host_keys_too():
+    deployment = deploy(config={f"sshHostKeys.{FIRST}": EXISTING_HOST_KEY})
+    assert "userData" not in deployment.one(INSTANCE).inputs
+    assert deployment.outputs["sshHostKey"].value == EXISTING_HOST_KEY
+    for command in deployment.of_type(COMMAND):
+        assert command.inputs["connection"]["hostKey"] == EXISTING_HOST_KEY, command.name
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        # agentCount 1: agent-2 is gone, or was never there.
+        (f"{FIRST}-agent-2", f"nodes are {FIRST}, {PEER}, {FIRST}-server-3, {AGENT}"),
+        (f"{FIRST}-agent1", "with serverCount 3 and agentCount 1"),
+        ("agent-1", "is not a node of this stack, so the key would pin nothing"),
+    ],
+)
+def test_a_host_key_for_a_node_the_stack_does_not_have_is_refused(name, fragment):
+    rejected(
+        f"lightsail-k3s:sshHostKeys.{name}",
+        fragment,
+        f"pulumi config rm --path sshHostKeys.{name}, then pulumi config set --path 'sshHostKeys.<node name>'",
+        run=with_nodes,
+        config={f"sshHostKeys.{name}": AGENT_HOST_KEY},
+    )
+
+
+def test_a_node_name_that_is_no_plain_path_gets_a_quoted_fix():
+    rejected(
+        'lightsail-k3s:sshHostKeys["agent.1"]',
+        """pulumi config rm --path 'sshHostKeys["agent.1"]'""",
+        sshHostKeys={"agent.1": AGENT_HOST_KEY},
+    )
+
+
+@pytest.mark.parametrize("value", NOT_ONE_BARE_KEY)
+def test_each_pinned_host_key_must_be_one_bare_public_key(value):
+    rejected(
+        f"lightsail-k3s:sshHostKeys.{AGENT}",
+        "ssh-keyscan -t ed25519",
+        f"pulumi config set --path sshHostKeys.{AGENT} 'ssh-ed25519 AAAA…'",
+        f"or remove it: pulumi config rm --path sshHostKeys.{AGENT}",
+        run=with_nodes,
+        config={f"sshHostKeys.{AGENT}": value},
+    )
+
+
+@pytest.mark.parametrize(("value", "problem"), [("", "is empty"), (5, "is 5, not a string")])
+def test_a_pinned_host_key_that_is_no_key_at_all_is_refused(value, problem):
+    rejected(
+        f"lightsail-k3s:sshHostKeys.{AGENT}",
+        f"{problem}: a host key is one OpenSSH public key",
+        run=with_nodes,
+        config={f"sshHostKeys.{AGENT}": value},
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ([AGENT_HOST_KEY], "is not an object of node names to host keys"),
+        (AGENT_HOST_KEY, "is a plain string, not a list or object"),
+    ],
+)
+def test_ssh_host_keys_must_be_an_object(value, problem):
+    rejected(
+        "sshHostKeys",
+        problem,
+        "pulumi config set --path 'sshHostKeys.<node name>' 'ssh-ed25519 AAAA…'",
+        sshHostKeys=value,
+    )
+
+
+def test_the_first_server_pinned_twice_is_refused():
+    rejected(
+        f"lightsail-k3s:sshHostKeys.{FIRST}",
+        "which sshHostKey pins too",
+        f"keep one: pulumi config rm --path sshHostKeys.{FIRST}, or pulumi config rm sshHostKey",
+        sshHostKey=EXISTING_HOST_KEY,
+        config={f"sshHostKeys.{FIRST}": EXISTING_HOST_KEY},
+    )
+
+
+def test_host_keys_stored_as_a_secret_are_refused():
+    """A public key set with --secret makes the whole object secret; the program would hand it on in plain text."""
+    message = rejected(
+        "sshHostKeys",
+        "is stored as a secret, but host keys are public",
+        "set each entry again without --secret",
+        run=with_nodes,
+        secrets={f"sshHostKeys.{AGENT}": AGENT_HOST_KEY},
+    )
+    assert AGENT_HOST_KEY not in message
+
+
+@pytest.mark.parametrize(
+    ("pinned", "instance"),
+    [
+        ({"sshHostKey": EXISTING_HOST_KEY}, f"{FIRST}-instance"),
+        ({f"sshHostKeys.{AGENT}": AGENT_HOST_KEY}, f"{AGENT}-instance"),
+    ],
+)
+def test_make_plan_base_does_not_show_a_replacement_for_user_data(pinned, instance):
     """A node from before pinning has no user data; the engine ignores the difference, so must the plan diff."""
     before, after = (
         plan.plan_document(mockengine.project_name(), d.deployment)
-        for d in (deploy(sshHostKey=EXISTING_HOST_KEY), deploy())
+        for d in (deploy(agentCount=1, config=pinned), deploy(agentCount=1))
     )
     replaced = {
         (change.type, change.name)
         for change in plandiff.diff(before, after).changes
         if change.action == "replace"
     }
-    assert (INSTANCE, "lightsail-k3s-dev-instance") not in replaced
+    assert (INSTANCE, instance) not in replaced

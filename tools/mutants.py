@@ -35,11 +35,11 @@ MUTANTS = (
     Mutant(
         "a refused k3sVersion no longer stops the host (the instance changes before the refusal)",
         "__main__.py",
-        """        existing_host_key=settings.ssh_host_key,
+        """        existing_host_key=settings.ssh_host_keys.get(settings.cluster_name),
     ),
     gated,
 )""",
-        """        existing_host_key=settings.ssh_host_key,
+        """        existing_host_key=settings.ssh_host_keys.get(settings.cluster_name),
     ),
 )""",
         ("tests/test_upgrades_and_cis.py",),
@@ -131,6 +131,27 @@ MUTANTS = (
         """        ),
         gated,""",
         ("tests/test_replacement.py", "tests/test_agents.py"),
+    ),
+    Mutant(
+        "the CPU request check refuses apps that fill the quota exactly",
+        "components/capacity.py",
+        "if cpu_requests > budget.requests_cpu_millicores:",
+        "if cpu_requests >= budget.requests_cpu_millicores:",
+        ("tests/test_capacity.py",),
+    ),
+    Mutant(
+        "the sustained-CPU rule counts each app once, whatever its replicas",
+        "components/capacity.py",
+        "sum(w.resources.request_millicores * w.replicas for w in workloads)",
+        "sum(w.resources.request_millicores for w in workloads)",
+        ("tests/test_capacity.py",),
+    ),
+    Mutant(
+        "further servers and agents ignore sshHostKeys: only the first server can keep its own host key",
+        "__main__.py",
+        "            existing_host_key=settings.ssh_host_keys.get(name),\n",
+        "",
+        ("tests/test_host_keys.py",),
     ),
 )
 
