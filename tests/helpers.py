@@ -296,3 +296,11 @@ def kubernetes_schema_version(k3s_version: str) -> str:
     match = re.match(r"v(\d+)\.(\d+)\.", k3s_version)
     assert match, f"{k3s_version!r} is not a k3s release"
     return f"{match[1]}.{match[2]}.0"
+
+
+def closing_target() -> str:
+    """The --target of bin/deploy-access.sh's closing update: a glob for every node's firewall."""
+    (target,) = re.findall(
+        r"^FIREWALLS='([^']+)'$", (PROJECT_DIR / "bin" / "deploy-access.sh").read_text(), re.M
+    )
+    return target
