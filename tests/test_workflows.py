@@ -304,3 +304,12 @@ def test_deploy_opens_for_the_run_in_a_temporary_copy_and_closes_from_the_stack_
     # The copy began as the stack file, which itself is left as committed.
     assert Path(run_config).read_text().startswith(stack_file)
     assert (PROJECT_DIR / "Pulumi.dev.yaml").read_text() == stack_file
+
+
+def test_a_failed_preview_still_comments_on_the_pull_request():
+    job = load("preview.yml")["jobs"]["preview"]
+    comment = job["steps"][-1]
+    assert comment["if"] == "failure()"
+    assert comment["run"].startswith('gh pr comment "$PR_NUMBER"')
+    assert "$GITHUB_RUN_ID" in comment["run"]
+    assert job["permissions"]["pull-requests"] == "write"
