@@ -6,39 +6,14 @@ import subprocess
 
 import pytest
 
-from tests.helpers import PROJECT_DIR, closing_target, tool, write_executable
-
-# Records every call; `whoami` and `config get` answer from the environment; `up` fails when
-# STUB_UP_FAILS says so. `config set --config-file F` appends the setting to F, and `up` records
-# the config file it reads, so a test sees which config each update ran with.
-PULUMI_STUB = """#!/bin/bash
-echo "pulumi $*" >> "$STUB_LOG"
-config_file=""
-args=("$@")
-for i in "${!args[@]}"; do
-  [ "${args[$i]}" = --config-file ] && config_file="${args[$((i + 1))]}"
-done
-case "$1" in
-  whoami) [ -n "$STUB_LOGGED_IN" ] || exit 1 ;;
-  config)
-    if [ "$2" = "get" ]; then
-      [ -n "$STUB_ADMIN_CIDRS" ] || [ -f "$STUB_LOG.admin" ] || exit 1
-      echo "${STUB_ADMIN_CIDRS:-$(cat "$STUB_LOG.admin")}"
-    fi
-    if [ "$2" = "set" ] && [ -n "$config_file" ]; then echo "${*: -2}" >> "$config_file"
-    elif [ "$2" = "set" ]; then echo "[\"${*: -1}\"]" > "$STUB_LOG.admin"; fi ;;
-  up)
-    if [ -n "$config_file" ]; then echo "  with: $(tail -n 1 "$config_file")" >> "$STUB_LOG"; fi
-    case " $* " in
-      *" --target "*) [ -z "$STUB_CLOSE_FAILS" ] || exit 1 ;;
-      *) [ -z "$STUB_UP_FAILS" ] || exit 1 ;;
-    esac ;;
-esac
-"""
-CURL_STUB = """#!/bin/sh
-echo "curl $*" >> "$STUB_LOG"
-printf '%s\\n' "$STUB_MY_IP"
-"""
+from tests.helpers import (
+    CURL_STUB,
+    PROJECT_DIR,
+    PULUMI_STUB,
+    closing_target,
+    tool,
+    write_executable,
+)
 
 
 @pytest.fixture

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import PROJECT_DIR, closing_target, tool, write_executable
+from tests.helpers import (
+    CURL_STUB,
+    PROJECT_DIR,
+    PULUMI_STUB,
+    closing_target,
+    tool,
+    write_executable,
+)
 
 WORKFLOWS = PROJECT_DIR / ".github" / "workflows"
 BIN = Path(sys.executable).parent
@@ -234,8 +241,6 @@ def test_deploy_closes_the_opening_always_with_fresh_credentials_and_no_more_per
 @pytest.fixture
 def runner(tmp_path):
     """A stand-in runner: bin/deploy-access.sh's tools, a `pulumi` and a `curl` that record calls."""
-    from tests.test_make_up import CURL_STUB, PULUMI_STUB
-
     stubs = tmp_path / "bin"
     stubs.mkdir()
     write_executable(stubs / "pulumi", PULUMI_STUB)
