@@ -29,6 +29,8 @@ from components.traefik import TraefikAcme, TraefikAcmeArgs, cert_resolver
 settings = load_settings()
 if settings.apps.burst_warning:
     pulumi.log.warn(settings.apps.burst_warning)
+if settings.committed_deploy_cidrs_warning:
+    pulumi.log.warn(settings.committed_deploy_cidrs_warning)
 https = settings.https
 
 # The version-skew check against the previous deployment (its k3sVersion output, read once through
@@ -45,7 +47,7 @@ node = LightsailHost(
         availability_zone=settings.availability_zone,
         blueprint_id=settings.blueprint_id,
         bundle_id=settings.bundle.bundle_id,
-        firewall_rules=server_firewall_rules(settings.admin_cidrs),
+        firewall_rules=server_firewall_rules(settings.admin_cidrs, settings.deploy_cidrs),
         static_ip=True,
         ssh_agent_socket=settings.ssh_agent_socket,
         auto_snapshot_time=settings.auto_snapshot_time,
@@ -113,7 +115,7 @@ peer_hosts = [
     further_host(
         peer_name,
         settings.bundle.bundle_id,
-        server_firewall_rules(settings.admin_cidrs),
+        server_firewall_rules(settings.admin_cidrs, settings.deploy_cidrs),
         static_ip=True,
         protect=settings.protect,
     )
@@ -171,7 +173,11 @@ for agent_name in settings.agent_names:
     agent_host = further_host(
         agent_name,
         topology.agent_bundle.bundle_id,
-        agent_firewall_rules(settings.admin_cidrs, public_ingress=topology.agent_public_ips),
+        agent_firewall_rules(
+            settings.admin_cidrs,
+            public_ingress=topology.agent_public_ips,
+            deploy_cidrs=settings.deploy_cidrs,
+        ),
         static_ip=topology.agent_public_ips,
         # Agents hold no cluster state, and lowering agentCount must be able to delete them.
         protect=False,

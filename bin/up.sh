@@ -61,5 +61,29 @@ if [ -z "$admin_cidrs" ] || [ "$admin_cidrs" = "[]" ]; then
   echo "make $ACTION: set adminCidrs to [$my_ip/32] (your public IPv4) for SSH and the Kubernetes API"
 fi
 
+# An up from an address outside adminCidrs (a new home IP, a train) could not reach SSH or the
+# Kubernetes API, which the update needs: open both to this machine for this run only, in a copy of
+# the stack file, and close them again after it, also when it fails or is interrupted.
+# A preview needs no opening (README, Previewing in pull requests).
+if [ "$ACTION" = up ]; then
+  this_address="$(bin/deploy-access.sh address)"
+  admin_cidrs="$(pulumi config get adminCidrs --stack "$STACK")"
+  if ! bin/deploy-access.sh covers "$this_address" "$admin_cidrs"; then
+    echo "make up: your address $this_address is outside adminCidrs: opening SSH and the Kubernetes API" \
+      "to $this_address/32 for this run, and closing them again after it"
+    run_config="$(mktemp)"
+    # shellcheck disable=SC2329 # run by the trap below
+    close_after_run() {
+      rm -f "$run_config"
+      echo "make up: closing SSH and the Kubernetes API to $this_address again (an update of the firewall rules alone)"
+      bin/deploy-access.sh close "$STACK"
+    }
+    trap close_after_run EXIT
+    bin/deploy-access.sh open "$STACK" "$this_address" "$run_config"
+    pulumi up --stack "$STACK" --config-file "$run_config" --policy-pack policy
+    exit 0
+  fi
+fi
+
 # The policy pack (policy/) runs in .venv, beside the program, on every preview and update.
 pulumi "$ACTION" --stack "$STACK" --policy-pack policy

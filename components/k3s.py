@@ -96,10 +96,18 @@ class K3sServerArgs:
     api_domain: str | None = None
 
 
-def server_firewall_rules(admin_cidrs: Sequence[str]) -> list[PortRule]:
-    """SSH and the Kubernetes API for admins only; HTTP(S) for everyone; nothing else."""
+def admin_sources(admin_cidrs: Sequence[str], deploy_cidrs: Sequence[str]) -> tuple[str, ...]:
+    """Who may reach SSH and the Kubernetes API: the admins, and the machine deploying this run."""
+    return tuple(dict.fromkeys([*admin_cidrs, *deploy_cidrs]))
+
+
+def server_firewall_rules(
+    admin_cidrs: Sequence[str], deploy_cidrs: Sequence[str] = ()
+) -> list[PortRule]:
+    """SSH and the Kubernetes API for admins (and this run's deploying machine) only; HTTP(S) for everyone; nothing else."""
     admin_only = [
-        PortRule("tcp", port, port, cidrs=tuple(admin_cidrs)) for port in (SSH_PORT, KUBE_API_PORT)
+        PortRule("tcp", port, port, cidrs=admin_sources(admin_cidrs, deploy_cidrs))
+        for port in (SSH_PORT, KUBE_API_PORT)
     ]
     public = [
         PortRule("tcp", port, port, cidrs=("0.0.0.0/0",), ipv6_cidrs=("::/0",))
@@ -108,15 +116,19 @@ def server_firewall_rules(admin_cidrs: Sequence[str]) -> list[PortRule]:
     return admin_only + public
 
 
-def agent_firewall_rules(admin_cidrs: Sequence[str], public_ingress: bool) -> list[PortRule]:
-    """SSH for admins; HTTP(S) for everyone only when the agent has a public address to serve.
+def agent_firewall_rules(
+    admin_cidrs: Sequence[str], public_ingress: bool, deploy_cidrs: Sequence[str] = ()
+) -> list[PortRule]:
+    """SSH for admins (and this run's deploying machine); HTTP(S) for everyone only when the agent has a public address to serve.
 
     Nothing for node-to-node traffic (6443, 10250, flannel's 8472/udp): Lightsail's firewall
     filters only traffic to public IPs, and nodes talk over their private IPs, which it
     does not filter (docs.aws.amazon.com/lightsail/latest/userguide/
     understanding-firewall-and-port-mappings-in-amazon-lightsail.html).
     """
-    admin_only = [PortRule("tcp", SSH_PORT, SSH_PORT, cidrs=tuple(admin_cidrs))]
+    admin_only = [
+        PortRule("tcp", SSH_PORT, SSH_PORT, cidrs=admin_sources(admin_cidrs, deploy_cidrs))
+    ]
     if not public_ingress:
         return admin_only
     public = [

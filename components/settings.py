@@ -133,6 +133,10 @@ class Settings:
     blueprint_id: str
     k3s_version: str
     admin_cidrs: tuple[str, ...]
+    # The machine running this update, for this run only: beside admin_cidrs on SSH and the API.
+    deploy_cidrs: tuple[str, ...]
+    # Set when the stack file holds deployCidrs, which then stay open after the run.
+    committed_deploy_cidrs_warning: str | None
     ssh_public_key: str | None
     ssh_agent_socket: str | None
     auto_snapshot_time: str | None
@@ -306,22 +310,24 @@ def parse_k3s_version(source: ConfigSource) -> str:
     return text
 
 
-def parse_admin_cidrs(source: ConfigSource) -> tuple[str, ...]:
-    example = "pulumi config set --path 'adminCidrs[0]' <your public IPv4>/32"
-    fix = f"{example} (your public IPv4 as a /32; `make up` does this for you)"
-    value = _json(source, "adminCidrs", example)
+def _parse_cidrs(
+    source: ConfigSource, key: str, example: str, fix: str, narrower_fix: str, public_fix: str
+) -> tuple[str, ...]:
+    """`key`'s list of public IPv4 CIDRs for SSH and the Kubernetes API, normalised; () when unset or empty.
+
+    The rules adminCidrs and deployCidrs share: IPv4 networks written exactly (a bare address is a
+    /32), never the whole internet nor more than a /8 together, only globally reachable ranges.
+    `fix` answers a malformed list, `narrower_fix` one too wide, `public_fix` a range nobody connects from.
+    """
+    value = _json(source, key, example)
     if value is None or value == []:
-        raise ConfigError(
-            "adminCidrs",
-            "no admin CIDRs are set, so nobody could reach SSH (22) or the Kubernetes API (6443)",
-            fix,
-        )
+        return ()
     if not isinstance(value, list):
-        raise ConfigError("adminCidrs", f"{value!r} is not a non-empty list of IPv4 CIDRs", fix)
+        raise ConfigError(key, f"{value!r} is not a non-empty list of IPv4 CIDRs", fix)
     networks = []
     for item in value:
         if not isinstance(item, str):
-            raise ConfigError("adminCidrs", f"{item!r} is not a CIDR string", fix)
+            raise ConfigError(key, f"{item!r} is not a CIDR string", fix)
         try:
             # A bare address parses as a /32.
             network = ipaddress.IPv4Network(item, strict=True)
@@ -331,35 +337,79 @@ def parse_admin_cidrs(source: ConfigSource) -> tuple[str, ...]:
                 hint = f" (did you mean {ipaddress.IPv4Network(item, strict=False)}?)"
             except ValueError:
                 pass
-            raise ConfigError(
-                "adminCidrs", f"{item!r} is not an IPv4 CIDR: {error}{hint}", fix
-            ) from None
+            raise ConfigError(key, f"{item!r} is not an IPv4 CIDR: {error}{hint}", fix) from None
         if network.prefixlen == 0:
             raise ConfigError(
-                "adminCidrs",
+                key,
                 f"{item!r} would open SSH and the Kubernetes API to the whole internet",
-                "list the networks your team works from instead, e.g. " + example,
+                narrower_fix,
             )
         networks.append(network)
     covered = sum(n.num_addresses for n in ipaddress.collapse_addresses(networks))
     if covered > ADMIN_CIDRS_MAX_ADDRESSES:
         raise ConfigError(
-            "adminCidrs",
+            key,
             f"{', '.join(value)} together cover {covered:,} addresses ({covered / 2**32:.2%} of IPv4), more than "
             f"the {ADMIN_CIDRS_MAX_ADDRESSES:,} of a /{ADMIN_CIDRS_SHORTEST_PREFIX}: SSH and the Kubernetes API "
             "would be open to a large share of the internet",
-            "list the networks your team works from instead, e.g. " + example,
+            narrower_fix,
         )
     for item, network in zip(value, networks, strict=True):
         reserved = next((r for r in NON_GLOBAL_IPV4 if network.overlaps(r)), None)
         if reserved is not None:
             raise ConfigError(
-                "adminCidrs",
+                key,
                 f"{item!r} is not a public address range: it overlaps {reserved}, which is not globally reachable "
                 "(IANA IPv4 special-purpose registry); the firewall only ever sees public source addresses",
-                f"use the public address your traffic leaves from (curl -s https://checkip.amazonaws.com), e.g. {example}",
+                public_fix,
             )
     return tuple(dict.fromkeys(str(n) for n in networks))
+
+
+def parse_admin_cidrs(source: ConfigSource) -> tuple[str, ...]:
+    example = "pulumi config set --path 'adminCidrs[0]' <your public IPv4>/32"
+    fix = f"{example} (your public IPv4 as a /32; `make up` does this for you)"
+    cidrs = _parse_cidrs(
+        source,
+        "adminCidrs",
+        example,
+        fix,
+        narrower_fix=f"list the networks your team works from instead, e.g. {example}",
+        public_fix="use the public address your traffic leaves from "
+        f"(curl -s https://checkip.amazonaws.com), e.g. {example}",
+    )
+    if not cidrs:
+        raise ConfigError(
+            "adminCidrs",
+            "no admin CIDRs are set, so nobody could reach SSH (22) or the Kubernetes API (6443)",
+            fix,
+        )
+    return cidrs
+
+
+def parse_deploy_cidrs(source: ConfigSource) -> tuple[str, ...]:
+    """The deploying machine's addresses, opened beside adminCidrs for one run (bin/deploy-access.sh)."""
+    fix = (
+        "leave deployCidrs to `make up` and the deploy workflow, which set it to the deploying machine's "
+        "public IPv4 (a /32) in a copy of the stack file for one run (README, The firewall and `adminCidrs`); "
+        "if the stack file holds it: pulumi config rm deployCidrs"
+    )
+    example = "pulumi config set --path 'deployCidrs[0]' <public IPv4>/32"
+    return _parse_cidrs(source, "deployCidrs", example, fix, fix, fix)
+
+
+def committed_deploy_cidrs_warning(stack_file: Path) -> str | None:
+    """A warning when the stack file itself holds deployCidrs, which are meant for one run only."""
+    if not stack_file.is_file():
+        return None
+    config = (yaml.load(stack_file.read_text(), Loader=SafeYamlLoader) or {}).get("config") or {}
+    if config.get(f"{PROJECT}:deployCidrs") in (None, []):
+        return None
+    return (
+        f"{stack_file.name} holds deployCidrs {config[f'{PROJECT}:deployCidrs']}: they open SSH and the "
+        "Kubernetes API to a deploying machine for one run only, and from the stack file they stay open "
+        "after it. Put lasting addresses in adminCidrs, then: pulumi config rm deployCidrs"
+    )
 
 
 def parse_ssh_public_key(source: ConfigSource) -> str | None:
@@ -770,6 +820,10 @@ def parse_settings(
         blueprint_id=parse_blueprint(source),
         k3s_version=parse_k3s_version(source),
         admin_cidrs=parse_admin_cidrs(source),
+        deploy_cidrs=parse_deploy_cidrs(source),
+        committed_deploy_cidrs_warning=committed_deploy_cidrs_warning(
+            PROJECT_DIR / f"Pulumi.{stack}.yaml"
+        ),
         ssh_public_key=ssh_public_key,
         ssh_agent_socket=ssh_agent_socket,
         auto_snapshot_time=parse_auto_snapshot_time(source),

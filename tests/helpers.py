@@ -296,3 +296,45 @@ def kubernetes_schema_version(k3s_version: str) -> str:
     match = re.match(r"v(\d+)\.(\d+)\.", k3s_version)
     assert match, f"{k3s_version!r} is not a k3s release"
     return f"{match[1]}.{match[2]}.0"
+
+
+def closing_target() -> str:
+    """The --target of bin/deploy-access.sh's closing update: a glob for every node's firewall."""
+    (target,) = re.findall(
+        r"^FIREWALLS='([^']+)'$", (PROJECT_DIR / "bin" / "deploy-access.sh").read_text(), re.M
+    )
+    return target
+
+
+# Stand-ins for `make up` (tests/test_make_up.py) and the deploy workflow's steps (tests/test_workflows.py).
+# Records every call; `whoami` and `config get` answer from the environment; `up` fails when
+# STUB_UP_FAILS says so. `config set --config-file F` appends the setting to F, and `up` records
+# the config file it reads, so a test sees which config each update ran with.
+PULUMI_STUB = """#!/bin/bash
+echo "pulumi $*" >> "$STUB_LOG"
+config_file=""
+args=("$@")
+for i in "${!args[@]}"; do
+  [ "${args[$i]}" = --config-file ] && config_file="${args[$((i + 1))]}"
+done
+case "$1" in
+  whoami) [ -n "$STUB_LOGGED_IN" ] || exit 1 ;;
+  config)
+    if [ "$2" = "get" ]; then
+      [ -n "$STUB_ADMIN_CIDRS" ] || [ -f "$STUB_LOG.admin" ] || exit 1
+      echo "${STUB_ADMIN_CIDRS:-$(cat "$STUB_LOG.admin")}"
+    fi
+    if [ "$2" = "set" ] && [ -n "$config_file" ]; then echo "${*: -2}" >> "$config_file"
+    elif [ "$2" = "set" ]; then echo "[\"${*: -1}\"]" > "$STUB_LOG.admin"; fi ;;
+  up)
+    if [ -n "$config_file" ]; then echo "  with: $(tail -n 1 "$config_file")" >> "$STUB_LOG"; fi
+    case " $* " in
+      *" --target "*) [ -z "$STUB_CLOSE_FAILS" ] || exit 1 ;;
+      *) [ -z "$STUB_UP_FAILS" ] || exit 1 ;;
+    esac ;;
+esac
+"""
+CURL_STUB = """#!/bin/sh
+echo "curl $*" >> "$STUB_LOG"
+printf '%s\\n' "$STUB_MY_IP"
+"""

@@ -1,24 +1,19 @@
-"""`make up` (bin/up.sh) with stand-in `pulumi` and `curl`: prerequisites, backend, adminCidrs, up."""
+"""`make up` (bin/up.sh) with stand-in `pulumi` and `curl`: prerequisites, backend, adminCidrs, the
+opening for an address outside them (bin/deploy-access.sh), up."""
 
 import os
 import subprocess
 
 import pytest
 
-from tests.helpers import PROJECT_DIR, tool, write_executable
-
-# Records every call; `whoami` and `config get` answer from the environment.
-PULUMI_STUB = """#!/bin/sh
-echo "pulumi $*" >> "$STUB_LOG"
-case "$1" in
-  whoami) [ -n "$STUB_LOGGED_IN" ] || exit 1 ;;
-  config) if [ "$2" = "get" ]; then [ -n "$STUB_ADMIN_CIDRS" ] || exit 1; echo "$STUB_ADMIN_CIDRS"; fi ;;
-esac
-"""
-CURL_STUB = """#!/bin/sh
-echo "curl $*" >> "$STUB_LOG"
-printf '%s\\n' "$STUB_MY_IP"
-"""
+from tests.helpers import (
+    CURL_STUB,
+    PROJECT_DIR,
+    PULUMI_STUB,
+    closing_target,
+    tool,
+    write_executable,
+)
 
 
 @pytest.fixture
@@ -27,7 +22,7 @@ def workstation(tmp_path):
     stubs.mkdir()
     write_executable(stubs / "pulumi", PULUMI_STUB)
     write_executable(stubs / "curl", CURL_STUB)
-    for name in ("bash", "sh", "dirname", "tr", "cat"):
+    for name in ("bash", "sh", "dirname", "tr", "cat", "grep", "mktemp", "cp", "rm", "tail"):
         os.symlink(tool(name), stubs / name)
     home = tmp_path / "home"
     (home / ".aws").mkdir(parents=True)
@@ -69,6 +64,9 @@ def test_fresh_workstation_gets_local_backend_stack_admin_cidr_and_up(workstatio
         "pulumi config get adminCidrs --stack dev",
         "curl -fsS --max-time 10 https://checkip.amazonaws.com",
         "pulumi config set --stack dev --path adminCidrs[0] 198.51.100.7/32",
+        # Now within adminCidrs: nothing to open.
+        "curl -fsS --max-time 10 https://checkip.amazonaws.com",
+        "pulumi config get adminCidrs --stack dev",
         "pulumi up --stack dev --policy-pack policy",
     ]
     assert "set adminCidrs to [198.51.100.7/32]" in result.stdout
@@ -77,11 +75,16 @@ def test_fresh_workstation_gets_local_backend_stack_admin_cidr_and_up(workstatio
 
 def test_logged_in_user_with_admin_cidrs_goes_straight_to_up(workstation):
     result, calls = make_up(
-        workstation, STUB_LOGGED_IN="1", STUB_ADMIN_CIDRS='["203.0.113.0/24"]', STACK="dev"
+        workstation,
+        STUB_LOGGED_IN="1",
+        STUB_ADMIN_CIDRS='["203.0.113.0/24"]',
+        STUB_MY_IP="203.0.113.9",
+        STACK="dev",
     )
     assert result.returncode == 0, result.stderr
     assert "pulumi login --local" not in calls
-    assert not [c for c in calls if c.startswith(("curl", "pulumi config set"))]
+    assert not [c for c in calls if c.startswith("pulumi config set")]
+    assert "opening" not in result.stdout
     assert calls[-1] == "pulumi up --stack dev --policy-pack policy"
 
 
@@ -148,3 +151,87 @@ def test_an_unknown_action_is_refused(workstation):
     assert result.returncode == 1
     assert "unknown action 'refresh'" in result.stderr
     assert calls == []
+
+
+# tests/test_deploy_cidrs.py checks that the target names every node's firewall and nothing else.
+CLOSE = f"pulumi up --stack dev --yes --target {closing_target()} --policy-pack policy"
+
+
+def opening_calls(calls: list[str]) -> list[str]:
+    """The calls after the adminCidrs check, with the run's temporary config file named RUN_CONFIG."""
+    after = calls[calls.index("pulumi config get adminCidrs --stack dev", 4) + 1 :]
+    run_config = next(
+        c.split("--config-file ")[1].split()[0] for c in after if "--config-file" in c
+    )
+    return [c.replace(run_config, "RUN_CONFIG") for c in after]
+
+
+def test_an_address_outside_admin_cidrs_is_opened_for_the_run_and_closed_after(workstation):
+    result, calls = make_up(workstation, STUB_LOGGED_IN="1", STUB_ADMIN_CIDRS='["1.2.3.0/24"]')
+    assert result.returncode == 0, result.stderr
+    assert opening_calls(calls) == [
+        "pulumi config set --stack dev --config-file RUN_CONFIG --path deployCidrs[0] 198.51.100.7/32",
+        "pulumi up --stack dev --config-file RUN_CONFIG --policy-pack policy",
+        "  with: deployCidrs[0] 198.51.100.7/32",
+        # The stack file's own config, without deployCidrs.
+        CLOSE,
+    ]
+    assert "your address 198.51.100.7 is outside adminCidrs" in result.stdout
+    assert "closing SSH and the Kubernetes API to 198.51.100.7 again" in result.stdout
+    run_config = next(
+        c.split("--config-file ")[1].split()[0] for c in calls if "--config-file" in c
+    )
+    assert not os.path.exists(run_config)
+
+
+def test_the_opening_is_closed_also_when_up_fails(workstation):
+    result, calls = make_up(
+        workstation, STUB_LOGGED_IN="1", STUB_ADMIN_CIDRS='["1.2.3.0/24"]', STUB_UP_FAILS="1"
+    )
+    assert result.returncode == 1
+    assert opening_calls(calls)[-1] == CLOSE
+
+
+def test_a_failed_closing_says_so_with_the_command_that_retries_it(workstation):
+    result, calls = make_up(
+        workstation, STUB_LOGGED_IN="1", STUB_ADMIN_CIDRS='["1.2.3.0/24"]', STUB_CLOSE_FAILS="1"
+    )
+    assert result.returncode == 1
+    assert "may still be open to this run's address" in result.stderr
+    assert "fix: bin/deploy-access.sh close dev" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "admin_cidrs",
+    ['["1.2.3.0/24", "198.51.100.0/24"]', '["198.51.100.7"]', '[\n  "198.51.96.0/20"\n]'],
+)
+def test_an_address_within_admin_cidrs_opens_nothing(workstation, admin_cidrs):
+    result, calls = make_up(workstation, STUB_LOGGED_IN="1", STUB_ADMIN_CIDRS=admin_cidrs)
+    assert result.returncode == 0, result.stderr
+    assert calls[-1] == "pulumi up --stack dev --policy-pack policy"
+    assert not [c for c in calls if "deployCidrs" in c or "--target" in c]
+
+
+@pytest.mark.parametrize("admin_cidrs", ['["198.51.101.0/24"]', '["198.51.100.6/32"]'])
+def test_an_address_just_outside_admin_cidrs_is_opened(workstation, admin_cidrs):
+    result, calls = make_up(workstation, STUB_LOGGED_IN="1", STUB_ADMIN_CIDRS=admin_cidrs)
+    assert result.returncode == 0, result.stderr
+    assert calls[-1] == CLOSE
+
+
+def test_a_preview_from_outside_admin_cidrs_opens_nothing(workstation):
+    result, calls = make_up(
+        workstation, "preview", STUB_LOGGED_IN="1", STUB_ADMIN_CIDRS='["1.2.3.0/24"]'
+    )
+    assert result.returncode == 0, result.stderr
+    assert calls[-1] == "pulumi preview --stack dev --policy-pack policy"
+    assert not [c for c in calls if c.startswith("curl")]
+
+
+def test_an_unreadable_address_stops_up_with_the_fix(workstation):
+    result, calls = make_up(
+        workstation, STUB_LOGGED_IN="1", STUB_ADMIN_CIDRS='["1.2.3.0/24"]', STUB_MY_IP="<html>"
+    )
+    assert result.returncode == 1
+    assert "checkip.amazonaws.com answered '<html>', not an IPv4 address" in result.stderr
+    assert not [c for c in calls if c.startswith("pulumi up")]

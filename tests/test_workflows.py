@@ -1,6 +1,7 @@
 """The GitHub workflows, which nothing here can run: GitHub's schema, zizmor's security audit, and
 the promises the README makes about them (previews per environment, OIDC, approval for prod)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -9,7 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import PROJECT_DIR
+from tests.helpers import (
+    CURL_STUB,
+    PROJECT_DIR,
+    PULUMI_STUB,
+    closing_target,
+    tool,
+    write_executable,
+)
 
 WORKFLOWS = PROJECT_DIR / ".github" / "workflows"
 BIN = Path(sys.executable).parent
@@ -151,9 +159,10 @@ def test_deploy_runs_up_on_main_dev_then_prod_behind_environments():
         job = jobs[stack]
         assert job["environment"] == stack
         assert job["concurrency"] == {"group": f"pulumi-up-{stack}", "cancel-in-progress": False}
-        (pulumi,) = steps_using(job, "pulumi/actions")
-        assert pulumi["with"]["command"] == "up" and pulumi["with"]["stack-name"] == stack
-        assert pulumi["with"]["policyPacks"] == "policy"
+        (up,) = [step for step in job["steps"] if step.get("id") == "up"]
+        assert up["env"]["STACK"] == stack
+        assert 'pulumi up --stack "$STACK" --config-file' in up["run"]
+        assert "--policy-pack policy" in up["run"]
 
 
 def test_cloud_credentials_come_from_oidc_never_from_stored_keys():
@@ -186,3 +195,126 @@ def test_every_run_script_passes_shellcheck(tmp_path):
                     scripts.append(str(script))
     result = subprocess.run([BIN / "shellcheck", *scripts], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+DEPLOY_JOBS = ("dev", "prod")
+
+
+def deploy_job(stack: str) -> dict:
+    return load("deploy.yml")["jobs"][stack]
+
+
+def named_step(job: dict, step_id: str) -> dict:
+    (step,) = [step for step in job["steps"] if step.get("id") == step_id]
+    return step
+
+
+@pytest.mark.parametrize("stack", DEPLOY_JOBS)
+def test_deploy_installs_the_cli_only_and_detects_the_runners_address(stack):
+    job = deploy_job(stack)
+    (pulumi,) = steps_using(job, "pulumi/actions")
+    # No command: the action installs the CLI and stops (pulumi/actions src/main.ts, installOnly).
+    assert set(pulumi["with"]) == {"pulumi-version"}
+    detect = named_step(job, "runner")
+    assert 'address="$(bin/deploy-access.sh address)"' in detect["run"]
+    assert 'echo "address=$address" >> "$GITHUB_OUTPUT"' in detect["run"]
+    assert job["steps"].index(detect) < job["steps"].index(named_step(job, "up"))
+
+
+@pytest.mark.parametrize("stack", DEPLOY_JOBS)
+def test_deploy_closes_the_opening_always_with_fresh_credentials_and_no_more_permissions(stack):
+    job = deploy_job(stack)
+    up, credentials, close = job["steps"][-3:]
+    assert up.get("id") == "up"
+    # Also when `up` failed or was cancelled; not when it never ran (nothing was opened).
+    for step in (credentials, close):
+        assert step["if"] == "always() && steps.up.outcome != 'skipped'"
+    assert credentials["uses"].startswith("aws-actions/configure-aws-credentials@")
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+    assert close["run"] == 'bin/deploy-access.sh close "$STACK" --diff --suppress-outputs'
+    assert close["env"]["STACK"] == stack
+    # The job may read the repository and ask for an OIDC token, nothing else: it cannot push a
+    # stack file, so the run's address can only ever live in the runner's temporary copy.
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+
+
+@pytest.fixture
+def runner(tmp_path):
+    """A stand-in runner: bin/deploy-access.sh's tools, a `pulumi` and a `curl` that record calls."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    write_executable(stubs / "pulumi", PULUMI_STUB)
+    write_executable(stubs / "curl", CURL_STUB)
+    for name in ("bash", "dirname", "tr", "cat", "grep", "cp", "tail"):
+        os.symlink(tool(name), stubs / name)
+    (tmp_path / "temp").mkdir()
+    return tmp_path
+
+
+def run_step(runner: Path, step: dict, outputs: dict[str, str], **env: str):
+    """Runs a `run:` step as GitHub does (bash -e, in the checkout), `${{ steps.X.outputs.Y }}` in
+    its env taken from `outputs`, secrets and variables as stand-ins; returns the outputs it wrote."""
+    output_file = runner / "github-output"
+    output_file.write_text("")
+    environment = {
+        "PATH": str(runner / "bin"),
+        "STUB_LOG": str(runner / "calls.log"),
+        "STUB_MY_IP": "20.1.2.3",
+        "RUNNER_TEMP": str(runner / "temp"),
+        "GITHUB_OUTPUT": str(output_file),
+        **env,
+    }
+    for name, value in step.get("env", {}).items():
+        reference = re.fullmatch(r"\$\{\{ steps\.(\w+)\.outputs\.(\w+) \}\}", value)
+        environment[name] = outputs[f"{reference[1]}.{reference[2]}"] if reference else value
+    result = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        cwd=PROJECT_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    written = dict(
+        line.split("=", 1) for line in output_file.read_text().splitlines() if "=" in line
+    )
+    return result, {f"{step.get('id')}.{key}": value for key, value in written.items()}
+
+
+@pytest.mark.parametrize("up_fails", [False, True])
+def test_deploy_opens_for_the_run_in_a_temporary_copy_and_closes_from_the_stack_file(
+    runner, up_fails
+):
+    job = deploy_job("dev")
+    stack_file = (PROJECT_DIR / "Pulumi.dev.yaml").read_text()
+    outputs: dict[str, str] = {}
+    fails = {"STUB_UP_FAILS": "1"} if up_fails else {}
+    for step_id in ("runner", "up"):
+        result, written = run_step(runner, named_step(job, step_id), outputs, **fails)
+        assert (result.returncode != 0) == (up_fails and step_id == "up"), result.stderr
+        outputs.update(written)
+    assert outputs == {"runner.address": "20.1.2.3"}
+    result, _ = run_step(runner, job["steps"][-1], outputs)
+    assert result.returncode == 0, result.stderr
+    run_config = f"{runner}/temp/run-config.yaml"
+    calls = (runner / "calls.log").read_text().splitlines()
+    assert calls[1:] == [
+        f"pulumi config set --stack dev --config-file {run_config} --path deployCidrs[0] 20.1.2.3/32",
+        f"pulumi up --stack dev --config-file {run_config} --yes --policy-pack policy --diff "
+        "--suppress-outputs",
+        "  with: deployCidrs[0] 20.1.2.3/32",
+        f"pulumi up --stack dev --yes --target {closing_target()} --policy-pack policy --diff "
+        "--suppress-outputs",
+    ]
+    # The copy began as the stack file, which itself is left as committed.
+    assert Path(run_config).read_text().startswith(stack_file)
+    assert (PROJECT_DIR / "Pulumi.dev.yaml").read_text() == stack_file
+
+
+def test_a_failed_preview_still_comments_on_the_pull_request():
+    job = load("preview.yml")["jobs"]["preview"]
+    comment = job["steps"][-1]
+    assert comment["if"] == "failure()"
+    assert comment["run"].startswith('gh pr comment "$PR_NUMBER"')
+    assert "$GITHUB_RUN_ID" in comment["run"]
+    assert job["permissions"]["pull-requests"] == "write"

@@ -153,6 +153,19 @@ MUTANTS = (
         "",
         ("tests/test_host_keys.py",),
     ),
+    Mutant(
+        "make up closes the opening for an address outside adminCidrs only after an update that succeeded",
+        "bin/up.sh",
+        """    trap close_after_run EXIT
+    bin/deploy-access.sh open "$STACK" "$this_address" "$run_config"
+    pulumi up --stack "$STACK" --config-file "$run_config" --policy-pack policy
+""",
+        """    bin/deploy-access.sh open "$STACK" "$this_address" "$run_config"
+    pulumi up --stack "$STACK" --config-file "$run_config" --policy-pack policy
+    close_after_run
+""",
+        ("tests/test_make_up.py",),
+    ),
 )
 
 

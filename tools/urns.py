@@ -15,6 +15,7 @@ sdk/python/lib/pulumi/runtime/resource.py, all_aliases and inherited_child_alias
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,19 @@ class Identity:
 def engine_urn(urn: str) -> str:
     """The URN as the engine writes it: the mock monitor puts the root stack's type into top-level URNs."""
     return urn.replace(f"::{ROOT_STACK_TYPE}$", "::")
+
+
+def targeted(target: str, urn: str) -> bool:
+    """Whether `pulumi up --target <target>` names `urn`, as the engine decides (pulumi/pulumi
+    pkg/resource/deploy/deployment.go, UrnTargets.Contains and getMatcher): a target with a `*` is a
+    glob, `**` matching anything and `*` anything but a colon; any other target is one exact URN."""
+    if "*" not in target:
+        return target == urn
+    pattern = ".*".join(
+        "[^:]*".join(re.escape(part) for part in segment.split("*"))
+        for segment in target.split("**")
+    )
+    return re.fullmatch(pattern, urn) is not None
 
 
 def qualified_type(urn: str) -> str:
