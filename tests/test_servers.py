@@ -72,7 +72,9 @@ def test_every_join_references_the_first_servers_private_ip(ha):
 
 def test_no_token_in_any_commands_plain_inputs(ha):
     commands = ha.of_type(COMMAND)
-    assert len(commands) == 5 + 4 + 2 * 2 + 2 * 2  # boot waits, first server, peers, agents
+    # Boot waits; the first server's install and four reads; each peer's and agent's install,
+    # join and expiry read.
+    assert len(commands) == 5 + 5 + 2 * 3 + 2 * 3
     for resource in commands:
         plain = json.dumps(
             {

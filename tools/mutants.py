@@ -114,6 +114,13 @@ MUTANTS = (
         "logging=command.remote.Logging.STDOUT_AND_STDERR,",
         ("tests/test_core_stack.py",),
     ),
+    Mutant(
+        "a further server's certificate rotation no longer waits for the one before it (two servers restart at once)",
+        "__main__.py",
+        "    previous = peer.done",
+        "    previous = peer.joined",
+        ("tests/test_certificates.py",),
+    ),
 )
 
 
