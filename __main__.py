@@ -8,7 +8,7 @@ from components.alarms import LightsailAlarms, LightsailAlarmsArgs
 from components.apps import Apps, AppsArgs, IngressTls
 from components.backups import BackupBucket, BackupBucketArgs
 from components.capacity import NodeCapacity
-from components.certificates import watch_kubeconfig_expiry
+from components.certificates import kubeconfig_expiry, watch_certificate_expiry
 from components.cost import cost_breakdown, monthly_total
 from components.dns import DnsZone, DnsZoneArgs
 from components.host import HostArgs, LightsailHost, PortRule
@@ -147,9 +147,11 @@ k3s = K3sServer(
     gated,
 )
 
-# Servers install and upgrade one at a time, each Ready before the next; removing them
-# runs the other way, one at a time, so etcd keeps its quorum. Then the agents.
-previous: pulumi.Resource = k3s.installed
+# Servers install, upgrade and rotate their certificates one at a time, each Ready before the
+# next; removing them runs the other way, one at a time, so etcd keeps its quorum. Then the agents.
+previous: pulumi.Resource = k3s.done
+# Each node's earliest certificate expiry, by node name.
+certificates_expire_at = {settings.cluster_name: k3s.certificates_expire_at}
 for peer_name, peer_host in zip(peer_names, peer_hosts, strict=True):
     peer = K3sPeerServer(
         peer_name,
@@ -163,10 +165,12 @@ for peer_name, peer_host in zip(peer_names, peer_hosts, strict=True):
             server_token=k3s.node_token,
             shared_config=k3s.shared_config,
             after=[peer_host.booted, previous],
+            cert_rotation=settings.cert_rotation,
         ),
         gated,
     )
-    previous = peer.joined
+    previous = peer.done
+    certificates_expire_at[peer_name] = peer.certificates_expire_at
 
 agent_hosts: list[LightsailHost] = []
 for agent_name in settings.agent_names:
@@ -193,13 +197,15 @@ for agent_name in settings.agent_names:
             server_private_ip=node.private_ip,
             agent_token=k3s.agent_token,
             kubelet_args=NodeCapacity.of_agent(topology.agent_bundle).kubelet_args(),
-            # Servers upgrade first, then agents one at a time, each Ready before the next.
+            # Servers upgrade and rotate first, then agents one at a time, each Ready before the next.
             after=[agent_host.booted, previous],
+            cert_rotation=settings.cert_rotation,
         ),
         gated,
     )
     agent_hosts.append(agent_host)
-    previous = agent.joined
+    previous = agent.done
+    certificates_expire_at[agent_name] = agent.certificates_expire_at
 
 LightsailAlarms(
     settings.cluster_name,
@@ -278,7 +284,23 @@ if node.ssh_private_key is not None:
 pulumi.export("kubeApiUrl", k3s.api_url)
 pulumi.export("kubeconfig", k3s.kubeconfig)
 pulumi.export("nodeToken", k3s.node_token)
-pulumi.export("kubeconfigExpiresAt", watch_kubeconfig_expiry(k3s.kubeconfig, settings.cluster_name))
+kubeconfig_expires_at = kubeconfig_expiry(k3s.kubeconfig)
+pulumi.export("kubeconfigExpiresAt", kubeconfig_expires_at)
+# The first certificate to expire, the kubeconfig's or any node's: what the warning watches.
+pulumi.export(
+    "certificatesExpireAt",
+    watch_certificate_expiry(
+        {
+            "the kubeconfig's client certificate": kubeconfig_expires_at,
+            **{
+                f"a certificate of node {name}": expires_at
+                for name, expires_at in certificates_expire_at.items()
+            },
+        },
+        settings.cluster_name,
+        next_rotation=settings.cert_rotation + 1,
+    ),
+)
 if backups:
     pulumi.export("backupBucket", backups.bucket_name)
 pulumi.export("agentToken", k3s.agent_token)
@@ -301,7 +323,13 @@ pulumi.export("costBreakdown", [item.as_output() for item in costs])
 def node_entry(
     name: str, role: str, bundle_id: str, host: LightsailHost, public: bool
 ) -> pulumi.Output:
-    entry = {"name": name, "role": role, "bundleId": bundle_id, "privateIp": host.private_ip}
+    entry = {
+        "name": name,
+        "role": role,
+        "bundleId": bundle_id,
+        "privateIp": host.private_ip,
+        "certificatesExpireAt": certificates_expire_at[name],
+    }
     return pulumi.Output.from_input({**entry, "publicIp": host.public_ip} if public else entry)
 
 

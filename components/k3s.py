@@ -357,8 +357,11 @@ class K3sServer(pulumi.ComponentResource):
     agent_token: pulumi.Output[str]
     # This server's config without what is its own: for the servers that join it.
     shared_config: pulumi.Output[dict[str, Any]]
-    # Done when k3s runs this release with this config: what the next node's install waits for.
-    installed: pulumi.Resource
+    # Done when k3s runs this release with this config and, after a raised certRotation, is Ready
+    # with rotated certificates: what the next node waits for.
+    done: pulumi.Resource
+    # The earliest expiry of this server's certificates (ISO 8601), read on the node.
+    certificates_expire_at: pulumi.Output[str]
     api_url: pulumi.Output[str]
     provider: k8s.Provider
 
@@ -433,23 +436,24 @@ class K3sServer(pulumi.ComponentResource):
                 ),
             ),
         )
-        self.installed = install
-        # Re-read the kubeconfig and token whenever the install runs again.
+        # Re-read the kubeconfig, the tokens and the certificates' expiry whenever the install runs
+        # again, and after a rotation.
         install_digest = program_digest(install_stdin)
-        # Raising certRotation rotates the certificates, then the reads below run again.
-        after_install: list[pulumi.Resource] = [install]
-        if args.cert_rotation > 0:
-            after_install.append(
-                certificates.rotate_certificates(
-                    f"{name}-rotate-certificates",
-                    connection(),
-                    args.cert_rotation,
-                    remote_script("rotate-k3s-certificates.sh"),
-                    args.node_name,
-                    after=[install],
-                    parent=self,
-                )
-            )
+        read_triggers = [args.instance_identity, install_digest, args.cert_rotation]
+        # Raising certRotation rotates the certificates (this server is the first to), then the
+        # reads below run again.
+        node_certificates = certificates.node_certificates(
+            name,
+            connection(),
+            args.node_name,
+            certificates.SERVER_SERVICE,
+            args.cert_rotation,
+            read_triggers,
+            after=install,
+            parent=self,
+        )
+        self.done = node_certificates.done
+        self.certificates_expire_at = node_certificates.expire_at
 
         def read_secret_file(resource_name: str, path: str) -> pulumi.Output[str]:
             # pulumi-command prints stdout and keeps it in plain state unless told
@@ -459,9 +463,9 @@ class K3sServer(pulumi.ComponentResource):
                 connection=connection(),
                 create=f"sudo cat {path}",
                 logging=command.remote.Logging.NONE,
-                triggers=[args.instance_identity, install_digest, args.cert_rotation],
+                triggers=read_triggers,
                 opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=after_install, additional_secret_outputs=["stdout"]
+                    parent=self, depends_on=[self.done], additional_secret_outputs=["stdout"]
                 ),
             )
             return read.stdout

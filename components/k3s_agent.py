@@ -9,7 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 
-from .k3s import KUBE_API_PORT, install_program, kubelet_config
+from . import certificates
+from .k3s import KUBE_API_PORT, install_program, kubelet_config, program_digest
 from .membership import join_node
 from .remote_scripts import remote_script
 
@@ -34,6 +35,9 @@ class K3sAgentArgs:
     # What must finish before this agent installs or upgrades: its host's first boot, the
     # servers' installs (servers upgrade first) and the agent before it (one at a time).
     after: Sequence[pulumi.Resource]
+    # certRotation: each new value rotates this agent's certificates once, after the servers and
+    # the agents before it.
+    cert_rotation: int = 0
 
 
 def agent_config(
@@ -59,6 +63,10 @@ class K3sAgent(pulumi.ComponentResource):
     """An agent node: k3s installed over SSH, its membership checked and, on removal, drained on a server."""
 
     joined: pulumi.Resource
+    # Joined and, after a raised certRotation, Ready with rotated certificates: what the next node waits for.
+    done: pulumi.Resource
+    # The earliest expiry of this agent's certificates (ISO 8601), read on the node.
+    certificates_expire_at: pulumi.Output[str]
 
     def __init__(self, name: str, args: K3sAgentArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("lightsail-k3s:index:K3sAgent", name, None, opts)
@@ -84,4 +92,18 @@ class K3sAgent(pulumi.ComponentResource):
             args.after,
             parent=self,
         )
+        # An agent has no kubectl of its own: the server waits for its Ready after the rotation.
+        node_certificates = certificates.node_certificates(
+            name,
+            args.connection,
+            args.node_name,
+            certificates.AGENT_SERVICE,
+            args.cert_rotation,
+            [args.instance_identity, program_digest(install_stdin), args.cert_rotation],
+            after=self.joined,
+            parent=self,
+            ready_on=args.server_connection,
+        )
+        self.done = node_certificates.done
+        self.certificates_expire_at = node_certificates.expire_at
         self.register_outputs({})

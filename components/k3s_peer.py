@@ -9,7 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 
-from .k3s import install_program
+from . import certificates
+from .k3s import install_program, program_digest
 from .k3s_agent import server_url
 from .membership import join_node
 from .remote_scripts import remote_script
@@ -29,8 +30,11 @@ class K3sPeerServerArgs:
     # The first server's config without its own keys (K3sServer.shared_config): what k3s
     # requires to match on every server, tls-san included, rendered once.
     shared_config: pulumi.Input[Mapping[str, Any]]
-    # Its host's first boot, and the server before it (servers install and upgrade one at a time).
+    # Its host's first boot, and the server before it (servers install, upgrade and rotate their
+    # certificates one at a time).
     after: Sequence[pulumi.Resource]
+    # certRotation: each new value rotates this server's certificates once, after the servers before it.
+    cert_rotation: int = 0
 
 
 def peer_config(
@@ -53,6 +57,10 @@ class K3sPeerServer(pulumi.ComponentResource):
     """A server that joins the first one's etcd; drained, and its etcd member removed, before it goes."""
 
     joined: pulumi.Resource
+    # Joined and, after a raised certRotation, Ready with rotated certificates: what the next node waits for.
+    done: pulumi.Resource
+    # The earliest expiry of this server's certificates (ISO 8601), read on the node.
+    certificates_expire_at: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: K3sPeerServerArgs, opts: pulumi.ResourceOptions | None = None
@@ -82,4 +90,17 @@ class K3sPeerServer(pulumi.ComponentResource):
             args.after,
             parent=self,
         )
+        # A server has kubectl: its rotation waits for its own Ready.
+        node_certificates = certificates.node_certificates(
+            name,
+            args.connection,
+            args.node_name,
+            certificates.SERVER_SERVICE,
+            args.cert_rotation,
+            [args.instance_identity, program_digest(install_stdin), args.cert_rotation],
+            after=self.joined,
+            parent=self,
+        )
+        self.done = node_certificates.done
+        self.certificates_expire_at = node_certificates.expire_at
         self.register_outputs({})

@@ -148,11 +148,13 @@ def deploy(
     previous_outputs: dict[str, Any] | None = None,
     config: Mapping[str, Any] | None = None,
     reads: list[tuple[str, str]] | None = None,
+    first_preview: bool = False,
     **overrides: Any,
 ) -> Declared:
     """Runs __main__.py for `stack`, with adminCidrs set as `make up` would set it.
 
     `previous_outputs`: the stack's outputs from its last deployment (none: a first deployment).
+    `first_preview`: a preview before any command has run, every command's output unknown.
     `config` takes keys that cannot be keyword arguments: other namespaces' (aws:region), or keys
     chosen at run time.
     """
@@ -167,6 +169,7 @@ def deploy(
         declared=declared,
         previous_outputs=previous_outputs,
         reads=reads,
+        first_preview=first_preview,
     )
 
 

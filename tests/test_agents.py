@@ -12,6 +12,7 @@ from tools.mockengine import (
     MOCK_AGENT_TOKEN,
     MOCK_NODE_TOKEN,
     MOCK_STATIC_IP,
+    node_certificate_expiry,
     private_ip_for,
     static_ip_for,
 )
@@ -40,6 +41,7 @@ def test_each_agent_is_a_host_and_an_agent_without_a_key_or_address_of_its_own(t
             "node",
             "k3s-stop",
             "join",
+            "read-certificate-expiry",
         )
     )
     assert len(two_agents.of_type(INSTANCE)) == 3
@@ -148,8 +150,9 @@ def test_agents_kubelet_is_set_up_as_the_servers(two_agents):
 
 def test_no_token_appears_in_any_commands_plain_inputs(two_agents):
     commands = two_agents.of_type(COMMAND)
-    # boot waits, the first server's install and three reads, each agent's four commands
-    assert len(commands) == 3 + 4 + 2 * 4
+    # Boot waits; the server's install and four reads; each agent's install, node, k3s-stop, join
+    # and expiry read.
+    assert len(commands) == 3 + 5 + 2 * 5
     for resource in commands:
         plain = {
             key: value
@@ -240,6 +243,7 @@ def test_nodes_output_lists_every_node_and_cost_sums_them(two_agents):
             "role": "server",
             "bundleId": "small_3_0",
             "privateIp": private_ip_for(f"{SERVER}-instance"),
+            "certificatesExpireAt": node_certificate_expiry(SERVER).isoformat(),
             "publicIp": MOCK_STATIC_IP,
         },
         *(
@@ -248,6 +252,7 @@ def test_nodes_output_lists_every_node_and_cost_sums_them(two_agents):
                 "role": "agent",
                 "bundleId": "micro_3_0",
                 "privateIp": private_ip_for(f"{agent}-instance"),
+                "certificatesExpireAt": node_certificate_expiry(agent).isoformat(),
             }
             for agent in AGENTS
         ),

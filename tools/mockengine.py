@@ -51,6 +51,11 @@ MOCK_BUCKET_ACCESS_KEY_ID = "AKIAMOCKBUCKETKEY000"
 MOCK_BUCKET_SECRET_ACCESS_KEY = "mock/bucket+secret/key0000000000000000000"
 # k3s issues client certificates for 365 days (docs.k3s.io/cli/certificate); tests shorten it.
 CLIENT_CERTIFICATE_VALIDITY = datetime.timedelta(days=365)
+# How long each node's certificates have left, by node name, where a test makes one expire sooner
+# than CLIENT_CERTIFICATE_VALIDITY (a node not rotated since the others were).
+NODE_CERTIFICATE_VALIDITY: dict[str, datetime.timedelta] = {}
+# k3s' CAs are valid for 10 years (docs.k3s.io/cli/certificate).
+CA_CERTIFICATE_VALIDITY = datetime.timedelta(days=3650)
 MOCK_AGENT_SECRET = "ef" * 24
 MOCK_AGENT_TOKEN = "K10" + "ab" * 32 + "::node:" + MOCK_AGENT_SECRET
 
@@ -233,10 +238,56 @@ def client_certificate_pem(not_valid_after: datetime.datetime) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
 
 
+def _today() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def client_certificate_expiry() -> datetime.datetime:
     """When the sample kubeconfig's certificate expires: CLIENT_CERTIFICATE_VALIDITY from today (whole days)."""
-    today = datetime.datetime.now(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today + CLIENT_CERTIFICATE_VALIDITY
+    return _today() + CLIENT_CERTIFICATE_VALIDITY
+
+
+def node_certificate_expiry(node_name: str) -> datetime.datetime:
+    """When node `node_name`'s earliest certificate expires (whole days from today)."""
+    return _today() + NODE_CERTIFICATE_VALIDITY.get(node_name, CLIENT_CERTIFICATE_VALIDITY)
+
+
+def certificate_check_json(node_name: str) -> str:
+    """What `k3s certificate check --output json` prints on the node: each file's leaf, then its CA
+    (k3s pkg/cli/cert/cert.go, JSONFormatter; Go writes times as RFC 3339, durations in ns)."""
+    ca_expiry = _today() + CA_CERTIFICATE_VALIDITY
+    leaf_expiry = node_certificate_expiry(node_name)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def listed(filename, subject, issuer, usages, expiry):
+        return {
+            "Filename": filename,
+            "Subject": subject,
+            "Issuer": issuer,
+            "Usages": usages,
+            "ExpiryTime": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "ResidualTime": int((expiry - now).total_seconds() * 1e9),
+            "Status": "OK",
+        }
+
+    certificates = []
+    for filename, subject in (
+        ("client-kubelet.crt", f"system:node:{node_name}"),
+        ("client-kube-proxy.crt", "system:kube-proxy"),
+    ):
+        certificates.append(
+            listed(filename, subject, "k3s-client-ca@1700000000", ["ClientAuth"], leaf_expiry)
+        )
+        certificates.append(
+            listed(
+                filename,
+                "k3s-client-ca@1700000000",
+                "k3s-client-ca@1700000000",
+                ["CertSign"],
+                ca_expiry,
+            )
+        )
+    return json.dumps({"Certificates": certificates}) + "\n"
 
 
 def static_ip_for(resource_name: str) -> str:
@@ -287,19 +338,21 @@ def sample_k3s_kubeconfig() -> str:
     )
 
 
-COMMAND_STDOUT_BY_NAME_SUFFIX = {
-    "-read-kubeconfig": sample_k3s_kubeconfig,
-    "-read-node-token": lambda: MOCK_NODE_TOKEN + "\n",
-    "-read-agent-token": lambda: MOCK_AGENT_TOKEN + "\n",
+# Each answer is given what precedes the suffix: the node's (or zone's) name.
+COMMAND_STDOUT_BY_NAME_SUFFIX: dict[str, Callable[[str], str]] = {
+    "-read-kubeconfig": lambda _: sample_k3s_kubeconfig(),
+    "-read-node-token": lambda _: MOCK_NODE_TOKEN + "\n",
+    "-read-agent-token": lambda _: MOCK_AGENT_TOKEN + "\n",
+    "-read-certificate-expiry": certificate_check_json,
     # DnsZone's local command: `aws lightsail get-domain … --output json`.
-    "-name-servers": lambda: json.dumps(MOCK_NAME_SERVERS),
+    "-name-servers": lambda _: json.dumps(MOCK_NAME_SERVERS),
 }
 
 
 def _command_stdout(name: str) -> str:
     return next(
         (
-            stdout()
+            stdout(name.removesuffix(suffix))
             for suffix, stdout in COMMAND_STDOUT_BY_NAME_SUFFIX.items()
             if name.endswith(suffix)
         ),
@@ -310,9 +363,15 @@ def _command_stdout(name: str) -> str:
 class LightsailMocks(pulumi_sdk.Mocks):
     """Answers as the providers would after a successful create."""
 
-    def __init__(self, region: str, previous_outputs: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        region: str,
+        previous_outputs: Mapping[str, Any] | None = None,
+        commands_run: bool = True,
+    ):
         self.region = region
         self.previous_outputs = dict(previous_outputs or {})
+        self.commands_run = commands_run
         self.stack_references: list[str] = []
 
     def new_resource(self, args: pulumi_sdk.MockResourceArgs):
@@ -362,7 +421,7 @@ class LightsailMocks(pulumi_sdk.Mocks):
                 secretAccessKey=MOCK_BUCKET_SECRET_ACCESS_KEY,
                 status="Active",
             )
-        elif args.typ in ("command:remote:Command", "command:local:Command"):
+        elif args.typ in ("command:remote:Command", "command:local:Command") and self.commands_run:
             # Answered by name, whatever the command line: K3sServer names its reads
             # <server>-read-<what>, DnsZone its query <zone>-name-servers.
             state["stdout"] = _command_stdout(args.name)
@@ -398,8 +457,15 @@ def run(
     edit_config: Callable[[cliconfig.StackConfig], None] | None = None,
     previous_outputs: Mapping[str, Any] | None = None,
     reads: list[tuple[str, str]] | None = None,
+    first_preview: bool = False,
 ) -> Deployment:
     """Evaluates __main__.py for `stack`; raises what the CLI (CliConfigError) or the program (ConfigError) raises.
+
+    `first_preview`: a preview of a stack with no command run yet, so no command's output is
+    known: pulumi-command's Create returns in a preview before running anything
+    (provider/pkg/provider/remote/commandController.go), and the SDK resolves an output the
+    engine did not return as unknown in a preview (sdk/python/lib/pulumi/runtime/rpc.py,
+    resolve_properties). A plain `preview` answers as a stack whose commands have run.
 
     `declared`, when given, receives each registration as it happens, so a caller sees what was
     declared before an error too; `reads`, when given, the type and name of each resource read
@@ -422,7 +488,9 @@ def run(
             }
         )
 
-    mocks = LightsailMocks(config.get("aws:region", "us-east-1"), previous_outputs)
+    mocks = LightsailMocks(
+        config.get("aws:region", "us-east-1"), previous_outputs, commands_run=not first_preview
+    )
     monitor = pulumi_sdk.RecordingMonitor(
         mocks,
         on_resource,
@@ -443,7 +511,7 @@ def run(
             monitor,
             project=project_name(),
             stack=stack,
-            preview=preview,
+            preview=preview or first_preview,
             config=config,
             secret_keys=secret_keys,
             logger=logger,

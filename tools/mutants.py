@@ -166,6 +166,13 @@ MUTANTS = (
 """,
         ("tests/test_make_up.py",),
     ),
+    Mutant(
+        "a further server's certificate rotation no longer waits for the one before it (two servers restart at once)",
+        "__main__.py",
+        "    previous = peer.done",
+        "    previous = peer.joined",
+        ("tests/test_certificates.py",),
+    ),
 )
 
 
