@@ -171,8 +171,14 @@ class LightsailHost(pulumi.ComponentResource):
             user_data=user_data,
             add_on=add_on,
             tags=tags,
+            # Create the new instance before deleting the old (autonamed, both can exist), as a
+            # replaced agent's join relies on; set, not left to the provider's diff (pulumi/pulumi
+            # pkg/resource/deploy/step_generator.go, continueStepsFromDiff: a set option wins).
             opts=pulumi.ResourceOptions(
-                parent=self, protect=args.protect, ignore_changes=["userData"]
+                parent=self,
+                protect=args.protect,
+                ignore_changes=["userData"],
+                delete_before_replace=False,
             ),
         )
         # The API replaces the whole rule set and deleting closes every listed port,

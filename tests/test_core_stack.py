@@ -111,6 +111,18 @@ def test_static_ip_moves_to_a_replacement_instance_detach_first(dev):
     assert dev.one("aws:lightsail/staticIpAttachment:StaticIpAttachment").delete_before_replace
 
 
+def test_every_instance_is_replaced_create_before_delete_by_its_own_option():
+    """Servers' and agents' instances set the order themselves (delete_before_replace=False, sent
+    as defined): left unset, the provider's diff would decide it (see components/host.py)."""
+    instances = deploy(serverCount=3, agentCount=1).of_type(INSTANCE)
+    assert len(instances) == 4
+    for instance in instances:
+        assert (instance.delete_before_replace_defined, instance.delete_before_replace) == (
+            True,
+            False,
+        ), instance.name
+
+
 def test_generated_key_is_imported_so_lightsail_keeps_no_private_key(dev):
     key_pair = dev.one("aws:lightsail/keyPair:KeyPair")
     assert key_pair.inputs["publicKey"].startswith("ssh-ed25519 ")
