@@ -180,6 +180,9 @@ class LightsailHost(pulumi.ComponentResource):
             user_data=user_data,
             add_on=add_on,
             tags=tags,
+            # The replacement order is always set (HostArgs.delete_before_replace: create-first
+            # unless the caller asks otherwise), never left to the provider's diff (pulumi/pulumi
+            # pkg/resource/deploy/step_generator.go, continueStepsFromDiff: a set option wins).
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=args.protect,

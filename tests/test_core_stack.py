@@ -112,6 +112,23 @@ def test_static_ip_moves_to_a_replacement_instance_detach_first(dev):
     assert dev.one("aws:lightsail/staticIpAttachment:StaticIpAttachment").delete_before_replace
 
 
+def test_every_instance_sets_its_replacement_order_itself():
+    """Every instance sends the order as defined, never left to the provider's diff (see
+    components/host.py): the first server create-first (its replacement is a new cluster), the
+    further servers and agents delete-first, so a joining node leaves before its successor
+    joins under its name (tests/test_replacement.py)."""
+    instances = deploy(serverCount=3, agentCount=1).of_type(INSTANCE)
+    assert {
+        instance.name: (instance.delete_before_replace_defined, instance.delete_before_replace)
+        for instance in instances
+    } == {
+        "lightsail-k3s-dev-instance": (True, False),
+        "lightsail-k3s-dev-server-2-instance": (True, True),
+        "lightsail-k3s-dev-server-3-instance": (True, True),
+        "lightsail-k3s-dev-agent-1-instance": (True, True),
+    }
+
+
 def test_generated_key_is_imported_so_lightsail_keeps_no_private_key(dev):
     key_pair = dev.one("aws:lightsail/keyPair:KeyPair")
     assert key_pair.inputs["publicKey"].startswith("ssh-ed25519 ")

@@ -127,6 +127,8 @@ def test_a_small_program_is_recorded_with_every_option_and_output():
         True,
         True,
     )
+    # Set on the thing, unset on the box: the engine tells them apart by deleteBeforeReplaceDefined.
+    assert (thing.delete_before_replace_defined, box.delete_before_replace_defined) == (True, False)
     assert thing.additional_secret_outputs == ("computed",)
     assert thing.custom_timeouts == {"create": "5m"}
     assert (thing.ignore_changes, thing.replace_on_changes) == (("size",), ("token",))

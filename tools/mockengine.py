@@ -141,6 +141,8 @@ class Registration:
     secret_inputs: set[str]
     dependencies: list[str]
     delete_before_replace: bool
+    # False: the program left the replacement order to the provider (see pulumi_sdk.ResourceRequest).
+    delete_before_replace_defined: bool
     additional_secret_outputs: list[str]
     protect: bool
     custom_timeouts: dict[str, str]
@@ -170,6 +172,7 @@ def _registration(request: pulumi_sdk.ResourceRequest, state: dict[str, Any]) ->
         secret_inputs={key for key, value in request.inputs.items() if holds_secret(value)},
         dependencies=list(request.dependencies),
         delete_before_replace=request.delete_before_replace,
+        delete_before_replace_defined=request.delete_before_replace_defined,
         additional_secret_outputs=list(request.additional_secret_outputs),
         protect=request.protect,
         custom_timeouts=dict(request.custom_timeouts),

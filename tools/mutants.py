@@ -173,6 +173,23 @@ MUTANTS = (
         "    previous = peer.joined",
         ("tests/test_certificates.py",),
     ),
+    Mutant(
+        "the e2e second run refuses the version gate's read of the stack's own outputs again",
+        "tests/e2e/aws.py",
+        'if count and op not in ("same", "read")',
+        'if count and op != "same"',
+        ("tests/test_e2e_checks.py",),
+    ),
+    Mutant(
+        "the instance's replacement order is left to the provider's diff",
+        "components/host.py",
+        """                ignore_changes=["userData"],
+                delete_before_replace=args.delete_before_replace,
+""",
+        """                ignore_changes=["userData"],
+""",
+        ("tests/test_core_stack.py",),
+    ),
 )
 
 

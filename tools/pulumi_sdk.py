@@ -70,6 +70,10 @@ class ResourceRequest:
     property_dependencies: dict[str, tuple[str, ...]]
     protect: bool
     delete_before_replace: bool
+    # Whether the program set delete_before_replace at all: unset, the provider's diff decides the
+    # replacement order (pulumi/pulumi pkg/resource/deploy/source_eval.go reads the option only
+    # when deleteBeforeReplaceDefined, or when it is true).
+    delete_before_replace_defined: bool
     additional_secret_outputs: tuple[str, ...]
     ignore_changes: tuple[str, ...]
     replace_on_changes: tuple[str, ...]
@@ -104,6 +108,7 @@ def _resource_request(request: Any, urn: str) -> ResourceRequest:
         },
         protect=bool(request.protect),
         delete_before_replace=request.deleteBeforeReplace,
+        delete_before_replace_defined=request.deleteBeforeReplaceDefined,
         additional_secret_outputs=tuple(request.additionalSecretOutputs),
         ignore_changes=tuple(request.ignoreChanges),
         replace_on_changes=tuple(request.replaceOnChanges),

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,40 @@ from tests.helpers import PROJECT_DIR
 CONSUMER_DIR = PROJECT_DIR / "examples" / "consumer"
 REGION = os.environ.get("AWS_REGION", "ap-northeast-2")
 PASSPHRASE = "e2e-throwaway"
+# The app test_cluster.py deploys, so appUrl has something to answer.
+DEMO_APP = {
+    "name": "whoami",
+    "image": "traefik/whoami:v1.11.0",
+    "port": 80,
+    "healthPath": "/health",
+}
+# Outputs the Automation API reports as secret: it marks an output secret when `pulumi stack output
+# --json` prints it as "[secret]" (sdk/python/lib/pulumi/automation/_local_workspace.py,
+# stack_outputs), which the CLI does for a value that is a secret as a whole (pulumi/pulumi
+# pkg/backend/display/json.go, MassageSecrets); a secret nested in an object would not count.
+SECRET_OUTPUTS = frozenset({"kubeconfig", "nodeToken", "sshPrivateKey"})
+
+# A preview counts each resource whose step is `same` as "same", but a read only when what it read
+# differs from the copy in the checkpoint (pulumi/pulumi pkg/engine/update.go,
+# previewActions.OnResourceStepPost and shouldRecordReadStep). The program reads one resource: the
+# version gate's StackReference to the stack's own outputs (components/k3s.py, deployed_k3s_version).
+# During an `up` it reads the outputs of the `up` before, so the preview after an `up` that changed
+# an output (the first `up` always: it read none, pkg/backend/diy/state.go getSnapshotStackOutputs)
+# reads outputs its stored copy lacks and reports
+# {"same": n, "read": 1}. A read changes nothing, and `pulumi preview --expect-no-changes` ignores
+# reads too (engine.HasChanges, same file; pkg/cmd/pulumi/operations/preview.go).
+SELF_READS = 1
+
+
+def unexpected_changes(change_summary: Mapping[str, int]) -> dict[str, int]:
+    """What a preview's `change_summary` reports beyond `same` and the version gate's one read:
+    empty when the preview leaves the stack as it is."""
+    changes = {
+        op: count for op, count in change_summary.items() if count and op not in ("same", "read")
+    }
+    if change_summary.get("read", 0) > SELF_READS:
+        changes["read"] = change_summary["read"]
+    return changes
 
 
 def missing_prerequisite() -> str | None:

@@ -103,8 +103,14 @@ def test_snapshots_reach_the_bucket_restore_and_certificates_rotate(tmp_path):
 
             stack.set_config("certRotation", auto.ConfigValue("1"))
             rotated = stack.up(on_output=print).outputs
+            # certRotation is among the kubeconfig read's triggers, and pulumi-command replaces a
+            # command whose triggers change (provider/pkg/provider/common/inputs.go,
+            # replaceOnChanges), so the read runs again after k3s wrote k3s.yaml anew on its start
+            # with the rotated client certificate, issued now for another year.
             assert rotated["kubeconfig"].value != outputs["kubeconfig"].value
-            assert rotated["kubeconfigExpiresAt"].value >= outputs["kubeconfigExpiresAt"].value
+            assert datetime.datetime.fromisoformat(
+                rotated["kubeconfigExpiresAt"].value
+            ) > datetime.datetime.fromisoformat(outputs["kubeconfigExpiresAt"].value)
             assert api_ready(rotated)
         finally:
             if outputs is not None and key_file.exists():
