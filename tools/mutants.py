@@ -114,6 +114,13 @@ MUTANTS = (
         "logging=command.remote.Logging.STDOUT_AND_STDERR,",
         ("tests/test_core_stack.py",),
     ),
+    Mutant(
+        "make up builds the virtualenv before it checks for the CLI and credentials",
+        "Makefile",
+        "up preview destroy:\n",
+        "up preview destroy: $(VENV)/.installed\n",
+        ("tests/test_make_up.py",),
+    ),
 )
 
 
