@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.errors import FIX_FORM_VARIABLE
+from components.errors import FIX_FORM_VARIABLE, VALUE_SOURCES_VARIABLE
 from tests.helpers import ADMIN_CIDR, PROJECT_DIR, Declared, deploy, write_executable
 from tools import plan
 
@@ -174,6 +174,7 @@ def test_the_terminal_view_masks_secrets_and_indents_children(same_config_in_pro
 def in_plan(monkeypatch, capsys):
     """Runs tools.plan in-process; the plan's fix-hint setting is undone afterwards."""
     monkeypatch.setenv(FIX_FORM_VARIABLE, "")
+    monkeypatch.setenv(VALUE_SOURCES_VARIABLE, "")
     monkeypatch.delenv("PLAN_SET", raising=False)
     monkeypatch.delenv("PLAN_SECRET", raising=False)
 
@@ -263,6 +264,57 @@ def test_a_misspelt_key_is_refused_with_the_known_one(in_plan, tmp_path):
     assert code == 1
     assert "config 'lightsail-k3s:bundleID'" in err and "did you mean 'bundleId'?" in err
     assert "make plan SET='bundleId=<value>'" in err
+
+
+def test_a_misspelt_set_key_is_told_to_be_dropped_from_set(in_plan, tmp_path):
+    code, out, err = in_plan(
+        "--set", f'adminCidrs=["{ADMIN_CIDR}"] bundleID=medium_3_0', out=tmp_path
+    )
+    assert code == 1
+    assert "fix: drop bundleID from SET=; make plan SET='bundleId=<value>'\n" in err
+    assert "stack file" not in err
+
+
+def test_a_misspelt_stack_file_key_is_told_to_be_removed_from_that_file(
+    in_plan, stack_file, tmp_path
+):
+    stack = stack_file(
+        "plan-typo",
+        f"config:\n  aws:region: ap-northeast-2\n  lightsail-k3s:adminCidrs: [{ADMIN_CIDR}]\n"
+        "  lightsail-k3s:bundleID: medium_3_0\n",
+    )
+    code, out, err = in_plan("--stack", stack, out=tmp_path)
+    assert code == 1
+    assert (
+        "fix: remove bundleID from Pulumi.plan-typo.yaml; "
+        "make plan STACK=plan-typo SET='bundleId=<value>'\n"
+    ) in err
+
+
+@pytest.mark.parametrize(
+    ("set_items", "source"),
+    [
+        ("autoSnapshotTime=noon", "SET="),
+        ("", "Pulumi.plan-snapshot.yaml"),
+    ],
+)
+def test_each_fix_says_where_the_value_came_from(in_plan, stack_file, tmp_path, set_items, source):
+    stack = stack_file(
+        "plan-snapshot",
+        f"config:\n  aws:region: ap-northeast-2\n  lightsail-k3s:adminCidrs: [{ADMIN_CIDR}]\n"
+        "  lightsail-k3s:autoSnapshotTime: midnight\n",
+    )
+    code, out, err = in_plan("--stack", stack, "--set", set_items, out=tmp_path)
+    assert code == 1
+    fix = next(line for line in err.splitlines() if line.startswith("  fix: "))
+    assert fix.endswith(f"SET='autoSnapshotTime=18:00' (the value came from {source})"), fix
+
+
+def test_a_default_value_is_named_as_pulumi_yamls(in_plan, tmp_path):
+    code, out, err = in_plan(out=tmp_path)
+    assert code == 1
+    assert "config 'lightsail-k3s:adminCidrs'" in err
+    assert err.rstrip().endswith("(the value came from Pulumi.yaml's default)"), err
 
 
 def test_an_unknown_stack_is_named(in_plan, tmp_path):

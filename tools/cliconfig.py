@@ -620,6 +620,10 @@ class StackConfig:
             raise CliConfigError("config key is empty")
         return path, f"{namespace}:{path[0]}"
 
+    def root_key(self, key: str) -> str:
+        """The full top-level key a (maybe --path) key is under: `tags.team` → `<project>:tags`."""
+        return self._split(key)[1]
+
     def get(self, key: str) -> ConfigValue | None:
         """Map.Get(key, path=true)."""
         path, root_key = self._split(key)

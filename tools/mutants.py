@@ -121,6 +121,13 @@ MUTANTS = (
         "up preview destroy: $(VENV)/.installed\n",
         ("tests/test_make_up.py",),
     ),
+    Mutant(
+        "a misspelt SET= key is told to be removed from the stack file",
+        "components/errors.py",
+        "    if source in FROM_SET:",
+        "    if source is None:",
+        ("tests/test_plan.py", "tests/test_config_keys.py"),
+    ),
 )
 
 

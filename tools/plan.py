@@ -12,7 +12,8 @@ Overrides, as if `pulumi config set [--secret] --path KEY VALUE` had been run fi
 KEY may be a --path key (`adminCidrs[0]`, `tags.team`, `tags["a.b"]`). A VALUE that starts with
 `[` or `{` is JSON and is stored as structure, as if written in the stack file; any other VALUE is
 a string, as `pulumi config set` stores it. `make plan` passes SET and SECRET here (PLAN_SET,
-PLAN_SECRET).
+PLAN_SECRET). Fix hints of bad config are written in that form and say where each value came
+from (components/errors.py: SET=, SECRET=, the stack file or Pulumi.yaml's default).
 
 Output: a terminal view (abbreviated), and under build/plan/<stack>/:
   plan.json   {"project", "stack",
@@ -44,7 +45,7 @@ from typing import Any
 import pulumi
 import yaml
 
-from components.errors import FIX_FORM_VARIABLE
+from components.errors import DEFAULT_SOURCE, FIX_FORM_VARIABLE, VALUE_SOURCES_VARIABLE
 from tools import cliconfig, mockengine
 from tools.mockengine import Registration
 from tools.pulumi_sdk import Secret
@@ -157,6 +158,18 @@ def apply_items(config: cliconfig.StackConfig, pairs: list[tuple[str, str]], var
                 config.set_path(key, value)
         except cliconfig.CliConfigError as error:
             raise PlanInputError(f"{variable} item {key!r}: {error}") from None
+
+
+def value_sources(given: dict[str, str]) -> dict[str, str]:
+    """Where each full top-level key's value comes from: `given` (the stack file, SET=, SECRET=),
+    else Pulumi.yaml's default for the keys the project declares with one."""
+    project = cliconfig.load_project(mockengine.PROJECT_DIR / "Pulumi.yaml")
+    defaults = {
+        key if ":" in key else f"{project.name}:{key}": DEFAULT_SOURCE
+        for key, declaration in project.config.items()
+        if declaration.has_default or declaration.has_value
+    }
+    return {**defaults, **given}
 
 
 # --- plan.json and the Kubernetes objects ------------------------------------------------------------------
@@ -357,8 +370,12 @@ def main(argv: list[str] | None = None) -> int:
         secrets = [pair for text in secret_texts for pair in parse_items(text, "SECRET")]
 
         def overrides(config: cliconfig.StackConfig) -> None:
+            sources = dict.fromkeys(config.values, f"Pulumi.{args.stack}.yaml")
             apply_items(config, sets, "SET")
             apply_items(config, secrets, "SECRET")
+            for pairs, variable in ((sets, "SET="), (secrets, "SECRET=")):
+                sources.update((config.root_key(key), variable) for key, _ in pairs)
+            os.environ[VALUE_SOURCES_VARIABLE] = json.dumps(value_sources(sources))
 
         deployment = mockengine.run(args.stack, edit_config=overrides)
     except (PlanInputError, mockengine.StackNotFound) as error:
