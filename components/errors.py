@@ -1,4 +1,4 @@
-"""The one error type for bad configuration."""
+"""The error types for bad configuration: a bad value (ConfigError), a stack file the CLI misreads (StackFileError)."""
 
 import json
 import os
@@ -87,3 +87,11 @@ class ConfigError(pulumi.RunError):
         command = os.environ.get(FIX_FORM_VARIABLE)
         source = value_source(self.key) if command else None
         super().__init__(f"config '{self.key}': {problem}\n  fix: {fix_for(fix, command, source)}")
+
+
+class StackFileError(pulumi.RunError):
+    """A stack file whose shape the CLI reads other than its author meant; the message names the file and the fix."""
+
+    def __init__(self, file_name: str, problem: str, fix: str):
+        self.file_name = file_name
+        super().__init__(f"{file_name}: {problem}\n  fix: {fix}")

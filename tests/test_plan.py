@@ -218,6 +218,36 @@ def test_a_malformed_stack_file_is_one_line_naming_the_file(in_plan, stack_file,
     )
 
 
+def test_a_duplicate_key_is_refused_as_the_cli_refuses_it(in_plan, stack_file, tmp_path):
+    """gopkg.in/yaml.v3 v3.0.1 decode.go; PyYAML alone would keep the second value."""
+    stack = stack_file(
+        "plan-duplicate",
+        f"config:\n  aws:region: ap-northeast-2\n  lightsail-k3s:adminCidrs: [{ADMIN_CIDR}]\n"
+        "  lightsail-k3s:protect: false\n  lightsail-k3s:protect: true\n",
+    )
+    assert_one_line_error(
+        *in_plan("--stack", stack, out=tmp_path),
+        "Pulumi.plan-duplicate.yaml: yaml: unmarshal errors: "
+        'line 5: mapping key "lightsail-k3s:protect" already defined at line 4',
+    )
+
+
+def test_a_misspelt_section_is_named_not_reported_as_a_missing_region(
+    in_plan, stack_file, tmp_path
+):
+    stack = stack_file(
+        "plan-section",
+        f"confg:\n  aws:region: ap-northeast-2\n  lightsail-k3s:adminCidrs: [{ADMIN_CIDR}]\n",
+    )
+    code, out, err = in_plan("--stack", stack, out=tmp_path)
+    assert code == 1
+    assert err.startswith(
+        "error: Pulumi.plan-section.yaml: the top-level section 'confg' is not one the Pulumi CLI reads"
+    ), err
+    assert err.endswith("fix: rename confg: to config: in Pulumi.plan-section.yaml\n"), err
+    assert "aws:region" not in err
+
+
 @pytest.mark.parametrize(
     ("variable", "text", "fragment"),
     [

@@ -16,7 +16,8 @@ SDK at 3.272.0, and none of these files changed between v3.259.0 and the mirror'
 - sdk/go/common/resource/properties_path.go: `ParsePropertyPathStrict` (`a[0]`, `a.b.c`,
   `["quoted.key"]`);
 - YAML is read as gopkg.in/yaml.v3 v3.0.1 resolves plain scalars (resolve.go): only
-  true/True/TRUE and false/False/FALSE are booleans, so `yes` stays a string.
+  true/True/TRUE and false/False/FALSE are booleans, so `yes` stays a string; and a key written
+  twice in one mapping is refused, as its decode.go does (GoYamlLoader).
 
 The conformance cases in tests/test_cli_config.py restate pkg/workspace/config_project_test.go
 and sdk/go/common/workspace/project_test.go. Not emulated: ESC environments (refused), unquoted
@@ -70,7 +71,56 @@ class Secure:
 
 
 class GoYamlLoader(SafeYamlLoader):
-    """PyYAML with yaml.v3's scalar resolution instead of YAML 1.1's."""
+    """PyYAML with yaml.v3's scalar resolution instead of YAML 1.1's, and its refusal of duplicate keys.
+
+    yaml.v3 v3.0.1 decode.go (`decoder.mapping`, uniqueKeys is always on in newDecoder): two keys of
+    one mapping with the same kind and text are an error, `line N: mapping key "k" already defined
+    at line M`, collected for the whole document into a TypeError (yaml.go: `yaml: unmarshal
+    errors:` and one indented line per error); a mapping with a duplicate is not decoded further.
+    PyYAML keeps the last value instead.
+    """
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        # (start index, end index, error) of each mapping holding a duplicate key, in document order.
+        self.duplicate_keys: list[tuple[int, int, str]] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[tuple[type, str], int] = {}
+        for key_node, _ in node.value:
+            # A node's text is its scalar's; a collection key (kind only) has none, as in yaml.v3.
+            identity = (
+                type(key_node),
+                key_node.value if isinstance(key_node, yaml.ScalarNode) else "",
+            )
+            line = key_node.start_mark.line + 1
+            if identity in seen:
+                self.duplicate_keys.append(
+                    (
+                        node.start_mark.index,
+                        node.end_mark.index,
+                        f"line {line}: mapping key {_go_quoted(identity[1])} already defined at line {seen[identity]}",
+                    )
+                )
+            else:
+                seen[identity] = line
+        return super().construct_mapping(node, deep)  # pyright: ignore[reportArgumentType]
+
+    def unmarshal_errors(self) -> list[str]:
+        """The duplicate-key errors yaml.v3 reports: none from inside a mapping it stopped at."""
+        refused = [(start, end) for start, end, _ in self.duplicate_keys]
+        return [
+            error
+            for start, end, error in sorted(self.duplicate_keys, key=lambda entry: entry[0])
+            if not any(
+                outer_start < start and end <= outer_end for outer_start, outer_end in refused
+            )
+        ]
+
+
+def _go_quoted(text: str) -> str:
+    """Go's %#v of a string (strconv.Quote) for the printable text keys hold."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 GoYamlLoader.yaml_implicit_resolvers = {}
@@ -156,8 +206,9 @@ def load_yaml(path: Path) -> Any:
         raise CliConfigError(error.strerror or str(error), path.name) from None
     except UnicodeDecodeError as error:
         raise CliConfigError(f"invalid YAML file: {error}", path.name) from None
+    loader = GoYamlLoader(text)
     try:
-        return yaml.load(text, Loader=GoYamlLoader)  # noqa: S506 - a SafeLoader subclass
+        document = loader.get_single_data()
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"line {mark.line + 1}: " if mark else ""
@@ -166,6 +217,12 @@ def load_yaml(path: Path) -> Any:
         ) from None
     except yaml.YAMLError as error:
         raise CliConfigError(f"invalid YAML file: {error}", path.name) from None
+    finally:
+        loader.dispose()
+    errors = loader.unmarshal_errors()
+    if errors:
+        raise CliConfigError("yaml: unmarshal errors:\n  " + "\n  ".join(errors), path.name)
+    return document
 
 
 # --- Values as the CLI stores and hands them on -------------------------------------------------

@@ -128,6 +128,20 @@ MUTANTS = (
         "    if source is None:",
         ("tests/test_plan.py", "tests/test_config_keys.py"),
     ),
+    Mutant(
+        "a stack file with a key written twice is read with the second value, as PyYAML does",
+        "tools/cliconfig.py",
+        "    if errors:\n",
+        "    if False:\n",
+        ("tests/test_cli_config.py", "tests/test_plan.py"),
+    ),
+    Mutant(
+        "a misspelt stack file section (confg:) is passed over, and the program reports a missing region",
+        "components/settings.py",
+        "        if section in STACK_FILE_SECTIONS:\n            continue",
+        "        if section:\n            continue",
+        ("tests/test_plan.py",),
+    ),
 )
 
 
