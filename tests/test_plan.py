@@ -6,10 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 
 from components.errors import FIX_FORM_VARIABLE, VALUE_SOURCES_VARIABLE
+from components.settings import TESTED_K3S_MINORS
 from tests.helpers import ADMIN_CIDR, PROJECT_DIR, Declared, deploy, write_executable
 from tools import plan
 
@@ -116,7 +118,16 @@ def test_every_kubernetes_object_is_a_yaml_file(planned, same_config_in_process)
     }
     assert loaded == {(r.inputs["kind"], r.inputs["metadata"]["name"]) for r in objects}
     secret_object = yaml.safe_load((planned[1] / "k8s" / "secret-apps-api-env.yaml").read_text())
-    assert secret_object["stringData"] == "[secret]"
+    assert secret_object["stringData"] == {"DATABASE_URL": "[secret]"}
+
+
+@pytest.mark.parametrize("minor", TESTED_K3S_MINORS)
+def test_every_kubernetes_file_matches_the_schema_of_each_tested_minor(planned, minor):
+    """What a reviewer feeds to kubeconform or kubectl --dry-run validates, Secrets included."""
+    files = sorted((planned[1] / "k8s").iterdir())
+    assert any(path.name.startswith("secret-") for path in files)
+    for path in files:
+        kubernetes_validate.validate(yaml.safe_load(path.read_text()), f"1.{minor}.0", strict=True)
 
 
 def test_a_secret_given_through_secret_appears_nowhere(planned):

@@ -142,6 +142,13 @@ MUTANTS = (
         "        if section:\n            continue",
         ("tests/test_plan.py",),
     ),
+    Mutant(
+        "make plan writes a Secret's stringData as one masked string, which no schema accepts",
+        "tools/plan.py",
+        "            objects.append((resource.name, masked_in_shape(resource.sent_inputs)))",
+        "            objects.append((resource.name, masked(resource.sent_inputs)))",
+        ("tests/test_plan.py",),
+    ),
 )
 
 

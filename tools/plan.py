@@ -28,7 +28,9 @@ Output: a terminal view (abbreviated), and under build/plan/<stack>/:
               sorted; secret values (whole subtrees) read "[secret]" and unknown ones "[unknown]".
               Identical input gives byte-identical files.
   k8s/        one YAML file per Kubernetes object (those of manifestsDir included), named
-              <kind>-<namespace>-<name>.yaml.
+              <kind>-<namespace>-<name>.yaml. A secret map keeps its keys, each value "[secret]"
+              (a Secret's `stringData: {API_KEY: "[secret]"}`), so every file validates against
+              the Kubernetes schema.
 """
 
 from __future__ import annotations
@@ -187,6 +189,19 @@ def masked(value: Any) -> Any:
     return value
 
 
+def masked_in_shape(value: Any) -> Any:
+    """masked, but a secret mapping keeps its keys, each value masked: a Secret's
+    `stringData: {API_KEY: "[secret]"}` stays a map, as the Kubernetes schema wants its files.
+    The keys (the app's secretEnv names, a manifest's data keys) are written in plain config."""
+    if isinstance(value, Secret) and isinstance(value.value, dict):
+        return {key: MASK for key in value.value}
+    if isinstance(value, dict):
+        return {key: masked_in_shape(member) for key, member in value.items()}
+    if isinstance(value, list):
+        return [masked_in_shape(member) for member in value]
+    return masked(value)
+
+
 def ordered(resources: list[Registration]) -> list[Registration]:
     """Parents before children; siblings by name, then type."""
     children: dict[str, list[Registration]] = {}
@@ -259,14 +274,15 @@ CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"
 
 
 def kubernetes_objects(deployment: mockengine.Deployment) -> list[tuple[str, dict[str, Any]]]:
-    """(resource name, object with secrets masked) for every Kubernetes object, in plan order."""
+    """(resource name, object with secrets masked in their shape) for every Kubernetes object, in plan order."""
     objects = []
     for resource in ordered(deployment.resources):
         if is_kubernetes_object(resource):
-            objects.append((resource.name, masked(resource.sent_inputs)))
+            objects.append((resource.name, masked_in_shape(resource.sent_inputs)))
         elif resource.type == CONFIG_GROUP:
             objects.extend(
-                (resource.name, obj) for obj in masked(resource.sent_inputs).get("objs") or []
+                (resource.name, obj)
+                for obj in masked_in_shape(resource.sent_inputs).get("objs") or []
             )
     return objects
 
