@@ -12,7 +12,14 @@ import yaml
 
 from components.errors import FIX_FORM_VARIABLE, VALUE_SOURCES_VARIABLE
 from components.settings import TESTED_K3S_MINORS
-from tests.helpers import ADMIN_CIDR, PROJECT_DIR, Declared, deploy, write_executable
+from tests.helpers import (
+    ADMIN_CIDR,
+    DEMO_APP,
+    PROJECT_DIR,
+    Declared,
+    deploy,
+    write_executable,
+)
 from tools import plan
 
 SECRET_VALUE = "postgres://shop:hunter2-very-secret@db.internal/shop"
@@ -49,13 +56,7 @@ def same_config_in_process() -> Declared:
         adminCidrs=[ADMIN_CIDR, "5.6.7.8/32"],
         tags={"team": "platform", "cost centre": "shop web"},
         apps=[
-            {
-                "name": "whoami",
-                "image": "traefik/whoami:v1.11.0",
-                "port": 80,
-                "path": "/",
-                "healthPath": "/health",
-            },
+            DEMO_APP,
             json.loads(API_APP),
         ],
         secrets={"appSecrets": {"api": {"DATABASE_URL": SECRET_VALUE}}},

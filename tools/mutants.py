@@ -149,6 +149,13 @@ MUTANTS = (
         "            objects.append((resource.name, masked(resource.sent_inputs)))",
         ("tests/test_plan.py",),
     ),
+    Mutant(
+        "an app without healthPath gets no probe, so a pod that never listens still receives traffic",
+        "components/apps.py",
+        "        tcp_socket=None if app.health_path else k8s.core.v1.TCPSocketActionArgs(port=app.port),",
+        "        tcp_socket=None,",
+        ("tests/test_apps.py",),
+    ),
 )
 
 
