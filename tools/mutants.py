@@ -156,6 +156,13 @@ MUTANTS = (
         "        tcp_socket=None,",
         ("tests/test_apps.py",),
     ),
+    Mutant(
+        "the preview's Pulumi token and passphrase are read outside the preview environment",
+        ".github/workflows/preview.yml",
+        "    environment:\n      name: preview\n      deployment: false\n    permissions: {}\n",
+        "    permissions: {}\n",
+        ("tests/test_workflows.py",),
+    ),
 )
 
 
