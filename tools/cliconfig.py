@@ -13,6 +13,8 @@ SDK at 3.272.0, and none of these files changed between v3.259.0 and the mirror'
 - sdk/go/common/resource/config/{key,map,object,value}.go: keys, `Map.Set` with `--path`,
   `coerce`, secure values, and how values reach the program (`Value.Value`: strings as they
   are, objects and arrays as Go's `json.Marshal` writes them);
+- sdk/go/common/workspace/project.json (`template`) and pkg/cmd/pulumi/project/newcmd/config.go:
+  the template section, and the stack `pulumi new` writes from it (`template_stack`);
 - sdk/go/common/resource/properties_path.go: `ParsePropertyPathStrict` (`a[0]`, `a.b.c`,
   `["quoted.key"]`);
 - YAML is read as gopkg.in/yaml.v3 v3.0.1 resolves plain scalars (resolve.go): only
@@ -32,7 +34,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -499,6 +501,16 @@ class Declaration:
 class Project:
     name: str
     config: dict[str, Declaration]
+    # The `template:` section's config (apitype.ProjectTemplateConfigValue): key → (description,
+    # default, secret), the questions `pulumi new <this repository>` asks.
+    template_config: dict[str, TemplateValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TemplateValue:
+    description: str
+    default: str
+    secret: bool
 
 
 def infer_full_type_name(type_name: str | None, items: Any) -> str:
@@ -583,7 +595,63 @@ def load_project(path: Path) -> Project:
             description=str(declaration.get("description", "")),
         )
     _validate_project(name, declarations, source)
-    return Project(name, declarations)
+    return Project(name, declarations, _template_config(raw.get("template"), source))
+
+
+# sdk/go/common/workspace/project.json, `template` (ProjectTemplate): these properties only; each
+# config entry's description a string, secret a boolean, default any value (apitype.ProjectTemplate
+# decodes it into a Go string, which yaml.v3 fills with a scalar's text).
+TEMPLATE_PROPERTIES = (
+    "displayName",
+    "description",
+    "quickstart",
+    "important",
+    "metadata",
+    "config",
+)
+
+
+def _template_config(template: Any, source: str) -> dict[str, TemplateValue]:
+    if template is None:
+        return {}
+    if not isinstance(template, dict):
+        raise CliConfigError(
+            "#/template: expected object, but got " + type(template).__name__, source
+        )
+    unknown = sorted(set(template) - set(TEMPLATE_PROPERTIES))
+    if unknown:
+        raise CliConfigError(f"#/template: additionalProperties '{unknown[0]}' not allowed", source)
+    values = {}
+    for key, entry in (template.get("config") or {}).items():
+        entry = entry or {}
+        if not isinstance(entry.get("description", ""), (str, type(None))):
+            raise CliConfigError(f"#/template/config/{key}/description: expected string", source)
+        if not isinstance(entry.get("secret", False), (bool, type(None))):
+            raise CliConfigError(f"#/template/config/{key}/secret: expected boolean", source)
+        default = entry.get("default")
+        values[str(key)] = TemplateValue(
+            description=entry.get("description") or "",
+            default="" if default is None else str(default),
+            secret=bool(entry.get("secret")),
+        )
+    return values
+
+
+def template_stack(project: Project, answers: Mapping[str, str]) -> StackConfig:
+    """The stack config `pulumi new` writes from the template: each key (the project's namespace
+    when it has none) gets the answer, else the default; an empty one is not written; every value is
+    a string, encrypted when `secret` (pkg/cmd/pulumi/project/newcmd/config.go:
+    resolveTemplateConfig, encryptTemplateConfig)."""
+    stack = StackConfig(project.name)
+    for key, question in project.template_config.items():
+        value = answers.get(key) or question.default
+        if not value:
+            continue
+        namespace, name = parse_key(key, project.name)
+        stack.values[f"{namespace}:{name}"] = ConfigValue(
+            Secure(value) if question.secret else value
+        )
+    return stack
 
 
 def _validate_project(name: str, declarations: Mapping[str, Declaration], source: str) -> None:
