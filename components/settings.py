@@ -292,11 +292,13 @@ def parse_admin_cidrs(source: ConfigSource) -> tuple[str, ...]:
     example = "pulumi config set --path 'adminCidrs[0]' <your public IPv4>/32"
     fix = f"{example} (your public IPv4 as a /32; `make up` does this for you)"
     raw = _raw(source, "adminCidrs")
-    try:
-        value = None if raw is None else json.loads(raw)
-    except json.JSONDecodeError:
-        # A plain string, as `pulumi new` stores the template's answer (Pulumi.yaml template:).
-        value = [part.strip() for part in raw.split(",") if part.strip()]
+    value: Any = None
+    if raw is not None:
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            # A plain string, as `pulumi new` stores the template's answer (Pulumi.yaml template:).
+            value = [part.strip() for part in raw.split(",") if part.strip()]
     if value is None or value == []:
         raise ConfigError(
             "adminCidrs",

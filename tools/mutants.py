@@ -166,8 +166,8 @@ MUTANTS = (
     Mutant(
         "adminCidrs as pulumi new writes it (one comma-separated string) is refused",
         "components/settings.py",
-        '        value = [part.strip() for part in raw.split(",") if part.strip()]',
-        "        value = raw",
+        '            value = [part.strip() for part in raw.split(",") if part.strip()]',
+        "            value = raw",
         ("tests/test_template.py", "tests/test_config_rules.py"),
     ),
 )
