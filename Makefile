@@ -4,6 +4,8 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 
 .PHONY: help up preview destroy plan restore test mutants e2e lint clean
+# A bare `make` says what to do rather than building the virtualenv.
+.DEFAULT_GOAL := help
 
 # The virtualenv is rebuilt whenever a requirements file changes. pip only bootstraps uv, which
 # installs the requirements: with pip, a fresh clone spent 56 s here installing them from pip's
@@ -30,8 +32,10 @@ help:
 	@echo "make e2e      the end-to-end suite on real AWS (billed); skips without the CLI or credentials"
 	@echo "make clean    remove the virtualenv and caches"
 
-up preview destroy: $(VENV)/.installed
-	STACK=$(STACK) bin/up.sh $@
+# bin/up.sh checks the stack file, the CLI and AWS credentials first, then builds the virtualenv
+# with this Makefile (VENV_TARGET), so a workstation without the CLI hears so at once.
+up preview destroy:
+	STACK=$(STACK) VENV_TARGET=$(VENV)/.installed bin/up.sh $@
 
 # SET and SECRET reach tools/plan.py through the environment, unexpanded and unsplit, so JSON
 # with spaces and quotes arrives as typed; tools/plan.py splits the items itself.

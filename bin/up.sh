@@ -32,6 +32,10 @@ aws_credentials_present() {
 aws_credentials_present || fail "no AWS credentials found (environment, AWS_PROFILE or ~/.aws)" \
   "aws configure   (or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
 
+# The virtualenv (the program's and the policy pack's Python) after the checks above, which need
+# none of it: building it takes seconds on a fresh clone. make's -s hides its "is up to date".
+"${MAKE:-make}" -s --no-print-directory "${VENV_TARGET:-.venv/.installed}"
+
 # Without a login, use the local file backend: no Pulumi Cloud account needed.
 if ! pulumi whoami >/dev/null 2>&1; then
   echo "make $ACTION: not logged in to a Pulumi backend; using the local file backend (~/.pulumi)"

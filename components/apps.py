@@ -77,8 +77,13 @@ def _labels(app: AppSpec) -> dict[str, str]:
 
 
 def _probe(app: AppSpec, initial_delay: int) -> k8s.core.v1.ProbeArgs:
+    """An HTTP probe of healthPath; without one, a TCP probe of the port: a pod is Ready (and
+    receives traffic) once it listens, and is restarted when it stops listening."""
     return k8s.core.v1.ProbeArgs(
-        http_get=k8s.core.v1.HTTPGetActionArgs(path=app.health_path, port=app.port),
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=app.health_path, port=app.port)
+        if app.health_path
+        else None,
+        tcp_socket=None if app.health_path else k8s.core.v1.TCPSocketActionArgs(port=app.port),
         initial_delay_seconds=initial_delay,
         period_seconds=10,
     )
@@ -373,8 +378,8 @@ class Apps(pulumi.ComponentResource):
             resources=k8s.core.v1.ResourceRequirementsArgs(
                 requests=app.resources.requests, limits=app.resources.limits
             ),
-            readiness_probe=_probe(app, initial_delay=2) if app.health_path else None,
-            liveness_probe=_probe(app, initial_delay=15) if app.health_path else None,
+            readiness_probe=_probe(app, initial_delay=2),
+            liveness_probe=_probe(app, initial_delay=15),
             security_context=container_security_context(app),
             volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")]
             if app.security.read_only_root_filesystem

@@ -1,5 +1,6 @@
-"""The one error type for bad configuration."""
+"""The error types for bad configuration: a bad value (ConfigError), a stack file the CLI misreads (StackFileError)."""
 
+import json
 import os
 import re
 
@@ -10,6 +11,11 @@ PROJECT = "lightsail-k3s"
 # Set by `make plan` (tools/plan.py) to the command a user runs there, e.g. "make plan STACK=prod":
 # fix hints then show that command's SET=/SECRET= form instead of `pulumi config set`.
 FIX_FORM_VARIABLE = "LIGHTSAIL_K3S_FIX_FORM"
+# Also set by `make plan`: JSON of {full top-level key: where its value came from} ("SET=",
+# "SECRET=", "Pulumi.<stack>.yaml", "Pulumi.yaml's default"), so a fix says which one to change.
+VALUE_SOURCES_VARIABLE = "LIGHTSAIL_K3S_VALUE_SOURCES"
+FROM_SET = ("SET=", "SECRET=")
+DEFAULT_SOURCE = "Pulumi.yaml's default"
 
 # A shell word as the hints write them: quoted pieces, <placeholders> and bare text, run together.
 _PIECE = r"'[^']*'|\"[^\"]*\"|<[^>]*>|[^\s'\",;()<]+"
@@ -37,14 +43,37 @@ def _plan_form(match: re.Match[str], command: str) -> str:
     return f"{command} {variable}='{item}'"
 
 
-def fix_for(fix: str, command: str | None) -> str:
-    """The fix as `command` (the plan) takes it, or as written (for `pulumi config`) when no command."""
+def _removal(key: str, source: str | None) -> str:
+    if source in FROM_SET:
+        return f"drop {key} from {source}"
+    return (
+        f"remove {key} from {source if source and source.endswith('.yaml') else 'the stack file'}"
+    )
+
+
+def fix_for(fix: str, command: str | None, source: str | None = None) -> str:
+    """The fix as `command` (the plan) takes it, or as written (for `pulumi config`) when no command.
+
+    `source`: where the plan's value came from. The fix says so: a value given with SET= is not
+    told to be removed from the stack file, and one from the stack file is not mistaken for SET='s.
+    """
     if not command:
         return fix
     fix = _CONFIG_SET.sub(lambda match: _plan_form(match, command), fix)
-    return _CONFIG_RM.sub(
-        lambda match: f"remove {_unquoted(match['key'])} from the stack file", fix
-    )
+    fix, removals = _CONFIG_RM.subn(lambda match: _removal(_unquoted(match["key"]), source), fix)
+    if source and not (removals and source != DEFAULT_SOURCE):
+        fix += f" (the value came from {source})"
+    return fix
+
+
+_PATH_START = re.compile(r"[.\[]")
+
+
+def value_source(key: str) -> str | None:
+    """Where `make plan` took the value of `key` (a full key, maybe a --path key) from; None outside it."""
+    sources = json.loads(os.environ.get(VALUE_SOURCES_VARIABLE) or "{}")
+    namespace, _, name = key.partition(":")
+    return sources.get(f"{namespace}:{_PATH_START.split(name, maxsplit=1)[0]}")
 
 
 class ConfigError(pulumi.RunError):
@@ -55,6 +84,14 @@ class ConfigError(pulumi.RunError):
 
     def __init__(self, key: str, problem: str, fix: str):
         self.key = key if ":" in key else f"{PROJECT}:{key}"
-        super().__init__(
-            f"config '{self.key}': {problem}\n  fix: {fix_for(fix, os.environ.get(FIX_FORM_VARIABLE))}"
-        )
+        command = os.environ.get(FIX_FORM_VARIABLE)
+        source = value_source(self.key) if command else None
+        super().__init__(f"config '{self.key}': {problem}\n  fix: {fix_for(fix, command, source)}")
+
+
+class StackFileError(pulumi.RunError):
+    """A stack file whose shape the CLI reads other than its author meant; the message names the file and the fix."""
+
+    def __init__(self, file_name: str, problem: str, fix: str):
+        self.file_name = file_name
+        super().__init__(f"{file_name}: {problem}\n  fix: {fix}")

@@ -39,7 +39,7 @@ from .catalog import (
     agent_capable_bundle_ids,
     server_capable_bundle_ids,
 )
-from .errors import PROJECT, ConfigError
+from .errors import PROJECT, ConfigError, StackFileError
 
 # libyaml's parser where PyYAML has it (its wheels do): the pure-Python one took 40% of a
 # mock-engine run. Both build the same values; tools/cliconfig.py reads YAML through it too.
@@ -319,7 +319,15 @@ def _parse_cidrs(
     /32), never the whole internet nor more than a /8 together, only globally reachable ranges.
     `fix` answers a malformed list, `narrower_fix` one too wide, `public_fix` a range nobody connects from.
     """
-    value = _json(source, key, example)
+    raw = _raw(source, key)
+    value: Any = None
+    if raw is not None:
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            # A plain string, as `pulumi new` stores the template's answer for adminCidrs
+            # (Pulumi.yaml template:): comma-separated CIDRs.
+            value = [part.strip() for part in raw.split(",") if part.strip()]
     if value is None or value == []:
         return ()
     if not isinstance(value, list):
@@ -770,6 +778,33 @@ def parse_topology(source: ConfigSource, server_bundle: Bundle, stack: str) -> T
     return topology
 
 
+# The top-level sections of a stack file the Pulumi CLI reads: the fields of workspace.ProjectStack
+# (pulumi/pulumi sdk/go/common/workspace/project.go). It ignores any other (yaml.v3 without
+# KnownFields), so a misspelt `confg:` would hand the program none of its values.
+STACK_FILE_SECTIONS = ("config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt")
+
+
+def check_stack_file_sections(stack_file: Path) -> None:
+    """A top-level section the CLI does not read is a typo: stop, naming it, before any value is judged."""
+    if not stack_file.is_file():
+        return
+    document = yaml.load(stack_file.read_text(), Loader=SafeYamlLoader)
+    if not isinstance(document, dict):
+        return
+    for section in document:
+        if section in STACK_FILE_SECTIONS:
+            continue
+        close = difflib.get_close_matches(str(section).lower(), STACK_FILE_SECTIONS, n=1)
+        raise StackFileError(
+            stack_file.name,
+            f"the top-level section {section!r} is not one the Pulumi CLI reads "
+            f"({', '.join(STACK_FILE_SECTIONS)}); it ignores it, so none of its values reach the program",
+            f"rename {section}: to {close[0]}: in {stack_file.name}"
+            if close
+            else f"remove {section}: from {stack_file.name}",
+        )
+
+
 def plain_text_app_secrets(stack_file: Path) -> tuple[str, ...]:
     """The appSecrets leaves that the stack file holds unencrypted (a `secure:` map is encrypted)."""
     if not stack_file.is_file():
@@ -1019,6 +1054,7 @@ def configured_keys() -> set[str]:
 
 def load_settings() -> Settings:
     """Reads the running stack's config; the only place the program touches pulumi.Config."""
+    check_stack_file_sections(PROJECT_DIR / f"Pulumi.{pulumi.get_stack()}.yaml")
     check_unknown_keys(configured_keys(), declared_keys())
     return parse_settings(
         pulumi.runtime.get_config,

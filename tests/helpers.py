@@ -31,6 +31,10 @@ INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 # A public address: documentation ranges such as 198.51.100.0/24 are refused as admin CIDRs.
 ADMIN_CIDR = "1.2.3.4/32"
+# The demo app as Pulumi.dev.yaml ships it, for tests that list the dev stack's apps in full.
+DEMO_APP = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())["config"][
+    "lightsail-k3s:apps"
+][0]
 
 
 def config_source(values: dict[str, Any], stack: str = "dev"):

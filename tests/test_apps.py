@@ -104,7 +104,7 @@ def test_dev_stack_deploys_the_demo_app_at_the_root(dev):
     assert dev.outputs["apps"].value == {
         "whoami": {
             "service": "whoami.apps.svc.cluster.local",
-            "port": 80,
+            "port": 8080,
             "path": "/",
             "url": f"http://{MOCK_STATIC_IP}/",
         }
@@ -253,8 +253,13 @@ def test_app_shape_replicas_resources_and_probes(shop):
     storefront = deployments["storefront"]
     assert storefront["replicas"] == 2
     container = storefront["template"]["spec"]["containers"][0]
-    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    assert container["readinessProbe"] == {
+        "httpGet": {"path": "/healthz", "port": 8080},
+        "initialDelaySeconds": 2,
+        "periodSeconds": 10,
+    }
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    assert "tcpSocket" not in container["livenessProbe"]
     assert container["resources"] == {
         "requests": {"cpu": "25m", "memory": "64Mi"},
         "limits": {"cpu": "250m", "memory": "128Mi"},
@@ -262,7 +267,18 @@ def test_app_shape_replicas_resources_and_probes(shop):
     assert storefront["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}
     orders = deployments["orders-api"]["template"]["spec"]["containers"][0]
     assert orders["resources"]["limits"] == {"cpu": "400m", "memory": "256Mi"}
-    assert "readinessProbe" not in deployments["users-api"]["template"]["spec"]["containers"][0]
+    # Without healthPath: a TCP probe of the port, so a pod that is not listening gets no traffic.
+    users = deployments["users-api"]["template"]["spec"]["containers"][0]
+    assert users["readinessProbe"] == {
+        "tcpSocket": {"port": 3001},
+        "initialDelaySeconds": 2,
+        "periodSeconds": 10,
+    }
+    assert users["livenessProbe"] == {
+        "tcpSocket": {"port": 3001},
+        "initialDelaySeconds": 15,
+        "periodSeconds": 10,
+    }
 
 
 def test_namespace_budget_is_sized_from_the_bundle(dev, shop):

@@ -403,3 +403,45 @@ def test_malformed_yaml_is_one_line_naming_the_file(tmp_path: Path):
     line = caught.value.one_line()
     assert line.startswith("Pulumi.bad.yaml: invalid YAML file: line ")
     assert "\n" not in line
+
+
+# gopkg.in/yaml.v3 v3.0.1 decode.go `decoder.mapping` (uniqueKeys is always on) and yaml.go `TypeError.Error`.
+DUPLICATE_KEY_CASES = [
+    (
+        "config:\n  aws:region: a\n  lightsail-k3s:protect: false\n  lightsail-k3s:protect: true\n",
+        ['line 4: mapping key "lightsail-k3s:protect" already defined at line 3'],
+    ),
+    (
+        # Keys are compared by kind and text: a quoted key is the same key.
+        'config:\n  tags: {}\n  "tags": {a: b}\n',
+        ['line 3: mapping key "tags" already defined at line 2'],
+    ),
+    (
+        "config:\n  apps:\n    - name: a\n      port: 1\n      port: 2\n    - name: b\n      name: c\n",
+        [
+            'line 5: mapping key "port" already defined at line 4',
+            'line 7: mapping key "name" already defined at line 6',
+        ],
+    ),
+    (
+        # A mapping with a duplicate is not decoded further: the one inside it goes unreported.
+        "config:\n  a: {x: 1, x: 2}\nconfig: {}\n",
+        ['line 3: mapping key "config" already defined at line 1'],
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "errors"), DUPLICATE_KEY_CASES)
+def test_a_duplicate_key_is_refused_as_yaml_v3_refuses_it(text, errors, tmp_path: Path):
+    path = tmp_path / "Pulumi.dev.yaml"
+    path.write_text(text)
+    with pytest.raises(cliconfig.CliConfigError) as caught:
+        cliconfig.load_yaml(path)
+    assert str(caught.value) == "yaml: unmarshal errors:\n  " + "\n  ".join(errors)
+    assert caught.value.source == "Pulumi.dev.yaml"
+
+
+def test_equal_values_under_different_keys_are_no_duplicates(tmp_path: Path):
+    path = tmp_path / "Pulumi.dev.yaml"
+    path.write_text("config:\n  a: 1\n  b: 1\n  c: {a: 1}\n")
+    assert cliconfig.load_yaml(path) == {"config": {"a": 1, "b": 1, "c": {"a": 1}}}

@@ -106,6 +106,21 @@ def test_fix_hints_under_make_plan_use_its_set_form(fix, in_plan):
     assert fix_for(fix, None) == fix
 
 
+@pytest.mark.parametrize(
+    ("source", "in_plan"),
+    [
+        ("SET=", "drop bundleID from SET=; make plan SET='bundleId=<value>'"),
+        (
+            "Pulumi.dev.yaml",
+            "remove bundleID from Pulumi.dev.yaml; make plan SET='bundleId=<value>'",
+        ),
+    ],
+)
+def test_a_removal_names_where_the_value_came_from(source, in_plan):
+    fix = "pulumi config rm bundleID; pulumi config set bundleId <value>"
+    assert fix_for(fix, "make plan", source) == in_plan
+
+
 def test_config_errors_take_the_form_the_plan_asks_for(monkeypatch):
     monkeypatch.setenv(FIX_FORM_VARIABLE, "make plan STACK=prod")
     error = ConfigError("protect", "x", "pulumi config set --type bool protect false")

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from components.catalog import LIGHTSAIL_ZONES
 from components.settings import ConfigError, parse_settings, parse_ssh_public_key
-from tests.helpers import ADMIN_CIDR, PROJECT_DIR, deploy, mistyped, rejected
+from tests.helpers import ADMIN_CIDR, FIREWALL, PROJECT_DIR, deploy, mistyped, rejected
 from tools import mockengine
 
 GOOD_KEY = (
@@ -138,8 +138,12 @@ def test_empty_admin_cidrs_is_missing():
     rejected("lightsail-k3s:adminCidrs", "pulumi config set --path 'adminCidrs[0]'", adminCidrs=[])
 
 
-def test_admin_cidrs_set_as_plain_string_is_refused_by_the_cli_before_the_program_runs():
-    mistyped("adminCidrs", "array<string>", adminCidrs="198.51.100.7/32")
+def test_admin_cidrs_as_one_comma_separated_string_is_a_list():
+    """What `pulumi new` writes from the template's answer (Pulumi.yaml template:): a string."""
+    as_string = deploy(adminCidrs="1.2.3.4/32, 5.6.7.8")
+    as_list = deploy(adminCidrs=["1.2.3.4/32", "5.6.7.8"])
+    assert as_string.one(FIREWALL).inputs == as_list.one(FIREWALL).inputs
+    rejected("adminCidrs", "'home' is not an IPv4 CIDR", adminCidrs="1.2.3.4/32,home")
 
 
 @pytest.mark.parametrize(

@@ -139,6 +139,20 @@ def test_per_app_overrides_reach_the_restricted_profile(hardened):
     assert restricted_violations(api) == []
 
 
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_shipped_demo_app_passes_the_restricted_profile(stack):
+    """The demo a fresh `make up` deploys: non-root, every capability dropped, a read-only root,
+    an unprivileged port (no NET_BIND_SERVICE needed)."""
+    deployment = deploy(stack)
+    (pod,) = pod_specs(deployment).values()
+    (container,) = pod["containers"]
+    assert restricted_violations(pod) == []
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert [port["containerPort"] for port in container["ports"]] == [8080]
+    assert {"name": "WHOAMI_PORT_NUMBER", "value": "8080"} in container["env"]
+
+
 def test_apps_accept_traffic_only_from_traefiks_namespace_and_their_own(hardened):
     policy = hardened.one(NETWORK_POLICY).inputs
     assert policy["metadata"]["namespace"] == "apps"

@@ -1,5 +1,6 @@
-"""`make up` (bin/up.sh) with stand-in `pulumi` and `curl`: prerequisites, backend, adminCidrs, the
-opening for an address outside them (bin/deploy-access.sh), up."""
+"""`make up` (bin/up.sh) with stand-in `pulumi`, `curl` and `make`: prerequisites, virtualenv, backend,
+adminCidrs, the opening for an address outside them (bin/deploy-access.sh), up; and the Makefile's
+order: a bare `make` prints the help, and `make up` checks before it builds the virtualenv."""
 
 import os
 import subprocess
@@ -15,6 +16,12 @@ from tests.helpers import (
     write_executable,
 )
 
+# bin/up.sh builds the virtualenv with make; python3 is what building it runs first.
+RECORDING_STUB = """#!/bin/sh
+echo "$(basename "$0") $*" >> "$STUB_LOG"
+"""
+VENV_BUILD = "make -s --no-print-directory .venv/.installed"
+
 
 @pytest.fixture
 def workstation(tmp_path):
@@ -22,7 +29,20 @@ def workstation(tmp_path):
     stubs.mkdir()
     write_executable(stubs / "pulumi", PULUMI_STUB)
     write_executable(stubs / "curl", CURL_STUB)
-    for name in ("bash", "sh", "dirname", "tr", "cat", "grep", "mktemp", "cp", "rm", "tail"):
+    write_executable(stubs / "make", RECORDING_STUB)
+    for name in (
+        "bash",
+        "sh",
+        "dirname",
+        "basename",
+        "tr",
+        "cat",
+        "grep",
+        "mktemp",
+        "cp",
+        "rm",
+        "tail",
+    ):
         os.symlink(tool(name), stubs / name)
     home = tmp_path / "home"
     (home / ".aws").mkdir(parents=True)
@@ -58,6 +78,7 @@ def test_fresh_workstation_gets_local_backend_stack_admin_cidr_and_up(workstatio
     result, calls = make_up(workstation)
     assert result.returncode == 0, result.stderr
     assert calls == [
+        VENV_BUILD,
         "pulumi whoami",
         "pulumi login --local",
         "pulumi stack select --create dev",
@@ -131,6 +152,7 @@ def test_destroy_needs_no_admin_cidrs(workstation):
     result, calls = make_up(workstation, "destroy")
     assert result.returncode == 0, result.stderr
     assert calls == [
+        VENV_BUILD,
         "pulumi whoami",
         "pulumi login --local",
         "pulumi stack select --create dev",
@@ -235,3 +257,49 @@ def test_an_unreadable_address_stops_up_with_the_fix(workstation):
     assert result.returncode == 1
     assert "checkip.amazonaws.com answered '<html>', not an IPv4 address" in result.stderr
     assert not [c for c in calls if c.startswith("pulumi up")]
+
+
+def run_make(workstation, *arguments: str):
+    """The real make on this Makefile, with a PATH of make, the shell tools bin/up.sh uses and a
+    recording python3 (what building the virtualenv runs first), and the virtualenv in a scratch
+    directory, so nothing is built for real."""
+    stubs = workstation / "make-bin"
+    stubs.mkdir()
+    for name in ("make", "bash", "sh", "dirname", "basename", "test", "touch"):
+        os.symlink(tool(name), stubs / name)
+    write_executable(stubs / "python3", RECORDING_STUB)
+    log = workstation / "calls.log"
+    log.touch()
+    result = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(PROJECT_DIR),
+            *arguments,
+            f"VENV={workstation / 'venv'}",
+        ],
+        env={"PATH": str(stubs), "HOME": str(workstation / "home"), "STUB_LOG": str(log)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return result, log.read_text().splitlines()
+
+
+def test_a_bare_make_prints_the_help_and_builds_nothing(workstation):
+    result, calls = run_make(workstation)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith("make up ")
+    assert "make plan " in result.stdout and "make test " in result.stdout
+    assert calls == []
+
+
+@pytest.mark.parametrize("action", ["up", "preview", "destroy"])
+def test_make_up_preview_and_destroy_check_the_cli_before_building_the_virtualenv(
+    workstation, action
+):
+    result, calls = run_make(workstation, action)
+    assert result.returncode != 0
+    assert f"make {action}: the Pulumi CLI is not installed" in result.stderr
+    assert calls == [], "the virtualenv was being built before the check"

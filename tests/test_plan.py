@@ -6,11 +6,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 
-from components.errors import FIX_FORM_VARIABLE
-from tests.helpers import ADMIN_CIDR, PROJECT_DIR, Declared, deploy, write_executable
+from components.errors import FIX_FORM_VARIABLE, VALUE_SOURCES_VARIABLE
+from components.settings import TESTED_K3S_MINORS
+from tests.helpers import (
+    ADMIN_CIDR,
+    DEMO_APP,
+    PROJECT_DIR,
+    Declared,
+    deploy,
+    write_executable,
+)
 from tools import plan
 
 SECRET_VALUE = "postgres://shop:hunter2-very-secret@db.internal/shop"
@@ -47,13 +56,7 @@ def same_config_in_process() -> Declared:
         adminCidrs=[ADMIN_CIDR, "5.6.7.8/32"],
         tags={"team": "platform", "cost centre": "shop web"},
         apps=[
-            {
-                "name": "whoami",
-                "image": "traefik/whoami:v1.11.0",
-                "port": 80,
-                "path": "/",
-                "healthPath": "/health",
-            },
+            DEMO_APP,
             json.loads(API_APP),
         ],
         secrets={"appSecrets": {"api": {"DATABASE_URL": SECRET_VALUE}}},
@@ -116,7 +119,16 @@ def test_every_kubernetes_object_is_a_yaml_file(planned, same_config_in_process)
     }
     assert loaded == {(r.inputs["kind"], r.inputs["metadata"]["name"]) for r in objects}
     secret_object = yaml.safe_load((planned[1] / "k8s" / "secret-apps-api-env.yaml").read_text())
-    assert secret_object["stringData"] == "[secret]"
+    assert secret_object["stringData"] == {"DATABASE_URL": "[secret]"}
+
+
+@pytest.mark.parametrize("minor", TESTED_K3S_MINORS)
+def test_every_kubernetes_file_matches_the_schema_of_each_tested_minor(planned, minor):
+    """What a reviewer feeds to kubeconform or kubectl --dry-run validates, Secrets included."""
+    files = sorted((planned[1] / "k8s").iterdir())
+    assert any(path.name.startswith("secret-") for path in files)
+    for path in files:
+        kubernetes_validate.validate(yaml.safe_load(path.read_text()), f"1.{minor}.0", strict=True)
 
 
 def test_a_secret_given_through_secret_appears_nowhere(planned):
@@ -174,6 +186,7 @@ def test_the_terminal_view_masks_secrets_and_indents_children(same_config_in_pro
 def in_plan(monkeypatch, capsys):
     """Runs tools.plan in-process; the plan's fix-hint setting is undone afterwards."""
     monkeypatch.setenv(FIX_FORM_VARIABLE, "")
+    monkeypatch.setenv(VALUE_SOURCES_VARIABLE, "")
     monkeypatch.delenv("PLAN_SET", raising=False)
     monkeypatch.delenv("PLAN_SECRET", raising=False)
 
@@ -215,6 +228,36 @@ def test_a_malformed_stack_file_is_one_line_naming_the_file(in_plan, stack_file,
         *in_plan("--stack", stack, out=tmp_path),
         "Pulumi.plan-broken.yaml: invalid YAML file: line ",
     )
+
+
+def test_a_duplicate_key_is_refused_as_the_cli_refuses_it(in_plan, stack_file, tmp_path):
+    """gopkg.in/yaml.v3 v3.0.1 decode.go; PyYAML alone would keep the second value."""
+    stack = stack_file(
+        "plan-duplicate",
+        f"config:\n  aws:region: ap-northeast-2\n  lightsail-k3s:adminCidrs: [{ADMIN_CIDR}]\n"
+        "  lightsail-k3s:protect: false\n  lightsail-k3s:protect: true\n",
+    )
+    assert_one_line_error(
+        *in_plan("--stack", stack, out=tmp_path),
+        "Pulumi.plan-duplicate.yaml: yaml: unmarshal errors: "
+        'line 5: mapping key "lightsail-k3s:protect" already defined at line 4',
+    )
+
+
+def test_a_misspelt_section_is_named_not_reported_as_a_missing_region(
+    in_plan, stack_file, tmp_path
+):
+    stack = stack_file(
+        "plan-section",
+        f"confg:\n  aws:region: ap-northeast-2\n  lightsail-k3s:adminCidrs: [{ADMIN_CIDR}]\n",
+    )
+    code, out, err = in_plan("--stack", stack, out=tmp_path)
+    assert code == 1
+    assert err.startswith(
+        "error: Pulumi.plan-section.yaml: the top-level section 'confg' is not one the Pulumi CLI reads"
+    ), err
+    assert err.endswith("fix: rename confg: to config: in Pulumi.plan-section.yaml\n"), err
+    assert "aws:region" not in err
 
 
 @pytest.mark.parametrize(
@@ -263,6 +306,57 @@ def test_a_misspelt_key_is_refused_with_the_known_one(in_plan, tmp_path):
     assert code == 1
     assert "config 'lightsail-k3s:bundleID'" in err and "did you mean 'bundleId'?" in err
     assert "make plan SET='bundleId=<value>'" in err
+
+
+def test_a_misspelt_set_key_is_told_to_be_dropped_from_set(in_plan, tmp_path):
+    code, out, err = in_plan(
+        "--set", f'adminCidrs=["{ADMIN_CIDR}"] bundleID=medium_3_0', out=tmp_path
+    )
+    assert code == 1
+    assert "fix: drop bundleID from SET=; make plan SET='bundleId=<value>'\n" in err
+    assert "stack file" not in err
+
+
+def test_a_misspelt_stack_file_key_is_told_to_be_removed_from_that_file(
+    in_plan, stack_file, tmp_path
+):
+    stack = stack_file(
+        "plan-typo",
+        f"config:\n  aws:region: ap-northeast-2\n  lightsail-k3s:adminCidrs: [{ADMIN_CIDR}]\n"
+        "  lightsail-k3s:bundleID: medium_3_0\n",
+    )
+    code, out, err = in_plan("--stack", stack, out=tmp_path)
+    assert code == 1
+    assert (
+        "fix: remove bundleID from Pulumi.plan-typo.yaml; "
+        "make plan STACK=plan-typo SET='bundleId=<value>'\n"
+    ) in err
+
+
+@pytest.mark.parametrize(
+    ("set_items", "source"),
+    [
+        ("autoSnapshotTime=noon", "SET="),
+        ("", "Pulumi.plan-snapshot.yaml"),
+    ],
+)
+def test_each_fix_says_where_the_value_came_from(in_plan, stack_file, tmp_path, set_items, source):
+    stack = stack_file(
+        "plan-snapshot",
+        f"config:\n  aws:region: ap-northeast-2\n  lightsail-k3s:adminCidrs: [{ADMIN_CIDR}]\n"
+        "  lightsail-k3s:autoSnapshotTime: midnight\n",
+    )
+    code, out, err = in_plan("--stack", stack, "--set", set_items, out=tmp_path)
+    assert code == 1
+    fix = next(line for line in err.splitlines() if line.startswith("  fix: "))
+    assert fix.endswith(f"SET='autoSnapshotTime=18:00' (the value came from {source})"), fix
+
+
+def test_a_default_value_is_named_as_pulumi_yamls(in_plan, tmp_path):
+    code, out, err = in_plan(out=tmp_path)
+    assert code == 1
+    assert "config 'lightsail-k3s:adminCidrs'" in err
+    assert err.rstrip().endswith("(the value came from Pulumi.yaml's default)"), err
 
 
 def test_an_unknown_stack_is_named(in_plan, tmp_path):

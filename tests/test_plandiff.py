@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from components.apps import APPS_TYPE, PREVIOUS_APPS_TYPE
-from tests.helpers import ADMIN_CIDR, FIREWALL, INSTANCE, PROJECT_DIR, deploy
+from tests.helpers import ADMIN_CIDR, DEMO_APP, FIREWALL, INSTANCE, PROJECT_DIR, deploy
 from tools import mockengine, plan, plandiff
 
 EXTRA_APP = {"name": "api", "image": "ghcr.io/acme/api:1.0.0", "port": 8080, "path": "/api"}
@@ -31,15 +31,8 @@ def bigger_bundle():
 
 @pytest.fixture(scope="module")
 def more_apps_new_cidrs_and_tags():
-    whoami = {
-        "name": "whoami",
-        "image": "traefik/whoami:v1.11.0",
-        "port": 80,
-        "path": "/",
-        "healthPath": "/health",
-    }
     return document(
-        deploy(apps=[whoami, EXTRA_APP], adminCidrs=["1.2.3.0/24"], tags={"team": "platform"})
+        deploy(apps=[DEMO_APP, EXTRA_APP], adminCidrs=["1.2.3.0/24"], tags={"team": "platform"})
     )
 
 

@@ -1,6 +1,7 @@
 """The GitHub workflows, which nothing here can run: GitHub's schema, zizmor's security audit, and
 the promises the README makes about them (previews per environment, OIDC, approval for prod)."""
 
+import json
 import os
 import re
 import subprocess
@@ -59,6 +60,27 @@ def test_workflows_match_githubs_schema():
 def test_workflows_pass_the_zizmor_audit():
     result = zizmor(WORKFLOWS)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def auditor_findings(path: Path) -> list[str]:
+    """The audits zizmor's auditor persona (every audit, pedantic ones included) reports for `path`."""
+    result = subprocess.run(
+        [BIN / "zizmor", "--offline", "--persona", "auditor", "--format", "json", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    return [finding["ident"] for finding in json.loads(result.stdout)]
+
+
+def test_the_state_secrets_are_read_only_inside_the_preview_environment():
+    """The Pulumi token and passphrase are secrets of one GitHub environment, which only the jobs
+    naming it read (zizmor's secrets-outside-env, an auditor-persona audit)."""
+    assert "secrets-outside-env" not in auditor_findings(WORKFLOWS)
+    jobs = load("preview.yml")["jobs"]
+    text = (WORKFLOWS / "preview.yml").read_text()
+    assert "secrets.PULUMI_ACCESS_TOKEN" in text and "secrets.PULUMI_CONFIG_PASSPHRASE" in text
+    for name in ("credentials", "preview"):
+        assert jobs[name]["environment"] == {"name": "preview", "deployment": False}, name
 
 
 @pytest.fixture

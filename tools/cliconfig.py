@@ -13,10 +13,13 @@ SDK at 3.272.0, and none of these files changed between v3.259.0 and the mirror'
 - sdk/go/common/resource/config/{key,map,object,value}.go: keys, `Map.Set` with `--path`,
   `coerce`, secure values, and how values reach the program (`Value.Value`: strings as they
   are, objects and arrays as Go's `json.Marshal` writes them);
+- sdk/go/common/workspace/project.json (`template`) and pkg/cmd/pulumi/project/newcmd/config.go:
+  the template section, and the stack `pulumi new` writes from it (`template_stack`);
 - sdk/go/common/resource/properties_path.go: `ParsePropertyPathStrict` (`a[0]`, `a.b.c`,
   `["quoted.key"]`);
 - YAML is read as gopkg.in/yaml.v3 v3.0.1 resolves plain scalars (resolve.go): only
-  true/True/TRUE and false/False/FALSE are booleans, so `yes` stays a string.
+  true/True/TRUE and false/False/FALSE are booleans, so `yes` stays a string; and a key written
+  twice in one mapping is refused, as its decode.go does (GoYamlLoader).
 
 The conformance cases in tests/test_cli_config.py restate pkg/workspace/config_project_test.go
 and sdk/go/common/workspace/project_test.go. Not emulated: ESC environments (refused), unquoted
@@ -31,7 +34,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -70,7 +73,56 @@ class Secure:
 
 
 class GoYamlLoader(SafeYamlLoader):
-    """PyYAML with yaml.v3's scalar resolution instead of YAML 1.1's."""
+    """PyYAML with yaml.v3's scalar resolution instead of YAML 1.1's, and its refusal of duplicate keys.
+
+    yaml.v3 v3.0.1 decode.go (`decoder.mapping`, uniqueKeys is always on in newDecoder): two keys of
+    one mapping with the same kind and text are an error, `line N: mapping key "k" already defined
+    at line M`, collected for the whole document into a TypeError (yaml.go: `yaml: unmarshal
+    errors:` and one indented line per error); a mapping with a duplicate is not decoded further.
+    PyYAML keeps the last value instead.
+    """
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        # (start index, end index, error) of each mapping holding a duplicate key, in document order.
+        self.duplicate_keys: list[tuple[int, int, str]] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[tuple[type, str], int] = {}
+        for key_node, _ in node.value:
+            # A node's text is its scalar's; a collection key (kind only) has none, as in yaml.v3.
+            identity = (
+                type(key_node),
+                key_node.value if isinstance(key_node, yaml.ScalarNode) else "",
+            )
+            line = key_node.start_mark.line + 1
+            if identity in seen:
+                self.duplicate_keys.append(
+                    (
+                        node.start_mark.index,
+                        node.end_mark.index,
+                        f"line {line}: mapping key {_go_quoted(identity[1])} already defined at line {seen[identity]}",
+                    )
+                )
+            else:
+                seen[identity] = line
+        return super().construct_mapping(node, deep)  # pyright: ignore[reportArgumentType]
+
+    def unmarshal_errors(self) -> list[str]:
+        """The duplicate-key errors yaml.v3 reports: none from inside a mapping it stopped at."""
+        refused = [(start, end) for start, end, _ in self.duplicate_keys]
+        return [
+            error
+            for start, end, error in sorted(self.duplicate_keys, key=lambda entry: entry[0])
+            if not any(
+                outer_start < start and end <= outer_end for outer_start, outer_end in refused
+            )
+        ]
+
+
+def _go_quoted(text: str) -> str:
+    """Go's %#v of a string (strconv.Quote) for the printable text keys hold."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 GoYamlLoader.yaml_implicit_resolvers = {}
@@ -156,8 +208,9 @@ def load_yaml(path: Path) -> Any:
         raise CliConfigError(error.strerror or str(error), path.name) from None
     except UnicodeDecodeError as error:
         raise CliConfigError(f"invalid YAML file: {error}", path.name) from None
+    loader = GoYamlLoader(text)
     try:
-        return yaml.load(text, Loader=GoYamlLoader)  # noqa: S506 - a SafeLoader subclass
+        document = loader.get_single_data()
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"line {mark.line + 1}: " if mark else ""
@@ -166,6 +219,12 @@ def load_yaml(path: Path) -> Any:
         ) from None
     except yaml.YAMLError as error:
         raise CliConfigError(f"invalid YAML file: {error}", path.name) from None
+    finally:
+        loader.dispose()
+    errors = loader.unmarshal_errors()
+    if errors:
+        raise CliConfigError("yaml: unmarshal errors:\n  " + "\n  ".join(errors), path.name)
+    return document
 
 
 # --- Values as the CLI stores and hands them on -------------------------------------------------
@@ -442,6 +501,16 @@ class Declaration:
 class Project:
     name: str
     config: dict[str, Declaration]
+    # The `template:` section's config (apitype.ProjectTemplateConfigValue): key → (description,
+    # default, secret), the questions `pulumi new <this repository>` asks.
+    template_config: dict[str, TemplateValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TemplateValue:
+    description: str
+    default: str
+    secret: bool
 
 
 def infer_full_type_name(type_name: str | None, items: Any) -> str:
@@ -526,7 +595,63 @@ def load_project(path: Path) -> Project:
             description=str(declaration.get("description", "")),
         )
     _validate_project(name, declarations, source)
-    return Project(name, declarations)
+    return Project(name, declarations, _template_config(raw.get("template"), source))
+
+
+# sdk/go/common/workspace/project.json, `template` (ProjectTemplate): these properties only; each
+# config entry's description a string, secret a boolean, default any value (apitype.ProjectTemplate
+# decodes it into a Go string, which yaml.v3 fills with a scalar's text).
+TEMPLATE_PROPERTIES = (
+    "displayName",
+    "description",
+    "quickstart",
+    "important",
+    "metadata",
+    "config",
+)
+
+
+def _template_config(template: Any, source: str) -> dict[str, TemplateValue]:
+    if template is None:
+        return {}
+    if not isinstance(template, dict):
+        raise CliConfigError(
+            "#/template: expected object, but got " + type(template).__name__, source
+        )
+    unknown = sorted(set(template) - set(TEMPLATE_PROPERTIES))
+    if unknown:
+        raise CliConfigError(f"#/template: additionalProperties '{unknown[0]}' not allowed", source)
+    values = {}
+    for key, entry in (template.get("config") or {}).items():
+        entry = entry or {}
+        if not isinstance(entry.get("description", ""), (str, type(None))):
+            raise CliConfigError(f"#/template/config/{key}/description: expected string", source)
+        if not isinstance(entry.get("secret", False), (bool, type(None))):
+            raise CliConfigError(f"#/template/config/{key}/secret: expected boolean", source)
+        default = entry.get("default")
+        values[str(key)] = TemplateValue(
+            description=entry.get("description") or "",
+            default="" if default is None else str(default),
+            secret=bool(entry.get("secret")),
+        )
+    return values
+
+
+def template_stack(project: Project, answers: Mapping[str, str]) -> StackConfig:
+    """The stack config `pulumi new` writes from the template: each key (the project's namespace
+    when it has none) gets the answer, else the default; an empty one is not written; every value is
+    a string, encrypted when `secret` (pkg/cmd/pulumi/project/newcmd/config.go:
+    resolveTemplateConfig, encryptTemplateConfig)."""
+    stack = StackConfig(project.name)
+    for key, question in project.template_config.items():
+        value = answers.get(key) or question.default
+        if not value:
+            continue
+        namespace, name = parse_key(key, project.name)
+        stack.values[f"{namespace}:{name}"] = ConfigValue(
+            Secure(value) if question.secret else value
+        )
+    return stack
 
 
 def _validate_project(name: str, declarations: Mapping[str, Declaration], source: str) -> None:
@@ -619,6 +744,10 @@ class StackConfig:
         if path[0] == "":
             raise CliConfigError("config key is empty")
         return path, f"{namespace}:{path[0]}"
+
+    def root_key(self, key: str) -> str:
+        """The full top-level key a (maybe --path) key is under: `tags.team` → `<project>:tags`."""
+        return self._split(key)[1]
 
     def get(self, key: str) -> ConfigValue | None:
         """Map.Get(key, path=true)."""

@@ -190,6 +190,62 @@ MUTANTS = (
 """,
         ("tests/test_core_stack.py",),
     ),
+    Mutant(
+        "make up builds the virtualenv before it checks for the CLI and credentials",
+        "Makefile",
+        "up preview destroy:\n",
+        "up preview destroy: $(VENV)/.installed\n",
+        ("tests/test_make_up.py",),
+    ),
+    Mutant(
+        "a misspelt SET= key is told to be removed from the stack file",
+        "components/errors.py",
+        "    if source in FROM_SET:",
+        "    if source is None:",
+        ("tests/test_plan.py", "tests/test_config_keys.py"),
+    ),
+    Mutant(
+        "a stack file with a key written twice is read with the second value, as PyYAML does",
+        "tools/cliconfig.py",
+        "    if errors:\n",
+        "    if False:\n",
+        ("tests/test_cli_config.py", "tests/test_plan.py"),
+    ),
+    Mutant(
+        "a misspelt stack file section (confg:) is passed over, and the program reports a missing region",
+        "components/settings.py",
+        "        if section in STACK_FILE_SECTIONS:\n            continue",
+        "        if section:\n            continue",
+        ("tests/test_plan.py",),
+    ),
+    Mutant(
+        "make plan writes a Secret's stringData as one masked string, which no schema accepts",
+        "tools/plan.py",
+        "            objects.append((resource.name, masked_in_shape(resource.sent_inputs)))",
+        "            objects.append((resource.name, masked(resource.sent_inputs)))",
+        ("tests/test_plan.py",),
+    ),
+    Mutant(
+        "an app without healthPath gets no probe, so a pod that never listens still receives traffic",
+        "components/apps.py",
+        "        tcp_socket=None if app.health_path else k8s.core.v1.TCPSocketActionArgs(port=app.port),",
+        "        tcp_socket=None,",
+        ("tests/test_apps.py",),
+    ),
+    Mutant(
+        "the preview's Pulumi token and passphrase are read outside the preview environment",
+        ".github/workflows/preview.yml",
+        "    environment:\n      name: preview\n      deployment: false\n    permissions: {}\n",
+        "    permissions: {}\n",
+        ("tests/test_workflows.py",),
+    ),
+    Mutant(
+        "adminCidrs as pulumi new writes it (one comma-separated string) is refused",
+        "components/settings.py",
+        '            value = [part.strip() for part in raw.split(",") if part.strip()]',
+        "            value = raw",
+        ("tests/test_template.py", "tests/test_config_rules.py"),
+    ),
 )
 
 

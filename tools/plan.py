@@ -12,7 +12,8 @@ Overrides, as if `pulumi config set [--secret] --path KEY VALUE` had been run fi
 KEY may be a --path key (`adminCidrs[0]`, `tags.team`, `tags["a.b"]`). A VALUE that starts with
 `[` or `{` is JSON and is stored as structure, as if written in the stack file; any other VALUE is
 a string, as `pulumi config set` stores it. `make plan` passes SET and SECRET here (PLAN_SET,
-PLAN_SECRET).
+PLAN_SECRET). Fix hints of bad config are written in that form and say where each value came
+from (components/errors.py: SET=, SECRET=, the stack file or Pulumi.yaml's default).
 
 Output: a terminal view (abbreviated), and under build/plan/<stack>/:
   plan.json   {"project", "stack",
@@ -27,7 +28,9 @@ Output: a terminal view (abbreviated), and under build/plan/<stack>/:
               sorted; secret values (whole subtrees) read "[secret]" and unknown ones "[unknown]".
               Identical input gives byte-identical files.
   k8s/        one YAML file per Kubernetes object (those of manifestsDir included), named
-              <kind>-<namespace>-<name>.yaml.
+              <kind>-<namespace>-<name>.yaml. A secret map keeps its keys, each value "[secret]"
+              (a Secret's `stringData: {API_KEY: "[secret]"}`), so every file validates against
+              the Kubernetes schema.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from typing import Any
 import pulumi
 import yaml
 
-from components.errors import FIX_FORM_VARIABLE
+from components.errors import DEFAULT_SOURCE, FIX_FORM_VARIABLE, VALUE_SOURCES_VARIABLE
 from tools import cliconfig, mockengine
 from tools.mockengine import Registration
 from tools.pulumi_sdk import Secret
@@ -159,6 +162,18 @@ def apply_items(config: cliconfig.StackConfig, pairs: list[tuple[str, str]], var
             raise PlanInputError(f"{variable} item {key!r}: {error}") from None
 
 
+def value_sources(given: dict[str, str]) -> dict[str, str]:
+    """Where each full top-level key's value comes from: `given` (the stack file, SET=, SECRET=),
+    else Pulumi.yaml's default for the keys the project declares with one."""
+    project = cliconfig.load_project(mockengine.PROJECT_DIR / "Pulumi.yaml")
+    defaults = {
+        key if ":" in key else f"{project.name}:{key}": DEFAULT_SOURCE
+        for key, declaration in project.config.items()
+        if declaration.has_default or declaration.has_value
+    }
+    return {**defaults, **given}
+
+
 # --- plan.json and the Kubernetes objects ------------------------------------------------------------------
 
 
@@ -172,6 +187,19 @@ def masked(value: Any) -> Any:
     if value == RPC_UNKNOWN:
         return UNKNOWN
     return value
+
+
+def masked_in_shape(value: Any) -> Any:
+    """masked, but a secret mapping keeps its keys, each value masked: a Secret's
+    `stringData: {API_KEY: "[secret]"}` stays a map, as the Kubernetes schema wants its files.
+    The keys (the app's secretEnv names, a manifest's data keys) are written in plain config."""
+    if isinstance(value, Secret) and isinstance(value.value, dict):
+        return {key: MASK for key in value.value}
+    if isinstance(value, dict):
+        return {key: masked_in_shape(member) for key, member in value.items()}
+    if isinstance(value, list):
+        return [masked_in_shape(member) for member in value]
+    return masked(value)
 
 
 def ordered(resources: list[Registration]) -> list[Registration]:
@@ -246,14 +274,15 @@ CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"
 
 
 def kubernetes_objects(deployment: mockengine.Deployment) -> list[tuple[str, dict[str, Any]]]:
-    """(resource name, object with secrets masked) for every Kubernetes object, in plan order."""
+    """(resource name, object with secrets masked in their shape) for every Kubernetes object, in plan order."""
     objects = []
     for resource in ordered(deployment.resources):
         if is_kubernetes_object(resource):
-            objects.append((resource.name, masked(resource.sent_inputs)))
+            objects.append((resource.name, masked_in_shape(resource.sent_inputs)))
         elif resource.type == CONFIG_GROUP:
             objects.extend(
-                (resource.name, obj) for obj in masked(resource.sent_inputs).get("objs") or []
+                (resource.name, obj)
+                for obj in masked_in_shape(resource.sent_inputs).get("objs") or []
             )
     return objects
 
@@ -357,8 +386,12 @@ def main(argv: list[str] | None = None) -> int:
         secrets = [pair for text in secret_texts for pair in parse_items(text, "SECRET")]
 
         def overrides(config: cliconfig.StackConfig) -> None:
+            sources = dict.fromkeys(config.values, f"Pulumi.{args.stack}.yaml")
             apply_items(config, sets, "SET")
             apply_items(config, secrets, "SECRET")
+            for pairs, variable in ((sets, "SET="), (secrets, "SECRET=")):
+                sources.update((config.root_key(key), variable) for key, _ in pairs)
+            os.environ[VALUE_SOURCES_VARIABLE] = json.dumps(value_sources(sources))
 
         deployment = mockengine.run(args.stack, edit_config=overrides)
     except (PlanInputError, mockengine.StackNotFound) as error:
