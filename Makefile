@@ -23,7 +23,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 help:
 	@echo "make up       deploy STACK (default dev) with the Pulumi CLI; checks the CLI, AWS credentials, backend, adminCidrs"
 	@echo "make preview  pulumi preview of STACK, after the same checks"
-	@echo "make destroy  pulumi destroy of STACK, after the same checks (protected resources refuse; see README Teardown)"
+	@echo "make destroy  pulumi destroy of STACK, after the same checks (protected resources refuse; see docs/lifecycle.md, Teardown)"
 	@echo "make plan     offline plan of STACK on the mock engine, no CLI or credentials (SET=, SECRET=, BASE=)"
 	@echo "make restore  list STACK's etcd snapshots; SNAPSHOT=<name|latest> restores one"
 	@echo "make test     the whole suite (what CI runs)"

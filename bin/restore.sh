@@ -6,7 +6,7 @@
 #   bin/restore.sh <stack> <snapshot|latest>   restore that one (latest: the newest)
 #
 # On a replaced instance, set RESTORE_TOKEN_FILE to a file holding the server token the
-# snapshot was taken with (the old nodeToken output); see README.md, Restore.
+# snapshot was taken with (the old nodeToken output); see docs/backups.md, Restore.
 # Reads publicIp, sshUser, sshPrivateKey (if generated), backupBucket and nodes from the
 # stack's outputs. The node-side work, sent on stdin: components/remote/restore-etcd-snapshot.sh
 # on the first server and, with serverCount 3, components/remote/etcd-peer-restore.sh on the

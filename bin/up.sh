@@ -68,7 +68,7 @@ fi
 # An up from an address outside adminCidrs (a new home IP, a train) could not reach SSH or the
 # Kubernetes API, which the update needs: open both to this machine for this run only, in a copy of
 # the stack file, and close them again after it, also when it fails or is interrupted.
-# A preview needs no opening (README, Previewing in pull requests).
+# A preview needs no opening (docs/environments.md, Previewing in pull requests).
 if [ "$ACTION" = up ]; then
   this_address="$(bin/deploy-access.sh address)"
   admin_cidrs="$(pulumi config get adminCidrs --stack "$STACK")"

@@ -591,7 +591,7 @@ def parse_app_settings(
     apps_raw = [] if apps_raw is None else apps_raw
     if not isinstance(apps_raw, list):
         raise ConfigError(
-            "apps", f"{apps_raw!r} is not a list of apps", "see the apps schema in README.md"
+            "apps", f"{apps_raw!r} is not a list of apps", "see the apps schema in docs/apps.md"
         )
     apps = tuple(parse_app(raw, index, secrets) for index, raw in enumerate(apps_raw))
 

@@ -399,7 +399,7 @@ def parse_deploy_cidrs(source: ConfigSource) -> tuple[str, ...]:
     """The deploying machine's addresses, opened beside adminCidrs for one run (bin/deploy-access.sh)."""
     fix = (
         "leave deployCidrs to `make up` and the deploy workflow, which set it to the deploying machine's "
-        "public IPv4 (a /32) in a copy of the stack file for one run (README, The firewall and `adminCidrs`); "
+        "public IPv4 (a /32) in a copy of the stack file for one run (docs/security.md, The firewall and `adminCidrs`); "
         "if the stack file holds it: pulumi config rm deployCidrs"
     )
     example = "pulumi config set --path 'deployCidrs[0]' <public IPv4>/32"

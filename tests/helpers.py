@@ -20,6 +20,20 @@ from tools import cliconfig, mockengine, pulumi_sdk, urns
 from tools.mockengine import Registration, StackOutput
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def manual_text() -> str:
+    """The manual as one text: README.md, the entry point, then every page of docs/."""
+    pages = [PROJECT_DIR / "README.md", *sorted((PROJECT_DIR / "docs").glob("*.md"))]
+    return "\n".join(page.read_text() for page in pages)
+
+
+def manual_section(page: str, heading: str) -> str:
+    """The text of docs/<page> under `## <heading>`, up to the next level-2 heading."""
+    text = (PROJECT_DIR / "docs" / page).read_text()
+    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
 STACK_TYPE = "pulumi:pulumi:Stack"
 # Resource types the tests look up, as the engine names them.
 INSTANCE = "aws:lightsail/instance:Instance"

@@ -272,7 +272,7 @@ def test_cost_breakdown_sums_to_the_monthly_cost(three_small_apps):
 
 
 def reservations_row(bundle_id: str, node: NodeCapacity) -> str:
-    """A README reservations table row up to its last columns: RAM, system, kube, eviction."""
+    """A reservations table row of docs/apps.md up to its last columns: RAM, system, kube, eviction."""
     system, kube, eviction = (arg.split("=", 1)[1] for arg in node.kubelet_args())
     return (
         f"| {node.bundle.ram_gb:g} GB (`{bundle_id}`) | {system.replace('cpu=', '').replace(',memory=', ', ')} "
@@ -280,24 +280,24 @@ def reservations_row(bundle_id: str, node: NodeCapacity) -> str:
     )
 
 
-def test_the_readme_reservations_table_matches_the_code():
-    readme = (PROJECT_DIR / "README.md").read_text()
+def test_the_documented_reservations_table_matches_the_code():
+    page = (PROJECT_DIR / "docs" / "apps.md").read_text()
     for bundle_id in server_capable_bundle_ids():
         node = NodeCapacity.of(BUNDLES[bundle_id])
         row = reservations_row(bundle_id, node) + f"| {node.budget.requests_cpu_millicores}m"
-        assert row in readme, row
-        assert f"{node.budget.memory_mib}Mi" in readme.split(row, 1)[1].split("\n", 1)[0]
+        assert row in page, row
+        assert f"{node.budget.memory_mib}Mi" in page.split(row, 1)[1].split("\n", 1)[0]
 
 
-def test_the_readme_agent_reservations_table_matches_the_code():
-    readme = (PROJECT_DIR / "README.md").read_text()
+def test_the_documented_agent_reservations_table_matches_the_code():
+    page = (PROJECT_DIR / "docs" / "apps.md").read_text()
     for bundle_id in agent_capable_bundle_ids():
         node = NodeCapacity.of_agent(BUNDLES[bundle_id])
         row = (
             reservations_row(bundle_id, node)
             + f"| {node.allocatable_millicores}m, {node.allocatable_mib}Mi |"
         )
-        assert row in readme, row
+        assert row in page, row
 
 
 def test_every_agent_bundle_keeps_room_for_k3s_agent_and_some_for_pods():

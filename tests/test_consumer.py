@@ -13,7 +13,7 @@ import pulumi
 import pytest
 import yaml
 
-from tests.helpers import PROJECT_DIR, STACK_REFERENCE, Declared, run_program
+from tests.helpers import PROJECT_DIR, STACK_REFERENCE, Declared, manual_section, run_program
 from tools import pulumi_sdk
 
 CONSUMER_DIR = PROJECT_DIR / "examples" / "consumer"
@@ -116,14 +116,13 @@ def test_the_outputs_contract_marks_the_credentials_secret(dev):
     assert secret == {"kubeconfig", "nodeToken", "agentToken", "sshPrivateKey"}
 
 
-def readme_outputs_table() -> dict[str, tuple[str, bool]]:
-    readme = (PROJECT_DIR / "README.md").read_text()
-    section = readme.split("\n## Outputs\n", 1)[1].split("\n## ", 1)[0]
+def documented_outputs_table() -> dict[str, tuple[str, bool]]:
+    section = manual_section("outputs.md", "Outputs")
     rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \|\s*(yes)?\s*\|", section, re.MULTILINE)
     return {name: (kind.strip(), secret == "yes") for name, kind, secret in rows}
 
 
-def test_the_readme_outputs_table_is_the_programs_outputs(dev):
+def test_the_documented_outputs_table_is_the_programs_outputs(dev):
     json_type = {
         str: "string",
         int: "number",
@@ -132,11 +131,13 @@ def test_the_readme_outputs_table_is_the_programs_outputs(dev):
         list: "array",
         bool: "boolean",
     }
-    table = readme_outputs_table()
+    table = documented_outputs_table()
     assert set(dev.outputs) <= set(table), set(dev.outputs) - set(table)
-    readme = (PROJECT_DIR / "README.md").read_text()
+    outputs_page = (PROJECT_DIR / "docs" / "outputs.md").read_text()
     for conditional in set(table) - set(dev.outputs):
-        assert re.search(rf"^\| `{conditional}` \|.*\(only with", readme, re.MULTILINE), conditional
+        assert re.search(rf"^\| `{conditional}` \|.*\(only with", outputs_page, re.MULTILINE), (
+            conditional
+        )
     for name, output in dev.outputs.items():
         kind, secret = table[name]
         assert kind.split()[0].rstrip(":") == json_type[type(output.value)], name

@@ -1,4 +1,4 @@
-"""Each fact has one home; wherever else it is written (README, Pulumi.yaml descriptions, hints), it agrees.
+"""Each fact has one home; wherever else it is written (MANUAL, Pulumi.yaml descriptions, hints), it agrees.
 
 The homes: the pinned k3s version and every default in Pulumi.yaml; the tested minors in
 components/settings.py; bundles, prices, regions and the k3s minimums in components/catalog.py.
@@ -16,17 +16,18 @@ import yaml
 from components import catalog
 from components.apps import DEFAULT_LIMITS, DEFAULT_REQUESTS
 from components.settings import TESTED_K3S_MINORS
-from tests.helpers import PROJECT_DIR
+from tests.helpers import PROJECT_DIR, manual_section, manual_text
 
 PROJECT = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
 DECLARED = PROJECT["config"]
 PINNED_K3S_VERSION = DECLARED["k3sVersion"]["default"]
-README = (PROJECT_DIR / "README.md").read_text()
+# The manual: README.md and the pages of docs/.
+MANUAL = manual_text()
 K3S_RELEASE = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+\+k3s[0-9]+")
 
-# Releases other than the pinned one that the docs name on purpose: the README's upgrade walk-through
+# Releases other than the pinned one that the docs name on purpose: the upgrade walk-through (docs/upgrades.md)
 # shows a step from an older release to the pinned one.
-OTHER_RELEASES_NAMED_ON_PURPOSE = {("README.md", "v1.35.9+k3s1")}
+OTHER_RELEASES_NAMED_ON_PURPOSE = {("docs/upgrades.md", "v1.35.9+k3s1")}
 
 
 def tracked_files() -> list[str]:
@@ -96,13 +97,13 @@ def minor_ranges(text: str) -> list[tuple[int, int]]:
 def test_the_tested_minors_written_in_readme_and_pulumi_yaml_are_the_codes():
     tested = (TESTED_K3S_MINORS[0], TESTED_K3S_MINORS[-1])
     descriptions = " ".join(str(entry.get("description", "")) for entry in DECLARED.values())
-    for where, text in (("README.md", README), ("Pulumi.yaml", descriptions)):
+    for where, text in (("the manual", MANUAL), ("Pulumi.yaml", descriptions)):
         ranges = minor_ranges(text)
         assert ranges, where
         assert set(ranges) == {tested}, where
 
 
-CONFIGURATION = README.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+CONFIGURATION = manual_section("configuration.md", "Each key's rules")
 
 
 def readme_config_table() -> dict[str, tuple[str, str, str]]:
@@ -116,7 +117,7 @@ def test_the_readme_config_table_lists_every_declared_key():
     assert set(readme_config_table()) == set(DECLARED) | {"aws:region"}
 
 
-# An empty default that means something other than "none"; the README says what.
+# An empty default that means something other than "none"; the MANUAL says what.
 EMPTY_DEFAULT_MEANS = {
     "availabilityZone": "`<region>a`",
     "agentBundleId": "`bundleId`",
@@ -169,11 +170,11 @@ def test_the_readme_regions_are_the_catalogs():
 def test_the_k3s_minimums_written_in_readme_and_pulumi_yaml_are_the_catalogs():
     server = f"{catalog.K3S_SERVER_MIN_VCPUS} vCPU / {catalog.K3S_SERVER_MIN_RAM_GB} GB"
     agent = f"{catalog.K3S_AGENT_MIN_VCPUS} vCPU / {int(catalog.K3S_AGENT_MIN_RAM_GB * 1024)} MB"
-    for text in (README, DECLARED["bundleId"]["description"]):
+    for text in (MANUAL, DECLARED["bundleId"]["description"]):
         assert f"server minimum ({server})" in text or f"server minimum of {server}" in text
-    for text in (README, DECLARED["agentBundleId"]["description"]):
+    for text in (MANUAL, DECLARED["agentBundleId"]["description"]):
         assert f"down to {agent}" in text or f"agent minimum ({agent})" in text
-    written = re.findall(r"([0-9]+) vCPU / ([0-9]+) (GB|MB)", README + json.dumps(DECLARED))
+    written = re.findall(r"([0-9]+) vCPU / ([0-9]+) (GB|MB)", MANUAL + json.dumps(DECLARED))
     assert {(int(cpus), int(size), unit) for cpus, size, unit in written} == {
         (catalog.K3S_SERVER_MIN_VCPUS, catalog.K3S_SERVER_MIN_RAM_GB, "GB"),
         (catalog.K3S_AGENT_MIN_VCPUS, int(catalog.K3S_AGENT_MIN_RAM_GB * 1024), "MB"),
@@ -182,18 +183,18 @@ def test_the_k3s_minimums_written_in_readme_and_pulumi_yaml_are_the_catalogs():
 
 def test_the_readme_bundle_figures_are_the_catalogs():
     bundles = catalog.BUNDLES
-    prices = re.findall(r"`(\w+_3_0)` \(USD ([0-9]+)/month\)", README)
+    prices = re.findall(r"`(\w+_3_0)` \(USD ([0-9]+)/month\)", MANUAL)
     specs = re.findall(
         r"`(\w+_3_0)`: ([0-9]+) vCPU, ([0-9]+) GB, ([0-9]+) GB SSD, ([0-9]+) TB transfer\)\s+costs\s+"
         r"\*\*USD ([0-9]+) a month\*\*",
-        README,
+        MANUAL,
     )
     # "20% of each vCPU on `small_3_0`, so 400m sustained" or "20% of 2 vCPUs on `small_3_0`: 400m".
     baselines = re.findall(
         r"([0-9]+)% of (?:each vCPU|[0-9]+ vCPUs) on\s+`(\w+_3_0)`(?:, so |: )([0-9]+)m",
-        README.replace("\n", " "),
+        MANUAL.replace("\n", " "),
     )
-    # The README may drop its sentence of one bundle's specs; where written, it must agree.
+    # The MANUAL may drop its sentence of one bundle's specs; where written, it must agree.
     assert prices and baselines
     for bundle_id, usd in prices:
         assert bundles[bundle_id].monthly_usd == int(usd), bundle_id
@@ -220,7 +221,7 @@ def test_the_readme_bundle_figures_are_the_catalogs():
         )
     sums = re.findall(
         r"a `(\w+_3_0)` server with two `(\w+_3_0)` agents is ([0-9]+) \+ 2 × ([0-9]+) =\s+USD ([0-9]+)",
-        README,
+        MANUAL,
     )
     assert sums
     for server, agent, server_usd, agent_usd, total in sums:
@@ -232,7 +233,7 @@ def test_the_readme_bundle_figures_are_the_catalogs():
 
 
 def test_the_readme_gives_the_apps_default_resources():
-    row = next(line for line in README.splitlines() if line.startswith("| `resources` | |"))
+    row = next(line for line in MANUAL.splitlines() if line.startswith("| `resources` | |"))
     default = row.split("|")[3].strip()
     assert default == (
         f"requests `cpu: {DEFAULT_REQUESTS['cpu']}, memory: {DEFAULT_REQUESTS['memory']}`; "

@@ -191,8 +191,8 @@ def test_one_server_does_not_start_etcd_without_backups(dev):
     assert not [r for r in dev.resources if r.name.startswith(f"{FIRST}-server-")]
 
 
-def test_readme_topology_costs_come_from_the_catalog():
-    text = (PROJECT_DIR / "README.md").read_text()
+def test_the_documented_topology_costs_come_from_the_catalog():
+    text = (PROJECT_DIR / "docs" / "scaling.md").read_text()
     table = text.split(
         "| serverCount × bundleId | agentCount × agentBundleId | USD/month |\n|---|---|---|\n", 1
     )[1]

@@ -1,5 +1,5 @@
 """The GitHub workflows, which nothing here can run: GitHub's schema, zizmor's security audit, and
-the promises the README makes about them (previews per environment, OIDC, approval for prod)."""
+the promises the manual (docs/environments.md) makes about them (previews per environment, OIDC, approval for prod)."""
 
 import json
 import os

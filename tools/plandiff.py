@@ -262,7 +262,7 @@ def _cost_line(base: Any, head: Any) -> str:
         return f"USD {base} → USD {head} (no difference computed)"
     delta = head - base
     sign = "+" if delta > 0 else ""
-    return f"USD {base:g} → USD {head:g} ({sign}{delta:g} a month; list prices, see README Cost)"
+    return f"USD {base:g} → USD {head:g} ({sign}{delta:g} a month; list prices, see docs/cost.md)"
 
 
 class BaseRefError(Exception):

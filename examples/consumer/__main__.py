@@ -1,6 +1,6 @@
 """A second project on the lightsail-k3s cluster: one workload, deployed with the cluster's own kubeconfig.
 
-Everything it knows about the cluster comes from the cluster stack's outputs (README "Outputs"):
+Everything it knows about the cluster comes from the cluster stack's outputs (docs/outputs.md, "Outputs"):
 `kubeconfig` (secret) for the Kubernetes provider and `appNamespace` for where to run, so the
 workload falls under the namespace's LimitRange and ResourceQuota.
 """
