@@ -645,3 +645,22 @@ def test_restoring_onto_the_same_instances_deletes_no_node(workstation, tmp_path
     data_dir = three_servers(workstation, tmp_path)
     assert workstation.restore("prod", "latest", K3S_DATA_DIR=str(data_dir)).returncode == 0
     assert not [c for c in workstation.calls() if "delete" in c]
+
+
+def test_the_readme_restore_section_states_the_scripts_bounds_and_paths():
+    readme = (PROJECT_DIR / "README.md").read_text()
+    section = readme[readme.index("## Restore") : readme.index("## Certificates")]
+    restore_sh = (PROJECT_DIR / "bin" / "restore.sh").read_text()
+    drop_in = restore_sh.split('token_drop_in="', 1)[1].split('"', 1)[0]
+    assert f"/etc/rancher/k3s/{drop_in}" in section
+    node_script = (PROJECT_DIR / "components" / "remote" / "restore-etcd-snapshot.sh").read_text()
+    for variable, words in (
+        ("STOP_TIMEOUT_SECONDS", "given {} minutes"),
+        ("READY_TIMEOUT_SECONDS", "up to {} minutes"),
+    ):
+        seconds = int(node_script.split(f'{variable}="${{{variable}:-', 1)[1].split("}", 1)[0])
+        assert words.format(seconds // 60) in section, variable
+    assert "systemctl start --no-block k3s" in section
+    assert "### Runbook: the instance is gone or was replaced" in section
+    for fact in ("server/tls", "server/cred", ".node-password.k3s", "-server-2"):
+        assert fact in section, fact
