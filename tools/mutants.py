@@ -246,6 +246,27 @@ MUTANTS = (
         "            value = raw",
         ("tests/test_template.py", "tests/test_config_rules.py"),
     ),
+    Mutant(
+        "the first server resets the cluster while another server's etcd still runs (a split brain)",
+        "components/remote/restore-etcd-snapshot.sh",
+        'if serves_etcd "$address"; then',
+        "if false; then",
+        ("tests/test_restore.py",),
+    ),
+    Mutant(
+        "a failed restore no longer names the servers it left stopped, nor how to start or rejoin them",
+        "bin/restore.sh",
+        'if [ "$step" = stop ]; then stopped_servers+=("$server"); fi',
+        ":",
+        ("tests/test_restore.py",),
+    ),
+    Mutant(
+        "onto replaced instances the other servers rejoin with the replacement cluster's token",
+        "bin/restore.sh",
+        '"$step" "$restore_token" "$token_drop_in" "$wait_lib_b64"',
+        '"$step" "" "$token_drop_in" "$wait_lib_b64"',
+        ("tests/test_restore.py",),
+    ),
 )
 
 
