@@ -66,9 +66,18 @@ cp "$STUB_DIR/k3s" "$K3S_BIN"
 INSTALLER
 """
 
+# k3s' server unit is Type=notify with TimeoutStartSec=0 (k3s install.sh,
+# create_systemd_service_file): a blocking start or restart of it can wait for ever, so the
+# stand-in refuses one; the agent's unit (Type=exec) returns once started.
 SYSTEMCTL_STUB = """#!/bin/sh
 echo "systemctl $*" >> "$STUB_LOG"
 if [ "$1" = "is-active" ]; then exit "${STUB_INACTIVE:-0}"; fi
+case "$*" in
+  "start k3s" | "restart k3s")
+    echo "systemctl $*: a blocking start of the Type=notify k3s unit; use --no-block" >&2
+    exit 99
+    ;;
+esac
 """
 
 # STUB_SYSCTL_FAILS makes it fail as sysctl does on a key the kernel refuses.

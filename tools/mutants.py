@@ -267,6 +267,13 @@ MUTANTS = (
         '"$step" "" "$token_drop_in" "$wait_lib_b64"',
         ("tests/test_restore.py",),
     ),
+    Mutant(
+        "a config change restarts the Type=notify k3s unit blocking, so an unhealthy start waits for ever",
+        "components/remote/install-k3s-server.sh",
+        "  systemctl restart --no-block k3s",
+        "  systemctl restart k3s",
+        ("tests/test_remote_scripts.py",),
+    ),
 )
 
 

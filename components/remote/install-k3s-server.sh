@@ -67,11 +67,13 @@ if [ "$current_version" != "$K3S_VERSION" ]; then
   echo "installing k3s $K3S_VERSION (installed: ${current_version:-none})"
   install_release "$K3S_VERSION" server "$work_dir"
 elif [ "$config_changed" = true ]; then
+  # The unit is Type=notify with TimeoutStartSec=0 (k3s install.sh, create_systemd_service_file):
+  # a blocking restart could wait for ever. --no-block queues it; the wait below is bounded.
   echo "k3s $K3S_VERSION is installed; config changed, restarting k3s"
-  systemctl restart k3s
+  systemctl restart --no-block k3s
 elif ! systemctl is-active --quiet k3s; then
   echo "k3s $K3S_VERSION is installed but not running; starting it"
-  systemctl start k3s
+  systemctl start --no-block k3s
 else
   echo "k3s $K3S_VERSION is installed with this config; nothing to change"
 fi
