@@ -9,7 +9,13 @@ import pytest
 import yaml
 from pulumi.provider.experimental.component import ComponentProvider
 
-from components.cluster import CLUSTER_TYPE, Cluster, ClusterArgs, plan_single_server
+from components.cluster import (
+    CLUSTER_TYPE,
+    INPUT_DEFAULTS,
+    Cluster,
+    ClusterArgs,
+    parse_cluster_args,
+)
 from components.errors import ConfigError
 from tests.helpers import ADMIN_CIDR, INSTANCE, PROJECT_DIR, Declared, run_program
 from tools import mockengine
@@ -84,6 +90,10 @@ VALID: ClusterArgs = {
 }
 
 
+def plan(args: ClusterArgs):
+    return parse_cluster_args("dev", args, environ={}, dry_run=True)
+
+
 @pytest.mark.parametrize(
     ("changes", "key", "fragment"),
     [
@@ -108,32 +118,35 @@ def test_cluster_inputs_are_checked_as_the_stacks_config_is_naming_the_input(
     changes, key, fragment
 ):
     with pytest.raises(ConfigError) as caught:
-        plan_single_server("dev", cast(ClusterArgs, {**VALID, **changes}))
+        plan(cast(ClusterArgs, {**VALID, **changes}))
     assert caught.value.key == f"lightsail-k3s:{key}" and fragment in str(caught.value), str(
         caught.value
     )
 
 
-def test_cluster_inputs_become_the_components_args():
-    plan = plan_single_server(
-        "dev",
-        {**VALID, "protect": False, "tags": {"team": "platform"}, "auto_snapshot_time": "03:00"},
+def test_cluster_inputs_become_the_clusters_spec():
+    spec = plan(
+        {**VALID, "protect": False, "tags": {"team": "platform"}, "auto_snapshot_time": "03:00"}
     )
-    host = (plan.host.bundle_id, plan.host.blueprint_id, plan.host.availability_zone)
-    assert host == ("small_3_0", "ubuntu_24_04", "eu-central-1a")
+    host = (spec.bundle.bundle_id, spec.blueprint_id, spec.availability_zone, spec.region)
+    assert host == ("small_3_0", "ubuntu_24_04", "eu-central-1a", "eu-central-1")
     assert (
-        plan.host.protect is False
-        and plan.host.tags == {"team": "platform"}
-        and plan.host.auto_snapshot_time == "03:00"
+        spec.protect is False
+        and spec.tags == {"team": "platform"}
+        and spec.auto_snapshot_time == "03:00"
     )
-    assert plan.k3s_version == "v1.36.1+k3s1" and plan.host.static_ip
-    # Protected unless the caller says otherwise, as the stack's default.
-    assert plan_single_server("dev", VALID).host.protect is True
+    assert spec.k3s_version == "v1.36.1+k3s1"
+    # Protected unless the caller says otherwise, as the stack's default; one server, no agents,
+    # no backups, no domain.
+    default = plan(VALID)
+    assert default.protect is True
+    assert (default.topology.server_count, default.topology.agent_count) == (1, 0)
+    assert default.backups is None and default.https is None and not default.embedded_etcd
 
 
 def test_a_cluster_name_that_cannot_name_a_node_is_refused():
     with pytest.raises(ConfigError, match="not a lowercase DNS label"):
-        plan_single_server("Dev_Cluster", VALID)
+        parse_cluster_args("Dev_Cluster", VALID, environ={}, dry_run=True)
 
 
 def provider_schema() -> dict[str, Any]:
@@ -156,26 +169,61 @@ def test_the_plugin_is_a_python_component_provider_host():
     assert CLUSTER_TYPE == f"{package_name}:index:Cluster"
 
 
+# Every input of Cluster and the schema type it has: the stack's config keys of the same names.
+CLUSTER_INPUTS = {
+    "availabilityZone": "string",
+    "bundleId": "string",
+    "blueprintId": "string",
+    "k3sVersion": "string",
+    "adminCidrs": "array",
+    "deployCidrs": "array",
+    "serverCount": "integer",
+    "agentCount": "integer",
+    "agentBundleId": "string",
+    "agentPublicIps": "boolean",
+    "sshPublicKey": "string",
+    "sshAgentSocket": "string",
+    "sshHostKey": "string",
+    "sshHostKeys": "object",
+    "autoSnapshotTime": "string",
+    "backups": "boolean",
+    "etcdSnapshotSchedule": "string",
+    "etcdSnapshotRetention": "integer",
+    "certRotation": "integer",
+    "protect": "boolean",
+    "deleteUnreachable": "boolean",
+    "tags": "object",
+    "domain": "string",
+    "manageDnsZone": "boolean",
+    "acmeEmail": "string",
+    "acmeStaging": "boolean",
+    "burstAlarmPercent": "integer",
+    "alarmEmail": "string",
+}
+
+
 def test_the_multi_language_schema_has_the_clusters_inputs_and_outputs():
     schema = provider_schema()
     assert schema["name"] == "lightsail-k3s"
     resource = schema["resources"][CLUSTER_TYPE]
     assert resource["isComponent"] is True
     inputs = {name: spec.get("type") for name, spec in resource["inputProperties"].items()}
-    assert inputs == {
-        "availabilityZone": "string",
-        "bundleId": "string",
-        "blueprintId": "string",
-        "k3sVersion": "string",
-        "adminCidrs": "array",
-        "sshPublicKey": "string",
-        "sshAgentSocket": "string",
-        "autoSnapshotTime": "string",
-        "protect": "boolean",
-        "tags": "object",
+    assert inputs == CLUSTER_INPUTS
+    # Named like the stack's config keys, typed as Pulumi.yaml types them.
+    declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+    stack_types = {
+        key: declared[key].get("type", "object")
+        for key in CLUSTER_INPUTS
+        if key != "sshAgentSocket"
     }
-    assert resource["inputProperties"]["adminCidrs"]["items"]["type"] == "string"
-    assert resource["inputProperties"]["tags"]["additionalProperties"]["type"] == "string"
+    # backups is auto, true or false in the stack: a component has no stack name for auto.
+    assert {**stack_types, "backups": "boolean"} == {
+        key: kind for key, kind in CLUSTER_INPUTS.items() if key != "sshAgentSocket"
+    }
+    for key in ("adminCidrs", "deployCidrs"):
+        assert resource["inputProperties"][key]["items"]["type"] == "string"
+    for key in ("tags", "sshHostKeys"):
+        assert resource["inputProperties"][key]["additionalProperties"]["type"] == "string"
     assert sorted(resource["requiredInputs"]) == [
         "adminCidrs",
         "availabilityZone",
@@ -183,23 +231,57 @@ def test_the_multi_language_schema_has_the_clusters_inputs_and_outputs():
         "bundleId",
         "k3sVersion",
     ]
+    assert all(spec.get("description") for spec in resource["inputProperties"].values())
     outputs = {name: spec.get("type") for name, spec in resource["properties"].items()}
     assert outputs == {
-        name: "string"
-        for name in (
-            "kubeconfig",
-            "kubeApiUrl",
-            "publicIp",
-            "privateIp",
-            "instanceName",
-            "sshUser",
-            "sshPrivateKey",
-            "nodeToken",
-            "agentToken",
-        )
+        **{
+            name: "string"
+            for name in (
+                "kubeconfig",
+                "kubeApiUrl",
+                "publicIp",
+                "privateIp",
+                "instanceName",
+                "sshUser",
+                "sshHostKey",
+                "sshPrivateKey",
+                "nodeToken",
+                "agentToken",
+                "kubeconfigExpiresAt",
+                "certificatesExpireAt",
+                "backupBucket",
+            )
+        },
+        "nameServers": "array",
+        "nodes": "array",
     }
-    assert "sshPrivateKey" not in resource["required"] and "kubeconfig" in resource["required"]
+    node = schema["types"]["lightsail-k3s:index:ClusterNode"]
+    assert set(node["properties"]) == {
+        "name",
+        "role",
+        "bundleId",
+        "privateIp",
+        "publicIp",
+        "certificatesExpireAt",
+    }
+    assert (
+        resource["properties"]["nodes"]["items"]["$ref"]
+        == "#/types/lightsail-k3s:index:ClusterNode"
+    )
+    assert {"sshPrivateKey", "backupBucket"}.isdisjoint(resource["required"])
+    assert "kubeconfig" in resource["required"]
     assert "IPv4 CIDRs" in resource["inputProperties"]["adminCidrs"]["description"]
+
+
+def test_the_clusters_defaults_are_the_stacks():
+    """Pulumi.yaml is the defaults' home; the component, installed without it, holds a copy."""
+    declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+
+    def as_config(value: Any) -> str:
+        return json.dumps(value) if isinstance(value, bool) else str(value)
+
+    stack_defaults = {key: as_config(declared[key]["default"]) for key in INPUT_DEFAULTS}
+    assert {**stack_defaults, "backups": "false"} == INPUT_DEFAULTS
 
 
 def test_the_package_ships_the_components_with_their_remote_scripts():
