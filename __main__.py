@@ -28,7 +28,7 @@ gated = pulumi.ResourceOptions(
 # Servers, agents, backups, alarms, the DNS zone and Traefik's ACME settings (components/cluster.py).
 cluster = Cluster.from_spec(settings.cluster_name, settings.cluster, gated)
 
-apps = Apps(
+apps = Apps.from_args(
     settings.cluster_name,
     AppsArgs(
         namespace=settings.apps.namespace,

@@ -193,6 +193,15 @@ MUTANTS = (
         "parent=self",
         ("tests/test_cluster.py",),
     ),
+    Mutant(
+        "the package's Apps builds its provider without the kubeconfig: its objects go to whatever"
+        " cluster the provider process's ambient kubeconfig names",
+        "components/apps.py",
+        """                kubeconfig=args["kubeconfig"],
+""",
+        "",
+        ("tests/test_components_elsewhere.py",),
+    ),
 )
 
 
