@@ -1,17 +1,25 @@
-"""The team's apps on the cluster, exposed through k3s' bundled Traefik."""
+"""The team's apps on the cluster, exposed through k3s' bundled Traefik.
 
-from __future__ import annotations
+The stack declares Apps with `Apps.from_args` and its checked settings; the multi-language package
+(provider/) constructs it from the inputs below, which the SDK's analyzer reads from the type hints
+(as for components/cluster.py): so no `from __future__ import annotations` here.
+"""
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .app_settings import AppSpec
+from .app_settings import AppSpec, parse_app_settings
 from .capacity import DEFAULT_LIMITS, DEFAULT_REQUESTS, NamespaceBudget
+from .catalog import BUNDLES
+from .errors import ConfigError
+from .k3s import kubernetes_minor
+from .settings import PROJECT_DIR, parse_k3s_version
+from .traefik import cert_resolver
 
 # k3s ships Traefik as its ingress controller under this IngressClass
 # (docs.k3s.io/networking/networking-services, "Traefik Ingress Controller"); installing a
@@ -153,19 +161,124 @@ def first_app_url(apps: Sequence[AppSpec], public_ip: str, tls: IngressTls | Non
     return f"https://{tls.domain}/" if tls else f"http://{public_ip}/"
 
 
+class AppsInputs(TypedDict):
+    """The apps on a Cluster's API; checked as the lightsail-k3s stack checks its config keys of the same names."""
+
+    kubeconfig: pulumi.Input[str]
+    """The cluster's admin kubeconfig (the Cluster's kubeconfig output)."""
+    public_ip: pulumi.Input[str]
+    """The address the apps are served at without a domain (the Cluster's publicIp output)."""
+    bundle_id: str
+    """The servers' Lightsail bundle, which sizes the namespace's budget (the Cluster's bundleId input)."""
+    k3s_version: str
+    """The cluster's k3s release: the pods are checked against its Kubernetes minor's Pod Security profiles."""
+    apps: NotRequired[list[dict[str, Any]]]
+    """The apps, each object as the stack's `apps` config holds it (name, image, port, path, host, healthPath, …)."""
+    app_namespace: NotRequired[str]
+    """The apps' namespace; apps unless set."""
+    cpu_budget: NotRequired[str]
+    """warn, enforce or off: what to do when the apps' sustained CPU exceeds the bundle's baseline."""
+    domain: NotRequired[str]
+    """The Cluster's domain: the apps are served under it over HTTPS."""
+    acme_staging: NotRequired[bool]
+    """The Cluster's acme_staging."""
+
+
+# The stack's defaults of these keys (Pulumi.yaml; tests/test_components_elsewhere.py holds them to it).
+APPS_INPUT_DEFAULTS = {"app_namespace": "apps", "cpu_budget": "warn"}
+
+
+def parse_apps_inputs(
+    inputs: AppsInputs,
+) -> tuple[Callable[[k8s.Provider], AppsArgs], str | None]:
+    """The inputs checked by the stack's parsers: the stack's Args on a given provider, and the
+    burst warning, if any."""
+    bundle_id = inputs["bundle_id"]
+    if bundle_id not in BUNDLES:
+        raise ConfigError(
+            "bundleId",
+            f"{bundle_id!r} is not a known Lightsail bundle",
+            "pass the Cluster's bundleId",
+        )
+    k3s_version = parse_k3s_version(
+        lambda key: {"k3sVersion": inputs["k3s_version"]}.get(key.partition(":")[2])
+    )
+    settings = parse_app_settings(
+        apps_raw=inputs.get("apps", []),
+        namespace_raw=inputs.get("app_namespace", APPS_INPUT_DEFAULTS["app_namespace"]),
+        # No appSecrets input: their values would arrive as secret outputs, which the checks
+        # cannot read before the resources are declared.
+        secrets_raw=None,
+        secrets_are_secret=True,
+        plain_text_secret_paths=(),
+        manifests_dir_raw=None,
+        project_dir=PROJECT_DIR,
+        bundle=BUNDLES[bundle_id],
+        cpu_budget_raw=inputs.get("cpu_budget", APPS_INPUT_DEFAULTS["cpu_budget"]),
+    )
+    domain = inputs.get("domain")
+    tls = IngressTls(domain, cert_resolver(inputs.get("acme_staging", False))) if domain else None
+
+    def on(provider: k8s.Provider) -> AppsArgs:
+        return AppsArgs(
+            namespace=settings.namespace,
+            apps=settings.specs,
+            budget=settings.budget,
+            provider=provider,
+            public_ip=inputs["public_ip"],
+            pod_security_version=kubernetes_minor(k3s_version),
+            tls=tls,
+        )
+
+    return on, settings.burst_warning
+
+
 class Apps(pulumi.ComponentResource):
     """The app namespace with its resource budget, the apps, their Ingresses and any existing manifests."""
 
     urls: pulumi.Output[dict[str, Any]]
+    """Each app's in-cluster service, port, path and URL, by app name."""
     app_url: pulumi.Output[str]
+    """The first app's URL."""
 
-    def __init__(self, name: str, args: AppsArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: AppsInputs, opts: pulumi.ResourceOptions | None = None):
+        # Checked before anything is declared; the provider for the kubeconfig is a child.
+        on_provider, burst_warning = parse_apps_inputs(args)
+        if burst_warning:
+            pulumi.log.warn(burst_warning)
+
+        def on_own_provider(apps: "Apps") -> AppsArgs:
+            provider = k8s.Provider(
+                f"{name}-kubernetes",
+                kubeconfig=args["kubeconfig"],
+                opts=pulumi.ResourceOptions(parent=apps),
+            )
+            return on_provider(provider)
+
+        self._declare(name, on_own_provider, opts)
+
+    @classmethod
+    def from_args(
+        cls, name: str, args: AppsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> "Apps":
+        """The apps of settings already checked, on a provider of the caller's (the stack's Cluster's)."""
+        apps = cls.__new__(cls)
+        apps._declare(name, lambda _: args, opts)
+        return apps
+
+    def _declare(
+        self,
+        name: str,
+        args_of: Callable[["Apps"], AppsArgs],
+        opts: pulumi.ResourceOptions | None,
+    ) -> None:
         # Every child's URN contains the component's type, so without the alias a new token would
         # delete and recreate every Kubernetes object of a stack. Children inherit it: the engine
         # looks each child up under its parent's old URN too, old names included (pulumi/pulumi
         # pkg/resource/deploy/step_generator.go, generateAliases and inheritedChildAlias).
         aliases = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=PREVIOUS_APPS_TYPE)])
         super().__init__(APPS_TYPE, name, None, pulumi.ResourceOptions.merge(opts, aliases))
+        args = args_of(self)
 
         def on_cluster(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(

@@ -1,14 +1,16 @@
-"""A one-server k3s cluster as one component, for programs in any Pulumi language.
+"""The whole cluster as one component: servers, agents, backups, alarms, DNS and Traefik's ACME.
 
-`Cluster` is what the multi-language package (provider/) offers: the component provider host
-passes it its inputs as a plain dict, and the SDK's analyzer reads the schema from the type hints
-below (pulumi/pulumi sdk/python/lib/pulumi/provider/experimental/analyzer.py, analyze_component:
-the `args` annotation of `__init__` gives the inputs, the class's annotated attributes the
-outputs). So this module keeps its annotations evaluated: no `from __future__ import annotations`.
+The stack declares it (__main__.py, from its checked Settings: `Cluster.from_spec`), and so does
+the multi-language package (provider/): the component provider host passes its inputs as a plain
+dict, and the SDK's analyzer reads the schema from the type hints below (pulumi/pulumi
+sdk/python/lib/pulumi/provider/experimental/analyzer.py, analyze_component: the `args` annotation
+of `__init__` gives the inputs, the class's annotated attributes the outputs). So this module keeps
+its annotations evaluated: no `from __future__ import annotations`.
 
-The inputs pass the same checks as the stack's config (components/settings.py), each error naming
-the input. The composition is the stack's first server: LightsailHost with the server firewall
-and a static IP, then K3sServer on it.
+The inputs are named like the stack's config keys and pass the same parsers
+(components/settings.py), each error naming the key. Every child is named after the component:
+the first server is `name`, the others `name-server-2` and `name-server-3`, the agents
+`name-agent-N`, and the bucket, alarms, zone and ACME settings `name` with their own types.
 
 One check of the stack's is not made here: k3sVersion against the release deployed before. The
 stack reads that from its own `k3sVersion` output; a component in another program has no such
@@ -20,123 +22,137 @@ upgrade_checked): a depends_on in its options that fails on a refused version.
 """
 
 import json
+import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import NotRequired, TypedDict
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from . import settings
+from .alarms import LightsailAlarms, LightsailAlarmsArgs, parse_alarm_settings
+from .backups import BackupBucket, BackupBucketArgs
+from .capacity import NodeCapacity
+from .certificates import kubeconfig_expiry, watch_certificate_expiry
+from .dns import DnsZone, DnsZoneArgs
 from .errors import ConfigError
-from .host import HostArgs, LightsailHost
-from .k3s import K3sServer, K3sServerArgs, server_firewall_rules
+from .host import PREVIOUS_HOST_TYPE, HostArgs, LightsailHost, PortRule
+from .k3s import K3sServer, K3sServerArgs, agent_firewall_rules, server_firewall_rules
+from .k3s_agent import K3sAgent, K3sAgentArgs
+from .k3s_peer import K3sPeerServer, K3sPeerServerArgs
+from .traefik import TraefikAcme, TraefikAcmeArgs
 
 CLUSTER_TYPE = "lightsail-k3s:index:Cluster"
-# The name names the node, the kubeconfig's cluster and the Lightsail resources: a DNS-1123 label.
+# The name names the first node, the kubeconfig's cluster and the Lightsail resources: a DNS-1123
+# label, short enough for the further nodes' names (name-server-3, name-agent-N) to be labels too.
 CLUSTER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?")
 
 
 class ClusterArgs(TypedDict):
-    """The node and k3s on it; checked as the lightsail-k3s stack checks its config keys of the same names."""
+    """The cluster's settings; checked as the lightsail-k3s stack checks its config keys of the same names."""
 
     availability_zone: str
     """Lightsail availability zone, e.g. eu-central-1a; its region is the AWS provider's."""
     bundle_id: str
-    """Lightsail bundle (instance size), e.g. small_3_0: 2 vCPU and 2 GB at least."""
+    """Lightsail bundle (instance size) of the servers, e.g. small_3_0: 2 vCPU and 2 GB at least."""
     blueprint_id: str
     """Operating system: ubuntu_22_04, ubuntu_24_04 or debian_12."""
     k3s_version: str
     """Exact k3s release, e.g. v1.36.1+k3s1, of a tested Kubernetes minor."""
     admin_cidrs: list[str]
     """IPv4 CIDRs allowed to reach SSH and the Kubernetes API."""
+    deploy_cidrs: NotRequired[list[str]]
+    """IPv4 CIDRs of the machine deploying this run, opened beside admin_cidrs."""
+    server_count: NotRequired[int]
+    """Servers: 1, or 3 for an etcd quorum that survives the loss of one."""
+    agent_count: NotRequired[int]
+    """Agents (workers); 0 unless set."""
+    agent_bundle_id: NotRequired[str]
+    """Lightsail bundle of the agents; the servers' unless set."""
+    agent_public_ips: NotRequired[bool]
+    """Give agents static IPs and open HTTP(S) on them; false unless set."""
     ssh_public_key: NotRequired[str]
     """An OpenSSH public key to log in with, its private half in the ssh-agent; without it a key is generated."""
     ssh_agent_socket: NotRequired[str]
     """The ssh-agent socket (SSH_AUTH_SOCK) holding the private half of ssh_public_key."""
+    ssh_host_key: NotRequired[str]
+    """The first server's own SSH host key, to pin on an instance created before host keys were pinned."""
+    ssh_host_keys: NotRequired[dict[str, str]]
+    """Node name to that node's own SSH host key, likewise."""
     auto_snapshot_time: NotRequired[str]
     """Daily Lightsail snapshot hour in UTC (HH:00); none without it."""
+    backups: NotRequired[bool]
+    """etcd snapshots to a Lightsail bucket; false unless set."""
+    etcd_snapshot_schedule: NotRequired[str]
+    """When backups take a snapshot: five-field cron, node time UTC."""
+    etcd_snapshot_retention: NotRequired[int]
+    """Snapshots kept, on the node and in the bucket."""
+    cert_rotation: NotRequired[int]
+    """Raise by one to rotate every node's k3s certificates; 0 unless set."""
     protect: NotRequired[bool]
-    """Refuse to delete or replace the instance (and with it the cluster's data); true unless set false."""
+    """Refuse to delete or replace the servers (and with them the cluster's data); true unless set false."""
+    delete_unreachable: NotRequired[bool]
+    """Let a refresh drop Kubernetes objects of an unreachable cluster from state; false unless set."""
     tags: NotRequired[dict[str, str]]
     """Tags on the Lightsail resources."""
+    domain: NotRequired[str]
+    """A registered domain to serve HTTPS under, certificates from Let's Encrypt."""
+    manage_dns_zone: NotRequired[bool]
+    """Create the domain's Lightsail DNS zone (needs the AWS CLI); true unless set false."""
+    acme_email: NotRequired[str]
+    """Let's Encrypt's contact address; required with domain."""
+    acme_staging: NotRequired[bool]
+    """Use Let's Encrypt's staging CA; false unless set."""
+    burst_alarm_percent: NotRequired[int]
+    """Alarm when an instance's burst capacity falls below this percentage."""
+    alarm_email: NotRequired[str]
+    """Where Lightsail mails the alarms; the console only without it."""
 
 
-class Cluster(pulumi.ComponentResource):
-    """A k3s server on a Lightsail instance with a static IP: kubeconfig and tokens as secret outputs."""
-
-    kubeconfig: pulumi.Output[str]
-    """Admin kubeconfig, its server the static IP (secret)."""
-    kube_api_url: pulumi.Output[str]
-    """The Kubernetes API, https://<static IP>:6443."""
-    public_ip: pulumi.Output[str]
-    """The static IP."""
-    private_ip: pulumi.Output[str]
-    """The instance's private IP, for agents joining."""
-    instance_name: pulumi.Output[str]
-    """The Lightsail instance's name."""
-    ssh_user: pulumi.Output[str]
-    """The login user of the blueprint."""
-    ssh_private_key: pulumi.Output[str] | None
-    """The generated SSH private key (secret); absent when ssh_public_key was given."""
-    node_token: pulumi.Output[str]
-    """The server token (secret)."""
-    agent_token: pulumi.Output[str]
-    """The token agents join with (secret)."""
-
-    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
-        plan = plan_single_server(name, args)
-        super().__init__(CLUSTER_TYPE, name, None, opts)
-        node, k3s = declare_single_server(name, plan, parent=self)
-        self.kubeconfig = k3s.kubeconfig
-        self.kube_api_url = k3s.api_url
-        self.public_ip = node.public_ip
-        self.private_ip = node.private_ip
-        self.instance_name = node.instance_name
-        self.ssh_user = node.ssh_user
-        self.ssh_private_key = node.ssh_private_key
-        self.node_token = k3s.node_token
-        self.agent_token = k3s.agent_token
-        self.register_outputs(
-            {
-                "kubeconfig": self.kubeconfig,
-                "kubeApiUrl": self.kube_api_url,
-                "publicIp": self.public_ip,
-                "privateIp": self.private_ip,
-                "instanceName": self.instance_name,
-                "sshUser": self.ssh_user,
-                "sshPrivateKey": self.ssh_private_key,
-                "nodeToken": self.node_token,
-                "agentToken": self.agent_token,
-            }
-        )
+# The inputs' defaults, as config strings: Pulumi.yaml's (the stack's one home for them; a test
+# holds these to it), except backups, which is "auto" there: on for stacks named prod*, and a
+# component has no stack name to go by. Only the tested minors: allowUntestedK3sVersion is no input.
+INPUT_DEFAULTS = {
+    "serverCount": "1",
+    "agentCount": "0",
+    "agentPublicIps": "false",
+    "backups": "false",
+    "etcdSnapshotSchedule": "0 */12 * * *",
+    "etcdSnapshotRetention": "5",
+    "certRotation": "0",
+    "protect": "true",
+    "deleteUnreachable": "false",
+    "manageDnsZone": "true",
+    "acmeStaging": "false",
+    "burstAlarmPercent": "30",
+    "alarmEmail": "",
+    "allowUntestedK3sVersion": "false",
+}
 
 
-def args_source(args: ClusterArgs) -> settings.ConfigSource:
+def config_key(input_name: str) -> str:
+    """The stack's config key an input is named like: bundle_id is bundleId."""
+    return re.sub(r"_([a-z])", lambda match: match.group(1).upper(), input_name)
+
+
+def args_source(args: Mapping[str, object]) -> settings.ConfigSource:
     """The inputs as the config the settings parsers read: raw strings, lists and objects as JSON."""
-    raw = {
-        "protect": "true",
-        # Only the tested minors, as the stack's default: an input to go further is not offered.
-        "allowUntestedK3sVersion": "false",
-    }
+    raw = dict(INPUT_DEFAULTS)
     for key, value in args.items():
-        camel = re.sub(r"_([a-z])", lambda match: match.group(1).upper(), key)
         if isinstance(value, bool):
-            raw[camel] = "true" if value else "false"
+            raw[config_key(key)] = "true" if value else "false"
         else:
-            raw[camel] = json.dumps(value) if isinstance(value, list | dict) else str(value)
+            raw[config_key(key)] = (
+                json.dumps(value) if isinstance(value, list | dict) else str(value)
+            )
     return lambda key: raw.get(key.removeprefix(f"{settings.PROJECT}:"))
 
 
-@dataclass(frozen=True)
-class ServerPlan:
-    """A one-server cluster's checked inputs, in the components' own Args."""
-
-    host: HostArgs
-    k3s_version: str
-
-
-def plan_single_server(name: str, args: ClusterArgs) -> ServerPlan:
-    """Every input checked, each error naming its input, before anything is declared."""
+def parse_cluster_args(
+    name: str, args: ClusterArgs, environ: Mapping[str, str], dry_run: bool
+) -> settings.ClusterSpec:
+    """Every input checked, each error naming its config key, before anything is declared."""
     if not CLUSTER_NAME.fullmatch(name):
         raise ConfigError(
             "name",
@@ -162,41 +178,409 @@ def plan_single_server(name: str, args: ClusterArgs) -> ServerPlan:
             "sshPublicKey is given, but no ssh-agent socket to reach the host with its private half",
             "pass the agent's socket (SSH_AUTH_SOCK), or leave sshPublicKey out to generate a key",
         )
-    host = HostArgs(
+    bundle = settings.parse_bundle(source)
+    topology = settings.Topology(
+        server_count=settings.parse_server_count(source),
+        agent_count=settings.parse_agent_count(source),
+        agent_bundle=settings.parse_agent_bundle(source, bundle),
+        agent_public_ips=source("agentPublicIps") == "true",
+    )
+    settings.check_node_name_lengths(
+        topology, name, lambda excess: f"use a name of at most {len(name) - excess} characters"
+    )
+    host_keys = settings.parse_ssh_host_keys(
+        source,
+        lambda _key: False,
+        settings.server_names(name, topology.server_count),
+        settings.agent_names(name, topology.agent_count),
+    )
+    return settings.ClusterSpec(
+        region=region,
         availability_zone=settings.parse_availability_zone(source, region),
+        bundle=bundle,
         blueprint_id=settings.parse_blueprint(source),
-        bundle_id=settings.parse_bundle(source).bundle_id,
-        firewall_rules=server_firewall_rules(settings.parse_admin_cidrs(source)),
-        static_ip=True,
+        k3s_version=settings.parse_k3s_version(source),
+        admin_cidrs=settings.parse_admin_cidrs(source),
+        deploy_cidrs=settings.parse_deploy_cidrs(source),
+        ssh_public_key=ssh_public_key,
         ssh_agent_socket=ssh_agent_socket,
         auto_snapshot_time=settings.parse_auto_snapshot_time(source),
         protect=settings.parse_protect(source),
+        delete_unreachable=settings.parse_delete_unreachable(source),
         tags=settings.parse_tags(source),
-        ssh_public_key=ssh_public_key,
+        # "true" or "false": the stack name only matters to "auto", which is no input here.
+        backups=settings.parse_backups(source, name),
+        cert_rotation=settings.parse_cert_rotation(source),
+        topology=topology,
+        alarms=parse_alarm_settings(source("burstAlarmPercent") or "", source("alarmEmail") or ""),
+        https=settings.parse_https(source, None, environ, dry_run),
+        ssh_host_keys=host_keys,
     )
-    return ServerPlan(host=host, k3s_version=settings.parse_k3s_version(source))
 
 
-def declare_single_server(
-    name: str, plan: ServerPlan, parent: pulumi.Resource
-) -> tuple[LightsailHost, K3sServer]:
-    """The host, then k3s on it, as the stack declares its first server."""
-    node = LightsailHost(name, plan.host, pulumi.ResourceOptions(parent=parent))
-    k3s = K3sServer(
-        name,
-        K3sServerArgs(
-            host=node.public_ip,
-            ssh_user=node.ssh_user,
-            ssh_private_key=node.ssh_private_key,
-            ssh_agent_socket=plan.host.ssh_agent_socket,
-            instance_identity=node.instance_arn,
-            k3s_version=plan.k3s_version,
-            node_name=name,
-            cluster_name=name,
-            host_booted=[node.booted],
-            delete_unreachable=False,
-            ssh_host_key=node.ssh_host_key,
-        ),
-        pulumi.ResourceOptions(parent=parent),
-    )
-    return node, k3s
+class ClusterNode(TypedDict):
+    """One node of the cluster, as the stack's `nodes` output lists it."""
+
+    name: str
+    """The node's name, which also names its Lightsail resources."""
+    role: str
+    """server or agent."""
+    bundleId: str
+    """Its Lightsail bundle."""
+    privateIp: str
+    """Its private IP."""
+    publicIp: NotRequired[str]
+    """Its static IP; agents have one only with agent_public_ips."""
+    certificatesExpireAt: str
+    """The earliest expiry of its k3s certificates (ISO 8601)."""
+
+
+class Cluster(pulumi.ComponentResource):
+    """k3s on Lightsail: one server or three, agents, etcd backups, alarms, and HTTPS under a domain."""
+
+    kubeconfig: pulumi.Output[str]
+    """Admin kubeconfig, its server the first server's static IP or the domain (secret)."""
+    kube_api_url: pulumi.Output[str]
+    """The Kubernetes API, https://<static IP or api.domain>:6443."""
+    public_ip: pulumi.Output[str]
+    """The first server's static IP."""
+    private_ip: pulumi.Output[str]
+    """The first server's private IP, for agents joining."""
+    instance_name: pulumi.Output[str]
+    """The first server's Lightsail instance name."""
+    ssh_user: pulumi.Output[str]
+    """The login user of the blueprint."""
+    ssh_host_key: pulumi.Output[str]
+    """The first server's SSH host public key."""
+    ssh_private_key: pulumi.Output[str] | None
+    """The generated SSH private key (secret); absent when ssh_public_key was given."""
+    node_token: pulumi.Output[str]
+    """The server token (secret)."""
+    agent_token: pulumi.Output[str]
+    """The token agents join with (secret)."""
+    kubeconfig_expires_at: pulumi.Output[str]
+    """When the kubeconfig's client certificate expires (ISO 8601)."""
+    certificates_expire_at: pulumi.Output[str]
+    """The first certificate to expire, the kubeconfig's or any node's (ISO 8601)."""
+    backup_bucket: pulumi.Output[str] | None
+    """The Lightsail bucket of the etcd snapshots; absent without backups."""
+    name_servers: pulumi.Output[list[str]]
+    """The DNS zone's name servers, to enter at the registrar; none without a zone of ours."""
+    nodes: pulumi.Output[list[ClusterNode]]
+    """Every node: servers first, then agents."""
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        spec = parse_cluster_args(name, args, os.environ, pulumi.runtime.is_dry_run())
+        self._declare(name, spec, opts)
+
+    @classmethod
+    def from_spec(
+        cls, name: str, spec: settings.ClusterSpec, opts: pulumi.ResourceOptions | None = None
+    ) -> "Cluster":
+        """The cluster of settings already checked (the stack's, parsed once in components/settings.py)."""
+        cluster = cls.__new__(cls)
+        cluster._declare(name, spec, opts)
+        return cluster
+
+    def _declare(
+        self, name: str, spec: settings.ClusterSpec, opts: pulumi.ResourceOptions | None
+    ) -> None:
+        super().__init__(CLUSTER_TYPE, name, None, opts)
+        # The stack declared these at its root before it had this component; the alias keeps each
+        # at its URN, and their children follow through the engine's inheritedChildAlias (pulumi/
+        # pulumi pkg/resource/deploy/step_generator.go, generateAliases; tools/urns.py). Resources
+        # on the Kubernetes provider keep it too: a provider found under an alias is no change
+        # (step_generator.go, providerChanged: "observed an aliased provider").
+        child = pulumi.ResourceOptions(
+            parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]
+        )
+        # A host may come from before LightsailHost was LightsailNode's name and this component
+        # existed, both at once: the alias specs do not combine, so this one says both.
+        host_child = pulumi.ResourceOptions.merge(
+            child,
+            pulumi.ResourceOptions(
+                aliases=[pulumi.Alias(type_=PREVIOUS_HOST_TYPE, parent=pulumi.ROOT_STACK_RESOURCE)]
+            ),
+        )
+        server_rules = server_firewall_rules(spec.admin_cidrs, spec.deploy_cidrs)
+        node = LightsailHost(
+            name,
+            HostArgs(
+                availability_zone=spec.availability_zone,
+                blueprint_id=spec.blueprint_id,
+                bundle_id=spec.bundle.bundle_id,
+                firewall_rules=server_rules,
+                static_ip=True,
+                ssh_agent_socket=spec.ssh_agent_socket,
+                auto_snapshot_time=spec.auto_snapshot_time,
+                protect=spec.protect,
+                tags=spec.tags,
+                ssh_public_key=spec.ssh_public_key,
+                existing_host_key=spec.ssh_host_keys.get(name),
+            ),
+            host_child,
+        )
+        backups = (
+            BackupBucket(
+                name,
+                BackupBucketArgs(
+                    region=spec.region,
+                    schedule_cron=spec.backups.schedule_cron,
+                    retention=spec.backups.retention,
+                    tags=spec.tags,
+                ),
+                child,
+            )
+            if spec.backups
+            else None
+        )
+
+        def further_host(
+            host_name: str,
+            bundle_id: str,
+            firewall_rules: Sequence[PortRule],
+            *,
+            static_ip: bool,
+            protect: bool,
+        ) -> LightsailHost:
+            """A host after the first (a further server or an agent): the first's zone, blueprint and
+            key pair, and its own host key unless sshHostKeys pins the one it has."""
+            return LightsailHost(
+                host_name,
+                HostArgs(
+                    availability_zone=spec.availability_zone,
+                    blueprint_id=spec.blueprint_id,
+                    bundle_id=bundle_id,
+                    firewall_rules=firewall_rules,
+                    static_ip=static_ip,
+                    ssh_agent_socket=spec.ssh_agent_socket,
+                    auto_snapshot_time=spec.auto_snapshot_time,
+                    protect=protect,
+                    tags=spec.tags,
+                    shared_key_pair=node.key_pair,
+                    existing_host_key=spec.ssh_host_keys.get(host_name),
+                    # The old node leaves (drained, k3s stopped, its Node deleted) before its
+                    # successor is created under the same name (components/membership.py, join_node).
+                    delete_before_replace=True,
+                ),
+                host_child,
+            )
+
+        server_names = spec.server_names(name)
+        peer_names = server_names[1:]
+        # Further servers match the first: its bundle, its firewall, a static IP, its protection.
+        peer_hosts = [
+            further_host(
+                peer_name, spec.bundle.bundle_id, server_rules, static_ip=True, protect=spec.protect
+            )
+            for peer_name in peer_names
+        ]
+        https = spec.https
+        k3s = K3sServer(
+            name,
+            K3sServerArgs(
+                host=node.public_ip,
+                ssh_user=node.ssh_user,
+                ssh_private_key=node.ssh_private_key,
+                ssh_agent_socket=spec.ssh_agent_socket,
+                instance_identity=node.instance_arn,
+                k3s_version=spec.k3s_version,
+                node_name=name,
+                cluster_name=name,
+                host_booted=[node.booted],
+                delete_unreachable=spec.delete_unreachable,
+                ssh_host_key=node.ssh_host_key,
+                etcd_snapshots=backups.k3s_settings if backups else None,
+                cert_rotation=spec.cert_rotation,
+                cluster_init=spec.embedded_etcd,
+                # Every server answers for the API: each one's static IP is in every certificate.
+                tls_sans=[node.public_ip, *(host.public_ip for host in peer_hosts)],
+                api_domain=https.domain if https else None,
+                kubelet_args=NodeCapacity.of(spec.bundle).kubelet_args(),
+            ),
+            child,
+        )
+
+        # Servers install, upgrade and rotate their certificates one at a time, each Ready before
+        # the next; removing them runs the other way, one at a time, so etcd keeps its quorum.
+        # Then the agents.
+        previous: pulumi.Resource = k3s.done
+        # Each node's earliest certificate expiry, by node name.
+        certificates_expire_at = {name: k3s.certificates_expire_at}
+        for peer_name, peer_host in zip(peer_names, peer_hosts, strict=True):
+            peer = K3sPeerServer(
+                peer_name,
+                K3sPeerServerArgs(
+                    connection=peer_host.ssh_connection(spec.ssh_agent_socket),
+                    server_connection=node.ssh_connection(spec.ssh_agent_socket),
+                    instance_identity=peer_host.instance_arn,
+                    k3s_version=spec.k3s_version,
+                    node_name=peer_name,
+                    first_server_private_ip=node.private_ip,
+                    server_token=k3s.node_token,
+                    shared_config=k3s.shared_config,
+                    after=[peer_host.booted, previous],
+                    cert_rotation=spec.cert_rotation,
+                ),
+                child,
+            )
+            previous = peer.done
+            certificates_expire_at[peer_name] = peer.certificates_expire_at
+
+        topology = spec.topology
+        agent_names = spec.agent_names(name)
+        agent_hosts: list[LightsailHost] = []
+        for agent_name in agent_names:
+            agent_host = further_host(
+                agent_name,
+                topology.agent_bundle.bundle_id,
+                agent_firewall_rules(
+                    spec.admin_cidrs,
+                    public_ingress=topology.agent_public_ips,
+                    deploy_cidrs=spec.deploy_cidrs,
+                ),
+                static_ip=topology.agent_public_ips,
+                # Agents hold no cluster state, and lowering agentCount must be able to delete them.
+                protect=False,
+            )
+            agent = K3sAgent(
+                agent_name,
+                K3sAgentArgs(
+                    connection=agent_host.ssh_connection(spec.ssh_agent_socket),
+                    server_connection=node.ssh_connection(spec.ssh_agent_socket),
+                    instance_identity=agent_host.instance_arn,
+                    k3s_version=spec.k3s_version,
+                    node_name=agent_name,
+                    server_private_ip=node.private_ip,
+                    agent_token=k3s.agent_token,
+                    kubelet_args=NodeCapacity.of_agent(topology.agent_bundle).kubelet_args(),
+                    # Servers upgrade and rotate first, then agents one at a time, each Ready
+                    # before the next.
+                    after=[agent_host.booted, previous],
+                    cert_rotation=spec.cert_rotation,
+                ),
+                child,
+            )
+            agent_hosts.append(agent_host)
+            previous = agent.done
+            certificates_expire_at[agent_name] = agent.certificates_expire_at
+
+        LightsailAlarms(
+            name,
+            LightsailAlarmsArgs(
+                region=spec.region,
+                instances={
+                    "server": node.instance_name,
+                    **{
+                        f"server-{number}": host.instance_name
+                        for number, host in enumerate(peer_hosts, start=2)
+                    },
+                    **{
+                        f"agent-{number}": host.instance_name
+                        for number, host in enumerate(agent_hosts, start=1)
+                    },
+                },
+                settings=spec.alarms,
+            ),
+            child,
+        )
+
+        name_servers: pulumi.Input[list[str]] = []
+        if https:
+            if https.manage_dns_zone:
+                zone = DnsZone(
+                    name,
+                    DnsZoneArgs(https.domain, static_ip=node.public_ip, protect=spec.protect),
+                    child,
+                )
+                name_servers = zone.name_servers
+            TraefikAcme(
+                name,
+                TraefikAcmeArgs(
+                    acme_email=https.acme_email,
+                    acme_staging=https.acme_staging,
+                    provider=k3s.provider,
+                ),
+                child,
+            )
+
+        def node_entry(
+            node_name: str, role: str, bundle_id: str, host: LightsailHost, public: bool
+        ) -> pulumi.Output:
+            entry = {
+                "name": node_name,
+                "role": role,
+                "bundleId": bundle_id,
+                "privateIp": host.private_ip,
+                "certificatesExpireAt": certificates_expire_at[node_name],
+            }
+            return pulumi.Output.from_input(
+                {**entry, "publicIp": host.public_ip} if public else entry
+            )
+
+        self.kubeconfig = k3s.kubeconfig
+        self.kube_api_url = k3s.api_url
+        self.public_ip = node.public_ip
+        self.private_ip = node.private_ip
+        self.instance_name = node.instance_name
+        self.ssh_user = node.ssh_user
+        self.ssh_host_key = node.ssh_host_key
+        self.ssh_private_key = node.ssh_private_key
+        self.node_token = k3s.node_token
+        self.agent_token = k3s.agent_token
+        self.kubeconfig_expires_at = kubeconfig_expiry(k3s.kubeconfig)
+        self.certificates_expire_at = watch_certificate_expiry(
+            {
+                "the kubeconfig's client certificate": self.kubeconfig_expires_at,
+                **{
+                    f"a certificate of node {node_name}": expires_at
+                    for node_name, expires_at in certificates_expire_at.items()
+                },
+            },
+            name,
+            next_rotation=spec.cert_rotation + 1,
+        )
+        self.backup_bucket = backups.bucket_name if backups else None
+        self.name_servers = pulumi.Output.from_input(name_servers)
+        self.nodes = pulumi.Output.all(
+            *(
+                node_entry(node_name, "server", spec.bundle.bundle_id, host, public=True)
+                for node_name, host in zip(server_names, [node, *peer_hosts], strict=True)
+            ),
+            *(
+                node_entry(
+                    node_name,
+                    "agent",
+                    topology.agent_bundle.bundle_id,
+                    host,
+                    topology.agent_public_ips,
+                )
+                for node_name, host in zip(agent_names, agent_hosts, strict=True)
+            ),
+        )
+        # The Kubernetes provider of the cluster's API, for the Apps component and this program's
+        # own Kubernetes resources. Not annotated, so no schema output: the analyzer would refer to
+        # it as /kubernetes/…/schema.json#/resources/pulumi:providers:kubernetes (analyzer.py,
+        # is_resource), a reference pulumi/pulumi pkg/codegen/schema/bind.go calls deprecated
+        # ("use '#/provider' instead", pulumi/pulumi#20029) and means to refuse. Other languages
+        # pass the kubeconfig output to a provider of their own, or to the package's Apps.
+        self.provider: k8s.Provider = k3s.provider
+        self.register_outputs(
+            {
+                "kubeconfig": self.kubeconfig,
+                "kubeApiUrl": self.kube_api_url,
+                "publicIp": self.public_ip,
+                "privateIp": self.private_ip,
+                "instanceName": self.instance_name,
+                "sshUser": self.ssh_user,
+                "sshHostKey": self.ssh_host_key,
+                "sshPrivateKey": self.ssh_private_key,
+                "nodeToken": self.node_token,
+                "agentToken": self.agent_token,
+                "kubeconfigExpiresAt": self.kubeconfig_expires_at,
+                "certificatesExpireAt": self.certificates_expire_at,
+                "backupBucket": self.backup_bucket,
+                "nameServers": self.name_servers,
+                "nodes": self.nodes,
+            }
+        )

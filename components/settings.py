@@ -125,6 +125,51 @@ class HttpsSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSpec:
+    """The cluster part of the settings, checked: what the Cluster component declares (components/cluster.py).
+
+    The stack builds it from its Settings (Settings.cluster); the multi-language Cluster parses its
+    inputs into it with the same parsers (components/cluster.py, parse_cluster_args).
+    """
+
+    region: str
+    availability_zone: str
+    bundle: Bundle
+    blueprint_id: str
+    k3s_version: str
+    admin_cidrs: tuple[str, ...]
+    deploy_cidrs: tuple[str, ...]
+    ssh_public_key: str | None
+    ssh_agent_socket: str | None
+    auto_snapshot_time: str | None
+    protect: bool
+    delete_unreachable: bool
+    tags: Mapping[str, str]
+    backups: BackupSettings | None
+    cert_rotation: int
+    topology: Topology
+    alarms: AlarmSettings
+    https: HttpsSettings | None
+    ssh_host_keys: Mapping[str, str]
+
+    def server_names(self, cluster_name: str) -> tuple[str, ...]:
+        return server_names(cluster_name, self.topology.server_count)
+
+    def agent_names(self, cluster_name: str) -> tuple[str, ...]:
+        return agent_names(cluster_name, self.topology.agent_count)
+
+    @property
+    def generates_ssh_key(self) -> bool:
+        return self.ssh_public_key is None
+
+    @property
+    def embedded_etcd(self) -> bool:
+        """The one place that decides on etcd instead of SQLite: its snapshots back up the
+        cluster, and several servers share their datastore through it."""
+        return self.backups is not None or self.topology.server_count > 1
+
+
+@dataclass(frozen=True)
 class Settings:
     stack: str
     region: str
@@ -156,8 +201,15 @@ class Settings:
 
     @property
     def cluster_name(self) -> str:
-        """Names the first server's node, the kubeconfig context and the Kubernetes provider."""
+        """Names the Cluster component, the first server's node, the kubeconfig context and the Kubernetes provider."""
         return f"{PROJECT}-{self.stack}"
+
+    @property
+    def cluster(self) -> ClusterSpec:
+        """The cluster part, field for field: what the stack's Cluster component declares."""
+        return ClusterSpec(
+            **{field.name: getattr(self, field.name) for field in dataclasses.fields(ClusterSpec)}
+        )
 
     @property
     def server_names(self) -> tuple[str, ...]:
@@ -166,16 +218,6 @@ class Settings:
     @property
     def agent_names(self) -> tuple[str, ...]:
         return agent_names(self.cluster_name, self.topology.agent_count)
-
-    @property
-    def generates_ssh_key(self) -> bool:
-        return self.ssh_public_key is None
-
-    @property
-    def embedded_etcd(self) -> bool:
-        """The one place that decides on etcd instead of SQLite: its snapshots back up the
-        cluster, and several servers share their datastore through it."""
-        return self.backups is not None or self.topology.server_count > 1
 
 
 def server_names(cluster_name: str, count: int) -> tuple[str, ...]:
@@ -489,10 +531,13 @@ def _member_path(key: str, name: str) -> str:
 
 
 def parse_ssh_host_keys(
-    source: ConfigSource, is_secret: SecretCheck, settings: Settings
+    source: ConfigSource,
+    is_secret: SecretCheck,
+    server_names: Sequence[str],
+    agent_names: Sequence[str],
 ) -> dict[str, str]:
     """Existing nodes' own host keys by node name: sshHostKey for the first server, sshHostKeys for any node."""
-    first_server = settings.server_names[0]
+    first_server = server_names[0]
     pinned: dict[str, str] = {}
     single = parse_ssh_host_key(source)
     if single is not None:
@@ -512,7 +557,7 @@ def parse_ssh_host_keys(
             "promise a protection they do not get",
             f"set each entry again without --secret: {example}",
         )
-    nodes = (*settings.server_names, *settings.agent_names)
+    nodes = (*server_names, *agent_names)
     for name in sorted(by_name):
         path = _member_path("sshHostKeys", name)
         quoted = shlex.quote(path)
@@ -522,7 +567,7 @@ def parse_ssh_host_keys(
             raise ConfigError(
                 key,
                 f"{name!r} is not a node of this stack, so the key would pin nothing: with serverCount "
-                f"{settings.topology.server_count} and agentCount {settings.topology.agent_count} its nodes "
+                f"{len(server_names)} and agentCount {len(agent_names)} its nodes "
                 f"are {', '.join(nodes)}",
                 f"correct the node name (a typo, or a node that a lower serverCount or agentCount removed): "
                 f"pulumi config rm --path {quoted}, then {example}",
@@ -762,8 +807,21 @@ def parse_topology(source: ConfigSource, server_bundle: Bundle, stack: str) -> T
         agent_bundle=parse_agent_bundle(source, server_bundle),
         agent_public_ips=_parse_boolean(source, "agentPublicIps"),
     )
-    # Node names are DNS labels of at most 63 characters; the last of each role is the longest.
-    cluster_name = f"{PROJECT}-{stack}"
+    check_node_name_lengths(
+        topology,
+        f"{PROJECT}-{stack}",
+        lambda excess: (
+            f"use a stack name of at most {len(stack) - excess} characters (pulumi stack rename)"
+        ),
+    )
+    return topology
+
+
+def check_node_name_lengths(
+    topology: Topology, cluster_name: str, shorter_name_fix: Callable[[int], str]
+) -> None:
+    """Node names are DNS labels of at most 63 characters; the last of each role is the longest.
+    `shorter_name_fix` says how to shorten the name by the characters given."""
     for key, names in (
         ("serverCount", server_names(cluster_name, topology.server_count)),
         ("agentCount", agent_names(cluster_name, topology.agent_count)),
@@ -773,9 +831,8 @@ def parse_topology(source: ConfigSource, server_bundle: Bundle, stack: str) -> T
             raise ConfigError(
                 key,
                 f"the node name {node_name!r} would be longer than the 63 characters a Kubernetes node name may have",
-                f"use a stack name of at most {63 - len(node_name) + len(stack)} characters (pulumi stack rename)",
+                shorter_name_fix(len(node_name) - 63),
             )
-    return topology
 
 
 # The top-level sections of a stack file the Pulumi CLI reads: the fields of workspace.ProjectStack
@@ -892,7 +949,9 @@ def parse_settings(
     return dataclasses.replace(
         settings,
         https=parse_https(source, settings.apps, environ, dry_run),
-        ssh_host_keys=parse_ssh_host_keys(source, is_secret, settings),
+        ssh_host_keys=parse_ssh_host_keys(
+            source, is_secret, settings.server_names, settings.agent_names
+        ),
     )
 
 
@@ -961,8 +1020,9 @@ def check_app_hosts_in_domain(apps: AppSettings, domain: str) -> None:
 
 
 def parse_https(
-    source: ConfigSource, apps: AppSettings, environ: Mapping[str, str], dry_run: bool
+    source: ConfigSource, apps: AppSettings | None, environ: Mapping[str, str], dry_run: bool
 ) -> HttpsSettings | None:
+    """The domain, its zone and the ACME account; `apps`, when given, must be served inside the domain."""
     domain = parse_domain(source)
     manage_dns_zone = parse_manage_dns_zone(source)
     acme_email = parse_acme_email(source)
@@ -987,7 +1047,8 @@ def parse_https(
             f"domain {domain} is set, and Let's Encrypt needs a contact address for its certificates",
             "pulumi config set acmeEmail ops@example.com",
         )
-    check_app_hosts_in_domain(apps, domain)
+    if apps is not None:
+        check_app_hosts_in_domain(apps, domain)
     # Preview does not run the command that reads the zone's name servers, so only up needs the CLI.
     if (
         manage_dns_zone

@@ -1,6 +1,7 @@
 """The components outside this stack: a second project (examples/k3s-only) and the multi-language package (provider/)."""
 
 import json
+import re
 import runpy
 import tomllib
 from typing import Any, cast
@@ -9,7 +10,14 @@ import pytest
 import yaml
 from pulumi.provider.experimental.component import ComponentProvider
 
-from components.cluster import CLUSTER_TYPE, Cluster, ClusterArgs, plan_single_server
+from components.apps import APPS_INPUT_DEFAULTS, APPS_TYPE, Apps, parse_apps_inputs
+from components.cluster import (
+    CLUSTER_TYPE,
+    INPUT_DEFAULTS,
+    Cluster,
+    ClusterArgs,
+    parse_cluster_args,
+)
 from components.errors import ConfigError
 from tests.helpers import ADMIN_CIDR, INSTANCE, PROJECT_DIR, Declared, run_program
 from tools import mockengine
@@ -84,6 +92,10 @@ VALID: ClusterArgs = {
 }
 
 
+def plan(args: ClusterArgs):
+    return parse_cluster_args("dev", args, environ={}, dry_run=True)
+
+
 @pytest.mark.parametrize(
     ("changes", "key", "fragment"),
     [
@@ -108,74 +120,126 @@ def test_cluster_inputs_are_checked_as_the_stacks_config_is_naming_the_input(
     changes, key, fragment
 ):
     with pytest.raises(ConfigError) as caught:
-        plan_single_server("dev", cast(ClusterArgs, {**VALID, **changes}))
+        plan(cast(ClusterArgs, {**VALID, **changes}))
     assert caught.value.key == f"lightsail-k3s:{key}" and fragment in str(caught.value), str(
         caught.value
     )
 
 
-def test_cluster_inputs_become_the_components_args():
-    plan = plan_single_server(
-        "dev",
-        {**VALID, "protect": False, "tags": {"team": "platform"}, "auto_snapshot_time": "03:00"},
+def test_cluster_inputs_become_the_clusters_spec():
+    spec = plan(
+        {**VALID, "protect": False, "tags": {"team": "platform"}, "auto_snapshot_time": "03:00"}
     )
-    host = (plan.host.bundle_id, plan.host.blueprint_id, plan.host.availability_zone)
-    assert host == ("small_3_0", "ubuntu_24_04", "eu-central-1a")
+    host = (spec.bundle.bundle_id, spec.blueprint_id, spec.availability_zone, spec.region)
+    assert host == ("small_3_0", "ubuntu_24_04", "eu-central-1a", "eu-central-1")
     assert (
-        plan.host.protect is False
-        and plan.host.tags == {"team": "platform"}
-        and plan.host.auto_snapshot_time == "03:00"
+        spec.protect is False
+        and spec.tags == {"team": "platform"}
+        and spec.auto_snapshot_time == "03:00"
     )
-    assert plan.k3s_version == "v1.36.1+k3s1" and plan.host.static_ip
-    # Protected unless the caller says otherwise, as the stack's default.
-    assert plan_single_server("dev", VALID).host.protect is True
+    assert spec.k3s_version == "v1.36.1+k3s1"
+    # Protected unless the caller says otherwise, as the stack's default; one server, no agents,
+    # no backups, no domain.
+    default = plan(VALID)
+    assert default.protect is True
+    assert (default.topology.server_count, default.topology.agent_count) == (1, 0)
+    assert default.backups is None and default.https is None and not default.embedded_etcd
 
 
 def test_a_cluster_name_that_cannot_name_a_node_is_refused():
     with pytest.raises(ConfigError, match="not a lowercase DNS label"):
-        plan_single_server("Dev_Cluster", VALID)
+        parse_cluster_args("Dev_Cluster", VALID, environ={}, dry_run=True)
 
 
-def provider_schema() -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def host() -> dict[str, Any]:
+    """provider/__main__.py's globals, as the plugin's host loads them (not run as __main__)."""
+    return runpy.run_path(str(PROVIDER_DIR / "__main__.py"), run_name="provider")
+
+
+@pytest.fixture(scope="module")
+def schema(host) -> dict[str, Any]:
     """The schema the component provider host serves to `pulumi package add` (pulumi/provider/experimental/component.py)."""
-    host_globals = runpy.run_path(str(PROVIDER_DIR / "__main__.py"), run_name="provider")
-    provider = ComponentProvider([Cluster], host_globals["PACKAGE_NAME"])
+    provider = ComponentProvider(host["COMPONENTS"], host["PACKAGE_NAME"], version=host["VERSION"])
     assert provider.schema is not None
     return json.loads(provider.schema)
 
 
-def test_the_plugin_is_a_python_component_provider_host():
+def test_the_plugin_is_a_python_component_provider_host_of_both_components(host):
     assert yaml.safe_load((PROVIDER_DIR / "PulumiPlugin.yaml").read_text()) == {"runtime": "python"}
     source = (PROVIDER_DIR / "__main__.py").read_text()
-    assert "component_provider_host(components=[Cluster], name=PACKAGE_NAME)" in source
+    assert (
+        "component_provider_host(components=COMPONENTS, name=PACKAGE_NAME, version=VERSION)"
+        in source
+    )
+    assert host["COMPONENTS"] == [Cluster, Apps]
     # The host constructs a component by the last part of the type the engine asks for (component.py,
     # construct): the component's own type token must be the package's.
-    package_name = runpy.run_path(str(PROVIDER_DIR / "__main__.py"), run_name="provider")[
-        "PACKAGE_NAME"
-    ]
-    assert CLUSTER_TYPE == f"{package_name}:index:Cluster"
+    assert CLUSTER_TYPE == f"{host['PACKAGE_NAME']}:index:Cluster"
+    assert APPS_TYPE == f"{host['PACKAGE_NAME']}:index:Apps"
 
 
-def test_the_multi_language_schema_has_the_clusters_inputs_and_outputs():
-    schema = provider_schema()
+def test_the_package_is_versioned_as_the_components_package(schema):
+    project = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["project"]
+    assert schema["version"] == project["version"] != "0.0.0"
+
+
+# Every input of Cluster and the schema type it has: the stack's config keys of the same names.
+CLUSTER_INPUTS = {
+    "availabilityZone": "string",
+    "bundleId": "string",
+    "blueprintId": "string",
+    "k3sVersion": "string",
+    "adminCidrs": "array",
+    "deployCidrs": "array",
+    "serverCount": "integer",
+    "agentCount": "integer",
+    "agentBundleId": "string",
+    "agentPublicIps": "boolean",
+    "sshPublicKey": "string",
+    "sshAgentSocket": "string",
+    "sshHostKey": "string",
+    "sshHostKeys": "object",
+    "autoSnapshotTime": "string",
+    "backups": "boolean",
+    "etcdSnapshotSchedule": "string",
+    "etcdSnapshotRetention": "integer",
+    "certRotation": "integer",
+    "protect": "boolean",
+    "deleteUnreachable": "boolean",
+    "tags": "object",
+    "domain": "string",
+    "manageDnsZone": "boolean",
+    "acmeEmail": "string",
+    "acmeStaging": "boolean",
+    "burstAlarmPercent": "integer",
+    "alarmEmail": "string",
+}
+
+
+def test_the_multi_language_schema_has_the_clusters_inputs_and_outputs(schema):
     assert schema["name"] == "lightsail-k3s"
     resource = schema["resources"][CLUSTER_TYPE]
     assert resource["isComponent"] is True
     inputs = {name: spec.get("type") for name, spec in resource["inputProperties"].items()}
-    assert inputs == {
-        "availabilityZone": "string",
-        "bundleId": "string",
-        "blueprintId": "string",
-        "k3sVersion": "string",
-        "adminCidrs": "array",
-        "sshPublicKey": "string",
-        "sshAgentSocket": "string",
-        "autoSnapshotTime": "string",
-        "protect": "boolean",
-        "tags": "object",
+    assert inputs == CLUSTER_INPUTS
+    # Named like the stack's config keys, typed as Pulumi.yaml types them.
+    declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+    stack_types = {
+        key: declared[key].get("type", "object")
+        for key in CLUSTER_INPUTS
+        if key != "sshAgentSocket"
     }
-    assert resource["inputProperties"]["adminCidrs"]["items"]["type"] == "string"
-    assert resource["inputProperties"]["tags"]["additionalProperties"]["type"] == "string"
+    # backups is auto, true or false in the stack: a component has no stack name for auto.
+    # adminCidrs is untyped in Pulumi.yaml only so that `pulumi new` may store its template
+    # answer as a string; the stack reads it as a list, as the component takes it.
+    assert {**stack_types, "backups": "boolean", "adminCidrs": "array"} == {
+        key: kind for key, kind in CLUSTER_INPUTS.items() if key != "sshAgentSocket"
+    }
+    for key in ("adminCidrs", "deployCidrs"):
+        assert resource["inputProperties"][key]["items"]["type"] == "string"
+    for key in ("tags", "sshHostKeys"):
+        assert resource["inputProperties"][key]["additionalProperties"]["type"] == "string"
     assert sorted(resource["requiredInputs"]) == [
         "adminCidrs",
         "availabilityZone",
@@ -183,23 +247,57 @@ def test_the_multi_language_schema_has_the_clusters_inputs_and_outputs():
         "bundleId",
         "k3sVersion",
     ]
+    assert all(spec.get("description") for spec in resource["inputProperties"].values())
     outputs = {name: spec.get("type") for name, spec in resource["properties"].items()}
     assert outputs == {
-        name: "string"
-        for name in (
-            "kubeconfig",
-            "kubeApiUrl",
-            "publicIp",
-            "privateIp",
-            "instanceName",
-            "sshUser",
-            "sshPrivateKey",
-            "nodeToken",
-            "agentToken",
-        )
+        **{
+            name: "string"
+            for name in (
+                "kubeconfig",
+                "kubeApiUrl",
+                "publicIp",
+                "privateIp",
+                "instanceName",
+                "sshUser",
+                "sshHostKey",
+                "sshPrivateKey",
+                "nodeToken",
+                "agentToken",
+                "kubeconfigExpiresAt",
+                "certificatesExpireAt",
+                "backupBucket",
+            )
+        },
+        "nameServers": "array",
+        "nodes": "array",
     }
-    assert "sshPrivateKey" not in resource["required"] and "kubeconfig" in resource["required"]
+    node = schema["types"]["lightsail-k3s:index:ClusterNode"]
+    assert set(node["properties"]) == {
+        "name",
+        "role",
+        "bundleId",
+        "privateIp",
+        "publicIp",
+        "certificatesExpireAt",
+    }
+    assert (
+        resource["properties"]["nodes"]["items"]["$ref"]
+        == "#/types/lightsail-k3s:index:ClusterNode"
+    )
+    assert {"sshPrivateKey", "backupBucket"}.isdisjoint(resource["required"])
+    assert "kubeconfig" in resource["required"]
     assert "IPv4 CIDRs" in resource["inputProperties"]["adminCidrs"]["description"]
+
+
+def test_the_clusters_defaults_are_the_stacks():
+    """Pulumi.yaml is the defaults' home; the component, installed without it, holds a copy."""
+    declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+
+    def as_config(value: Any) -> str:
+        return json.dumps(value) if isinstance(value, bool) else str(value)
+
+    stack_defaults = {key: as_config(declared[key]["default"]) for key in INPUT_DEFAULTS}
+    assert {**stack_defaults, "backups": "false"} == INPUT_DEFAULTS
 
 
 def test_the_package_ships_the_components_with_their_remote_scripts():
@@ -210,3 +308,127 @@ def test_the_package_ships_the_components_with_their_remote_scripts():
         "file": ["requirements.txt"]
     }
     assert (PROVIDER_DIR / "requirements.txt").read_text().splitlines()[-1] == ".."
+
+
+APPS_INPUTS = {
+    "kubeconfig": "string",
+    "publicIp": "string",
+    "bundleId": "string",
+    "k3sVersion": "string",
+    "apps": "array",
+    "appNamespace": "string",
+    "cpuBudget": "string",
+    "domain": "string",
+    "acmeStaging": "boolean",
+}
+
+
+def test_the_multi_language_schema_has_the_apps_inputs_and_outputs(schema):
+    resource = schema["resources"][APPS_TYPE]
+    assert resource["isComponent"] is True
+    inputs = {name: spec.get("type") for name, spec in resource["inputProperties"].items()}
+    assert inputs == APPS_INPUTS
+    assert sorted(resource["requiredInputs"]) == [
+        "bundleId",
+        "k3sVersion",
+        "kubeconfig",
+        "publicIp",
+    ]
+    # The apps as the stack's `apps` config holds them: objects of any values.
+    assert resource["inputProperties"]["apps"]["items"]["type"] == "object"
+    # The Cluster's outputs may feed these two: not plain.
+    assert not any(
+        resource["inputProperties"][key].get("plain") for key in ("kubeconfig", "publicIp")
+    )
+    assert all(spec.get("description") for spec in resource["inputProperties"].values())
+    assert {name: spec.get("type") for name, spec in resource["properties"].items()} == {
+        "appUrl": "string",
+        "urls": "object",
+    }
+    declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+    assert APPS_INPUT_DEFAULTS == {
+        "app_namespace": declared["appNamespace"]["default"],
+        "cpu_budget": declared["cpuBudget"]["default"],
+    }
+
+
+WHOAMI = {"name": "whoami", "image": "traefik/whoami:v1.11.0", "port": 80, "path": "/"}
+
+
+def apps_inputs(**changes: Any) -> Any:
+    return {
+        "kubeconfig": "apiVersion: v1",
+        "public_ip": "198.51.100.7",
+        "bundle_id": "small_3_0",
+        "k3s_version": "v1.36.1+k3s1",
+        "apps": [WHOAMI],
+        **changes,
+    }
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "fragment"),
+    [
+        ({"apps": [{**WHOAMI, "port": "http"}]}, "apps", "apps[0] (whoami)"),
+        ({"app_namespace": "kube-apps"}, "appNamespace", "not a usable namespace name"),
+        ({"k3s_version": "stable"}, "k3sVersion", "release channel"),
+        ({"bundle_id": "huge_9_0"}, "bundleId", "not a known Lightsail bundle"),
+    ],
+)
+def test_apps_inputs_are_checked_as_the_stacks_config_is_naming_the_key(changes, key, fragment):
+    with pytest.raises(ConfigError) as caught:
+        parse_apps_inputs(apps_inputs(**changes))
+    assert caught.value.key == f"lightsail-k3s:{key}" and fragment in str(caught.value), str(
+        caught.value
+    )
+
+
+def test_apps_inputs_become_the_stacks_args():
+    on_provider, burst_warning = parse_apps_inputs(
+        apps_inputs(domain="example.com", acme_staging=True)
+    )
+    args = on_provider(cast(Any, "provider"))
+    assert [app.name for app in args.apps] == ["whoami"] and args.namespace == "apps"
+    assert args.pod_security_version == "v1.36" and args.public_ip == "198.51.100.7"
+    assert args.tls is not None and args.tls.domain == "example.com"
+    assert args.tls.cert_resolver == "letsencrypt-staging"
+    assert burst_warning is None
+
+
+def test_the_yaml_example_uses_the_schemas_types_and_properties(schema):
+    program = yaml.safe_load((PROJECT_DIR / "examples" / "yaml" / "Pulumi.yaml").read_text())
+    assert program["runtime"] == "yaml"
+    assert program["packages"] == {"lightsail-k3s": "../../provider"}
+    resources = program["resources"]
+    types = {name: resource["type"] for name, resource in resources.items()}
+    assert sorted(types.values()) == sorted([APPS_TYPE, CLUSTER_TYPE])
+    for name, resource in resources.items():
+        spec = schema["resources"][resource["type"]]
+        properties = set(resource["properties"])
+        assert properties <= set(spec["inputProperties"]), (name, properties)
+        assert set(spec["requiredInputs"]) <= properties, name
+    # Every ${resource.output} names an output of that resource's type.
+    text = (PROJECT_DIR / "examples" / "yaml" / "Pulumi.yaml").read_text()
+    references = re.findall(r"\$\{(\w+)\.(\w+)\}", text)
+    assert len(references) >= 5
+    for resource_name, output in references:
+        assert output in schema["resources"][types[resource_name]]["properties"], output
+    # The one plain ${…}: the program's own config.
+    assert set(re.findall(r"\$\{(\w+)\}", text)) <= set(program["config"])
+
+
+def test_the_packages_apps_deploy_through_a_provider_of_their_own_for_the_kubeconfig(tmp_path):
+    program = tmp_path / "__main__.py"
+    program.write_text(
+        "import pulumi\n"
+        "from components.apps import Apps\n"
+        f"apps = Apps('web', {apps_inputs()!r})\n"
+        "pulumi.export('appUrl', apps.app_url)\n"
+    )
+    declared = run_program(program, "p", {}, mockengine.LightsailMocks("eu-central-1"))
+    component = declared.one(APPS_TYPE)
+    provider = declared.one("pulumi:providers:kubernetes")
+    assert provider.parent == component.urn and provider.inputs["kubeconfig"] == "apiVersion: v1"
+    deployment = declared.one("kubernetes:apps/v1:Deployment")
+    assert deployment.parent == component.urn and deployment.provider.startswith(provider.urn)
+    assert declared.outputs["appUrl"].value == "http://198.51.100.7/"

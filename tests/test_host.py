@@ -47,18 +47,22 @@ def test_a_stack_from_before_hosts_keeps_its_instance_static_ip_and_key(dev):
     assert MOVED_WITHOUT_ALIAS not in kept
 
 
-def test_the_renamed_components_alone_carry_aliases_to_their_previous_types(dev):
+def test_renamed_and_moved_components_alone_carry_aliases_to_their_previous_types_and_parent(dev):
     # Their children inherit them. pulumi-kubernetes gives its own resources aliases to the API
-    # versions of their kinds.
+    # versions of their kinds. The Cluster's children were the stack's own before it existed
+    # (components/cluster.py); the host may be older still, from when it was a LightsailNode.
     aliased = {
         r.type: r.aliases
         for r in dev.resources
         if r.aliases and not r.type.startswith("kubernetes:")
     }
+    moved = {"noParent": True}
     assert aliased == {
-        HOST_TYPE: [{"type": PREVIOUS_HOST_TYPE}],
+        HOST_TYPE: [moved, {"type": PREVIOUS_HOST_TYPE, **moved}, {"type": PREVIOUS_HOST_TYPE}],
+        "lightsail-k3s:index:K3sServer": [moved],
+        "lightsail-k3s:index:LightsailAlarms": [moved],
         APPS_TYPE: [{"type": PREVIOUS_APPS_TYPE}],
     }
     assert dev.named("lightsail-k3s-dev-instance").parent.endswith(
-        "lightsail-k3s:index:LightsailHost::lightsail-k3s-dev"
+        "lightsail-k3s:index:Cluster$lightsail-k3s:index:LightsailHost::lightsail-k3s-dev"
     )

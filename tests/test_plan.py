@@ -173,9 +173,10 @@ def test_resources_come_parents_first_then_by_name(dev):
 
 def test_the_terminal_view_masks_secrets_and_indents_children(same_config_in_process):
     text = plan.render(same_config_in_process.deployment)
-    assert "\n  lightsail-k3s:index:LightsailHost  lightsail-k3s-dev\n" in text
-    assert "\n    aws:lightsail/instance:Instance  lightsail-k3s-dev-instance\n" in text
-    assert "\n        bundleId: small_3_0\n" in text
+    assert "\n  lightsail-k3s:index:Cluster  lightsail-k3s-dev\n" in text
+    assert "\n    lightsail-k3s:index:LightsailHost  lightsail-k3s-dev\n" in text
+    assert "\n      aws:lightsail/instance:Instance  lightsail-k3s-dev-instance\n" in text
+    assert "\n          bundleId: small_3_0\n" in text
     assert "\n  kubeconfig: [secret]\n" in text
     assert "stringData: [secret]" in text
     for leaked in ("BEGIN OPENSSH PRIVATE KEY", "K10abab", "client-key-data", "hunter2"):

@@ -33,15 +33,10 @@ class Mutant:
 
 MUTANTS = (
     Mutant(
-        "a refused k3sVersion no longer stops the host (the instance changes before the refusal)",
+        "a refused k3sVersion no longer stops the cluster (the instance changes before the refusal)",
         "__main__.py",
-        """        existing_host_key=settings.ssh_host_keys.get(settings.cluster_name),
-    ),
-    gated,
-)""",
-        """        existing_host_key=settings.ssh_host_keys.get(settings.cluster_name),
-    ),
-)""",
+        "cluster = Cluster.from_spec(settings.cluster_name, settings.cluster, gated)",
+        "cluster = Cluster.from_spec(settings.cluster_name, settings.cluster)",
         ("tests/test_upgrades_and_cis.py",),
     ),
     Mutant(
@@ -124,12 +119,12 @@ MUTANTS = (
     Mutant(
         "a joining node's instance is replaced create-first: the new host installs k3s under the"
         " node's name before the old one is drained, stopped and deleted",
-        "__main__.py",
-        """            delete_before_replace=True,
-        ),
-        gated,""",
-        """        ),
-        gated,""",
+        "components/cluster.py",
+        """                    delete_before_replace=True,
+                ),
+                host_child,""",
+        """                ),
+                host_child,""",
         ("tests/test_replacement.py", "tests/test_agents.py"),
     ),
     Mutant(
@@ -148,8 +143,8 @@ MUTANTS = (
     ),
     Mutant(
         "further servers and agents ignore sshHostKeys: only the first server can keep its own host key",
-        "__main__.py",
-        "            existing_host_key=settings.ssh_host_keys.get(name),\n",
+        "components/cluster.py",
+        "                    existing_host_key=spec.ssh_host_keys.get(host_name),\n",
         "",
         ("tests/test_host_keys.py",),
     ),
@@ -168,9 +163,9 @@ MUTANTS = (
     ),
     Mutant(
         "a further server's certificate rotation no longer waits for the one before it (two servers restart at once)",
-        "__main__.py",
-        "    previous = peer.done",
-        "    previous = peer.joined",
+        "components/cluster.py",
+        "            previous = peer.done",
+        "            previous = peer.joined",
         ("tests/test_certificates.py",),
     ),
     Mutant(
@@ -273,6 +268,23 @@ MUTANTS = (
         "  systemctl restart --no-block k3s",
         "  systemctl restart k3s",
         ("tests/test_remote_scripts.py",),
+    ),
+    Mutant(
+        "the Cluster's children lose their alias to the stack's root: a stack deployed before the"
+        " component re-creates every server, agent, bucket, alarm and zone",
+        "components/cluster.py",
+        "parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]",
+        "parent=self",
+        ("tests/test_cluster.py",),
+    ),
+    Mutant(
+        "the package's Apps builds its provider without the kubeconfig: its objects go to whatever"
+        " cluster the provider process's ambient kubeconfig names",
+        "components/apps.py",
+        """                kubeconfig=args["kubeconfig"],
+""",
+        "",
+        ("tests/test_components_elsewhere.py",),
     ),
 )
 
