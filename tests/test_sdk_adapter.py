@@ -35,6 +35,19 @@ def test_the_internal_entry_points_keep_their_shape():
         ]
 
 
+def test_the_source_position_walk_is_skipped_during_a_run_and_restored_after(dev):
+    """run_program replaces the SDK's stack walk (a sixth of a run) with the empty trace the SDK
+    itself sends when it finds no user frame; outside a run the SDK's own is back."""
+    from pulumi.runtime import resource as runtime_resource
+    from pulumi.runtime.proto import source_pb2
+
+    assert list(inspect.signature(runtime_resource._get_stack_trace).parameters) == []
+    assert isinstance(runtime_resource._get_stack_trace(), source_pb2.StackTrace)
+    assert runtime_resource._get_stack_trace is not source_pb2.StackTrace
+    # The run still registered everything (the dev fixture ran with the walk skipped).
+    assert dev.resources
+
+
 def test_the_request_fields_the_adapter_reads_exist():
     fields = {field.name for field in resource_pb2.RegisterResourceRequest.DESCRIPTOR.fields}
     read = {
