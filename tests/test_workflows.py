@@ -72,6 +72,12 @@ def auditor_findings(path: Path) -> list[str]:
     return [finding["ident"] for finding in json.loads(result.stdout)]
 
 
+def test_the_auditor_persona_finds_nothing():
+    """Every audit, pedantic ones included: each permission says why it is there, and every job of
+    the deploy workflow is limited to one run at a time."""
+    assert auditor_findings(WORKFLOWS) == []
+
+
 def test_the_state_secrets_are_read_only_inside_the_preview_environment():
     """The Pulumi token and passphrase are secrets of one GitHub environment, which only the jobs
     naming it read (zizmor's secrets-outside-env, an auditor-persona audit)."""
