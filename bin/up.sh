@@ -55,11 +55,9 @@ fi
 
 admin_cidrs="$(pulumi config get adminCidrs --stack "$STACK" 2>/dev/null || true)"
 if [ -z "$admin_cidrs" ] || [ "$admin_cidrs" = "[]" ]; then
-  my_ip="$(curl -fsS --max-time 10 https://checkip.amazonaws.com | tr -d '[:space:]')" ||
-    fail "adminCidrs is not set and your public IP could not be detected" \
-      "pulumi config set --stack $STACK --path 'adminCidrs[0]' <your-public-ip>/32"
-  [[ "$my_ip" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] ||
-    fail "adminCidrs is not set and checkip.amazonaws.com answered '$my_ip', not an IPv4 address" \
+  # The address detection (checkip.amazonaws.com, an IPv4 or a failure) is deploy-access.sh's.
+  my_ip="$(bin/deploy-access.sh address)" ||
+    fail "adminCidrs is not set and your public IPv4 could not be detected (see above)" \
       "pulumi config set --stack $STACK --path 'adminCidrs[0]' <your-public-ip>/32"
   pulumi config set --stack "$STACK" --path 'adminCidrs[0]' "$my_ip/32"
   echo "make $ACTION: set adminCidrs to [$my_ip/32] (your public IPv4) for SSH and the Kubernetes API"

@@ -303,3 +303,17 @@ def test_make_up_preview_and_destroy_check_the_cli_before_building_the_virtualen
     assert result.returncode != 0
     assert f"make {action}: the Pulumi CLI is not installed" in result.stderr
     assert calls == [], "the virtualenv was being built before the check"
+
+
+def test_an_unreadable_address_with_no_admin_cidrs_stops_before_any_config_is_written(workstation):
+    result, calls = make_up(workstation, STUB_LOGGED_IN="1", STUB_MY_IP="<html>")
+    assert result.returncode == 1
+    assert "checkip.amazonaws.com answered '<html>', not an IPv4 address" in result.stderr
+    assert (
+        "make up: adminCidrs is not set and your public IPv4 could not be detected" in result.stderr
+    )
+    assert (
+        "fix: pulumi config set --stack dev --path 'adminCidrs[0]' <your-public-ip>/32"
+        in result.stderr
+    )
+    assert not [c for c in calls if c.startswith(("pulumi config set", "pulumi up"))]
