@@ -304,6 +304,9 @@ def copy_tree(destination: Path) -> None:
             shutil.copy2(source, target)
     for git_step in (["init", "--quiet"], ["add", "--all"]):
         subprocess.run(["git", "-C", str(destination), *git_step], check=True)
+    # The project's virtualenv, untracked there as here: tests that run make (make plan) find it
+    # built instead of building one in the scratch copy.
+    (destination / ".venv").symlink_to(PROJECT_DIR / ".venv")
 
 
 def run_tests(tree: Path, tests: tuple[str, ...]) -> subprocess.CompletedProcess:
