@@ -86,7 +86,7 @@ class K3sAgent(pulumi.ComponentResource):
             args.node_name,
             args.k3s_version,
             # k3s' install.sh names an agent's unit k3s-agent: what stops when the node goes.
-            "k3s-agent",
+            certificates.AGENT_SERVICE,
             args.instance_identity,
             install_stdin,
             args.after,

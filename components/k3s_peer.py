@@ -83,8 +83,8 @@ class K3sPeerServer(pulumi.ComponentResource):
             args.server_connection,
             args.node_name,
             args.k3s_version,
-            # a server's unit, as install-k3s-server.sh starts it: what stops when the node goes.
-            "k3s",
+            # A server's unit, as install-k3s-server.sh starts it: what stops when the node goes.
+            certificates.SERVER_SERVICE,
             args.instance_identity,
             install_stdin,
             args.after,
