@@ -397,6 +397,7 @@ class Cluster(pulumi.ComponentResource):
                 tls_sans=[node.public_ip, *(host.public_ip for host in peer_hosts)],
                 api_domain=https.domain if https else None,
                 kubelet_args=NodeCapacity.of(spec.bundle).kubelet_args(),
+                registries=spec.registries,
             ),
             child,
         )
@@ -421,6 +422,7 @@ class Cluster(pulumi.ComponentResource):
                     shared_config=k3s.shared_config,
                     after=[peer_host.booted, previous],
                     cert_rotation=spec.cert_rotation,
+                    registries=spec.registries,
                 ),
                 child,
             )
@@ -458,6 +460,7 @@ class Cluster(pulumi.ComponentResource):
                     # before the next.
                     after=[agent_host.booted, previous],
                     cert_rotation=spec.cert_rotation,
+                    registries=spec.registries,
                 ),
                 child,
             )

@@ -18,6 +18,7 @@ import yaml
 from . import certificates
 from .errors import ConfigError
 from .host import SSH_PORT, PortRule
+from .registries import Registry
 from .remote_scripts import node_program, remote_script
 
 # k3s ports (docs.k3s.io/installation/requirements#inbound-rules-for-k3s-nodes): the API
@@ -94,6 +95,8 @@ class K3sServerArgs:
     tls_sans: Sequence[pulumi.Input[str]] = ()
     # A DNS name for the API (the stack's domain): listed in tls-san and used in the API URL.
     api_domain: str | None = None
+    # The private registries' credentials, written to the node's registries.yaml (secret stdin).
+    registries: Sequence[Registry] = ()
 
 
 def admin_sources(admin_cidrs: Sequence[str], deploy_cidrs: Sequence[str]) -> tuple[str, ...]:
@@ -316,16 +319,44 @@ def server_config(
     return config
 
 
+def registries_file(registries: Sequence[Registry]) -> str:
+    """k3s' /etc/rancher/k3s/registries.yaml for these registries; empty when there are none.
+
+    `mirrors.<host>.endpoint` lists where containerd pulls the host's images first, before the
+    host itself; `configs.<host>.auth` holds the credentials containerd presents to that host
+    (docs.k3s.io/installation/private-registry, "Registries Configuration File"). Credentials go
+    by the host contacted: k3s gives each mirror endpoint the config of the endpoint's own host,
+    and the host's default endpoint the host's (k3s pkg/agent/containerd/config.go,
+    getHostConfigs and configForHost), so a registry's password never reaches its mirror.
+    """
+    if not registries:
+        return ""
+    document: dict[str, Any] = {}
+    mirrors = {
+        registry.host: {"endpoint": [registry.mirror]} for registry in registries if registry.mirror
+    }
+    if mirrors:
+        document["mirrors"] = mirrors
+    document["configs"] = {
+        registry.host: {"auth": {"username": registry.username, "password": registry.password}}
+        for registry in registries
+    }
+    return CONFIG_HEADER + yaml.safe_dump(document, sort_keys=False)
+
+
 def install_program(
     script: str,
     k3s_version: str,
     node_name: str,
     config: Mapping[str, Any],
+    registries: Sequence[Registry],
 ) -> str:
     """What the install command feeds to `bash -s`: its settings as shell assignments, then the script.
 
     Settings travel on stdin, not on the command line, so secrets added to the
-    config never show in a process list or in the command's plain inputs.
+    config never show in a process list or in the command's plain inputs. So do the private
+    registries' credentials (K3S_REGISTRIES_B64, empty without registries), which every node
+    writes, servers and agents alike: each pulls images (k3s-registries.sh).
     Every node install loads the version-skew rule from UPGRADE_PATH_LIB_B64, and a server's its
     Ready wait from WAIT_LIB_B64, so each has one home; agents and servers share this program,
     and each gets the libraries its own script loads (remote_scripts.node_program).
@@ -339,6 +370,7 @@ def install_program(
         "K3S_CONFIG_B64": base64.b64encode(rendered.encode()).decode(),
         "KUBELET_SYSCTL_CONF_B64": base64.b64encode(sysctl_conf.encode()).decode(),
         "AUDIT_POLICY_B64": base64.b64encode(audit_policy.encode()).decode(),
+        "K3S_REGISTRIES_B64": base64.b64encode(registries_file(registries).encode()).decode(),
     }
     return node_program(script, assignments)
 
@@ -412,9 +444,16 @@ class K3sServer(pulumi.ComponentResource):
         )
         # The program checks the version-skew rule before declaring anything (upgrade_checked,
         # given as depends_on); the install script checks it again on the node.
-        install_stdin = config.apply(
-            lambda rendered: install_program(
-                remote_script("install-k3s-server.sh"), args.k3s_version, args.node_name, rendered
+        # Secret in its own right: the registries' passwords travel in it too.
+        install_stdin = pulumi.Output.secret(
+            config.apply(
+                lambda rendered: install_program(
+                    remote_script("install-k3s-server.sh"),
+                    args.k3s_version,
+                    args.node_name,
+                    rendered,
+                    args.registries,
+                )
             )
         )
         # A version or config change alters stdin, which pulumi-command applies as an

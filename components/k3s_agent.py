@@ -12,6 +12,7 @@ import pulumi_command as command
 from . import certificates
 from .k3s import KUBE_API_PORT, install_program, kubelet_config, program_digest
 from .membership import join_node
+from .registries import Registry
 from .remote_scripts import remote_script
 
 
@@ -38,6 +39,8 @@ class K3sAgentArgs:
     # certRotation: each new value rotates this agent's certificates once, after the servers and
     # the agents before it.
     cert_rotation: int = 0
+    # The private registries' credentials, written to the node's registries.yaml (secret stdin).
+    registries: Sequence[Registry] = ()
 
 
 def agent_config(
@@ -77,6 +80,7 @@ class K3sAgent(pulumi.ComponentResource):
                 args.k3s_version,
                 args.node_name,
                 agent_config(args.node_name, values[0], values[1], args.kubelet_args),
+                args.registries,
             )
         )
         self.joined = join_node(

@@ -13,6 +13,7 @@ from . import certificates
 from .k3s import install_program, program_digest
 from .k3s_agent import server_url
 from .membership import join_node
+from .registries import Registry
 from .remote_scripts import remote_script
 
 
@@ -35,6 +36,8 @@ class K3sPeerServerArgs:
     after: Sequence[pulumi.Resource]
     # certRotation: each new value rotates this server's certificates once, after the servers before it.
     cert_rotation: int = 0
+    # The private registries' credentials, written to the node's registries.yaml (secret stdin).
+    registries: Sequence[Registry] = ()
 
 
 def peer_config(
@@ -75,6 +78,7 @@ class K3sPeerServer(pulumi.ComponentResource):
                 args.k3s_version,
                 args.node_name,
                 peer_config(args.node_name, values[0], values[1], values[2]),
+                args.registries,
             )
         )
         self.joined = join_node(

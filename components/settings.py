@@ -40,6 +40,7 @@ from .catalog import (
     server_capable_bundle_ids,
 )
 from .errors import PROJECT, ConfigError, StackFileError
+from .registries import Registry, parse_registries, set_fix
 
 # libyaml's parser where PyYAML has it (its wheels do): the pure-Python one took 40% of a
 # mock-engine run. Both build the same values; tools/cliconfig.py reads YAML through it too.
@@ -151,6 +152,9 @@ class ClusterSpec:
     alarms: AlarmSettings
     https: HttpsSettings | None
     ssh_host_keys: Mapping[str, str]
+    # The private registries every node pulls from (registries); none for the multi-language
+    # Cluster, whose secret inputs would arrive as outputs the checks cannot read.
+    registries: tuple[Registry, ...] = ()
 
     def server_names(self, cluster_name: str) -> tuple[str, ...]:
         return server_names(cluster_name, self.topology.server_count)
@@ -198,6 +202,8 @@ class Settings:
     # Node name → that node's own SSH host public key, for instances created before host keys were
     # pinned (sshHostKey and sshHostKeys); every other node gets a generated host key.
     ssh_host_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Credentials (and mirrors) of the private registries, written to every node.
+    registries: tuple[Registry, ...] = ()
 
     @property
     def cluster_name(self) -> str:
@@ -862,8 +868,10 @@ def check_stack_file_sections(stack_file: Path) -> None:
         )
 
 
-def plain_text_app_secrets(stack_file: Path) -> tuple[str, ...]:
-    """The appSecrets leaves that the stack file holds unencrypted (a `secure:` map is encrypted)."""
+def plain_text_leaves(stack_file: Path, key: str) -> tuple[str, ...]:
+    """The leaves of secret key `key` (appSecrets, registries) that the stack file holds
+    unencrypted (a `secure:` map is encrypted), as --path paths: a name holding a dot or a bracket
+    is quoted, as the CLI parses it (pulumi/pulumi sdk/go/common/resource/properties_path.go)."""
     if not stack_file.is_file():
         return ()
     config = (yaml.load(stack_file.read_text(), Loader=SafeYamlLoader) or {}).get("config") or {}
@@ -873,16 +881,18 @@ def plain_text_app_secrets(stack_file: Path) -> tuple[str, ...]:
         if isinstance(value, dict) and set(value) == {"secure"}:
             return
         if isinstance(value, dict):
-            for key, member in value.items():
-                walk(member, f"{path}.{key}")
+            for name, member in value.items():
+                name = str(name)
+                quoted = re.search(r'[.\[\]"]', name) is not None
+                walk(member, f'{path}["{name}"]' if quoted else f"{path}.{name}")
         elif isinstance(value, list):
             for position, member in enumerate(value):
                 walk(member, f"{path}[{position}]")
         else:
             plain.append(path)
 
-    if f"{PROJECT}:appSecrets" in config:
-        walk(config[f"{PROJECT}:appSecrets"], "appSecrets")
+    if f"{PROJECT}:{key}" in config:
+        walk(config[f"{PROJECT}:{key}"], key)
     return tuple(plain)
 
 
@@ -933,7 +943,9 @@ def parse_settings(
                 "pulumi config set --secret --path 'appSecrets.web.API_KEY' <value>",
             ),
             secrets_are_secret=is_secret(f"{PROJECT}:appSecrets"),
-            plain_text_secret_paths=plain_text_app_secrets(PROJECT_DIR / f"Pulumi.{stack}.yaml"),
+            plain_text_secret_paths=plain_text_leaves(
+                PROJECT_DIR / f"Pulumi.{stack}.yaml", "appSecrets"
+            ),
             manifests_dir_raw=_raw(source, "manifestsDir"),
             project_dir=PROJECT_DIR,
             bundle=bundle,
@@ -951,6 +963,11 @@ def parse_settings(
         https=parse_https(source, settings.apps, environ, dry_run),
         ssh_host_keys=parse_ssh_host_keys(
             source, is_secret, settings.server_names, settings.agent_names
+        ),
+        registries=parse_registries(
+            _json(source, "registries", set_fix()),
+            is_secret(f"{PROJECT}:registries"),
+            plain_text_leaves(PROJECT_DIR / f"Pulumi.{stack}.yaml", "registries"),
         ),
     )
 

@@ -4,11 +4,13 @@ import base64
 import os
 import re
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
 from components import k3s
+from components.registries import Registry
 from tests.helpers import tool, write_executable
 
 BASH = tool("bash")
@@ -69,9 +71,15 @@ INSTALLER
 # k3s' server unit is Type=notify with TimeoutStartSec=0 (k3s install.sh,
 # create_systemd_service_file): a blocking start or restart of it can wait for ever, so the
 # stand-in refuses one; the agent's unit (Type=exec) returns once started.
+# `show --property=InvocationID` answers the unit's current run, which a restart replaces unless
+# STUB_RESTART_HANGS says the new run never comes.
 SYSTEMCTL_STUB = """#!/bin/sh
 echo "systemctl $*" >> "$STUB_LOG"
 if [ "$1" = "is-active" ]; then exit "${STUB_INACTIVE:-0}"; fi
+if [ "$1" = "show" ]; then echo "run-$(cat "$STUB_STATE/runs" 2>/dev/null || echo 0)"; exit 0; fi
+if [ "$1" = "restart" ] && [ -z "${STUB_RESTART_HANGS:-}" ]; then
+  echo "$(($(cat "$STUB_STATE/runs" 2>/dev/null || echo 0) + 1))" > "$STUB_STATE/runs"
+fi
 case "$*" in
   "start k3s" | "restart k3s")
     echo "systemctl $*: a blocking start of the Type=notify k3s unit; use --no-block" >&2
@@ -147,17 +155,29 @@ class Node:
         }
 
     @staticmethod
-    def install_program(version="v1.36.1+k3s1", sans=("203.0.113.10",)) -> str:
+    def install_program(
+        version="v1.36.1+k3s1", sans=("203.0.113.10",), registries: Sequence[Registry] = ()
+    ) -> str:
         """The program components/k3s.py feeds to `bash -s` over SSH."""
         return k3s.install_program(
             k3s.remote_script("install-k3s-server.sh"),
             version,
             "lightsail-k3s-dev",
             k3s.server_config("lightsail-k3s-dev", sans),
+            registries,
         )
 
-    def install(self, version="v1.36.1+k3s1", sans=("203.0.113.10",), timeout: float = 30, **env):
-        return self.run(self.install_program(version, sans), timeout=timeout, **env)
+    def install(
+        self,
+        version="v1.36.1+k3s1",
+        sans=("203.0.113.10",),
+        timeout: float = 30,
+        registries: Sequence[Registry] = (),
+        **env,
+    ):
+        return self.run(
+            self.install_program(version, sans, registries), timeout=timeout, **env
+        )
 
     def run(self, program: str, *args: str, timeout: float = 30, **env):
         """Runs `program` as the node's `bash -s` would, with `args` after `--`."""

@@ -169,6 +169,7 @@ def test_the_install_on_the_node_writes_the_key_root_only_and_never_prints_it(tm
         k3s.server_config(
             "lightsail-k3s-dev", ["203.0.113.10"], cluster_init=True, etcd_snapshots=settings
         ),
+        registries=(),
     )
     result = subprocess.run(
         [tool("bash"), "-s"],

@@ -5,8 +5,9 @@
 # shell assignments of K3S_VERSION, NODE_NAME, K3S_CONFIG_B64 (k3s' config.yaml,
 # rendered from data in Python and base64-encoded), the shell libraries UPGRADE_PATH_LIB_B64
 # (the version-skew rule, k3s-upgrade-path.sh) and WAIT_LIB_B64 (the Ready wait, k3s-wait.sh),
-# KUBELET_SYSCTL_CONF_B64 and AUDIT_POLICY_B64 (the CIS hardening files), so no setting, and
-# later no secret, ever appears on a command line.
+# KUBELET_SYSCTL_CONF_B64 and AUDIT_POLICY_B64 (the CIS hardening files), K3S_REGISTRIES_B64
+# (registries.yaml, empty without private registries) and REGISTRIES_LIB_B64 (k3s-registries.sh
+# that writes it), so no setting, and no secret, ever appears on a command line.
 # Safe to re-run: with the same version and config it changes nothing. It never
 # uninstalls, so cluster data in /var/lib/rancher/k3s survives upgrades. It refuses
 # a downgrade and a jump of more than one minor before touching anything.
@@ -19,6 +20,8 @@ set -euo pipefail
 : "${K3S_CONFIG_B64:?K3S_CONFIG_B64 is required: the base64 of the k3s config.yaml to write}"
 : "${KUBELET_SYSCTL_CONF_B64:?KUBELET_SYSCTL_CONF_B64 is required: the kernel settings protect-kernel-defaults needs}"
 : "${AUDIT_POLICY_B64:?AUDIT_POLICY_B64 is required: the audit policy of the API server}"
+: "${K3S_REGISTRIES_B64?K3S_REGISTRIES_B64 is required: the base64 of registries.yaml, empty for none}"
+: "${REGISTRIES_LIB_B64:?REGISTRIES_LIB_B64 is required: the base64 of k3s-registries.sh}"
 READY_TIMEOUT_SECONDS="${READY_TIMEOUT_SECONDS:-300}"
 K3S_CONFIG_DIR="${K3S_CONFIG_DIR:-/etc/rancher/k3s}"
 K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
@@ -36,6 +39,9 @@ source <(base64 -d <<< "$UPGRADE_PATH_LIB_B64")
 # that waits for a node.
 # shellcheck source=/dev/null
 source <(base64 -d <<< "$WAIT_LIB_B64")
+# The private registries' file (place_registries), shared with the agents' join script.
+# shellcheck source=/dev/null
+source <(base64 -d <<< "$REGISTRIES_LIB_B64")
 
 # Installs $1 at $2 with mode $3; notes whether the content changed.
 config_changed=false
@@ -44,6 +50,11 @@ place() {
     config_changed=true
   fi
   install -m "$3" "$1" "$2"
+}
+
+# Whether the k3s unit runs again, in a run other than $1 (an InvocationID).
+k3s_restarted_since() {
+  [ "$(systemctl show --property=InvocationID --value k3s)" != "$1" ] && systemctl is-active --quiet k3s
 }
 
 current_version="$(installed_version)"
@@ -62,6 +73,8 @@ mkdir -p "$K3S_CONFIG_DIR"
 # on every run, so settings belong in the file, not in INSTALL_K3S_EXEC.
 base64 -d <<< "$K3S_CONFIG_B64" > "$work_dir/config.yaml"
 place "$work_dir/config.yaml" "$K3S_CONFIG_DIR/config.yaml" 0600
+# The registries' credentials, root-only; k3s reads them only when it starts, as below.
+place_registries "$work_dir" "$(head -n 1 "$work_dir/config.yaml")"
 
 if [ "$current_version" != "$K3S_VERSION" ]; then
   echo "installing k3s $K3S_VERSION (installed: ${current_version:-none})"
@@ -69,8 +82,16 @@ if [ "$current_version" != "$K3S_VERSION" ]; then
 elif [ "$config_changed" = true ]; then
   # The unit is Type=notify with TimeoutStartSec=0 (k3s install.sh, create_systemd_service_file):
   # a blocking restart could wait for ever. --no-block queues it; the wait below is bounded.
-  echo "k3s $K3S_VERSION is installed; config changed, restarting k3s"
+  echo "k3s $K3S_VERSION is installed; config or registries changed, restarting k3s"
+  previous_run="$(systemctl show --property=InvocationID --value k3s)"
   systemctl restart --no-block k3s
+  # The release stays the same, so the Node's Ready below could still be the one from before the
+  # restart: first the unit's new run (a new InvocationID, systemd.exec(5)) must be active, which
+  # the Type=notify unit is once k3s reports READY=1, after its API server and etcd are up
+  # (k3s pkg/cli/server/server.go). So the next server restarts only once this one serves again.
+  wait_until "$READY_TIMEOUT_SECONDS" \
+    "k3s on node $NODE_NAME was not running again ${READY_TIMEOUT_SECONDS}s after its restart; see: journalctl -u k3s" \
+    k3s_restarted_since "$previous_run"
 elif ! systemctl is-active --quiet k3s; then
   echo "k3s $K3S_VERSION is installed but not running; starting it"
   systemctl start --no-block k3s

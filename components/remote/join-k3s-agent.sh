@@ -3,9 +3,10 @@
 # Runs as root on the agent (`sudo bash -s`). components/k3s_agent.py feeds it on stdin,
 # after shell assignments of K3S_VERSION, K3S_CONFIG_B64 (k3s' config.yaml with the
 # server's private URL, the agent token, the node name and the kubelet's settings, base64-encoded),
-# KUBELET_SYSCTL_CONF_B64 (the kernel values protect-kernel-defaults needs) and
-# UPGRADE_PATH_LIB_B64 (k3s-upgrade-path.sh). The token lives only in that root-only
-# file, never on a command line.
+# KUBELET_SYSCTL_CONF_B64 (the kernel values protect-kernel-defaults needs),
+# UPGRADE_PATH_LIB_B64 (k3s-upgrade-path.sh), K3S_REGISTRIES_B64 (registries.yaml, empty without
+# private registries) and REGISTRIES_LIB_B64 (k3s-registries.sh). The token and the registries'
+# passwords live only in those root-only files, never on a command line.
 # Safe to re-run: with the same version and config it changes nothing. Like every
 # node, it refuses a downgrade or a skipped minor before touching anything.
 # Whether the node became Ready is checked on a server (node-membership.sh ready),
@@ -16,6 +17,8 @@ set -euo pipefail
 : "${K3S_CONFIG_B64:?K3S_CONFIG_B64 is required: the base64 of the k3s config.yaml to write}"
 : "${UPGRADE_PATH_LIB_B64:?UPGRADE_PATH_LIB_B64 is required: the base64 of k3s-upgrade-path.sh}"
 : "${KUBELET_SYSCTL_CONF_B64:?KUBELET_SYSCTL_CONF_B64 is required: the kernel settings protect-kernel-defaults needs}"
+: "${K3S_REGISTRIES_B64?K3S_REGISTRIES_B64 is required: the base64 of registries.yaml, empty for none}"
+: "${REGISTRIES_LIB_B64:?REGISTRIES_LIB_B64 is required: the base64 of k3s-registries.sh}"
 K3S_CONFIG_DIR="${K3S_CONFIG_DIR:-/etc/rancher/k3s}"
 K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
 SYSCTL_DIR="${SYSCTL_DIR:-/etc/sysctl.d}"
@@ -28,6 +31,9 @@ trap 'rm -rf "$work_dir"' EXIT
 # kubelet's kernel settings (apply_kubelet_sysctls), shared with the servers' install script.
 # shellcheck source=/dev/null
 source <(base64 -d <<< "$UPGRADE_PATH_LIB_B64")
+# The private registries' file (place_registries), shared with the servers' install script.
+# shellcheck source=/dev/null
+source <(base64 -d <<< "$REGISTRIES_LIB_B64")
 
 current_version="$(installed_version)"
 check_upgrade_path "$current_version" "$K3S_VERSION"
@@ -42,6 +48,8 @@ if [ -f "$K3S_CONFIG_DIR/config.yaml" ] && cmp -s "$work_dir/config.yaml" "$K3S_
   config_changed=false
 fi
 install -m 0600 "$work_dir/config.yaml" "$K3S_CONFIG_DIR/config.yaml"
+# The registries' credentials, root-only; k3s-agent reads them only when it starts, as below.
+place_registries "$work_dir" "$(head -n 1 "$work_dir/config.yaml")"
 
 if [ "$current_version" != "$K3S_VERSION" ]; then
   # install.sh writes the k3s-agent unit and (re)starts it. Agent units are Type=exec
@@ -49,7 +57,7 @@ if [ "$current_version" != "$K3S_VERSION" ]; then
   echo "installing k3s agent $K3S_VERSION (installed: ${current_version:-none})"
   install_release "$K3S_VERSION" agent "$work_dir"
 elif [ "$config_changed" = true ]; then
-  echo "k3s agent $K3S_VERSION is installed; config changed, restarting $SERVICE"
+  echo "k3s agent $K3S_VERSION is installed; config or registries changed, restarting $SERVICE"
   systemctl restart "$SERVICE"
 elif ! systemctl is-active --quiet "$SERVICE"; then
   echo "k3s agent $K3S_VERSION is installed but not running; starting $SERVICE"
