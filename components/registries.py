@@ -112,7 +112,8 @@ def parse_registries(
         raise ConfigError(
             KEY,
             f"{leaf} is stored in plain text in the stack file, next to encrypted values",
-            f"encrypt it: pulumi config set --secret --path '{leaf}' <value> (and rotate the value if it is a password: it was readable)",
+            f"encrypt it: pulumi config set --secret --path '{leaf}' <value> "
+            "(and rotate a password stored so: it was readable)",
         )
     if not isinstance(raw, dict):
         raise ConfigError(KEY, "is not an object of registry hosts to credentials", set_fix())

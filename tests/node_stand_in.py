@@ -175,9 +175,7 @@ class Node:
         registries: Sequence[Registry] = (),
         **env,
     ):
-        return self.run(
-            self.install_program(version, sans, registries), timeout=timeout, **env
-        )
+        return self.run(self.install_program(version, sans, registries), timeout=timeout, **env)
 
     def run(self, program: str, *args: str, timeout: float = 30, **env):
         """Runs `program` as the node's `bash -s` would, with `args` after `--`."""

@@ -132,7 +132,9 @@ def test_the_nodes_restart_in_the_one_at_a_time_order(cluster):
 
 
 def test_make_plan_masks_the_registries(tmp_path):
-    secret = f"'registries[\"ghcr.io\"].username=bot' 'registries[\"ghcr.io\"].password={GHCR_TOKEN}'"
+    secret = (
+        f"'registries[\"ghcr.io\"].username=bot' 'registries[\"ghcr.io\"].password={GHCR_TOKEN}'"
+    )
     result = subprocess.run(
         [sys.executable, "-m", "tools.plan", "--out", str(tmp_path)],
         cwd=PROJECT_DIR,
@@ -224,7 +226,7 @@ def test_an_empty_or_missing_username_or_password_is_refused(entry, fragment):
     message = rejected(
         "registries",
         fragment,
-        "pulumi config set --secret --path 'registries[\"ghcr.io\"].",
+        'pulumi config set --secret --path \'registries["ghcr.io"].',
         secrets={"registries": {"ghcr.io": entry}},
     )
     assert GHCR_TOKEN not in message
