@@ -23,7 +23,6 @@ from tests.helpers import (
     rejected,
 )
 from tests.node_stand_in import Node
-from tests.test_remote_scripts import AGENT, AGENT_TOKEN, AgentNode
 
 GHCR_TOKEN = "ghp_registry-token-never-shown"
 HUB_TOKEN = "dckr_pat_hub-token-never-shown"
@@ -351,32 +350,36 @@ def test_a_registries_file_written_by_hand_is_left_alone_without_registries(node
     assert placed(node) == by_hand
 
 
-@pytest.fixture
-def agent(tmp_path):
-    return AgentNode(tmp_path)
+AGENT = "lightsail-k3s-dev-agent-1"
+AGENT_TOKEN = "K10agent-token::node:never-shown"
 
 
-def test_an_agent_writes_the_file_root_only_and_restarts_its_agent_on_a_change(agent):
-    result = agent.join(registries=GHCR)
-    assert result.returncode == 0, result.stderr
-    assert placed(agent) == k3s.registries_file(GHCR)
-    assert stat.S_IMODE((agent.config_dir / "registries.yaml").stat().st_mode) == 0o600
-    agent.calls()
-    assert agent.join(registries=GHCR).returncode == 0
-    assert not [c for c in agent.calls() if c.startswith("systemctl restart")]
-    assert agent.join(registries=ROTATED).returncode == 0
-    assert "systemctl restart k3s-agent" in agent.calls()
-    assert "ghp_rotated" in placed(agent)
-
-
-def test_the_install_program_carries_the_file_on_stdin_only():
-    program = k3s.install_program(
+def agent_program(registries) -> str:
+    """What components/k3s_agent.py feeds to `sudo bash -s` on an agent."""
+    return k3s.install_program(
         k3s_agent.remote_script("join-k3s-agent.sh"),
         "v1.36.1+k3s1",
         AGENT,
         k3s_agent.agent_config(AGENT, "172.26.1.10", AGENT_TOKEN, ()),
-        GHCR,
+        registries,
     )
+
+
+def test_an_agent_writes_the_file_root_only_and_restarts_its_agent_on_a_change(node):
+    result = node.run(agent_program(GHCR))
+    assert result.returncode == 0, result.stderr
+    assert placed(node) == k3s.registries_file(GHCR)
+    assert stat.S_IMODE((node.config_dir / "registries.yaml").stat().st_mode) == 0o600
+    node.calls()
+    assert node.run(agent_program(GHCR)).returncode == 0
+    assert not [c for c in node.calls() if c.startswith("systemctl restart")]
+    assert node.run(agent_program(ROTATED)).returncode == 0
+    assert "systemctl restart k3s-agent" in node.calls()
+    assert "ghp_rotated" in placed(node)
+
+
+def test_the_install_program_carries_the_file_on_stdin_only():
+    program = agent_program(GHCR)
     encoded = base64.b64encode(k3s.registries_file(GHCR).encode()).decode()
     assert f"K3S_REGISTRIES_B64={encoded}\n" in program
     assert "REGISTRIES_LIB_B64=" in program

@@ -7,13 +7,11 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from components import k3s, k3s_agent, membership, remote_scripts
-from components.registries import Registry
 from tests.helpers import PROJECT_DIR, tool, write_executable
 from tests.node_stand_in import BASH, KUBELET_VERSION_ARM, Node, with_stand_in_wait_library
 
@@ -219,7 +217,6 @@ class AgentNode(Node):
         version="v1.36.1+k3s1",
         server_ip="172.26.1.10",
         kubelet_args=AGENT_KUBELET_ARGS,
-        registries: Sequence[Registry] = (),
         **env,
     ):
         """What components/k3s_agent.py feeds to `sudo bash -s` on the agent."""
@@ -228,7 +225,7 @@ class AgentNode(Node):
             version,
             AGENT,
             k3s_agent.agent_config(AGENT, server_ip, AGENT_TOKEN, kubelet_args),
-            registries,
+            registries=(),
         )
         return subprocess.run(
             [BASH, "-s"],
