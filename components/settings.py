@@ -904,6 +904,8 @@ def parse_settings(
             'start an agent and add the key (eval "$(ssh-agent)" && ssh-add ~/.ssh/id_ed25519), '
             "or remove sshPublicKey to let the stack generate a key",
         )
+    # Before the apps: their volumes must fit the agents' disks too.
+    topology = parse_topology(source, bundle, stack)
     settings = Settings(
         stack=parse_stack_name(stack),
         region=region,
@@ -938,8 +940,9 @@ def parse_settings(
             project_dir=PROJECT_DIR,
             bundle=bundle,
             cpu_budget_raw=_declared(source, "cpuBudget"),
+            agent_bundle=topology.agent_bundle if topology.agent_count else None,
         ),
-        topology=parse_topology(source, bundle, stack),
+        topology=topology,
         alarms=parse_alarm_settings(
             _declared(source, "burstAlarmPercent"), _declared(source, "alarmEmail")
         ),
