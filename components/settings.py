@@ -904,8 +904,6 @@ def parse_settings(
             'start an agent and add the key (eval "$(ssh-agent)" && ssh-add ~/.ssh/id_ed25519), '
             "or remove sshPublicKey to let the stack generate a key",
         )
-    # Before the apps: their volumes must fit the agents' disks too.
-    topology = parse_topology(source, bundle, stack)
     settings = Settings(
         stack=parse_stack_name(stack),
         region=region,
@@ -926,6 +924,8 @@ def parse_settings(
         tags=parse_tags(source),
         backups=parse_backups(source, stack),
         cert_rotation=parse_cert_rotation(source),
+        # Before the apps: their volumes must fit the agents' disks too.
+        topology=(topology := parse_topology(source, bundle, stack)),
         apps=parse_app_settings(
             apps_raw=_json(source, "apps", "pulumi config set --path 'apps[0].name' web"),
             namespace_raw=_declared(source, "appNamespace"),
@@ -942,7 +942,6 @@ def parse_settings(
             cpu_budget_raw=_declared(source, "cpuBudget"),
             agent_bundle=topology.agent_bundle if topology.agent_count else None,
         ),
-        topology=topology,
         alarms=parse_alarm_settings(
             _declared(source, "burstAlarmPercent"), _declared(source, "alarmEmail")
         ),
