@@ -1,6 +1,8 @@
 """Volumes for apps (`apps[].volumes`): claims on k3s' local-path, one pod that keeps its node, the
 data kept on a protected stack, and the disk check."""
 
+import re
+
 import kubernetes_validate
 import pytest
 
@@ -10,9 +12,11 @@ from components.capacity import (
     storage_bytes,
     volume_room_bytes,
 )
+from components.catalog import BUNDLES
 from components.settings import TESTED_K3S_MINORS
 from tests.helpers import (
     DEPLOYMENT,
+    PROJECT_DIR,
     declared_objects,
     deploy,
     kubernetes_schema_version,
@@ -320,6 +324,15 @@ def test_the_room_for_volumes_is_the_disk_less_what_the_kubelet_keeps_free_and_t
     assert SYSTEM_DISK_RESERVE_GB == 15
     assert volume_room_bytes(80) == (80 - 12 - 15) * BYTES_PER_GB
     assert volume_room_bytes(20) == (20 - 3 - 15) * BYTES_PER_GB
+
+
+def test_the_manuals_room_for_volumes_is_the_checks():
+    text = (PROJECT_DIR / "docs" / "apps.md").read_text().split("### Volumes\n", 1)[1]
+    rows = re.findall(r"^\| `(\w+)` \| (\d+) GB \| (\d+) GB \|$", text, re.M)
+    assert len(rows) >= 6
+    for bundle_id, disk_gb, room_gb in rows:
+        assert BUNDLES[bundle_id].disk_gb == int(disk_gb)
+        assert volume_room_bytes(int(disk_gb)) == int(room_gb) * BYTES_PER_GB, bundle_id
 
 
 def test_volumes_that_fill_the_servers_disk_are_refused_naming_the_bundle_that_holds_them():
