@@ -769,7 +769,7 @@ def parse_app_settings(
             )
 
     workloads = [
-        Workload(f"apps[{index}] ({app.name})", app.replicas, app.resources)
+        Workload(f"apps[{index}] ({app.name})", app.replicas, app.resources, surges=not app.volumes)
         for index, app in enumerate(apps)
     ]
     burst_warning = check_capacity(workloads, bundle, cpu_budget)

@@ -265,6 +265,8 @@ class Workload:
     where: str
     replicas: int
     resources: ContainerResources
+    # False for an app whose Deployment stops its pod before starting the next (Recreate: its volumes).
+    surges: bool = True
 
 
 @dataclass(frozen=True)
@@ -347,13 +349,10 @@ def sustained_millicores(workloads: Sequence[Workload]) -> int:
 
 
 def _with_surge(workloads: Sequence[Workload], measure) -> float:
-    """All replicas plus one extra pod of the largest app, which a rolling update (maxSurge 1) starts first."""
+    """All replicas plus one extra pod of the largest app that a rolling update (maxSurge 1) starts first."""
     running = [w for w in workloads if w.replicas > 0]
-    if not running:
-        return 0
-    return sum(measure(w.resources) * w.replicas for w in running) + max(
-        measure(w.resources) for w in running
-    )
+    surging = [measure(w.resources) for w in running if w.surges]
+    return sum(measure(w.resources) * w.replicas for w in running) + max(surging, default=0)
 
 
 def _hard_problems(workloads: Sequence[Workload], node: NodeCapacity) -> list[str]:

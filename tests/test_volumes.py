@@ -168,6 +168,16 @@ def test_the_first_preview_declares_the_claims_and_their_mounts():
     assert [v["name"] for v in db["template"]["spec"]["volumes"]] == ["tmp", "data", "wal"]
 
 
+def test_the_memory_check_counts_no_surge_pod_for_an_app_that_stops_its_pod_first():
+    # small_3_0 leaves the apps 784Mi: one 512Mi pod fits, a rolling update's second one does not.
+    large = {"limits": {"memory": "512Mi"}}
+    rejected(
+        "apps", "memory limits add up to 1024Mi", bundleId="small_3_0", apps=[app(resources=large)]
+    )
+    deployment = deploy(bundleId="small_3_0", apps=[app(resources=large, volumes=[volume()])])
+    assert deployment_spec(deployment, "web").inputs["spec"]["strategy"] == {"type": "Recreate"}
+
+
 # Bad volumes: each refused before anything is declared, naming the app and the volume's key.
 
 
