@@ -42,6 +42,7 @@ apps = Apps.from_args(
         tls=IngressTls(domain=https.domain, cert_resolver=cert_resolver(https.acme_staging))
         if https
         else None,
+        protect=settings.protect,
     ),
     gated,
 )

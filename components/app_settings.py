@@ -13,15 +13,19 @@ from urllib.parse import unquote
 import yaml
 
 from .capacity import (
+    MIN_VOLUME_BYTES,
     ContainerResources,
     NamespaceBudget,
     NodeCapacity,
+    VolumeClaim,
     Workload,
     check_capacity,
+    check_volumes_fit,
     parse_cpu_budget,
     parse_resources,
+    storage_bytes,
 )
-from .catalog import Bundle
+from .catalog import Bundle, agent_capable_bundle_ids, server_capable_bundle_ids
 from .errors import ConfigError
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -60,7 +64,12 @@ APP_KEYS = {
     "resources",
     "healthPath",
     "securityContext",
+    "volumes",
 }
+VOLUME_KEYS = {"name", "mountPath", "size"}
+# The pod volume that a read-only root filesystem mounts at /tmp (components/apps.py).
+TMP_VOLUME_NAME = "tmp"
+TMP_MOUNT_PATH = "/tmp"
 
 
 # The capabilities the Pod Security Standards' baseline profile lets a container add
@@ -103,6 +112,19 @@ class AppSecurity:
 
 
 @dataclass(frozen=True)
+class AppVolume:
+    """A PersistentVolumeClaim of the app's, mounted at mount_path (see components/apps.py)."""
+
+    name: str
+    mount_path: str
+    size: str
+    size_bytes: int
+
+    def claim_name(self, app: str) -> str:
+        return f"{app}-{self.name}"
+
+
+@dataclass(frozen=True)
 class AppSpec:
     name: str
     image: str
@@ -115,6 +137,7 @@ class AppSpec:
     resources: ContainerResources
     health_path: str | None
     security: AppSecurity = AppSecurity()
+    volumes: tuple[AppVolume, ...] = ()
 
     @property
     def secret_name(self) -> str:
@@ -311,6 +334,95 @@ def parse_security_context(raw: Any, index: int, name: str) -> AppSecurity:
     )
 
 
+def parse_volumes(raw: Any, index: int, name: str, security: AppSecurity) -> tuple[AppVolume, ...]:
+    """The app's `volumes`: each a claim on local-path of `size`, mounted at `mountPath`."""
+    fix = "e.g. volumes: [{name: data, mountPath: /var/lib/app, size: 5Gi}]"
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _app_error(index, name, f"volumes {raw!r} is not a list of volumes", fix)
+    volumes: list[AppVolume] = []
+    for position, volume in enumerate(raw):
+        where = f"volumes[{position}]"
+        if not isinstance(volume, dict):
+            raise _app_error(index, name, f"{where} {volume!r} is not an object", fix)
+        unknown = set(volume) - VOLUME_KEYS
+        if unknown:
+            raise _app_error(
+                index,
+                name,
+                f"{where} has unknown keys {sorted(unknown)}",
+                f"allowed keys: {', '.join(sorted(VOLUME_KEYS))}",
+            )
+        missing = sorted(VOLUME_KEYS - set(volume))
+        if missing:
+            raise _app_error(
+                index,
+                name,
+                f"{where}.{missing[0]} is missing",
+                f"set apps[{index}].{where}.{missing[0]}",
+            )
+        volume_name, mount_path, size = volume["name"], volume["mountPath"], volume["size"]
+        # It names the pod's volume (a DNS-1123 label) and, after the app's name, its claim.
+        if not isinstance(volume_name, str) or not DNS_LABEL.fullmatch(volume_name):
+            raise _app_error(
+                index,
+                name,
+                f"{where}.name {volume_name!r} is not a DNS-1123 label",
+                "lowercase letters, digits and '-', at most 63 characters, e.g. name: data",
+            )
+        if volume_name == TMP_VOLUME_NAME:
+            raise _app_error(
+                index,
+                name,
+                f"{where}.name {volume_name!r} is the name of the pod's own /tmp volume",
+                "give the volume another name, e.g. name: data",
+            )
+        if any(v.name == volume_name for v in volumes):
+            raise _app_error(
+                index, name, f"{where}.name {volume_name!r} is already a volume of this app", fix
+            )
+        if (
+            not isinstance(mount_path, str)
+            or not mount_path.startswith("/")
+            or mount_path == "/"
+            or posixpath.normpath(mount_path) != mount_path
+            or mount_path.startswith("//")
+        ):
+            raise _app_error(
+                index,
+                name,
+                f"{where}.mountPath {mount_path!r} is not an absolute directory path in normal form, below /",
+                "e.g. mountPath: /var/lib/app (no trailing '/', no '.' or '..' segments)",
+            )
+        if any(v.mount_path == mount_path for v in volumes) or (
+            security.read_only_root_filesystem and mount_path == TMP_MOUNT_PATH
+        ):
+            raise _app_error(
+                index,
+                name,
+                f"{where}.mountPath {mount_path} is already mounted in this app's container",
+                "mount each volume at its own path",
+            )
+        size_bytes = storage_bytes(size) if isinstance(size, str) else None
+        if size_bytes is None:
+            raise _app_error(
+                index,
+                name,
+                f"{where}.size {size!r} is not a Kubernetes quantity",
+                "e.g. size: 5Gi (binary Ki, Mi, Gi, Ti; or decimal k, M, G, T)",
+            )
+        if size_bytes < MIN_VOLUME_BYTES:
+            raise _app_error(
+                index,
+                name,
+                f"{where}.size {size!r} is below 1Mi: a number without its unit is bytes",
+                f"e.g. size: {size}Gi",
+            )
+        volumes.append(AppVolume(volume_name, mount_path, size, size_bytes))
+    return tuple(volumes)
+
+
 def parse_app(raw: Any, index: int, secrets: dict[str, dict[str, str]]) -> AppSpec:
     if not isinstance(raw, dict):
         raise _app_error(
@@ -424,6 +536,16 @@ def parse_app(raw: Any, index: int, secrets: dict[str, dict[str, str]]) -> AppSp
             )
 
     resources = parse_resources(raw.get("resources"), f"apps[{index}] ({name})")
+    security = parse_security_context(raw.get("securityContext"), index, name)
+    volumes = parse_volumes(raw.get("volumes"), index, name, security)
+    if volumes and replicas > 1:
+        raise _app_error(
+            index,
+            name,
+            f"replicas {replicas} with volumes: a local-path volume lives on one node's disk, so its "
+            "replicas would share one node and write the same data",
+            "set replicas: 1 (0 stops the app and keeps its data), or remove volumes",
+        )
     return AppSpec(
         name=name,
         image=image,
@@ -435,7 +557,8 @@ def parse_app(raw: Any, index: int, secrets: dict[str, dict[str, str]]) -> AppSp
         secret_env=tuple(dict.fromkeys(secret_env)),
         resources=resources,
         health_path=health_path,
-        security=parse_security_context(raw.get("securityContext"), index, name),
+        security=security,
+        volumes=volumes,
     )
 
 
@@ -577,7 +700,9 @@ def parse_app_settings(
     project_dir: Path,
     bundle: Bundle,
     cpu_budget_raw: str,
+    agent_bundle: Bundle | None = None,
 ) -> AppSettings:
+    """`agent_bundle`: the agents' bundle when the cluster has agents, whose disks may hold volumes too."""
     namespace = namespace_raw or ""
     if not DNS_LABEL.fullmatch(namespace) or namespace.startswith("kube-"):
         raise ConfigError(
@@ -597,7 +722,18 @@ def parse_app_settings(
 
     seen_names: dict[str, int] = {}
     seen_routes: dict[tuple[str | None, str], str] = {}
+    seen_claims: dict[str, str] = {}
     for index, app in enumerate(apps):
+        for position, volume in enumerate(app.volumes):
+            claim = volume.claim_name(app.name)
+            if claim in seen_claims:
+                raise _app_error(
+                    index,
+                    app.name,
+                    f"volumes[{position}] would be claim {claim}, which is already {seen_claims[claim]}'s",
+                    "rename the volume",
+                )
+            seen_claims[claim] = f"apps[{index}] ({app.name}) volumes[{position}] ({volume.name})"
         if app.name in seen_names:
             raise _app_error(
                 index,
@@ -633,10 +769,11 @@ def parse_app_settings(
             )
 
     workloads = [
-        Workload(f"apps[{index}] ({app.name})", app.replicas, app.resources)
+        Workload(f"apps[{index}] ({app.name})", app.replicas, app.resources, surges=not app.volumes)
         for index, app in enumerate(apps)
     ]
     burst_warning = check_capacity(workloads, bundle, cpu_budget)
+    check_volumes_fit_the_nodes(apps, bundle, agent_bundle)
 
     manifests: tuple[dict[str, Any], ...] = ()
     if manifests_dir_raw:
@@ -649,14 +786,49 @@ def parse_app_settings(
     )
 
 
+def check_volumes_fit_the_nodes(
+    apps: tuple[AppSpec, ...], bundle: Bundle, agent_bundle: Bundle | None
+) -> None:
+    """Every node an app may start on (a server, or an agent) must hold all the volumes on its disk."""
+    claims = [
+        VolumeClaim(
+            f"apps[{index}] ({app.name}) volumes[{position}] ({volume.name})",
+            volume.size,
+            volume.size_bytes,
+        )
+        for index, app in enumerate(apps)
+        for position, volume in enumerate(app.volumes)
+    ]
+    if not claims:
+        return
+    check_volumes_fit(
+        claims,
+        bundle.disk_gb,
+        f"the {bundle.bundle_id} server's {bundle.disk_gb} GB disk",
+        "bundleId",
+        server_capable_bundle_ids(),
+    )
+    if agent_bundle is not None:
+        check_volumes_fit(
+            claims,
+            agent_bundle.disk_gb,
+            f"the {agent_bundle.bundle_id} agents' {agent_bundle.disk_gb} GB disk",
+            "agentBundleId",
+            agent_capable_bundle_ids(),
+        )
+
+
 def check_manifests_leave_apps_alone(
     manifests: tuple[dict[str, Any], ...], apps: tuple[AppSpec, ...], namespace: str
 ) -> None:
     """No manifest may declare an object the apps already declare: two owners would overwrite each other."""
     owners = {("Namespace", "", namespace): "appNamespace"}
     for index, app in enumerate(apps):
-        for kind, name in (("Deployment", app.name), ("Service", app.name)) + (
-            (("Secret", app.secret_name),) if app.secret_env else ()
+        for kind, name in (
+            ("Deployment", app.name),
+            ("Service", app.name),
+            *((("Secret", app.secret_name),) if app.secret_env else ()),
+            *(("PersistentVolumeClaim", volume.claim_name(app.name)) for volume in app.volumes),
         ):
             owners[(kind, namespace, name)] = f"apps[{index}] ({app.name})"
     for document in manifests:

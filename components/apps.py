@@ -13,7 +13,7 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .app_settings import AppSpec, parse_app_settings
+from .app_settings import TMP_MOUNT_PATH, TMP_VOLUME_NAME, AppSpec, parse_app_settings
 from .capacity import DEFAULT_LIMITS, DEFAULT_REQUESTS, NamespaceBudget
 from .catalog import BUNDLES
 from .errors import ConfigError
@@ -34,6 +34,16 @@ POD_SECURITY_ENFORCE = "baseline"
 POD_SECURITY_WARN_AND_AUDIT = "restricted"
 # What a read-only root filesystem still needs: a writable /tmp, on the node's disk.
 TMP_VOLUME_SIZE = "64Mi"
+# The apps' volumes: claims on the StorageClass k3s bundles (k3s manifests/local-storage.yaml:
+# provisioner rancher.io/local-path, volumeBindingMode WaitForFirstConsumer, reclaimPolicy Delete).
+# A volume is a directory on the disk of the node its pod first starts on, and the PersistentVolume
+# is pinned there (local-path-provisioner provisioner.go: nodeAffinity on kubernetes.io/hostname),
+# so the pod keeps that node; local-path grants ReadWriteOnce (and ReadWriteOncePod) only.
+# The class is named, never left to the default: pulumi-kubernetes reads it to see that a
+# WaitForFirstConsumer claim is ready while Pending, else it waits for a binding that only the
+# Deployment's pod brings (provider/pkg/await/awaiters.go, untilCoreV1PersistentVolumeClaimReady).
+LOCAL_PATH_STORAGE_CLASS = "local-path"
+VOLUME_ACCESS_MODE = "ReadWriteOnce"
 
 # The component's type token. It was `AppStack` until the name said what the component holds; the
 # alias below keeps every Kubernetes object of a stack deployed before at its URN (see Apps).
@@ -73,6 +83,9 @@ class AppsArgs:
     # Kubernetes objects applied as given, after the namespace.
     manifests: Sequence[dict[str, Any]] = ()
     tls: IngressTls | None = None
+    # The stack's protect: Pulumi then leaves the apps' claims, and the namespace holding them, in the
+    # cluster when it deletes them (see _declare_app).
+    protect: bool = True
 
 
 def served_host(app: AppSpec, tls: IngressTls | None) -> str | None:
@@ -182,10 +195,12 @@ class AppsInputs(TypedDict):
     """The Cluster's domain: the apps are served under it over HTTPS."""
     acme_staging: NotRequired[bool]
     """The Cluster's acme_staging."""
+    protect: NotRequired[bool]
+    """Keep the apps' volumes (their claims and the namespace) in the cluster when Pulumi deletes them; true unless set false."""
 
 
 # The stack's defaults of these keys (Pulumi.yaml; tests/test_components_elsewhere.py holds them to it).
-APPS_INPUT_DEFAULTS = {"app_namespace": "apps", "cpu_budget": "warn"}
+APPS_INPUT_DEFAULTS = {"app_namespace": "apps", "cpu_budget": "warn", "protect": True}
 
 
 def parse_apps_inputs(
@@ -228,6 +243,7 @@ def parse_apps_inputs(
             public_ip=inputs["public_ip"],
             pod_security_version=kubernetes_minor(k3s_version),
             tls=tls,
+            protect=inputs.get("protect", APPS_INPUT_DEFAULTS["protect"]),
         )
 
     return on, settings.burst_warning
@@ -290,7 +306,12 @@ class Apps(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=args.namespace, labels=pod_security_labels(args.pod_security_version)
             ),
-            opts=on_cluster(),
+            # Deleting a namespace deletes every claim in it, and with them their volumes' data, the
+            # claims Pulumi kept included: on a protected stack it stays (a changed appNamespace
+            # leaves the old one behind; docs/apps.md, "Volumes").
+            opts=pulumi.ResourceOptions.merge(
+                on_cluster(), pulumi.ResourceOptions(retain_on_delete=args.protect)
+            ),
         )
         namespace_name = namespace.metadata.name
         budget = args.budget
@@ -359,6 +380,7 @@ class Apps(pulumi.ComponentResource):
                 args.secret_values.get(app.name, {}),
                 namespace_name,
                 on_cluster(limit_range, quota),
+                args.protect,
             )
 
         tls = args.tls
@@ -447,6 +469,7 @@ class Apps(pulumi.ComponentResource):
         secret_values: Mapping[str, str],
         namespace: pulumi.Output[str],
         opts: pulumi.ResourceOptions,
+        protect: bool,
     ) -> k8s.core.v1.Service:
         labels = _labels(app)
 
@@ -483,6 +506,70 @@ class Apps(pulumi.ComponentResource):
                 for variable in app.secret_env
             ]
 
+        # local-path's reclaim policy is Delete: deleting a claim deletes its directory on the node
+        # (local-path-provisioner provisioner.go, deleteFor: the teardown script's rm -rf). On a
+        # protected stack Pulumi drops a removed claim from its state and leaves it in the cluster
+        # (pulumi/pulumi pkg/resource/deploy/step.go, DeleteStep: RetainOnDelete is a no-op delete).
+        # The size is what the disk check counts: local-path does not enforce it, and the API server
+        # refuses to resize a claim whose StorageClass does not allow expansion (k3s' does not), so a
+        # changed size leaves the claim as it was created.
+        claims = [
+            k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-{volume.claim_name(app.name)}-claim",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=volume.claim_name(app.name), namespace=namespace, labels=labels
+                ),
+                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                    access_modes=[VOLUME_ACCESS_MODE],
+                    storage_class_name=LOCAL_PATH_STORAGE_CLASS,
+                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(
+                        requests={"storage": volume.size}
+                    ),
+                ),
+                opts=pulumi.ResourceOptions.merge(
+                    opts,
+                    pulumi.ResourceOptions(
+                        retain_on_delete=protect,
+                        ignore_changes=["spec.resources.requests.storage"],
+                    ),
+                ),
+            )
+            for volume in app.volumes
+        ]
+        read_only_root = app.security.read_only_root_filesystem
+        volume_mounts = [
+            *(
+                [k8s.core.v1.VolumeMountArgs(name=TMP_VOLUME_NAME, mount_path=TMP_MOUNT_PATH)]
+                if read_only_root
+                else []
+            ),
+            *(
+                k8s.core.v1.VolumeMountArgs(name=volume.name, mount_path=volume.mount_path)
+                for volume in app.volumes
+            ),
+        ]
+        pod_volumes = [
+            *(
+                [
+                    k8s.core.v1.VolumeArgs(
+                        name=TMP_VOLUME_NAME,
+                        empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=TMP_VOLUME_SIZE),
+                    )
+                ]
+                if read_only_root
+                else []
+            ),
+            *(
+                k8s.core.v1.VolumeArgs(
+                    name=volume.name,
+                    persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
+                        claim_name=claim.metadata.name
+                    ),
+                )
+                for volume, claim in zip(app.volumes, claims, strict=True)
+            ),
+        ]
+
         container = k8s.core.v1.ContainerArgs(
             name=app.name,
             image=app.image,
@@ -494,21 +581,30 @@ class Apps(pulumi.ComponentResource):
             readiness_probe=_probe(app, initial_delay=2),
             liveness_probe=_probe(app, initial_delay=15),
             security_context=container_security_context(app),
-            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")]
-            if app.security.read_only_root_filesystem
-            else None,
+            volume_mounts=volume_mounts or None,
         )
         deployment_name, deployment_opts = named("deployment")
+        # An app with volumes runs one pod, and a new one only once the old one is gone (Recreate):
+        # two pods never write one volume's data. A Deployment cannot be switched to Recreate in
+        # place: the API server keeps the rollingUpdate it defaulted and then refuses the pair
+        # (pulumi/pulumi-kubernetes#2843, kubernetes/kubernetes#24198), so a change of strategy,
+        # an app gaining or losing its volumes, replaces the Deployment, the old one deleted first
+        # (its name is the new one's).
+        strategy = (
+            k8s.apps.v1.DeploymentStrategyArgs(type="Recreate")
+            if app.volumes
+            # One extra pod at a time during a rollout: the surge the budget leaves room for.
+            else k8s.apps.v1.DeploymentStrategyArgs(
+                type="RollingUpdate",
+                rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_surge=1),
+            )
+        )
         k8s.apps.v1.Deployment(
             deployment_name,
             metadata=k8s.meta.v1.ObjectMetaArgs(name=app.name, namespace=namespace, labels=labels),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=app.replicas,
-                # One extra pod at a time during a rollout: the surge the budget leaves room for.
-                strategy=k8s.apps.v1.DeploymentStrategyArgs(
-                    type="RollingUpdate",
-                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_surge=1),
-                ),
+                strategy=strategy,
                 selector=k8s.meta.v1.LabelSelectorArgs(
                     match_labels={"app.kubernetes.io/name": app.name}
                 ),
@@ -520,20 +616,16 @@ class Apps(pulumi.ComponentResource):
                         # only help an attacker who got into the container.
                         automount_service_account_token=False,
                         security_context=pod_security_context(app),
-                        volumes=[
-                            k8s.core.v1.VolumeArgs(
-                                name="tmp",
-                                empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
-                                    size_limit=TMP_VOLUME_SIZE
-                                ),
-                            )
-                        ]
-                        if app.security.read_only_root_filesystem
-                        else None,
+                        volumes=pod_volumes or None,
                     ),
                 ),
             ),
-            opts=deployment_opts,
+            opts=pulumi.ResourceOptions.merge(
+                deployment_opts,
+                pulumi.ResourceOptions(
+                    replace_on_changes=["spec.strategy.type"], delete_before_replace=True
+                ),
+            ),
         )
         if app.replicas >= 2:
             # Voluntary evictions (kubectl drain, a node upgrade) leave at least all but

@@ -30,9 +30,11 @@ Sources:
 from __future__ import annotations
 
 import enum
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from .catalog import BUNDLES, Bundle, server_capable_bundle_ids
@@ -84,12 +86,29 @@ SYSTEM_MILLICORES = 100
 ADDON_REQUEST_MILLICORES = 200
 ADDON_REQUEST_MIB = 140
 # Kubernetes' other default hard eviction thresholds (Node-pressure Eviction), kept as they are.
+NODEFS_EVICTION_PERCENT = 10
+IMAGEFS_EVICTION_PERCENT = 15
 DISK_EVICTION_THRESHOLDS = (
-    "nodefs.available<10%",
-    "imagefs.available<15%",
+    f"nodefs.available<{NODEFS_EVICTION_PERCENT}%",
+    f"imagefs.available<{IMAGEFS_EVICTION_PERCENT}%",
     "nodefs.inodesFree<5%",
     "imagefs.inodesFree<5%",
 )
+# What the apps' volumes may take of a node's disk. local-path keeps each volume as a directory under
+# <data-dir>/storage, /var/lib/rancher/k3s/storage (k3s pkg/cli/server/server.go, DefaultLocalStoragePath;
+# manifests/local-storage.yaml), on the root filesystem that also holds the OS, k3s, its datastore and
+# every image; and it does not enforce a claim's size (rancher/local-path-provisioner README, "Cons":
+# the capacity limit is ignored), so the sizes are a plan this check holds the apps to. Kept free: the
+# share below which the kubelet evicts pods for the images' filesystem, the root filesystem here
+# (IMAGEFS_EVICTION_PERCENT; the kubelet's image garbage collection also starts at 85% use,
+# imageGCHighThresholdPercent), and SYSTEM_DISK_RESERVE_GB for the rest of what lives there. That
+# figure is our estimate, not a measurement: the Ubuntu image with its packages and snaps, about 3 GB;
+# the journal, at most 4 GB (journald.conf(5): SystemMaxUse= is 10% of the filesystem, capped at 4G);
+# k3s' binary, its packaged images and its datastore, about 3 GB (etcd's default quota is 2 GB);
+# the apps' images and container logs, about 5 GB.
+SYSTEM_DISK_RESERVE_GB = 15
+# Lightsail sizes disks in GB; counted as 10^9 bytes, the smaller reading.
+BYTES_PER_GB = 10**9
 
 # Per-container defaults (the LimitRange applies them too): three small apps,
 # one with two replicas, fit the default small_3_0 node with room for a rolling update.
@@ -105,6 +124,17 @@ MIN_MEMORY_MIB = 16
 
 CPU_QUANTITY = re.compile(r"^(\d+m|\d+(\.\d{1,3})?)$")
 MEMORY_QUANTITY = re.compile(r"^\d+(Ki|Mi|Gi)?$")
+# Kubernetes' quantity grammar (k8s.io/apimachinery pkg/api/resource/quantity.go): a number, then a
+# binary suffix (Ki to Ei), a decimal one (k, M, G, T, P, E) or a decimal exponent (e3, E6). A sign,
+# and milli or smaller suffixes, are valid quantities but never the size of a volume.
+STORAGE_QUANTITY = re.compile(
+    r"(?P<number>\d+(?:\.\d*)?|\.\d+)"
+    r"(?:(?P<binary>[KMGTPE]i)|(?P<exponent>[eE][+-]?\d{1,2})|(?P<decimal>[kMGTPE]))?"
+)
+BINARY_FACTORS = {f"{prefix}i": 1024 ** (power + 1) for power, prefix in enumerate("KMGTPE")}
+DECIMAL_FACTORS = {prefix: 1000 ** (power + 1) for power, prefix in enumerate("kMGTPE")}
+# A claim below 1Mi is a size without its unit ("10" is ten bytes), not a plan.
+MIN_VOLUME_BYTES = 2**20
 
 
 class CpuBudget(enum.Enum):
@@ -128,6 +158,22 @@ def parse_cpu_budget(raw: str) -> CpuBudget:
 
 def cpu_millicores(quantity: str) -> int:
     return int(quantity[:-1]) if quantity.endswith("m") else round(float(quantity) * 1000)
+
+
+def storage_bytes(quantity: str) -> int | None:
+    """The bytes of a storage quantity ("10Gi", "500M", "1.5Gi"), rounded up as Kubernetes rounds a
+    quantity's value; None when it is not one."""
+    match = STORAGE_QUANTITY.fullmatch(quantity)
+    if match is None:
+        return None
+    number = Fraction(match["number"])
+    if match["binary"]:
+        number *= BINARY_FACTORS[match["binary"]]
+    elif match["decimal"]:
+        number *= DECIMAL_FACTORS[match["decimal"]]
+    elif match["exponent"]:
+        number *= Fraction(10) ** int(match["exponent"][1:])
+    return math.ceil(number)
 
 
 def memory_mib(quantity: str) -> float:
@@ -219,6 +265,8 @@ class Workload:
     where: str
     replicas: int
     resources: ContainerResources
+    # False for an app whose Deployment stops its pod before starting the next (Recreate: its volumes).
+    surges: bool = True
 
 
 @dataclass(frozen=True)
@@ -301,13 +349,10 @@ def sustained_millicores(workloads: Sequence[Workload]) -> int:
 
 
 def _with_surge(workloads: Sequence[Workload], measure) -> float:
-    """All replicas plus one extra pod of the largest app, which a rolling update (maxSurge 1) starts first."""
+    """All replicas plus one extra pod of the largest app that a rolling update (maxSurge 1) starts first."""
     running = [w for w in workloads if w.replicas > 0]
-    if not running:
-        return 0
-    return sum(measure(w.resources) * w.replicas for w in running) + max(
-        measure(w.resources) for w in running
-    )
+    surging = [measure(w.resources) for w in running if w.surges]
+    return sum(measure(w.resources) * w.replicas for w in running) + max(surging, default=0)
 
 
 def _hard_problems(workloads: Sequence[Workload], node: NodeCapacity) -> list[str]:
@@ -393,3 +438,63 @@ def check_capacity(workloads: Sequence[Workload], bundle: Bundle, mode: CpuBudge
             f"lower CPU requests or replicas, or set bundleId: {advice}; or set cpuBudget to warn",
         )
     return f"apps: {over}.\n  fix: lower CPU requests or replicas, or set bundleId: {advice} (cpuBudget: off silences this)"
+
+
+@dataclass(frozen=True)
+class VolumeClaim:
+    """One app volume as the disk check sees it: `where` names it in errors."""
+
+    where: str
+    size: str
+    size_bytes: int
+
+
+def volume_room_bytes(disk_gb: int) -> int:
+    """What a disk of `disk_gb` that also holds the OS, k3s and the images leaves the apps' volumes."""
+    kept_free = disk_gb * BYTES_PER_GB * IMAGEFS_EVICTION_PERCENT // 100
+    return disk_gb * BYTES_PER_GB - kept_free - SYSTEM_DISK_RESERVE_GB * BYTES_PER_GB
+
+
+def _gb(size_bytes: float) -> str:
+    return f"{size_bytes / BYTES_PER_GB:.3g} GB"
+
+
+def cheapest_bundle_for_volumes(total_bytes: int, bundle_ids: Sequence[str]) -> Bundle | None:
+    for bundle in sorted((BUNDLES[i] for i in bundle_ids), key=lambda b: b.monthly_usd):
+        if volume_room_bytes(bundle.disk_gb) >= total_bytes:
+            return bundle
+    return None
+
+
+def check_volumes_fit(
+    claims: Sequence[VolumeClaim],
+    disk_gb: int,
+    disk: str,
+    bundle_key: str,
+    bundle_ids: Sequence[str],
+) -> None:
+    """Raises ConfigError when the claims add up to more than a disk of `disk_gb` leaves them.
+
+    local-path puts a volume on the node its pod first starts on, so every node an app may start on
+    must hold all of them: `disk` names the disk in the message ("the small_3_0 server's 60 GB
+    disk"); the fix names the cheapest of `bundle_ids` whose disk holds them, for `bundle_key`.
+    """
+    total = sum(claim.size_bytes for claim in claims)
+    room = volume_room_bytes(disk_gb)
+    if total <= room:
+        return
+    listed = ", ".join(f"{claim.where} {claim.size}" for claim in claims)
+    fits = cheapest_bundle_for_volumes(total, bundle_ids)
+    advice = (
+        f"set {bundle_key}: the cheapest bundle whose disk holds them is {fits.bundle_id} "
+        f"({fits.disk_gb} GB, USD {fits.monthly_usd:g}/month)"
+        if fits
+        else "no Lightsail bundle's disk holds them"
+    )
+    raise ConfigError(
+        "apps",
+        f"the apps' volumes claim {_gb(total)} ({listed}), but {disk} leaves them {_gb(max(room, 0))} "
+        f"({disk_gb} GB less the {IMAGEFS_EVICTION_PERCENT}% the kubelet keeps free and "
+        f"{SYSTEM_DISK_RESERVE_GB} GB for the OS, k3s and the images)",
+        f"lower the volumes' sizes, or {advice}",
+    )

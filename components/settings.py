@@ -934,6 +934,8 @@ def parse_settings(
         tags=parse_tags(source),
         backups=parse_backups(source, stack),
         cert_rotation=parse_cert_rotation(source),
+        # Before the apps: their volumes must fit the agents' disks too.
+        topology=(topology := parse_topology(source, bundle, stack)),
         apps=parse_app_settings(
             apps_raw=_json(source, "apps", "pulumi config set --path 'apps[0].name' web"),
             namespace_raw=_declared(source, "appNamespace"),
@@ -950,8 +952,8 @@ def parse_settings(
             project_dir=PROJECT_DIR,
             bundle=bundle,
             cpu_budget_raw=_declared(source, "cpuBudget"),
+            agent_bundle=topology.agent_bundle if topology.agent_count else None,
         ),
-        topology=parse_topology(source, bundle, stack),
         alarms=parse_alarm_settings(
             _declared(source, "burstAlarmPercent"), _declared(source, "alarmEmail")
         ),

@@ -711,15 +711,17 @@ def test_duplicate_manifest_objects(manifests):
         ("Deployment", "web", "apps[0] (web)"),
         ("Service", "web", "apps[0] (web)"),
         ("Secret", "web-env", "apps[0] (web)"),
+        ("PersistentVolumeClaim", "web-data", "apps[0] (web)"),
     ],
 )
 def test_manifests_may_not_declare_what_an_app_declares(manifests, kind, name, owner):
     document = {"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": "apps"}}
     (manifests / "clash.yaml").write_text(yaml.safe_dump(document))
+    volume = {"name": "data", "mountPath": "/data", "size": "1Gi"}
     rejected(
         "manifestsDir",
         f"declares {kind} apps/{name}, which {owner} already declares",
-        apps=[app(secretEnv=["API_KEY"])],
+        apps=[app(secretEnv=["API_KEY"], volumes=[volume])],
         secrets={"appSecrets": {"web": {"API_KEY": "k"}}},
         manifestsDir=manifests_dir(manifests),
     )

@@ -320,6 +320,7 @@ APPS_INPUTS = {
     "cpuBudget": "string",
     "domain": "string",
     "acmeStaging": "boolean",
+    "protect": "boolean",
 }
 
 
@@ -349,6 +350,7 @@ def test_the_multi_language_schema_has_the_apps_inputs_and_outputs(schema):
     assert APPS_INPUT_DEFAULTS == {
         "app_namespace": declared["appNamespace"]["default"],
         "cpu_budget": declared["cpuBudget"]["default"],
+        "protect": declared["protect"]["default"],
     }
 
 
@@ -393,6 +395,9 @@ def test_apps_inputs_become_the_stacks_args():
     assert args.tls is not None and args.tls.domain == "example.com"
     assert args.tls.cert_resolver == "letsencrypt-staging"
     assert burst_warning is None
+    # Volumes are kept unless the caller says the cluster is disposable, as the stack's protect.
+    assert args.protect is True
+    assert parse_apps_inputs(apps_inputs(protect=False))[0](cast(Any, "provider")).protect is False
 
 
 def test_the_yaml_example_uses_the_schemas_types_and_properties(schema):

@@ -117,3 +117,32 @@ def test_the_consumer_example_deploys_onto_the_cluster(cluster, backend):
         wait_for(f"deployment {namespace}/{name} available", available, timeout=300)
     finally:
         remove_stack(consumer, CONSUMER_DIR)
+
+
+def test_an_app_that_gains_a_volume_is_recreated_and_its_claim_binds_on_a_node(cluster):
+    """What the mock engine cannot show: the API server taking the Deployment's switch to Recreate
+    (a replacement, pulumi/pulumi-kubernetes#2843), and pulumi-kubernetes counting a
+    WaitForFirstConsumer claim ready while Pending, so the `up` reaches the pod that binds it."""
+    stack, outputs = cluster
+    with_volume = {**DEMO_APP, "volumes": [{"name": "data", "mountPath": "/data", "size": "1Gi"}]}
+    stack.set_config("apps", auto.ConfigValue(json.dumps([with_volume])))
+    stack.up(on_output=print)
+    claim_path = "/api/v1/namespaces/apps/persistentvolumeclaims/whoami-data"
+    wait_for(
+        "claim apps/whoami-data Bound",
+        lambda: kube_get(outputs, claim_path)["status"].get("phase") == "Bound",
+        timeout=300,
+    )
+    volume = kube_get(
+        outputs, f"/api/v1/persistentvolumes/{kube_get(outputs, claim_path)['spec']['volumeName']}"
+    )
+    # local-path pins the volume to the node it made it on.
+    (term,) = volume["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+    assert term["matchExpressions"][0]["key"] == "kubernetes.io/hostname"
+    deployment = kube_get(outputs, "/apis/apps/v1/namespaces/apps/deployments/whoami")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    wait_for(
+        "HTTP 200 from appUrl with the volume mounted",
+        lambda: fetch(outputs["appUrl"].value)[0] == 200,
+        timeout=300,
+    )
