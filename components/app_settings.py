@@ -13,9 +13,11 @@ from urllib.parse import unquote
 import yaml
 
 from .capacity import (
+    NOTHING_RESERVED,
     ContainerResources,
     NamespaceBudget,
     NodeCapacity,
+    Reserved,
     Workload,
     check_capacity,
     parse_cpu_budget,
@@ -577,7 +579,9 @@ def parse_app_settings(
     project_dir: Path,
     bundle: Bundle,
     cpu_budget_raw: str,
+    reserved: Reserved = NOTHING_RESERVED,
 ) -> AppSettings:
+    """`reserved`: the charts' share of the node (components/charts.py), which the apps' budget leaves them."""
     namespace = namespace_raw or ""
     if not DNS_LABEL.fullmatch(namespace) or namespace.startswith("kube-"):
         raise ConfigError(
@@ -636,7 +640,7 @@ def parse_app_settings(
         Workload(f"apps[{index}] ({app.name})", app.replicas, app.resources)
         for index, app in enumerate(apps)
     ]
-    burst_warning = check_capacity(workloads, bundle, cpu_budget)
+    burst_warning = check_capacity(workloads, bundle, cpu_budget, reserved)
 
     manifests: tuple[dict[str, Any], ...] = ()
     if manifests_dir_raw:
@@ -645,7 +649,7 @@ def parse_app_settings(
         )
         check_manifests_leave_apps_alone(manifests, apps, namespace)
     return AppSettings(
-        namespace, apps, secrets, manifests, NodeCapacity.of(bundle).budget, burst_warning
+        namespace, apps, secrets, manifests, NodeCapacity.of(bundle, reserved).budget, burst_warning
     )
 
 

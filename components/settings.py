@@ -39,6 +39,7 @@ from .catalog import (
     agent_capable_bundle_ids,
     server_capable_bundle_ids,
 )
+from .charts import ChartSettings, parse_charts
 from .errors import PROJECT, ConfigError, StackFileError
 
 # libyaml's parser where PyYAML has it (its wheels do): the pure-Python one took 40% of a
@@ -198,6 +199,8 @@ class Settings:
     # Node name → that node's own SSH host public key, for instances created before host keys were
     # pinned (sshHostKey and sshHostKeys); every other node gets a generated host key.
     ssh_host_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Helm charts for k3s' helm-controller (components/charts.py).
+    charts: ChartSettings = ChartSettings()
 
     @property
     def cluster_name(self) -> str:
@@ -862,8 +865,8 @@ def check_stack_file_sections(stack_file: Path) -> None:
         )
 
 
-def plain_text_app_secrets(stack_file: Path) -> tuple[str, ...]:
-    """The appSecrets leaves that the stack file holds unencrypted (a `secure:` map is encrypted)."""
+def plain_text_app_secrets(stack_file: Path, key: str = "appSecrets") -> tuple[str, ...]:
+    """The leaves of `key` (appSecrets, chartSecrets) that the stack file holds unencrypted (a `secure:` map is encrypted)."""
     if not stack_file.is_file():
         return ()
     config = (yaml.load(stack_file.read_text(), Loader=SafeYamlLoader) or {}).get("config") or {}
@@ -881,8 +884,8 @@ def plain_text_app_secrets(stack_file: Path) -> tuple[str, ...]:
         else:
             plain.append(path)
 
-    if f"{PROJECT}:appSecrets" in config:
-        walk(config[f"{PROJECT}:appSecrets"], "appSecrets")
+    if f"{PROJECT}:{key}" in config:
+        walk(config[f"{PROJECT}:{key}"], key)
     return tuple(plain)
 
 
@@ -904,6 +907,18 @@ def parse_settings(
             'start an agent and add the key (eval "$(ssh-agent)" && ssh-add ~/.ssh/id_ed25519), '
             "or remove sshPublicKey to let the stack generate a key",
         )
+    stack_file = PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    charts = parse_charts(
+        charts_raw=_json(source, "charts", "pulumi config set --path 'charts[0].name' kafka"),
+        secrets_raw=_json(
+            source,
+            "chartSecrets",
+            "pulumi config set --secret --path 'chartSecrets.kafka.auth.password' <value>",
+        ),
+        secrets_are_secret=is_secret(f"{PROJECT}:chartSecrets"),
+        plain_text_secret_paths=plain_text_app_secrets(stack_file, "chartSecrets"),
+        app_namespace=_declared(source, "appNamespace"),
+    )
     settings = Settings(
         stack=parse_stack_name(stack),
         region=region,
@@ -938,11 +953,13 @@ def parse_settings(
             project_dir=PROJECT_DIR,
             bundle=bundle,
             cpu_budget_raw=_declared(source, "cpuBudget"),
+            reserved=charts.reserved,
         ),
         topology=parse_topology(source, bundle, stack),
         alarms=parse_alarm_settings(
             _declared(source, "burstAlarmPercent"), _declared(source, "alarmEmail")
         ),
+        charts=charts,
     )
     # Checked once the rest is known: the apps' hosts must lie in the domain, and the host keys
     # are named by the topology's nodes.

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import referencing
 import yaml
+from kubernetes_validate.utils import schema_contents
 
 from components.errors import ConfigError
 from tools import cliconfig, mockengine, pulumi_sdk, urns
@@ -379,3 +381,30 @@ CURL_STUB = """#!/bin/sh
 echo "curl $*" >> "$STUB_LOG"
 printf '%s\\n' "$STUB_MY_IP"
 """
+
+
+def strict_crd_schema(crd_path: Path, schema_version: str) -> tuple[dict, referencing.Registry]:
+    """The CRD's openAPIV3Schema as a strict JSON schema: unknown fields are errors, metadata is ObjectMeta."""
+    crd = yaml.safe_load(crd_path.read_text())
+    (version,) = crd["spec"]["versions"]
+
+    def strict(node):
+        if isinstance(node, dict):
+            node = {key: strict(value) for key, value in node.items()}
+            if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+                node["additionalProperties"] = False
+        return node
+
+    schema = strict(version["schema"]["openAPIV3Schema"])
+    definitions = schema_contents(
+        f"kubernetes-json-schema/v{schema_version}-local-strict/_definitions.json", schema_version
+    )
+    schema["properties"]["metadata"] = {
+        "$ref": definitions["$id"] + "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    }
+    schema["properties"]["apiVersion"] = {"const": f"{crd['spec']['group']}/{version['name']}"}
+    schema["properties"]["kind"] = {"const": crd["spec"]["names"]["kind"]}
+    schema["required"] = ["apiVersion", "kind", "metadata", "spec"]
+    return schema, referencing.Registry().with_resource(
+        definitions["$id"], referencing.Resource.from_contents(definitions)
+    )
