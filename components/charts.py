@@ -7,7 +7,7 @@ runs and a preview stays offline. The chart's namespace is declared here, not by
 createNamespace, so its Pod Security labels and its NetworkPolicy are the stack's.
 
 Fields used are in the HelmChart CRD of every helm-controller the tested k3s minors embed: v0.16.13
-(k3s v1.34.1+k3s1, the first v1.34) to v0.17.1 (v1.36.1+k3s1); tests/fixtures/crds holds both.
+(k3s' first v1.34 release) to v0.17.1 (the pinned k3sVersion's); tests/fixtures/crds holds both.
 `valuesSecrets` exists since v0.16.7 (k3s-io/helm-controller d0ccbb3, "Add ValuesSecrets").
 """
 
