@@ -70,6 +70,23 @@ MEMORY_SUFFIX_MIB = {
 }
 
 
+class _ValuesDumper(yaml.SafeDumper):
+    """Quotes strings of digits and punctuation (03:00, 1.23.0): a YAML 1.1 reader may take some for
+    numbers (sexagesimal 13:00 is 780 there), and Helm's values must reach the chart as written."""
+
+
+_ValuesDumper.add_representer(
+    str,
+    lambda dumper, text: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", text, style='"' if re.fullmatch(r"[0-9:._+-]+", text) else None
+    ),
+)
+
+
+def values_yaml(values: Mapping[str, Any]) -> str:
+    return yaml.dump(dict(values), Dumper=_ValuesDumper, sort_keys=False)
+
+
 @dataclass(frozen=True)
 class ChartBudget:
     """What the apps' budget counts of one chart, and from where."""
@@ -252,8 +269,8 @@ def parse_namespace(
         raise _chart_error(
             index,
             name,
-            f"namespace {namespace!r} is {reserved[namespace]}'s",
-            f"give the chart a namespace of its own, e.g. namespace: {name}",
+            f"namespace {namespace!r} belongs to {reserved[namespace]}",
+            "give the chart a namespace of its own",
         )
     return namespace
 
@@ -560,7 +577,7 @@ def helm_chart_spec(spec: ChartSpec, with_secret_values: bool) -> dict[str, Any]
     helm_spec["targetNamespace"] = spec.namespace
     helm_spec["failurePolicy"] = FAILURE_POLICY
     if spec.values:
-        helm_spec["valuesContent"] = yaml.safe_dump(dict(spec.values), sort_keys=False)
+        helm_spec["valuesContent"] = values_yaml(spec.values)
     if with_secret_values:
         # A Secret beside the HelmChart (valuesSecrets must name one in the HelmChart's own namespace,
         # types.go SecretSpec): the values stay out of the HelmChart, which anyone who may read
@@ -595,7 +612,11 @@ class Charts(pulumi.ComponentResource):
         namespaces: dict[str, k8s.core.v1.Namespace] = {}
         for namespace, level in args.charts.namespaces.items():
             labels = pod_security_labels(args.pod_security_version)
-            labels["pod-security.kubernetes.io/enforce"] = level
+            if level != labels["pod-security.kubernetes.io/enforce"]:
+                # A chart the stack declares that needs more (kured): warnings and audit entries
+                # for what its level admits by design would only repeat it on every pod.
+                for mode in ("enforce", "warn", "audit"):
+                    labels[f"pod-security.kubernetes.io/{mode}"] = level
             namespaces[namespace] = k8s.core.v1.Namespace(
                 f"{name}-namespace-{namespace}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=namespace, labels=labels),
@@ -646,7 +667,7 @@ class Charts(pulumi.ComponentResource):
                         ),
                         type="Opaque",
                         string_data=pulumi.Output.secret(
-                            {SECRET_VALUES_KEY: yaml.safe_dump(secret_values, sort_keys=False)}
+                            {SECRET_VALUES_KEY: values_yaml(secret_values)}
                         ),
                         opts=on_cluster(),
                     )

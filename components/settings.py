@@ -41,6 +41,7 @@ from .catalog import (
 )
 from .charts import ChartSettings, parse_charts
 from .errors import PROJECT, ConfigError, StackFileError
+from .reboots import REBOOT_WINDOW_BY_DEFAULT, RebootWindow, kured_chart, parse_reboot_window
 
 # libyaml's parser where PyYAML has it (its wheels do): the pure-Python one took 40% of a
 # mock-engine run. Both build the same values; tools/cliconfig.py reads YAML through it too.
@@ -92,7 +93,8 @@ NON_GLOBAL_IPV4 = tuple(
     )
 )
 BACKUPS_CHOICES = ("auto", "true", "false")
-# Stacks whose name starts with this get backups unless `backups` says otherwise.
+# Stacks whose name starts with this get backups unless `backups` says otherwise, and reboots in
+# REBOOT_WINDOW_BY_DEFAULT unless `rebootWindow` says otherwise.
 BACKUPS_BY_DEFAULT_PREFIX = "prod"
 # Five fields: minute hour day-of-month month day-of-week, as robfig/cron (which k3s uses) parses them.
 CRON_FIELD_PATTERN = re.compile(r"[0-9*/,\-A-Za-z?]+")
@@ -199,8 +201,9 @@ class Settings:
     # Node name → that node's own SSH host public key, for instances created before host keys were
     # pinned (sshHostKey and sshHostKeys); every other node gets a generated host key.
     ssh_host_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    # Helm charts for k3s' helm-controller (components/charts.py).
+    # Helm charts for k3s' helm-controller (components/charts.py), kured's among them with a window.
     charts: ChartSettings = ChartSettings()
+    reboot_window: RebootWindow | None = None
 
     @property
     def cluster_name(self) -> str:
@@ -732,6 +735,15 @@ def parse_backups(source: ConfigSource, stack: str) -> BackupSettings | None:
     )
 
 
+def parse_reboot_window_setting(source: ConfigSource, stack: str) -> RebootWindow | None:
+    """`rebootWindow`: auto (REBOOT_WINDOW_BY_DEFAULT for prod* stacks, else off), a window, or "" for off."""
+    value = _declared(source, "rebootWindow")
+    if value == "auto":
+        by_default = stack.startswith(BACKUPS_BY_DEFAULT_PREFIX)
+        return parse_reboot_window(REBOOT_WINDOW_BY_DEFAULT if by_default else "", "the default")
+    return parse_reboot_window(value, "the window")
+
+
 def parse_etcd_snapshot_schedule(source: ConfigSource) -> str:
     value = _declared(source, "etcdSnapshotSchedule")
     fields = value.split()
@@ -908,6 +920,8 @@ def parse_settings(
             "or remove sshPublicKey to let the stack generate a key",
         )
     stack_file = PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    topology = parse_topology(source, bundle, stack)
+    reboot_window = parse_reboot_window_setting(source, stack)
     charts = parse_charts(
         charts_raw=_json(source, "charts", "pulumi config set --path 'charts[0].name' kafka"),
         secrets_raw=_json(
@@ -918,6 +932,13 @@ def parse_settings(
         secrets_are_secret=is_secret(f"{PROJECT}:chartSecrets"),
         plain_text_secret_paths=plain_text_app_secrets(stack_file, "chartSecrets"),
         app_namespace=_declared(source, "appNamespace"),
+        declared=(
+            kured_chart(
+                reboot_window, single_node=topology.server_count + topology.agent_count == 1
+            ),
+        )
+        if reboot_window
+        else (),
     )
     settings = Settings(
         stack=parse_stack_name(stack),
@@ -955,11 +976,12 @@ def parse_settings(
             cpu_budget_raw=_declared(source, "cpuBudget"),
             reserved=charts.reserved,
         ),
-        topology=parse_topology(source, bundle, stack),
+        topology=topology,
         alarms=parse_alarm_settings(
             _declared(source, "burstAlarmPercent"), _declared(source, "alarmEmail")
         ),
         charts=charts,
+        reboot_window=reboot_window,
     )
     # Checked once the rest is known: the apps' hosts must lie in the domain, and the host keys
     # are named by the topology's nodes.
