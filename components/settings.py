@@ -920,6 +920,8 @@ def parse_settings(
             "or remove sshPublicKey to let the stack generate a key",
         )
     stack_file = PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    # The charts need the topology (kured's one-node rule), which needs a valid stack name first.
+    parse_stack_name(stack)
     topology = parse_topology(source, bundle, stack)
     reboot_window = parse_reboot_window_setting(source, stack)
     charts = parse_charts(

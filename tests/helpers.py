@@ -45,6 +45,12 @@ STATIC_IP = "aws:lightsail/staticIp:StaticIp"
 COMMAND = "command:remote:Command"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+HELM_CHART = "kubernetes:helm.cattle.io/v1:HelmChart"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+QUOTA = "kubernetes:core/v1:ResourceQuota"
+# The HelmChart CRDs of the helm-controllers the tested k3s minors embed: the oldest and the pinned one
+# (tests/fixtures/crds/README.md).
+HELM_CHART_CRDS = ("helm.cattle.io_helmcharts_v0.16.13.yaml", "helm.cattle.io_helmcharts.yaml")
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 # A public address: documentation ranges such as 198.51.100.0/24 are refused as admin CIDRs.
 ADMIN_CIDR = "1.2.3.4/32"
@@ -62,6 +68,17 @@ def config_source(values: dict[str, Any], stack: str = "dev"):
         config.set_structure(key, value)
     cliconfig.apply_project_config(stack, project, config)
     return config.for_program().get
+
+
+def chart(**fields):
+    """A chart of the `charts` config, valid unless `fields` say otherwise."""
+    return {
+        "name": "cache",
+        "repo": "https://charts.example.com",
+        "chart": "redis",
+        "version": "1.2.3",
+        **fields,
+    }
 
 
 class Declared:

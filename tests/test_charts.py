@@ -15,7 +15,12 @@ from components.catalog import BUNDLES
 from components.charts import HELM_CHART_NAMESPACE, SECRET_VALUES_KEY
 from tests.helpers import (
     ADMIN_CIDR,
+    HELM_CHART,
+    HELM_CHART_CRDS,
+    NAMESPACE,
     PROJECT_DIR,
+    QUOTA,
+    chart,
     declared_objects,
     deploy,
     kubernetes_schema_version,
@@ -24,14 +29,8 @@ from tests.helpers import (
 )
 
 FIXTURES = PROJECT_DIR / "tests" / "fixtures"
-HELM_CHART = "kubernetes:helm.cattle.io/v1:HelmChart"
 SECRET = "kubernetes:core/v1:Secret"
-NAMESPACE = "kubernetes:core/v1:Namespace"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
-QUOTA = "kubernetes:core/v1:ResourceQuota"
-# The HelmChart CRDs of the helm-controllers the tested k3s minors embed: the oldest and the pinned one
-# (tests/fixtures/crds/README.md).
-HELM_CHART_CRDS = ("helm.cattle.io_helmcharts_v0.16.13.yaml", "helm.cattle.io_helmcharts.yaml")
 
 PASSWORD = "kafka-hunter2-very-secret"
 KAFKA = {
@@ -59,16 +58,6 @@ KAFKA_UI = {
     "estimate": {"cpu": "100m", "memory": "256Mi"},
 }
 SECRETS = {"chartSecrets": {"kafka": {"sasl": {"client": {"passwords": PASSWORD}}}}}
-
-
-def chart(**fields):
-    return {
-        "name": "cache",
-        "repo": "https://charts.example.com",
-        "chart": "redis",
-        "version": "1.2.3",
-        **fields,
-    }
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,17 @@ from components.reboots import (
     REBOOT_WINDOW_BY_DEFAULT,
 )
 from tests.helpers import (
+    HELM_CHART,
+    HELM_CHART_CRDS,
+    NAMESPACE,
     PROJECT_DIR,
+    QUOTA,
+    chart,
     deploy,
     kubernetes_schema_version,
     rejected,
     strict_crd_schema,
 )
-from tests.test_charts import HELM_CHART, HELM_CHART_CRDS, NAMESPACE, QUOTA, chart
 
 # kured's day names and time formats (kured 1.23.0 pkg/timewindow/days.go, dayStrings; timewindow.go,
 # parseTime): what it accepts, so a window it would refuse at start never reaches it.
@@ -29,9 +33,13 @@ KURED_DAYS = {"su", "sun", "sunday", "mo", "mon", "monday", "tu", "tue", "tuesda
               "wednesday", "th", "thu", "thursday", "fr", "fri", "friday", "sa", "sat", "saturday"}  # fmt: skip
 
 
+def kureds(deployment):
+    return [r for r in deployment.of_type(HELM_CHART) if r.inputs["metadata"]["name"] == "kured"]
+
+
 def kured(deployment):
-    found = [r for r in deployment.of_type(HELM_CHART) if r.inputs["metadata"]["name"] == "kured"]
-    return found[0] if found else None
+    (found,) = kureds(deployment)
+    return found
 
 
 def configuration(deployment):
@@ -128,7 +136,7 @@ def test_the_first_preview_declares_kured_too(prod):
 @pytest.mark.parametrize("stack, window", [("dev", None), ("prod", ""), ("dev", "")])
 def test_without_a_window_nothing_reboots_by_itself(stack, window):
     deployment = deploy(stack, **({} if window is None else {"rebootWindow": window}))
-    assert kured(deployment) is None
+    assert kureds(deployment) == []
     assert not [n for n in deployment.of_type(NAMESPACE) if n.inputs["metadata"]["name"] == "kured"]
 
 
@@ -156,7 +164,10 @@ def test_a_bad_window_is_refused(window, fragment):
 @pytest.mark.parametrize(
     "user_chart, fragment",
     [
-        (chart(name="kured", namespace="reboots"), "already used by the kured chart the stack declares"),
+        (
+            chart(name="kured", namespace="reboots"),
+            "already used by the kured chart the stack declares",
+        ),
         (chart(namespace="kured"), "belongs to the kured chart the stack declares"),
     ],
 )
