@@ -3,6 +3,7 @@
 import pulumi
 
 from components.apps import Apps, AppsArgs, IngressTls
+from components.charts import Charts, ChartsArgs
 from components.cluster import Cluster
 from components.cost import cost_breakdown, monthly_total
 from components.k3s import deployed_k3s_version, kubernetes_minor, upgrade_checked
@@ -12,6 +13,8 @@ from components.traefik import cert_resolver
 settings = load_settings()
 if settings.apps.burst_warning:
     pulumi.log.warn(settings.apps.burst_warning)
+if settings.charts.uncounted_warning:
+    pulumi.log.warn(settings.charts.uncounted_warning)
 if settings.committed_deploy_cidrs_warning:
     pulumi.log.warn(settings.committed_deploy_cidrs_warning)
 https = settings.https
@@ -46,6 +49,19 @@ apps = Apps.from_args(
     ),
     gated,
 )
+
+# Each chart's namespace, its secret values and its HelmChart, for k3s' helm-controller (components/charts.py).
+if settings.charts.specs:
+    Charts(
+        f"{settings.cluster_name}-charts",
+        ChartsArgs(
+            charts=settings.charts,
+            provider=cluster.provider,
+            app_namespace=settings.apps.namespace,
+            pod_security_version=kubernetes_minor(settings.k3s_version),
+        ),
+        gated,
+    )
 
 ssh_key_file = f"~/.ssh/{settings.cluster_name}"
 pulumi.export("publicIp", cluster.public_ip)

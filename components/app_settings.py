@@ -14,9 +14,11 @@ import yaml
 
 from .capacity import (
     MIN_VOLUME_BYTES,
+    NOTHING_RESERVED,
     ContainerResources,
     NamespaceBudget,
     NodeCapacity,
+    Reserved,
     VolumeClaim,
     Workload,
     check_capacity,
@@ -701,8 +703,10 @@ def parse_app_settings(
     bundle: Bundle,
     cpu_budget_raw: str,
     agent_bundle: Bundle | None = None,
+    reserved: Reserved = NOTHING_RESERVED,
 ) -> AppSettings:
-    """`agent_bundle`: the agents' bundle when the cluster has agents, whose disks may hold volumes too."""
+    """`agent_bundle`: the agents' bundle when the cluster has agents, whose disks may hold volumes too.
+    `reserved`: the charts' share of the node (components/charts.py), which the apps' budget leaves them."""
     namespace = namespace_raw or ""
     if not DNS_LABEL.fullmatch(namespace) or namespace.startswith("kube-"):
         raise ConfigError(
@@ -772,7 +776,7 @@ def parse_app_settings(
         Workload(f"apps[{index}] ({app.name})", app.replicas, app.resources, surges=not app.volumes)
         for index, app in enumerate(apps)
     ]
-    burst_warning = check_capacity(workloads, bundle, cpu_budget)
+    burst_warning = check_capacity(workloads, bundle, cpu_budget, reserved)
     check_volumes_fit_the_nodes(apps, bundle, agent_bundle)
 
     manifests: tuple[dict[str, Any], ...] = ()
@@ -782,7 +786,7 @@ def parse_app_settings(
         )
         check_manifests_leave_apps_alone(manifests, apps, namespace)
     return AppSettings(
-        namespace, apps, secrets, manifests, NodeCapacity.of(bundle).budget, burst_warning
+        namespace, apps, secrets, manifests, NodeCapacity.of(bundle, reserved).budget, burst_warning
     )
 
 

@@ -270,6 +270,22 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class Reserved:
+    """What other workloads on the node take from the apps' share: the charts' CPU requests and memory."""
+
+    millicores: int = 0
+    mib: int = 0
+    # What is counted and from where, for the budget's messages, e.g. "kafka 500m/1024Mi from its estimate".
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"the charts ({self.detail})"
+
+
+NOTHING_RESERVED = Reserved()
+
+
+@dataclass(frozen=True)
 class NamespaceBudget:
     """The apps' share of the node: the check's limits, and what the ResourceQuota and LimitRange enforce."""
 
@@ -296,11 +312,13 @@ class NodeCapacity:
 
     bundle: Bundle
     reservation: Reservation
+    # The charts' share, which the apps' budget leaves to them.
+    reserved: Reserved = NOTHING_RESERVED
 
     @classmethod
-    def of(cls, bundle: Bundle) -> NodeCapacity:
+    def of(cls, bundle: Bundle, reserved: Reserved = NOTHING_RESERVED) -> NodeCapacity:
         """A server's node."""
-        return cls(bundle, RESERVATIONS[bundle.ram_gb])
+        return cls(bundle, RESERVATIONS[bundle.ram_gb], reserved)
 
     @classmethod
     def of_agent(cls, bundle: Bundle) -> NodeCapacity:
@@ -319,8 +337,10 @@ class NodeCapacity:
     @property
     def budget(self) -> NamespaceBudget:
         return NamespaceBudget(
-            requests_cpu_millicores=self.allocatable_millicores - ADDON_REQUEST_MILLICORES,
-            memory_mib=self.allocatable_mib - ADDON_REQUEST_MIB,
+            requests_cpu_millicores=self.allocatable_millicores
+            - ADDON_REQUEST_MILLICORES
+            - self.reserved.millicores,
+            memory_mib=self.allocatable_mib - ADDON_REQUEST_MIB - self.reserved.mib,
             # CPU limits may exceed the baseline; one container cannot use more than the node has.
             max_container_cpu_millicores=self.bundle.vcpus * 1000,
         )
@@ -339,13 +359,28 @@ class NodeCapacity:
         r = self.reservation
         return (
             f"{self.bundle.ram_gb:g} GB minus k3s {r.k3s_mib}Mi, its add-ons {ADDON_REQUEST_MIB}Mi, "
-            f"the OS {r.system_mib}Mi and the eviction threshold {r.eviction_mib}Mi"
+            + (f"{self.reserved} {self.reserved.mib}Mi, " if self.reserved.mib else "")
+            + f"the OS {r.system_mib}Mi and the eviction threshold {r.eviction_mib}Mi"
+        )
+
+    def describe_cpu(self) -> str:
+        return (
+            f"{self.bundle.vcpus} vCPUs minus k3s {K3S_MILLICORES}m, its add-ons {ADDON_REQUEST_MILLICORES}m"
+            + (f", {self.reserved} {self.reserved.millicores}m" if self.reserved.millicores else "")
+            + f" and the OS {SYSTEM_MILLICORES}m"
         )
 
 
-def sustained_millicores(workloads: Sequence[Workload]) -> int:
-    """The CPU the node runs at when every replica uses what it requests: k3s' own plus the apps' requests."""
-    return K3S_MILLICORES + sum(w.resources.request_millicores * w.replicas for w in workloads)
+def sustained_millicores(
+    workloads: Sequence[Workload], reserved: Reserved = NOTHING_RESERVED
+) -> int:
+    """The CPU the node runs at when every replica uses what it requests: k3s' own, the charts' counted
+    requests and the apps' requests."""
+    return (
+        K3S_MILLICORES
+        + reserved.millicores
+        + sum(w.resources.request_millicores * w.replicas for w in workloads)
+    )
 
 
 def _with_surge(workloads: Sequence[Workload], measure) -> float:
@@ -367,8 +402,7 @@ def _hard_problems(workloads: Sequence[Workload], node: NodeCapacity) -> list[st
     if cpu_requests > budget.requests_cpu_millicores:
         problems.append(
             f"the apps request {cpu_requests:g}m of CPU, but the {node.bundle.bundle_id} node can schedule "
-            f"{budget.requests_cpu_millicores}m for them ({node.bundle.vcpus} vCPUs minus k3s {K3S_MILLICORES}m, "
-            f"its add-ons {ADDON_REQUEST_MILLICORES}m and the OS {SYSTEM_MILLICORES}m), so pods would never start"
+            f"{budget.requests_cpu_millicores}m for them ({node.describe_cpu()}), so pods would never start"
         )
     memory_limits = _with_surge(workloads, lambda r: r.limit_mib)
     if memory_limits > budget.memory_mib:
@@ -379,24 +413,31 @@ def _hard_problems(workloads: Sequence[Workload], node: NodeCapacity) -> list[st
     return problems
 
 
-def _cheapest(workloads: Sequence[Workload], within_baseline: bool) -> Bundle | None:
-    sustained = sustained_millicores(workloads)
+def _cheapest(
+    workloads: Sequence[Workload], within_baseline: bool, reserved: Reserved
+) -> Bundle | None:
+    sustained = sustained_millicores(workloads, reserved)
     for bundle in sorted(
         (BUNDLES[i] for i in server_capable_bundle_ids()), key=lambda b: b.monthly_usd
     ):
-        if not _hard_problems(workloads, NodeCapacity.of(bundle)) and (
-            not within_baseline or sustained <= bundle.baseline_millicores
-        ):
+        node = NodeCapacity.of(bundle, reserved)
+        if (
+            node.budget.requests_cpu_millicores > 0
+            and node.budget.memory_mib > 0
+            and not _hard_problems(workloads, node)
+        ) and (not within_baseline or sustained <= bundle.baseline_millicores):
             return bundle
     return None
 
 
-def _bundle_advice(workloads: Sequence[Workload], mode: CpuBudget, current: Bundle) -> str:
-    fits = _cheapest(workloads, within_baseline=mode is not CpuBudget.OFF)
+def _bundle_advice(
+    workloads: Sequence[Workload], mode: CpuBudget, current: Bundle, reserved: Reserved
+) -> str:
+    fits = _cheapest(workloads, within_baseline=mode is not CpuBudget.OFF, reserved=reserved)
     if fits is None:
         return "no Lightsail bundle holds these apps on one node: lower replicas or resources"
     advice = f"the cheapest bundle that fits is {fits.bundle_id} (USD {fits.monthly_usd:g}/month)"
-    runs_only = _cheapest(workloads, within_baseline=False)
+    runs_only = _cheapest(workloads, within_baseline=False, reserved=reserved)
     if mode is CpuBudget.WARN and runs_only not in (None, fits, current):
         advice += (
             f"; {runs_only.bundle_id} (USD {runs_only.monthly_usd:g}/month) also runs them, "
@@ -405,39 +446,57 @@ def _bundle_advice(workloads: Sequence[Workload], mode: CpuBudget, current: Bund
     return advice
 
 
-def check_capacity(workloads: Sequence[Workload], bundle: Bundle, mode: CpuBudget) -> str | None:
+def check_capacity(
+    workloads: Sequence[Workload],
+    bundle: Bundle,
+    mode: CpuBudget,
+    reserved: Reserved = NOTHING_RESERVED,
+) -> str | None:
     """Raises ConfigError for what cannot work, and, under `enforce`, for sustained CPU above the baseline.
 
+    `reserved` is the charts' share, which the apps' budget leaves to them.
     Returns the warning to log when sustained CPU exceeds the baseline under `warn`, else None.
     """
-    node = NodeCapacity.of(bundle)
+    node = NodeCapacity.of(bundle, reserved)
+
+    def advice() -> str:
+        return _bundle_advice(workloads, mode, bundle, reserved)
+
+    if node.budget.requests_cpu_millicores <= 0 or node.budget.memory_mib <= 0:
+        room = NodeCapacity.of(bundle).budget
+        raise ConfigError(
+            "charts",
+            f"{reserved} take {reserved.millicores}m of CPU and {reserved.mib}Mi of memory, but the {bundle.bundle_id} "
+            f"node has {room.requests_cpu_millicores}m and {room.memory_mib}Mi for workloads, which leaves the apps nothing",
+            f"lower the charts' requests or estimates, or set bundleId: {advice()}",
+        )
     problems = _hard_problems(workloads, node)
     if problems:
         raise ConfigError(
             "apps",
             "; ".join(problems),
-            f"lower replicas or resources, or set bundleId: {_bundle_advice(workloads, mode, bundle)}",
+            f"lower replicas or resources, or set bundleId: {advice()}",
         )
     if mode is CpuBudget.OFF:
         return None
-    sustained = sustained_millicores(workloads)
+    sustained = sustained_millicores(workloads, reserved)
     baseline = bundle.baseline_millicores
     if sustained <= baseline:
         return None
+    charts = f", {reserved} {reserved.millicores}m" if reserved.millicores else ""
     over = (
-        f"the apps' sustained CPU, {sustained}m (k3s {K3S_MILLICORES}m plus the apps' CPU requests times replicas, "
-        f"{sustained - K3S_MILLICORES}m), is above the {bundle.bundle_id} baseline of {baseline}m "
+        f"the apps' sustained CPU, {sustained}m (k3s {K3S_MILLICORES}m{charts} plus the apps' CPU requests times replicas, "
+        f"{sustained - K3S_MILLICORES - reserved.millicores}m), is above the {bundle.bundle_id} baseline of {baseline}m "
         f"({bundle.baseline_cpu_percent}% of {bundle.vcpus} vCPUs): running at their requests spends burst credits, "
         f"and once they are gone Lightsail holds the instance to {baseline}m, so everything on it slows down"
     )
-    advice = _bundle_advice(workloads, mode, bundle)
     if mode is CpuBudget.ENFORCE:
         raise ConfigError(
             "apps",
             over,
-            f"lower CPU requests or replicas, or set bundleId: {advice}; or set cpuBudget to warn",
+            f"lower CPU requests or replicas, or set bundleId: {advice()}; or set cpuBudget to warn",
         )
-    return f"apps: {over}.\n  fix: lower CPU requests or replicas, or set bundleId: {advice} (cpuBudget: off silences this)"
+    return f"apps: {over}.\n  fix: lower CPU requests or replicas, or set bundleId: {advice()} (cpuBudget: off silences this)"
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,9 @@ from .catalog import (
     agent_capable_bundle_ids,
     server_capable_bundle_ids,
 )
+from .charts import ChartSettings, parse_charts
 from .errors import PROJECT, ConfigError, StackFileError
+from .reboots import REBOOT_WINDOW_BY_DEFAULT, RebootWindow, kured_chart, parse_reboot_window
 from .registries import Registry, parse_registries, set_fix
 
 # libyaml's parser where PyYAML has it (its wheels do): the pure-Python one took 40% of a
@@ -92,7 +94,8 @@ NON_GLOBAL_IPV4 = tuple(
     )
 )
 BACKUPS_CHOICES = ("auto", "true", "false")
-# Stacks whose name starts with this get backups unless `backups` says otherwise.
+# Stacks whose name starts with this get backups unless `backups` says otherwise, and reboots in
+# REBOOT_WINDOW_BY_DEFAULT unless `rebootWindow` says otherwise.
 BACKUPS_BY_DEFAULT_PREFIX = "prod"
 # Five fields: minute hour day-of-month month day-of-week, as robfig/cron (which k3s uses) parses them.
 CRON_FIELD_PATTERN = re.compile(r"[0-9*/,\-A-Za-z?]+")
@@ -204,6 +207,9 @@ class Settings:
     ssh_host_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # Credentials (and mirrors) of the private registries, written to every node.
     registries: tuple[Registry, ...] = ()
+    # Helm charts for k3s' helm-controller (components/charts.py), kured's among them with a window.
+    charts: ChartSettings = ChartSettings()
+    reboot_window: RebootWindow | None = None
 
     @property
     def cluster_name(self) -> str:
@@ -735,6 +741,15 @@ def parse_backups(source: ConfigSource, stack: str) -> BackupSettings | None:
     )
 
 
+def parse_reboot_window_setting(source: ConfigSource, stack: str) -> RebootWindow | None:
+    """`rebootWindow`: auto (REBOOT_WINDOW_BY_DEFAULT for prod* stacks, else off), a window, or "" for off."""
+    value = _declared(source, "rebootWindow")
+    if value == "auto":
+        by_default = stack.startswith(BACKUPS_BY_DEFAULT_PREFIX)
+        return parse_reboot_window(REBOOT_WINDOW_BY_DEFAULT if by_default else "", "the default")
+    return parse_reboot_window(value, "the window")
+
+
 def parse_etcd_snapshot_schedule(source: ConfigSource) -> str:
     value = _declared(source, "etcdSnapshotSchedule")
     fields = value.split()
@@ -914,6 +929,29 @@ def parse_settings(
             'start an agent and add the key (eval "$(ssh-agent)" && ssh-add ~/.ssh/id_ed25519), '
             "or remove sshPublicKey to let the stack generate a key",
         )
+    stack_file = PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    # The charts need the topology (kured's one-node rule), which needs a valid stack name first.
+    parse_stack_name(stack)
+    topology = parse_topology(source, bundle, stack)
+    reboot_window = parse_reboot_window_setting(source, stack)
+    charts = parse_charts(
+        charts_raw=_json(source, "charts", "pulumi config set --path 'charts[0].name' kafka"),
+        secrets_raw=_json(
+            source,
+            "chartSecrets",
+            "pulumi config set --secret --path 'chartSecrets.kafka.auth.password' <value>",
+        ),
+        secrets_are_secret=is_secret(f"{PROJECT}:chartSecrets"),
+        plain_text_secret_paths=plain_text_leaves(stack_file, "chartSecrets"),
+        app_namespace=_declared(source, "appNamespace"),
+        declared=(
+            kured_chart(
+                reboot_window, single_node=topology.server_count + topology.agent_count == 1
+            ),
+        )
+        if reboot_window
+        else (),
+    )
     settings = Settings(
         stack=parse_stack_name(stack),
         region=region,
@@ -934,8 +972,7 @@ def parse_settings(
         tags=parse_tags(source),
         backups=parse_backups(source, stack),
         cert_rotation=parse_cert_rotation(source),
-        # Before the apps: their volumes must fit the agents' disks too.
-        topology=(topology := parse_topology(source, bundle, stack)),
+        topology=topology,
         apps=parse_app_settings(
             apps_raw=_json(source, "apps", "pulumi config set --path 'apps[0].name' web"),
             namespace_raw=_declared(source, "appNamespace"),
@@ -953,10 +990,13 @@ def parse_settings(
             bundle=bundle,
             cpu_budget_raw=_declared(source, "cpuBudget"),
             agent_bundle=topology.agent_bundle if topology.agent_count else None,
+            reserved=charts.reserved,
         ),
         alarms=parse_alarm_settings(
             _declared(source, "burstAlarmPercent"), _declared(source, "alarmEmail")
         ),
+        charts=charts,
+        reboot_window=reboot_window,
     )
     # Checked once the rest is known: the apps' hosts must lie in the domain, and the host keys
     # are named by the topology's nodes.

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import referencing
 import yaml
+from kubernetes_validate.utils import schema_contents
 
 from components.errors import ConfigError
 from tools import cliconfig, mockengine, pulumi_sdk, urns
@@ -43,6 +45,12 @@ STATIC_IP = "aws:lightsail/staticIp:StaticIp"
 COMMAND = "command:remote:Command"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+HELM_CHART = "kubernetes:helm.cattle.io/v1:HelmChart"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+QUOTA = "kubernetes:core/v1:ResourceQuota"
+# The HelmChart CRDs of the helm-controllers the tested k3s minors embed: the oldest and the pinned one
+# (tests/fixtures/crds/README.md).
+HELM_CHART_CRDS = ("helm.cattle.io_helmcharts_v0.16.13.yaml", "helm.cattle.io_helmcharts.yaml")
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 # A public address: documentation ranges such as 198.51.100.0/24 are refused as admin CIDRs.
 ADMIN_CIDR = "1.2.3.4/32"
@@ -60,6 +68,17 @@ def config_source(values: dict[str, Any], stack: str = "dev"):
         config.set_structure(key, value)
     cliconfig.apply_project_config(stack, project, config)
     return config.for_program().get
+
+
+def chart(**fields):
+    """A chart of the `charts` config, valid unless `fields` say otherwise."""
+    return {
+        "name": "cache",
+        "repo": "https://charts.example.com",
+        "chart": "redis",
+        "version": "1.2.3",
+        **fields,
+    }
 
 
 class Declared:
@@ -379,3 +398,30 @@ CURL_STUB = """#!/bin/sh
 echo "curl $*" >> "$STUB_LOG"
 printf '%s\\n' "$STUB_MY_IP"
 """
+
+
+def strict_crd_schema(crd_path: Path, schema_version: str) -> tuple[dict, referencing.Registry]:
+    """The CRD's openAPIV3Schema as a strict JSON schema: unknown fields are errors, metadata is ObjectMeta."""
+    crd = yaml.safe_load(crd_path.read_text())
+    (version,) = crd["spec"]["versions"]
+
+    def strict(node):
+        if isinstance(node, dict):
+            node = {key: strict(value) for key, value in node.items()}
+            if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+                node["additionalProperties"] = False
+        return node
+
+    schema = strict(version["schema"]["openAPIV3Schema"])
+    definitions = schema_contents(
+        f"kubernetes-json-schema/v{schema_version}-local-strict/_definitions.json", schema_version
+    )
+    schema["properties"]["metadata"] = {
+        "$ref": definitions["$id"] + "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    }
+    schema["properties"]["apiVersion"] = {"const": f"{crd['spec']['group']}/{version['name']}"}
+    schema["properties"]["kind"] = {"const": crd["spec"]["names"]["kind"]}
+    schema["required"] = ["apiVersion", "kind", "metadata", "spec"]
+    return schema, referencing.Registry().with_resource(
+        definitions["$id"], referencing.Resource.from_contents(definitions)
+    )

@@ -8,9 +8,7 @@ from pathlib import Path
 import jsonschema
 import kubernetes_validate
 import pytest
-import referencing
 import yaml
-from kubernetes_validate.utils import schema_contents
 
 from components.dns import name_servers_command
 from components.traefik import LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING
@@ -24,6 +22,7 @@ from tests.helpers import (
     kubernetes_schema_version,
     mistyped,
     rejected,
+    strict_crd_schema,
     write_executable,
 )
 from tools.mockengine import MOCK_NAME_SERVERS, MOCK_STATIC_IP
@@ -324,33 +323,6 @@ def test_the_check_still_catches_another_chart(https, kind, name):
 
 
 # Every object against its schema: Kubernetes' own, and the HelmChartConfig CRD that k3s ships.
-
-
-def strict_crd_schema(crd_path: Path, schema_version: str) -> tuple[dict, referencing.Registry]:
-    """The CRD's openAPIV3Schema as a strict JSON schema: unknown fields are errors, metadata is ObjectMeta."""
-    crd = yaml.safe_load(crd_path.read_text())
-    (version,) = crd["spec"]["versions"]
-
-    def strict(node):
-        if isinstance(node, dict):
-            node = {key: strict(value) for key, value in node.items()}
-            if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
-                node["additionalProperties"] = False
-        return node
-
-    schema = strict(version["schema"]["openAPIV3Schema"])
-    definitions = schema_contents(
-        f"kubernetes-json-schema/v{schema_version}-local-strict/_definitions.json", schema_version
-    )
-    schema["properties"]["metadata"] = {
-        "$ref": definitions["$id"] + "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
-    }
-    schema["properties"]["apiVersion"] = {"const": f"{crd['spec']['group']}/{version['name']}"}
-    schema["properties"]["kind"] = {"const": crd["spec"]["names"]["kind"]}
-    schema["required"] = ["apiVersion", "kind", "metadata", "spec"]
-    return schema, referencing.Registry().with_resource(
-        definitions["$id"], referencing.Resource.from_contents(definitions)
-    )
 
 
 @pytest.fixture(scope="module")
