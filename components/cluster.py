@@ -317,6 +317,7 @@ class Cluster(pulumi.ComponentResource):
                 tags=spec.tags,
                 ssh_public_key=spec.ssh_public_key,
                 existing_host_key=spec.ssh_host_keys.get(name),
+                data_disk_gb=spec.data_disk_gb,
             ),
             host_child,
         )
@@ -342,6 +343,7 @@ class Cluster(pulumi.ComponentResource):
             *,
             static_ip: bool,
             protect: bool,
+            data_disk_gb: int = 0,
         ) -> LightsailHost:
             """A host after the first (a further server or an agent): the first's zone, blueprint and
             key pair, and its own host key unless sshHostKeys pins the one it has."""
@@ -362,16 +364,25 @@ class Cluster(pulumi.ComponentResource):
                     # The old node leaves (drained, k3s stopped, its Node deleted) before its
                     # successor is created under the same name (components/membership.py, join_node).
                     delete_before_replace=True,
+                    data_disk_gb=data_disk_gb,
+                    # Its drain removed its etcd member: the data its disk brings joins anew.
+                    data_disk_etcd_rejoins=True,
                 ),
                 host_child,
             )
 
         server_names = spec.server_names(name)
         peer_names = server_names[1:]
-        # Further servers match the first: its bundle, its firewall, a static IP, its protection.
+        # Further servers match the first: its bundle, its firewall, a static IP, its protection,
+        # its data disk.
         peer_hosts = [
             further_host(
-                peer_name, spec.bundle.bundle_id, server_rules, static_ip=True, protect=spec.protect
+                peer_name,
+                spec.bundle.bundle_id,
+                server_rules,
+                static_ip=True,
+                protect=spec.protect,
+                data_disk_gb=spec.data_disk_gb,
             )
             for peer_name in peer_names
         ]
@@ -387,7 +398,7 @@ class Cluster(pulumi.ComponentResource):
                 k3s_version=spec.k3s_version,
                 node_name=name,
                 cluster_name=name,
-                host_booted=[node.booted],
+                host_booted=[node.data_ready],
                 delete_unreachable=spec.delete_unreachable,
                 ssh_host_key=node.ssh_host_key,
                 etcd_snapshots=backups.k3s_settings if backups else None,
@@ -397,6 +408,7 @@ class Cluster(pulumi.ComponentResource):
                 tls_sans=[node.public_ip, *(host.public_ip for host in peer_hosts)],
                 api_domain=https.domain if https else None,
                 kubelet_args=NodeCapacity.of(spec.bundle).kubelet_args(),
+                data_disk=node.data_disk,
             ),
             child,
         )
@@ -419,8 +431,9 @@ class Cluster(pulumi.ComponentResource):
                     first_server_private_ip=node.private_ip,
                     server_token=k3s.node_token,
                     shared_config=k3s.shared_config,
-                    after=[peer_host.booted, previous],
+                    after=[peer_host.data_ready, previous],
                     cert_rotation=spec.cert_rotation,
+                    data_on_disk=peer_host.data_disk is not None,
                 ),
                 child,
             )

@@ -35,6 +35,8 @@ class K3sPeerServerArgs:
     after: Sequence[pulumi.Resource]
     # certRotation: each new value rotates this server's certificates once, after the servers before it.
     cert_rotation: int = 0
+    # Its /var/lib/rancher/k3s is on a data disk, mounted before the install (components/host.py).
+    data_on_disk: bool = False
 
 
 def peer_config(
@@ -75,6 +77,7 @@ class K3sPeerServer(pulumi.ComponentResource):
                 args.k3s_version,
                 args.node_name,
                 peer_config(args.node_name, values[0], values[1], values[2]),
+                data_on_disk=args.data_on_disk,
             )
         )
         self.joined = join_node(

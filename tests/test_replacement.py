@@ -147,6 +147,7 @@ def stack_snapshot(declared) -> list[Resource]:
             provider=r.provider.rpartition("::")[0] if r.provider else "",
             deleted_with=r.deleted_with,
             delete_before_replace=r.delete_before_replace,
+            replace_with=tuple(r.replace_with),
         )
         for r in declared.resources
     ]

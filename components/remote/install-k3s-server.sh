@@ -25,6 +25,16 @@ K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
 K3S_SERVER_DIR="${K3S_SERVER_DIR:-/var/lib/rancher/k3s/server}"
 SYSCTL_DIR="${SYSCTL_DIR:-/etc/sysctl.d}"
 
+K3S_DATA_DIR="${K3S_DATA_DIR:-/var/lib/rancher/k3s}"
+
+# With a data disk (K3S_DATA_ON_DISK=true), the data directory must be its mount (data-disk.sh):
+# k3s started on the system disk's empty directory would begin a new, empty cluster.
+if [ "${K3S_DATA_ON_DISK:-false}" = true ] && ! mountpoint -q "$K3S_DATA_DIR"; then
+  echo "the data disk of $NODE_NAME is not mounted at $K3S_DATA_DIR, so k3s was not installed or started;" \
+    "see the data disk's mount (mountpoint $K3S_DATA_DIR; lsblk -f; journalctl -b) and run pulumi up again" >&2
+  exit 1
+fi
+
 work_dir="$(mktemp -d)"
 trap 'rm -rf "$work_dir"' EXIT
 
