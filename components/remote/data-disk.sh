@@ -154,7 +154,7 @@ move_existing_data() {
     umount "$staging"
     fail "the copy of $DATA_DIR onto the disk failed; the original is untouched and k3s stopped (start it with systemctl start --no-block k3s)"
   fi
-  if ! diff -r --no-dereference "$DATA_DIR" "$staging" >/dev/null; then
+  if ! diff -r --no-dereference "$DATA_DIR/" "$staging/" >/dev/null; then
     umount "$staging"
     fail "the copy of $DATA_DIR on the disk differs from the original; the original is untouched and k3s stopped (start it with systemctl start --no-block k3s)"
   fi
