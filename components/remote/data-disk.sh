@@ -13,7 +13,7 @@
 #   unmount: on the old host, before the disk is detached: stops k3s and its containers, then
 #            unmounts the data directory. Lightsail detaches only a stopped instance's disk with
 #            its file systems unmounted (AWS Lightsail API DetachDisk), and the Terraform provider
-#            that pulumi-aws bridges stops the instance itself to detach (hashicorp/
+#            that pulumi-aws bridges shuts a running instance down itself to detach (hashicorp/
 #            terraform-provider-aws internal/service/lightsail/disk_attachment.go,
 #            resourceDiskAttachmentDelete): without this, that stop would be all between k3s and
 #            the detach.
