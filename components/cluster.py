@@ -318,6 +318,7 @@ class Cluster(pulumi.ComponentResource):
                 ssh_public_key=spec.ssh_public_key,
                 existing_host_key=spec.ssh_host_keys.get(name),
                 data_disk_gb=spec.data_disk_gb,
+                data_disk_etcd_single_member=spec.topology.server_count == 1,
             ),
             host_child,
         )

@@ -100,10 +100,18 @@ class HostArgs:
     # A further server: its drain removes its etcd member before its instance goes, so the data a
     # new host finds on the disk joins etcd anew (components/remote/data-disk.sh, ETCD_REJOINS).
     data_disk_etcd_rejoins: bool = False
+    # The first server of a cluster with no further servers: its etcd member, if any, is the only
+    # one, so a new host's install may reset the member's address (data-disk.sh).
+    data_disk_etcd_single_member: bool = False
 
 
 def data_disk_program(
-    node_name: str, disk_size_gb: int, instance_id: str, etcd_rejoins: bool
+    node_name: str,
+    disk_size_gb: int,
+    instance_id: str,
+    private_ip: str,
+    etcd_rejoins: bool,
+    etcd_single_member: bool = False,
 ) -> str:
     """What the data disk's command feeds to `bash -s -- mount|unmount` on the host."""
     return node_program(
@@ -112,7 +120,9 @@ def data_disk_program(
             "NODE_NAME": node_name,
             "DISK_SIZE_GB": str(disk_size_gb),
             "INSTANCE_ID": instance_id,
+            "PRIVATE_IP": private_ip,
             "ETCD_REJOINS": "true" if etcd_rejoins else "false",
+            "ETCD_SINGLE_MEMBER": "true" if etcd_single_member else "false",
         },
     )
 
@@ -337,9 +347,14 @@ class LightsailHost(pulumi.ComponentResource):
             create="sudo bash -s -- mount",
             update="sudo bash -s -- mount",
             delete="sudo bash -s -- unmount",
-            stdin=instance.arn.apply(
-                lambda arn: data_disk_program(
-                    name, args.data_disk_gb, arn, args.data_disk_etcd_rejoins
+            stdin=pulumi.Output.all(instance.arn, instance.private_ip_address).apply(
+                lambda values: data_disk_program(
+                    name,
+                    args.data_disk_gb,
+                    values[0],
+                    values[1],
+                    args.data_disk_etcd_rejoins,
+                    args.data_disk_etcd_single_member,
                 )
             ),
             triggers=[instance.arn, attachment.id, ip_attachment.id],

@@ -79,7 +79,15 @@ class Host:
         self.fstab.write_text("LABEL=cloudimg-rootfs / ext4 defaults 0 1\n")
         self.log.touch()
 
-    def run(self, action: str, instance: str = "arn:instance/one", rejoins: bool = False, **env):
+    def run(
+        self,
+        action: str,
+        instance: str = "arn:instance/one",
+        rejoins: bool = False,
+        private_ip: str = "172.26.0.10",
+        single_member: bool = True,
+        **env,
+    ):
         import os
 
         environment = {
@@ -101,7 +109,7 @@ class Host:
         }
         return subprocess.run(
             [BASH, "-s", "--", action],
-            input=data_disk_program(NODE, SIZE_GB, instance, rejoins),
+            input=data_disk_program(NODE, SIZE_GB, instance, private_ip, rejoins, single_member),
             env=environment,
             capture_output=True,
             text=True,
@@ -275,3 +283,75 @@ def test_the_install_stops_when_the_data_disk_is_not_mounted(tmp_path):
     # Mounted, the install goes on as before.
     write_executable(node.stubs / "mountpoint", "#!/bin/sh\nexit 0\n")
     assert node.run(program, K3S_DATA_DIR=str(tmp_path / "data")).returncode == 0
+
+
+def moved_etcd_member(host: Host) -> None:
+    """A disk from an earlier host of the first server, its etcd member at that host's address."""
+    (host.state / "fstype").write_text("ext4\n")
+    (host.disk / "server" / "db" / "etcd" / "member" / "wal").mkdir(parents=True)
+    (host.disk / ".lightsail-k3s-host").write_text("arn:instance/old")
+    (host.disk / ".lightsail-k3s-address").write_text("172.26.0.10")
+
+
+def test_a_single_servers_etcd_member_on_a_new_address_is_marked_for_the_installs_reset(host):
+    moved_etcd_member(host)
+    result = host.run("mount", instance="arn:instance/new", private_ip="172.26.9.9")
+    assert result.returncode == 0, result.stderr
+    marker = host.disk / ".lightsail-k3s-etcd-address-changed"
+    assert marker.read_text() == "172.26.0.10 -> 172.26.9.9\n"
+    assert (host.disk / ".lightsail-k3s-address").read_text() == "172.26.9.9"
+    assert (host.disk / "server" / "db" / "etcd" / "member" / "wal").is_dir()
+
+
+def test_the_same_address_needs_no_reset(host):
+    moved_etcd_member(host)
+    assert host.run("mount", instance="arn:instance/new").returncode == 0
+    assert not (host.disk / ".lightsail-k3s-etcd-address-changed").exists()
+
+
+def test_a_first_server_with_further_servers_refuses_a_new_address_before_k3s_starts(host):
+    moved_etcd_member(host)
+    result = host.run(
+        "mount", instance="arn:instance/new", private_ip="172.26.9.9", single_member=False
+    )
+    assert result.returncode == 1
+    assert "records the earlier host's address 172.26.0.10, not 172.26.9.9" in result.stderr
+    assert not (host.disk / ".lightsail-k3s-etcd-address-changed").exists()
+
+
+def test_the_install_resets_a_moved_single_member_before_k3s_starts(tmp_path):
+    from components import k3s
+    from tests.node_stand_in import Node
+
+    node = Node(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    marker = data / ".lightsail-k3s-etcd-address-changed"
+    marker.write_text("172.26.0.10 -> 172.26.9.9\n")
+    write_executable(node.stubs / "mountpoint", "#!/bin/sh\nexit 0\n")
+    program = k3s.install_program(
+        k3s.remote_script("install-k3s-server.sh"),
+        "v1.36.1+k3s1",
+        NODE,
+        k3s.server_config(NODE, ("203.0.113.10",), cluster_init=True),
+        data_on_disk=True,
+    )
+    # The installer stand-in records whether it was told not to start k3s.
+    curl = (node.stubs / "curl").read_text().replace(
+        'echo "install.sh INSTALL_K3S_VERSION',
+        'echo "install.sh SKIP_START=$INSTALL_K3S_SKIP_START INSTALL_K3S_VERSION',
+    )
+    write_executable(node.stubs / "curl", curl)
+    k3s_stub = (node.stubs / "k3s").read_text().replace(
+        'case "$1" in', 'case "$1" in\n  server) echo "k3s $*" >> "$STUB_LOG" ;;', 1
+    )
+    write_executable(node.stubs / "k3s", k3s_stub)
+    result = node.run(program, K3S_DATA_DIR=str(data))
+    assert result.returncode == 0, result.stderr
+    calls = node.calls()
+    installed = next(i for i, call in enumerate(calls) if call.startswith("install.sh"))
+    assert "SKIP_START=true" in calls[installed]
+    reset = calls.index("k3s server --cluster-reset")
+    start = calls.index("systemctl start --no-block k3s")
+    assert installed < reset < start
+    assert not marker.exists()

@@ -3,8 +3,9 @@
 # on a Lightsail block storage disk, so that a replaced instance takes the cluster with it.
 # Runs as root on the server (`sudo bash -s -- ACTION`), fed on stdin by components/host.py after
 # shell assignments of NODE_NAME, DISK_SIZE_GB (the disk's size, how it is told apart from the
-# system disk) and INSTANCE_ID (the Lightsail instance's ARN, kept on the disk so a mount can tell
-# data of an earlier host from its own).
+# system disk), INSTANCE_ID and PRIVATE_IP (the Lightsail instance's ARN and private IP, kept on the
+# disk so a mount can tell data of an earlier host from its own), ETCD_REJOINS (a further server,
+# whose etcd member leaves with its host) and ETCD_SINGLE_MEMBER (the first server of one).
 #   mount:   waits for the attached disk, formats it only when it holds no file system at all,
 #            mounts it by UUID at the data directory and lists it in /etc/fstab, and makes k3s
 #            require the mount. A server that has its data on the system disk already (the disk is
@@ -36,8 +37,11 @@ POLL_INTERVAL_SECONDS="${POLL_INTERVAL_SECONDS:-5}"
 FS_TYPE=ext4
 # Where the data lived before the disk; kept, not deleted, once it has been copied over.
 BEFORE_DISK_DIR="$DATA_DIR.before-data-disk"
-# On the disk: which instance mounted it last.
+# On the disk: which instance mounted it last, and at which private IP; and, for the install, that
+# the etcd member's recorded address must be reset (install-k3s-server.sh reads this name).
 HOST_RECORD="$DATA_DIR/.lightsail-k3s-host"
+ADDRESS_RECORD="$DATA_DIR/.lightsail-k3s-address"
+ETCD_ADDRESS_MARKER=.lightsail-k3s-etcd-address-changed
 
 fail() {
   echo "data disk of $NODE_NAME: $1" >&2
@@ -179,6 +183,26 @@ set_aside_removed_etcd_member() {
   fi
 }
 
+# The first server keeps its etcd member, which records the peer address of the host that ran it.
+# k3s starts an existing member with what its data records and changes a member's peer address only
+# in a cluster reset, and only while it is the one member (k3s pkg/etcd/etcd.go, Start:
+# CurrentETCDOptions; Reset: MemberUpdate with the new peer URL). So on a new private IP a single
+# server's install runs that reset before k3s starts (install-k3s-server.sh, ETCD_ADDRESS_MARKER).
+# With further servers a reset would cut them off: that is refused here, before anything starts.
+mark_changed_etcd_address() {
+  local recorded
+  [ "${ETCD_REJOINS:-false}" = true ] && return 0
+  [ -d "$DATA_DIR/server/db/etcd/member/wal" ] || return 0
+  [ -f "$ADDRESS_RECORD" ] || return 0
+  recorded="$(cat "$ADDRESS_RECORD")"
+  [ "$recorded" = "$PRIVATE_IP" ] && return 0
+  if [ "${ETCD_SINGLE_MEMBER:-false}" != true ]; then
+    fail "its etcd member records the earlier host's address $recorded, not $PRIVATE_IP, and k3s updates that only by resetting the cluster to this one member, which would cut off the other servers; k3s was not started. See docs/lifecycle.md, Growing a node"
+  fi
+  printf '%s -> %s\n' "$recorded" "$PRIVATE_IP" > "$DATA_DIR/$ETCD_ADDRESS_MARKER"
+  echo "its etcd member records the earlier host's address $recorded: the install resets it to $PRIVATE_IP"
+}
+
 mount_data() {
   local device type uuid
   device="$(wait_for_device)"
@@ -210,8 +234,10 @@ mount_data() {
   if [ -f "$HOST_RECORD" ] && [ "$(cat "$HOST_RECORD")" != "$INSTANCE_ID" ]; then
     echo "the data comes from an earlier host of $NODE_NAME ($(cat "$HOST_RECORD"))"
     set_aside_removed_etcd_member
+    mark_changed_etcd_address
   fi
   printf '%s' "$INSTANCE_ID" > "$HOST_RECORD"
+  printf '%s' "$PRIVATE_IP" > "$ADDRESS_RECORD"
   echo "data disk of $NODE_NAME mounted at $DATA_DIR (UUID $uuid)"
 }
 
@@ -227,6 +253,7 @@ case "$action" in
   mount)
     : "${DISK_SIZE_GB:?DISK_SIZE_GB is required for mount}"
     : "${INSTANCE_ID:?INSTANCE_ID is required for mount}"
+    : "${PRIVATE_IP:?PRIVATE_IP is required for mount}"
     mount_data
     ;;
   unmount) unmount_data ;;
