@@ -111,7 +111,9 @@ def assert_only_the_nodes_own_resources_are_replaced(declared, node, steps):
     replaced = {s.urn for s in steps if s.op == DELETE_REPLACED}
     names = {r.urn: r.name for r in declared.resources}
     assert declared.named(f"{node}-data").urn not in replaced, "the data disk is replaced"
-    assert not [urn for urn in replaced if names[urn].startswith("kubernetes") or "kubernetes:" in urn]
+    assert not [
+        urn for urn in replaced if names[urn].startswith("kubernetes") or "kubernetes:" in urn
+    ]
     others = {
         names[urn]
         for urn in replaced
@@ -245,4 +247,3 @@ def test_make_plan_warns_in_red_of_a_change_that_loses_the_data_disk(head_size, 
     assert f"- {action} THE DATA DISK" in text
     # No disk keeps the data for the instance either.
     assert "- REPLACES THE INSTANCE" in text
-

@@ -235,9 +235,7 @@ def test_a_copy_that_differs_keeps_the_original_in_place(host):
     (host.data_dir / "server").mkdir(parents=True)
     (host.data_dir / "server" / "token").write_text("secret")
     # A disk that loses what is written to it: the comparison must catch it.
-    write_executable(
-        host.stubs / "cp", '#!/bin/sh\necho "cp $*" >> "$STUB_LOG"\n'
-    )
+    write_executable(host.stubs / "cp", '#!/bin/sh\necho "cp $*" >> "$STUB_LOG"\n')
     result = host.run("mount")
     assert result.returncode == 1
     assert "differs from the original; the original is untouched" in result.stderr
@@ -337,13 +335,19 @@ def test_the_install_resets_a_moved_single_member_before_k3s_starts(tmp_path):
         data_on_disk=True,
     )
     # The installer stand-in records whether it was told not to start k3s.
-    curl = (node.stubs / "curl").read_text().replace(
-        'echo "install.sh INSTALL_K3S_VERSION',
-        'echo "install.sh SKIP_START=$INSTALL_K3S_SKIP_START INSTALL_K3S_VERSION',
+    curl = (
+        (node.stubs / "curl")
+        .read_text()
+        .replace(
+            'echo "install.sh INSTALL_K3S_VERSION',
+            'echo "install.sh SKIP_START=$INSTALL_K3S_SKIP_START INSTALL_K3S_VERSION',
+        )
     )
     write_executable(node.stubs / "curl", curl)
-    k3s_stub = (node.stubs / "k3s").read_text().replace(
-        'case "$1" in', 'case "$1" in\n  server) echo "k3s $*" >> "$STUB_LOG" ;;', 1
+    k3s_stub = (
+        (node.stubs / "k3s")
+        .read_text()
+        .replace('case "$1" in', 'case "$1" in\n  server) echo "k3s $*" >> "$STUB_LOG" ;;', 1)
     )
     write_executable(node.stubs / "k3s", k3s_stub)
     result = node.run(program, K3S_DATA_DIR=str(data))
