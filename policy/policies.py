@@ -379,7 +379,10 @@ POLICIES = [
     ),
     StackValidationPolicy(
         name="prod-data-protected",
-        description="On stacks named prod*, what holds each server's data is protected: its data disk, or without one its instance.",
+        description=(
+            "On stacks named prod*, what holds each server's data is protected: "
+            "its data disk, or without one its instance."
+        ),
         validate=validate_prod_data_protection,
     ),
     ResourceValidationPolicy(

@@ -5,8 +5,17 @@ bundle change that replaces the instance and keeps the disk, in the engine's ord
 import pytest
 
 from components import settings
-from tests.helpers import COMMAND, INSTANCE, STATIC_IP, deploy, rejected
-from tests.test_replacement import FIRST_SERVER_READS, EXPIRY_READS, label, replace_instance
+from tests.helpers import (
+    COMMAND,
+    EXPIRY_READS,
+    FIRST_SERVER_READS,
+    INSTANCE,
+    STATIC_IP,
+    deploy,
+    label,
+    rejected,
+    replace_instance,
+)
 from tools import plandiff
 from tools.replacement import CREATE_REPLACEMENT, DELETE_REPLACED, Step, happens_before
 

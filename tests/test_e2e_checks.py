@@ -134,12 +134,17 @@ def test_the_outputs_the_e2e_suite_expects_secret_are_secret_as_a_whole(first_up
 def test_the_resize_tests_phase_durations_come_from_the_engines_step_events():
     from pulumi import automation as auto
 
-    from tests.e2e.test_resize import phase_durations
+    from tests.e2e.aws import phase_durations
 
     node = "lightsail-k3s-e2e"
 
     def event(kind: str, timestamp: int, name: str) -> auto.EngineEvent:
-        metadata = {"op": "create", "urn": f"urn:pulumi:s::p::t::{name}", "type": "t", "provider": ""}
+        metadata = {
+            "op": "create",
+            "urn": f"urn:pulumi:s::p::t::{name}",
+            "type": "t",
+            "provider": "",
+        }
         return auto.EngineEvent.from_json(
             {"sequence": timestamp, "timestamp": timestamp, kind: {"metadata": metadata}}
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -22,6 +22,7 @@ from pulumi import automation as auto
 from tests.e2e.aws import (
     fetch,
     kube_get,
+    phase_durations,
     requires_aws,
     throwaway_backend,
     throwaway_cluster,
@@ -34,39 +35,6 @@ pytestmark = requires_aws()
 
 MANIFESTS = (PROJECT_DIR / "tests" / "e2e" / "resize-manifests").relative_to(PROJECT_DIR)
 MARKER = re.compile(r"marker=([0-9a-f]{32})")
-# Each phase of a node's (re)creation, by the suffix of the resource whose step spans it
-# (components/host.py, k3s.py): the instance, its first boot, the data disk's attach and mount,
-# and the k3s install with its Ready wait, which a server's install ends with (install-k3s-server.sh),
-# then the reads of the kubeconfig and tokens from the Ready server.
-PHASES = {
-    "instance": ("-instance",),
-    "boot": ("-wait-for-boot",),
-    "disk": ("-data-attachment", "-data-mount"),
-    "install to Ready": ("-install",),
-    "reads after Ready": ("-read-kubeconfig", "-read-node-token", "-read-agent-token"),
-}
-
-
-def phase_durations(events: Iterable[auto.EngineEvent], node: str) -> dict[str, int]:
-    """Seconds each phase of `node` took, from the engine's events: from a resource's step starting
-    (ResourcePreEvent) to its outputs (ResOutputsEvent), summed over the phase's resources. A
-    phase whose steps did not run (nothing changed) is absent."""
-    started: dict[str, int] = {}
-    spans: dict[str, int] = {}
-    for event in events:
-        pre, done = event.resource_pre_event, event.res_outputs_event
-        if pre is not None:
-            started[pre.metadata.urn] = event.timestamp
-        elif done is not None and done.metadata.urn in started:
-            urn = done.metadata.urn
-            spans[urn] = spans.get(urn, 0) + event.timestamp - started.pop(urn)
-    durations: dict[str, int] = {}
-    for phase, suffixes in PHASES.items():
-        names = {f"{node}{suffix}" for suffix in suffixes}
-        matched = [seconds for urn, seconds in spans.items() if urn.rsplit("::", 1)[-1] in names]
-        if matched:
-            durations[phase] = sum(matched)
-    return durations
 
 
 def report(title: str, durations: Mapping[str, int]) -> None:
@@ -113,7 +81,8 @@ def test_a_bigger_bundle_keeps_the_data_the_kubeconfig_and_the_node_name():
 
         # A new instance, the same cluster: no Kubernetes object was replaced.
         assert outputs["instanceName"].value != instance
-        assert result.summary.resource_changes.get("replace", 0) >= 1
+        changes = result.summary.resource_changes or {}
+        assert changes.get(auto.OpType.REPLACE, 0) >= 1
         kinds = [
             e.resource_pre_event.metadata.type
             for e in events
@@ -122,7 +91,7 @@ def test_a_bigger_bundle_keeps_the_data_the_kubeconfig_and_the_node_name():
         ]
         assert not [kind for kind in kinds if kind.startswith("kubernetes:")], kinds
         # The kubeconfig from before the resize still works: the same static IP and certificates.
-        nodes = kube_get(before, "/api/v1/nodes")["items"]
+        nodes = kube_get(dict(before), "/api/v1/nodes")["items"]
         assert [node["metadata"]["name"] for node in nodes] == [name]
         # The volume kept what the app wrote before.
         assert wait_for("the writer after the resize", lambda: written_marker(outputs)) == marker
