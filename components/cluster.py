@@ -90,6 +90,8 @@ class ClusterArgs(TypedDict):
     """Snapshots kept, on the node and in the bucket."""
     cert_rotation: NotRequired[int]
     """Raise by one to rotate every node's k3s certificates; 0 unless set."""
+    data_disk_gb: NotRequired[int]
+    """GB of each server's data disk for /var/lib/rancher/k3s, so a new bundle or OS keeps the cluster; 0 (none) unless set, else at least 20."""
     protect: NotRequired[bool]
     """Refuse to delete or replace the servers (and with them the cluster's data); true unless set false."""
     delete_unreachable: NotRequired[bool]
@@ -111,13 +113,14 @@ class ClusterArgs(TypedDict):
 
 
 # The inputs' defaults, as config strings: Pulumi.yaml's (the stack's one home for them; a test
-# holds these to it), except backups, which is "auto" there: on for stacks named prod*, and a
-# component has no stack name to go by. Only the tested minors: allowUntestedK3sVersion is no input.
+# holds these to it), except backups and dataDiskGb, which are "auto" there: on for stacks named
+# prod*, and a component has no stack name to go by. Only the tested minors: allowUntestedK3sVersion is no input.
 INPUT_DEFAULTS = {
     "serverCount": "1",
     "agentCount": "0",
     "agentPublicIps": "false",
     "backups": "false",
+    "dataDiskGb": "0",
     "etcdSnapshotSchedule": "0 */12 * * *",
     "etcdSnapshotRetention": "5",
     "certRotation": "0",
@@ -215,6 +218,7 @@ def parse_cluster_args(
         alarms=parse_alarm_settings(source("burstAlarmPercent") or "", source("alarmEmail") or ""),
         https=settings.parse_https(source, None, environ, dry_run),
         ssh_host_keys=host_keys,
+        data_disk_gb=settings.parse_data_disk_gb(source, name),
     )
 
 
