@@ -91,7 +91,7 @@ class ClusterArgs(TypedDict):
     cert_rotation: NotRequired[int]
     """Raise by one to rotate every node's k3s certificates; 0 unless set."""
     data_disk_gb: NotRequired[int]
-    """GB of each server's data disk for /var/lib/rancher/k3s, so a new bundle or OS keeps the cluster; 0 (none) unless set, else at least 20."""
+    """GB of each server's data disk for k3s' data, so a new bundle keeps the cluster; 0 (none) unless set."""
     protect: NotRequired[bool]
     """Refuse to delete or replace the servers (and with them the cluster's data); true unless set false."""
     delete_unreachable: NotRequired[bool]

@@ -240,9 +240,7 @@ def test_the_multi_language_schema_has_the_clusters_inputs_and_outputs(schema):
         "backups": "boolean",
         "dataDiskGb": "integer",
         "adminCidrs": "array",
-    } == {
-        key: kind for key, kind in CLUSTER_INPUTS.items() if key != "sshAgentSocket"
-    }
+    } == {key: kind for key, kind in CLUSTER_INPUTS.items() if key != "sshAgentSocket"}
     for key in ("adminCidrs", "deployCidrs"):
         assert resource["inputProperties"][key]["items"]["type"] == "string"
     for key in ("tags", "sshHostKeys"):
