@@ -102,6 +102,10 @@ costs = cost_breakdown(
     },
     auto_snapshots=settings.auto_snapshot_time is not None,
     backup_bucket=settings.backups is not None,
+    data_disks={
+        "server": settings.data_disk_gb,
+        **{f"server-{n}": settings.data_disk_gb for n in range(2, topology.server_count + 1)},
+    },
 )
 pulumi.export("monthlyCostUsd", monthly_total(costs))
 pulumi.export("costBreakdown", [item.as_output() for item in costs])

@@ -90,6 +90,8 @@ class ClusterArgs(TypedDict):
     """Snapshots kept, on the node and in the bucket."""
     cert_rotation: NotRequired[int]
     """Raise by one to rotate every node's k3s certificates; 0 unless set."""
+    data_disk_gb: NotRequired[int]
+    """GB of each server's data disk for k3s' data, so a new bundle keeps the cluster; 0 (none) unless set."""
     protect: NotRequired[bool]
     """Refuse to delete or replace the servers (and with them the cluster's data); true unless set false."""
     delete_unreachable: NotRequired[bool]
@@ -111,13 +113,14 @@ class ClusterArgs(TypedDict):
 
 
 # The inputs' defaults, as config strings: Pulumi.yaml's (the stack's one home for them; a test
-# holds these to it), except backups, which is "auto" there: on for stacks named prod*, and a
-# component has no stack name to go by. Only the tested minors: allowUntestedK3sVersion is no input.
+# holds these to it), except backups and dataDiskGb, which are "auto" there: on for stacks named
+# prod*, and a component has no stack name to go by. Only the tested minors: allowUntestedK3sVersion is no input.
 INPUT_DEFAULTS = {
     "serverCount": "1",
     "agentCount": "0",
     "agentPublicIps": "false",
     "backups": "false",
+    "dataDiskGb": "0",
     "etcdSnapshotSchedule": "0 */12 * * *",
     "etcdSnapshotRetention": "5",
     "certRotation": "0",
@@ -215,6 +218,7 @@ def parse_cluster_args(
         alarms=parse_alarm_settings(source("burstAlarmPercent") or "", source("alarmEmail") or ""),
         https=settings.parse_https(source, None, environ, dry_run),
         ssh_host_keys=host_keys,
+        data_disk_gb=settings.parse_data_disk_gb(source, name),
     )
 
 
@@ -317,6 +321,8 @@ class Cluster(pulumi.ComponentResource):
                 tags=spec.tags,
                 ssh_public_key=spec.ssh_public_key,
                 existing_host_key=spec.ssh_host_keys.get(name),
+                data_disk_gb=spec.data_disk_gb,
+                data_disk_etcd_single_member=spec.topology.server_count == 1,
             ),
             host_child,
         )
@@ -342,6 +348,7 @@ class Cluster(pulumi.ComponentResource):
             *,
             static_ip: bool,
             protect: bool,
+            data_disk_gb: int = 0,
         ) -> LightsailHost:
             """A host after the first (a further server or an agent): the first's zone, blueprint and
             key pair, and its own host key unless sshHostKeys pins the one it has."""
@@ -362,16 +369,25 @@ class Cluster(pulumi.ComponentResource):
                     # The old node leaves (drained, k3s stopped, its Node deleted) before its
                     # successor is created under the same name (components/membership.py, join_node).
                     delete_before_replace=True,
+                    data_disk_gb=data_disk_gb,
+                    # Its drain removed its etcd member: the data its disk brings joins anew.
+                    data_disk_etcd_rejoins=True,
                 ),
                 host_child,
             )
 
         server_names = spec.server_names(name)
         peer_names = server_names[1:]
-        # Further servers match the first: its bundle, its firewall, a static IP, its protection.
+        # Further servers match the first: its bundle, its firewall, a static IP, its protection,
+        # its data disk.
         peer_hosts = [
             further_host(
-                peer_name, spec.bundle.bundle_id, server_rules, static_ip=True, protect=spec.protect
+                peer_name,
+                spec.bundle.bundle_id,
+                server_rules,
+                static_ip=True,
+                protect=spec.protect,
+                data_disk_gb=spec.data_disk_gb,
             )
             for peer_name in peer_names
         ]
@@ -387,7 +403,7 @@ class Cluster(pulumi.ComponentResource):
                 k3s_version=spec.k3s_version,
                 node_name=name,
                 cluster_name=name,
-                host_booted=[node.booted],
+                host_booted=[node.data_ready],
                 delete_unreachable=spec.delete_unreachable,
                 ssh_host_key=node.ssh_host_key,
                 etcd_snapshots=backups.k3s_settings if backups else None,
@@ -398,6 +414,7 @@ class Cluster(pulumi.ComponentResource):
                 api_domain=https.domain if https else None,
                 kubelet_args=NodeCapacity.of(spec.bundle).kubelet_args(),
                 registries=spec.registries,
+                data_disk=node.data_disk,
             ),
             child,
         )
@@ -420,9 +437,10 @@ class Cluster(pulumi.ComponentResource):
                     first_server_private_ip=node.private_ip,
                     server_token=k3s.node_token,
                     shared_config=k3s.shared_config,
-                    after=[peer_host.booted, previous],
+                    after=[peer_host.data_ready, previous],
                     cert_rotation=spec.cert_rotation,
                     registries=spec.registries,
+                    data_on_disk=peer_host.data_disk is not None,
                 ),
                 child,
             )

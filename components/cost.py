@@ -15,6 +15,8 @@ from .catalog import Bundle
 
 # Lightsail snapshot storage, instance and disk snapshots alike (Lightsail pricing page).
 SNAPSHOT_USD_PER_GB_MONTH = 0.05
+# Lightsail block storage, the servers' data disks (Lightsail pricing page, "Block storage").
+BLOCK_STORAGE_USD_PER_GB_MONTH = 0.10
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,13 @@ class LineItem:
 
 
 def cost_breakdown(
-    instances: Mapping[str, Bundle], auto_snapshots: bool, backup_bucket: bool
+    instances: Mapping[str, Bundle],
+    auto_snapshots: bool,
+    backup_bucket: bool,
+    data_disks: Mapping[str, int] | None = None,
 ) -> list[LineItem]:
-    """`instances` maps each node's role ("server", "agent-1", …) to its bundle."""
+    """`instances` maps each node's role ("server", "agent-1", …) to its bundle; `data_disks` each
+    server's role to the GB of its data disk (0: none)."""
     items = [
         LineItem(
             f"instance {role} {bundle.bundle_id}",
@@ -39,6 +45,15 @@ def cost_breakdown(
         )
         for role, bundle in instances.items()
     ]
+    items.extend(
+        LineItem(
+            f"data disk {role}",
+            round(size_gb * BLOCK_STORAGE_USD_PER_GB_MONTH, 2),
+            f"{size_gb} GB block storage x USD {BLOCK_STORAGE_USD_PER_GB_MONTH}/GB-month",
+        )
+        for role, size_gb in (data_disks or {}).items()
+        if size_gb
+    )
     items.append(LineItem("static IP", 0.0, "free while attached to an instance"))
     if backup_bucket:
         items.append(

@@ -17,7 +17,7 @@ import pulumi_aws as aws
 import pulumi_command as command
 import pulumi_tls as tls
 
-from .remote_scripts import remote_script
+from .remote_scripts import node_program, remote_script
 
 # The component's type token. Before hosts existed the single node was a
 # `LightsailNode`; the alias below keeps every resource of a stack created then
@@ -26,6 +26,16 @@ HOST_TYPE = "lightsail-k3s:index:LightsailHost"
 PREVIOUS_HOST_TYPE = "lightsail-k3s:index:LightsailNode"
 
 SSH_PORT = 22
+
+# The path the data disk is attached at (pulumi-aws lightsail.Disk_attachment, disk_path; the
+# Lightsail API's AttachDisk names it so). Nitro instances show it as an NVMe device instead, so
+# the mount finds the disk by its size (components/remote/data-disk.sh).
+DATA_DISK_PATH = "/dev/xvdf"
+# data-disk.sh waits up to 300 s for the attached disk; a copy of an existing server's data onto
+# it takes longer, so the mount is bounded by Pulumi at this, its unmount (k3s stopped first, up to
+# 120 s) at the second.
+DATA_DISK_MOUNT_TIMEOUT = "30m"
+DATA_DISK_UNMOUNT_TIMEOUT = "5m"
 
 # pulumi-command retries a refused dial 10 times by default; a fresh instance's
 # sshd can take longer, so the boot wait retries without limit and is bounded by
@@ -83,6 +93,38 @@ class HostArgs:
     # modelled in tools/replacement.py). Created first instead, the new host would install k3s
     # under the node's name while the old one still ran it.
     delete_before_replace: bool = False
+    # GB of a Lightsail block storage disk that holds /var/lib/rancher/k3s (a server's datastore,
+    # certificates, tokens and local-path volumes), attached and mounted before anything installs;
+    # 0: none, the data stays on the instance's own disk and goes with it.
+    data_disk_gb: int = 0
+    # A further server: its drain removes its etcd member before its instance goes, so the data a
+    # new host finds on the disk joins etcd anew (components/remote/data-disk.sh, ETCD_REJOINS).
+    data_disk_etcd_rejoins: bool = False
+    # The first server of a cluster with no further servers: its etcd member, if any, is the only
+    # one, so a new host's install may reset the member's address (data-disk.sh).
+    data_disk_etcd_single_member: bool = False
+
+
+def data_disk_program(
+    node_name: str,
+    disk_size_gb: int,
+    instance_id: str,
+    private_ip: str,
+    etcd_rejoins: bool,
+    etcd_single_member: bool = False,
+) -> str:
+    """What the data disk's command feeds to `bash -s -- mount|unmount` on the host."""
+    return node_program(
+        remote_script("data-disk.sh"),
+        {
+            "NODE_NAME": node_name,
+            "DISK_SIZE_GB": str(disk_size_gb),
+            "INSTANCE_ID": instance_id,
+            "PRIVATE_IP": private_ip,
+            "ETCD_REJOINS": "true" if etcd_rejoins else "false",
+            "ETCD_SINGLE_MEMBER": "true" if etcd_single_member else "false",
+        },
+    )
 
 
 def launch_script(host_private_key: str, host_public_key: str) -> str:
@@ -127,6 +169,11 @@ class LightsailHost(pulumi.ComponentResource):
     key_pair: SharedKeyPair
     # Done when SSH works and cloud-init has finished first boot: what installs wait for.
     booted: pulumi.Resource
+    # Done when the data disk is mounted at /var/lib/rancher/k3s (without one: booted): what a
+    # server's install waits for.
+    data_ready: pulumi.Resource
+    # The data disk, when the host has one: what the cluster's identity follows.
+    data_disk: aws.lightsail.Disk | None
 
     def __init__(self, name: str, args: HostArgs, opts: pulumi.ResourceOptions | None = None):
         # Children inherit the alias: the engine derives each child's old URN from its
@@ -183,9 +230,11 @@ class LightsailHost(pulumi.ComponentResource):
             # The replacement order is always set (HostArgs.delete_before_replace: create-first
             # unless the caller asks otherwise), never left to the provider's diff (pulumi/pulumi
             # pkg/resource/deploy/step_generator.go, continueStepsFromDiff: a set option wins).
+            # With a data disk the cluster's data is not on the instance: the disk and the static
+            # IP are protected, and the instance may be replaced (a bigger bundle, another OS).
             opts=pulumi.ResourceOptions(
                 parent=self,
-                protect=args.protect,
+                protect=args.protect and not args.data_disk_gb,
                 ignore_changes=["userData"],
                 delete_before_replace=args.delete_before_replace,
             ),
@@ -200,6 +249,7 @@ class LightsailHost(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         reachable: list[pulumi.Resource] = [firewall]
+        ip_attachment: aws.lightsail.StaticIpAttachment | None = None
         if args.static_ip:
             static_ip = aws.lightsail.StaticIp(
                 f"{name}-ip", opts=pulumi.ResourceOptions(parent=self, protect=args.protect)
@@ -213,6 +263,7 @@ class LightsailHost(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
             )
             reachable.append(attachment)
+            ip_attachment = attachment
             self.public_ip = attachment.ip_address
         else:
             self.public_ip = instance.public_ip_address
@@ -235,6 +286,12 @@ class LightsailHost(pulumi.ComponentResource):
                 custom_timeouts=pulumi.CustomTimeouts(create=BOOT_TIMEOUT),
             ),
         )
+        self.data_disk = None
+        self.data_ready = self.booted
+        if args.data_disk_gb:
+            if ip_attachment is None:
+                raise ValueError(f"{name}: a data disk needs the host's static IP (static_ip)")
+            self._data_disk(name, args, instance, ip_attachment, tags)
         self.register_outputs(
             {
                 "publicIp": self.public_ip,
@@ -243,6 +300,78 @@ class LightsailHost(pulumi.ComponentResource):
                 "sshUser": self.ssh_user,
             }
         )
+
+    def _data_disk(
+        self,
+        name: str,
+        args: HostArgs,
+        instance: aws.lightsail.Instance,
+        ip_attachment: aws.lightsail.StaticIpAttachment,
+        tags: dict[str, str],
+    ) -> None:
+        """The disk, its attachment to this instance, and the command that mounts it (and, on the
+        old host of a replacement, stops k3s and unmounts it before the detach).
+
+        A replaced instance has a new name and ARN. The attachment holds the name in a
+        replace-forcing input (instance_name is ForceNew: hashicorp/terraform-provider-aws
+        internal/service/lightsail/disk_attachment.go) and is replaced delete-first, since a disk
+        attaches to one instance at a time; the mount command holds the ARN, the attachment's id
+        and the static IP attachment's id in `triggers`. So the engine deletes the mount command,
+        which stops k3s and unmounts on the old host, before it detaches the disk, and before the
+        static IP moves (pulumi/pulumi pkg/resource/deploy/step_generator.go,
+        calculateDependentReplacements; tools/replacement.py; tests/test_data_disk.py): its
+        delete runs over SSH to the static IP while that still reaches the old host. The disk
+        itself depends on no instance, so nothing replaces it.
+        """
+        child = pulumi.ResourceOptions(parent=self)
+        disk = aws.lightsail.Disk(
+            f"{name}-data",
+            availability_zone=args.availability_zone,
+            size_in_gb=args.data_disk_gb,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        attachment = aws.lightsail.Disk_attachment(
+            f"{name}-data-attachment",
+            disk_name=disk.name,
+            instance_name=instance.name,
+            disk_path=DATA_DISK_PATH,
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(delete_before_replace=True, depends_on=[self.booted]),
+            ),
+        )
+        mount = command.remote.Command(
+            f"{name}-data-mount",
+            connection=self.ssh_connection(args.ssh_agent_socket),
+            create="sudo bash -s -- mount",
+            update="sudo bash -s -- mount",
+            delete="sudo bash -s -- unmount",
+            stdin=pulumi.Output.all(instance.arn, instance.private_ip_address).apply(
+                lambda values: data_disk_program(
+                    name,
+                    args.data_disk_gb,
+                    values[0],
+                    values[1],
+                    args.data_disk_etcd_rejoins,
+                    args.data_disk_etcd_single_member,
+                )
+            ),
+            triggers=[instance.arn, attachment.id, ip_attachment.id],
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    depends_on=[attachment],
+                    custom_timeouts=pulumi.CustomTimeouts(
+                        create=DATA_DISK_MOUNT_TIMEOUT,
+                        update=DATA_DISK_MOUNT_TIMEOUT,
+                        delete=DATA_DISK_UNMOUNT_TIMEOUT,
+                    ),
+                ),
+            ),
+        )
+        self.data_disk = disk
+        self.data_ready = mount
 
     def _own_key_pair(
         self, name: str, ssh_public_key: str | None, tags: dict[str, str]

@@ -97,6 +97,9 @@ class K3sServerArgs:
     api_domain: str | None = None
     # The private registries' credentials, written to the node's registries.yaml (secret stdin).
     registries: Sequence[Registry] = ()
+    # The server's data disk (components/host.py), when /var/lib/rancher/k3s lives on one: the
+    # cluster is then the disk's, whatever instance mounts it.
+    data_disk: pulumi.Resource | None = None
 
 
 def admin_sources(admin_cidrs: Sequence[str], deploy_cidrs: Sequence[str]) -> tuple[str, ...]:
@@ -350,6 +353,7 @@ def install_program(
     node_name: str,
     config: Mapping[str, Any],
     registries: Sequence[Registry],
+    data_on_disk: bool = False,
 ) -> str:
     """What the install command feeds to `bash -s`: its settings as shell assignments, then the script.
 
@@ -372,6 +376,11 @@ def install_program(
         "AUDIT_POLICY_B64": base64.b64encode(audit_policy.encode()).decode(),
         "K3S_REGISTRIES_B64": base64.b64encode(registries_file(registries).encode()).decode(),
     }
+    if data_on_disk:
+        # The install refuses to run unless the data disk is mounted (data-disk.sh); a server
+        # without one keeps its stdin, so turning the disk on re-runs the install, which starts
+        # the k3s the disk's first mount stopped to copy its data.
+        assignments["K3S_DATA_ON_DISK"] = "true"
     return node_program(script, assignments)
 
 
@@ -453,6 +462,7 @@ class K3sServer(pulumi.ComponentResource):
                     args.node_name,
                     rendered,
                     args.registries,
+                    data_on_disk=args.data_disk is not None,
                 )
             )
         )
@@ -538,12 +548,32 @@ class K3sServer(pulumi.ComponentResource):
         # (sdk/python/pulumi_kubernetes/provider.py). So a refresh during a brief
         # outage fails instead of dropping objects from state, and destroying a
         # dead node works with PULUMI_K8S_DELETE_UNREACHABLE=true pulumi destroy.
+        #
+        # With a data disk the cluster is the disk's: a new instance that mounts it runs the same
+        # cluster (its datastore, certificates and tokens), so the identifier does not follow the
+        # instance. The provider is replaced with the disk instead (replace_with: pulumi/pulumi
+        # pkg/resource/deploy/step_generator.go, diff, "marked for replacement because … (in its
+        # ReplaceWith list) is being replaced"). The identifier a stack had before its disk stays
+        # (ignore_changes, applied before DiffConfig: step_generator.go, processIgnoreChanges):
+        # the disk's first mount copies that cluster's data over, so it is still that cluster,
+        # and a changed identifier would replace the provider and every object on it
+        # (DiffConfig: diff.Updated(clusterIdentifier)).
+        if args.data_disk is None:
+            cluster_identity: pulumi.Input[str] = args.instance_identity
+            identity_options = pulumi.ResourceOptions()
+        else:
+            cluster_identity = args.data_disk.urn
+            identity_options = pulumi.ResourceOptions(
+                ignore_changes=["clusterIdentifier"], replace_with=[args.data_disk]
+            )
         self.provider = k8s.Provider(
             f"{name}-kubernetes",
             kubeconfig=self.kubeconfig,
-            cluster_identifier=pulumi.Output.concat(args.cluster_name, "@", args.instance_identity),
+            cluster_identifier=pulumi.Output.concat(args.cluster_name, "@", cluster_identity),
             delete_unreachable=True if args.delete_unreachable else None,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[install]),
+            opts=pulumi.ResourceOptions.merge(
+                pulumi.ResourceOptions(parent=self, depends_on=[install]), identity_options
+            ),
         )
         self.register_outputs(
             {

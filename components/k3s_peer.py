@@ -38,6 +38,8 @@ class K3sPeerServerArgs:
     cert_rotation: int = 0
     # The private registries' credentials, written to the node's registries.yaml (secret stdin).
     registries: Sequence[Registry] = ()
+    # Its /var/lib/rancher/k3s is on a data disk, mounted before the install (components/host.py).
+    data_on_disk: bool = False
 
 
 def peer_config(
@@ -79,6 +81,7 @@ class K3sPeerServer(pulumi.ComponentResource):
                 args.node_name,
                 peer_config(args.node_name, values[0], values[1], values[2]),
                 args.registries,
+                data_on_disk=args.data_on_disk,
             )
         )
         self.joined = join_node(

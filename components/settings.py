@@ -97,6 +97,15 @@ BACKUPS_CHOICES = ("auto", "true", "false")
 # Stacks whose name starts with this get backups unless `backups` says otherwise, and reboots in
 # REBOOT_WINDOW_BY_DEFAULT unless `rebootWindow` says otherwise.
 BACKUPS_BY_DEFAULT_PREFIX = "prod"
+# A server's data disk (components/host.py): `dataDiskGb` is auto (on, at the default size, for
+# stacks named prod*, as backups are), 0 (off) or a size in GB of at least the floor.
+DATA_DISK_AUTO = "auto"
+DATA_DISK_DEFAULT_GB = 40
+# Holds k3s' datastore and certificates, the images containerd unpacks under
+# /var/lib/rancher/k3s/agent (k3s' own and the apps'), and the local-path volumes the apps and
+# Traefik's ACME store declare: the system disk of the smallest bundle, nano_3_0, is 20 GB and
+# holds all of it and the OS. Our estimate, not a measurement.
+DATA_DISK_MIN_GB = 20
 # Five fields: minute hour day-of-month month day-of-week, as robfig/cron (which k3s uses) parses them.
 CRON_FIELD_PATTERN = re.compile(r"[0-9*/,\-A-Za-z?]+")
 SSH_KEY_TYPES = (
@@ -158,6 +167,8 @@ class ClusterSpec:
     # The private registries every node pulls from (registries); none for the multi-language
     # Cluster, whose secret inputs would arrive as outputs the checks cannot read.
     registries: tuple[Registry, ...] = ()
+    # GB of each server's data disk (dataDiskGb); 0: none.
+    data_disk_gb: int = 0
 
     def server_names(self, cluster_name: str) -> tuple[str, ...]:
         return server_names(cluster_name, self.topology.server_count)
@@ -210,6 +221,8 @@ class Settings:
     # Helm charts for k3s' helm-controller (components/charts.py), kured's among them with a window.
     charts: ChartSettings = ChartSettings()
     reboot_window: RebootWindow | None = None
+    # GB of each server's data disk (dataDiskGb); 0: none.
+    data_disk_gb: int = 0
 
     @property
     def cluster_name(self) -> str:
@@ -750,6 +763,31 @@ def parse_reboot_window_setting(source: ConfigSource, stack: str) -> RebootWindo
     return parse_reboot_window(value, "the window")
 
 
+def parse_data_disk_gb(source: ConfigSource, stack: str) -> int:
+    """`dataDiskGb`: auto (DATA_DISK_DEFAULT_GB for prod* stacks, else none), 0, or a size of at
+    least DATA_DISK_MIN_GB."""
+    value = _declared(source, "dataDiskGb").strip().lower()
+    fix = (
+        f"pulumi config set dataDiskGb {DATA_DISK_DEFAULT_GB} (0 for none; {DATA_DISK_AUTO} "
+        f"gives stacks named {BACKUPS_BY_DEFAULT_PREFIX}* {DATA_DISK_DEFAULT_GB} GB)"
+    )
+    if value == DATA_DISK_AUTO:
+        return DATA_DISK_DEFAULT_GB if stack.startswith(BACKUPS_BY_DEFAULT_PREFIX) else 0
+    if not value.isdigit():
+        raise ConfigError(
+            "dataDiskGb", f"{value!r} is not {DATA_DISK_AUTO} or a whole number of GB", fix
+        )
+    size = int(value)
+    if 0 < size < DATA_DISK_MIN_GB:
+        raise ConfigError(
+            "dataDiskGb",
+            f"{size} GB is below the floor of {DATA_DISK_MIN_GB} GB, which holds k3s, its images "
+            "and the apps' volumes",
+            fix,
+        )
+    return size
+
+
 def parse_etcd_snapshot_schedule(source: ConfigSource) -> str:
     value = _declared(source, "etcdSnapshotSchedule")
     fields = value.split()
@@ -971,6 +1009,7 @@ def parse_settings(
         delete_unreachable=parse_delete_unreachable(source),
         tags=parse_tags(source),
         backups=parse_backups(source, stack),
+        data_disk_gb=parse_data_disk_gb(source, stack),
         cert_rotation=parse_cert_rotation(source),
         topology=topology,
         apps=parse_app_settings(

@@ -34,6 +34,8 @@ from pulumi_policy import (
 
 INSTANCE = "aws:lightsail/instance:Instance"
 STATIC_IP = "aws:lightsail/staticIp:StaticIp"
+# A server's data disk (components/host.py): with one, the cluster's data is there.
+DISK = "aws:lightsail/disk:Disk"
 FIREWALL = "aws:lightsail/instancePublicPorts:InstancePublicPorts"
 REMOTE_COMMAND = "command:remote:Command"
 LIMIT_RANGE = "kubernetes:core/v1:LimitRange"
@@ -165,7 +167,9 @@ AGENT_RESOURCE_NAME = re.compile(r"-agent-\d+-(instance|ip)$")
 def validate_prod_protection(
     args: ResourceValidationArgs, report_violation: ReportViolation
 ) -> None:
-    if args.resource_type not in (INSTANCE, STATIC_IP) or AGENT_RESOURCE_NAME.search(args.name):
+    """The static IPs and data disks; the instances are the stack rule's below, since whether an
+    instance holds the data depends on whether its host has a data disk."""
+    if args.resource_type not in (STATIC_IP, DISK) or AGENT_RESOURCE_NAME.search(args.name):
         return
     stack = stack_name(args.urn)
     if stack.startswith("prod") and not args.opts.protect:
@@ -174,6 +178,28 @@ def validate_prod_protection(
             "or its address. Set: pulumi config set --type bool protect true",
             None,
         )
+
+
+def validate_prod_data_protection(
+    args: StackValidationArgs, report_violation: ReportViolation
+) -> None:
+    """A server's data is protected on prod*: its data disk (`<node>-data`) when it has one, else
+    its instance, whose own disk then holds the data."""
+    by_name = {resource.name: resource for resource in args.resources}
+    for resource in args.resources:
+        if resource.resource_type != INSTANCE or AGENT_RESOURCE_NAME.search(resource.name):
+            continue
+        stack = stack_name(resource.urn)
+        if not stack.startswith("prod"):
+            continue
+        disk = by_name.get(resource.name.removesuffix("-instance") + "-data")
+        holder = disk if disk is not None and disk.resource_type == DISK else resource
+        if not holder.opts.protect:
+            report_violation(
+                f"{holder.name} is not protected on stack {stack!r}; deleting or replacing it loses "
+                "the cluster's data. Set: pulumi config set --type bool protect true",
+                holder.urn,
+            )
 
 
 # --- k3sVersion pinned -------------------------------------------------------------------------
@@ -348,8 +374,16 @@ POLICIES = [
     ),
     ResourceValidationPolicy(
         name="prod-node-protected",
-        description="On stacks named prod*, the instance and static IP are protected.",
+        description="On stacks named prod*, the servers' static IPs and data disks are protected.",
         validate=validate_prod_protection,
+    ),
+    StackValidationPolicy(
+        name="prod-data-protected",
+        description=(
+            "On stacks named prod*, what holds each server's data is protected: "
+            "its data disk, or without one its instance."
+        ),
+        validate=validate_prod_data_protection,
     ),
     ResourceValidationPolicy(
         name="k3s-version-pinned",

@@ -9,7 +9,7 @@ import re
 import runpy
 import shutil
 import stat
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import yaml
 from kubernetes_validate.utils import schema_contents
 
 from components.errors import ConfigError
-from tools import cliconfig, mockengine, pulumi_sdk, urns
+from tools import cliconfig, mockengine, plandiff, pulumi_sdk, replacement, urns
 from tools.mockengine import Registration, StackOutput
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -425,3 +425,72 @@ def strict_crd_schema(crd_path: Path, schema_version: str) -> tuple[dict, refere
     return schema, referencing.Registry().with_resource(
         definitions["$id"], referencing.Resource.from_contents(definitions)
     )
+
+
+# --- the engine's replacement order (tools/replacement.py) applied to what the program declares
+
+
+def stack_snapshot(declared) -> list[replacement.Resource]:
+    """The mock engine's registrations as the snapshot a deployment of them leaves (in their order,
+    which follows dependencies)."""
+    return [
+        replacement.Resource(
+            urn=r.urn,
+            type=r.type,
+            custom=r.custom,
+            dependencies=tuple(r.dependencies),
+            property_dependencies={k: tuple(v) for k, v in r.property_dependencies.items()},
+            provider=r.provider.rpartition("::")[0] if r.provider else "",
+            deleted_with=r.deleted_with,
+            delete_before_replace=r.delete_before_replace,
+            replace_with=tuple(r.replace_with),
+        )
+        for r in declared.resources
+    ]
+
+
+def provider_replaces(resource: replacement.Resource, keys: Collection[str]) -> bool:
+    if resource.type not in plandiff.REPLACE_ON:
+        raise AssertionError(f"no rule for what replaces a {resource.type} ({sorted(keys)})")
+    return bool(plandiff.REPLACE_ON[resource.type] & set(keys))
+
+
+def replace_instance(
+    declared, node: str
+) -> tuple[list[replacement.Resource], list[replacement.Step]]:
+    """`pulumi up` after a change that replaces `node`'s instance (its bundle, say): what reads the
+    new instance's name or ARN changes; nothing else does (a static IP keeps its address)."""
+    snapshot = stack_snapshot(declared)
+    instances = {r.urn for r in snapshot if r.type == INSTANCE}
+    instance = declared.named(f"{node}-instance").urn
+
+    def changed(resource: replacement.Resource, created_anew: Collection[str]) -> set[str]:
+        if resource.urn == instance:
+            return {"bundleId"}
+        return {
+            key
+            for key, urns in resource.property_dependencies.items()
+            if instances.intersection(urns) & set(created_anew)
+        }
+
+    return snapshot, replacement.deployment(
+        snapshot, [r.urn for r in snapshot], changed, provider_replaces
+    )
+
+
+ALARM = "aws-native:lightsail:Alarm"
+FIRST_SERVER_READS = {
+    f"lightsail-k3s-dev-read-{what}" for what in ("agent-token", "kubeconfig", "node-token")
+}
+# Every node's certificate-expiry read holds its install's digest in `triggers`; an install's
+# stdin carries the tokens the first server's reads return, so when those are re-created the
+# engine re-creates the expiry reads too. They only read the certificates again.
+EXPIRY_READS = {
+    f"lightsail-k3s-dev{node}-read-certificate-expiry"
+    for node in ("", "-server-2", "-server-3", "-agent-1", "-agent-2")
+}
+
+
+def label(node: str) -> str:
+    """A node's alarms are named after its label (components/alarms.py): server-2, agent-1."""
+    return node.removeprefix("lightsail-k3s-dev-")

@@ -202,6 +202,7 @@ CLUSTER_INPUTS = {
     "sshHostKeys": "object",
     "autoSnapshotTime": "string",
     "backups": "boolean",
+    "dataDiskGb": "integer",
     "etcdSnapshotSchedule": "string",
     "etcdSnapshotRetention": "integer",
     "certRotation": "integer",
@@ -230,12 +231,16 @@ def test_the_multi_language_schema_has_the_clusters_inputs_and_outputs(schema):
         for key in CLUSTER_INPUTS
         if key != "sshAgentSocket"
     }
-    # backups is auto, true or false in the stack: a component has no stack name for auto.
+    # backups is auto, true or false in the stack, and dataDiskGb auto or a number: a component
+    # has no stack name for auto.
     # adminCidrs is untyped in Pulumi.yaml only so that `pulumi new` may store its template
     # answer as a string; the stack reads it as a list, as the component takes it.
-    assert {**stack_types, "backups": "boolean", "adminCidrs": "array"} == {
-        key: kind for key, kind in CLUSTER_INPUTS.items() if key != "sshAgentSocket"
-    }
+    assert {
+        **stack_types,
+        "backups": "boolean",
+        "dataDiskGb": "integer",
+        "adminCidrs": "array",
+    } == {key: kind for key, kind in CLUSTER_INPUTS.items() if key != "sshAgentSocket"}
     for key in ("adminCidrs", "deployCidrs"):
         assert resource["inputProperties"][key]["items"]["type"] == "string"
     for key in ("tags", "sshHostKeys"):
@@ -297,7 +302,7 @@ def test_the_clusters_defaults_are_the_stacks():
         return json.dumps(value) if isinstance(value, bool) else str(value)
 
     stack_defaults = {key: as_config(declared[key]["default"]) for key in INPUT_DEFAULTS}
-    assert {**stack_defaults, "backups": "false"} == INPUT_DEFAULTS
+    assert {**stack_defaults, "backups": "false", "dataDiskGb": "0"} == INPUT_DEFAULTS
 
 
 def test_the_package_ships_the_components_with_their_remote_scripts():

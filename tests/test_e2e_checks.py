@@ -129,3 +129,44 @@ def test_the_outputs_the_e2e_suite_expects_secret_are_secret_as_a_whole(first_up
     assert {name for name in SECRET_OUTPUTS if isinstance(outputs[name].sent, Secret)} == set(
         SECRET_OUTPUTS
     )
+
+
+def test_the_resize_tests_phase_durations_come_from_the_engines_step_events():
+    from pulumi import automation as auto
+
+    from tests.e2e.aws import phase_durations
+
+    node = "lightsail-k3s-e2e"
+
+    def event(kind: str, timestamp: int, name: str) -> auto.EngineEvent:
+        metadata = {
+            "op": "create",
+            "urn": f"urn:pulumi:s::p::t::{name}",
+            "type": "t",
+            "provider": "",
+        }
+        return auto.EngineEvent.from_json(
+            {"sequence": timestamp, "timestamp": timestamp, kind: {"metadata": metadata}}
+        )
+
+    events = [
+        event("resourcePreEvent", 0, f"{node}-instance"),
+        event("resOutputsEvent", 40, f"{node}-instance"),
+        event("resourcePreEvent", 40, f"{node}-wait-for-boot"),
+        event("resOutputsEvent", 100, f"{node}-wait-for-boot"),
+        event("resourcePreEvent", 100, f"{node}-data-attachment"),
+        event("resOutputsEvent", 130, f"{node}-data-attachment"),
+        event("resourcePreEvent", 130, f"{node}-data-mount"),
+        event("resOutputsEvent", 145, f"{node}-data-mount"),
+        event("resourcePreEvent", 145, f"{node}-install"),
+        event("resOutputsEvent", 265, f"{node}-install"),
+        # Another node's steps are not this node's.
+        event("resourcePreEvent", 0, f"{node}-server-2-instance"),
+        event("resOutputsEvent", 999, f"{node}-server-2-instance"),
+    ]
+    assert phase_durations(events, node) == {
+        "instance": 40,
+        "boot": 60,
+        "disk": 45,
+        "install to Ready": 120,
+    }

@@ -26,9 +26,11 @@ def test_prod_is_refused_until_the_placeholder_admin_cidrs_are_replaced():
     )
 
 
-def test_prod_protects_the_node_and_its_static_ip(prod):
-    assert prod.one(INSTANCE).protect
+def test_prod_protects_the_data_disk_and_the_static_ip_and_may_replace_the_instance(prod):
+    assert prod.one("aws:lightsail/disk:Disk").protect
     assert prod.one(STATIC_IP).protect
+    # Its data lives on the disk (dataDiskGb auto: on for prod): a bigger bundle replaces it.
+    assert not prod.one(INSTANCE).protect
 
 
 def test_prod_takes_daily_automatic_snapshots(prod):
@@ -58,8 +60,9 @@ def test_prod_bundle_fits_its_apps_with_two_replicas(prod):
     assert prod.one(INSTANCE).inputs["bundleId"] == "medium_3_0"
     deployments = prod.of_type("kubernetes:apps/v1:Deployment")
     assert [d.inputs["spec"]["replicas"] for d in deployments] == [2]
-    # medium_3_0 at USD 24, the USD 1 backup bucket, and daily snapshots estimated at its 80 GB disk x USD 0.05/GB-month.
-    assert prod.outputs["monthlyCostUsd"].value == 24 + 1 + 4
+    # medium_3_0 at USD 24, its 40 GB data disk at USD 0.10/GB-month, the USD 1 backup bucket, and
+    # daily snapshots estimated at its 80 GB disk x USD 0.05/GB-month.
+    assert prod.outputs["monthlyCostUsd"].value == 24 + 4 + 1 + 4
 
 
 def test_prod_stack_file_holds_no_encrypted_values():

@@ -114,7 +114,7 @@ def test_secret_reads_fail_when_stdout_is_plain_or_logged():
 # --- prod-node-protected
 
 
-@pytest.mark.parametrize("resource_type", [policies.INSTANCE, policies.STATIC_IP])
+@pytest.mark.parametrize("resource_type", [policies.DISK, policies.STATIC_IP])
 def test_prod_protection_passes_when_protected_or_not_prod(resource_type):
     assert (
         violations(
@@ -129,7 +129,7 @@ def test_prod_protection_passes_when_protected_or_not_prod(resource_type):
     )
 
 
-@pytest.mark.parametrize("resource_type", [policies.INSTANCE, policies.STATIC_IP])
+@pytest.mark.parametrize("resource_type", [policies.DISK, policies.STATIC_IP])
 def test_prod_protection_fails_for_an_unprotected_node_on_a_prod_stack(resource_type):
     found = violations(
         policies.validate_prod_protection, resource_args(resource_type, {}, PROD_URN)
@@ -137,23 +137,34 @@ def test_prod_protection_fails_for_an_unprotected_node_on_a_prod_stack(resource_
     assert len(found) == 1 and "'prod-eu'" in found[0]
 
 
+def prod_resource(resource_type, name, protect):
+    urn = PROD_URN.rsplit("::", 1)[0] + f"::{name}"
+    return PolicyResource(resource_type, {}, urn, name, options(protect), None, None, [], {})
+
+
+def data_violations(*resources) -> list[str]:
+    found = []
+    policies.validate_prod_data_protection(
+        StackValidationArgs(list(resources)), lambda message, urn=None: found.append(message)
+    )
+    return found
+
+
 def test_prod_protection_leaves_agents_removable():
-    agent_urn = PROD_URN.rsplit("::", 1)[0] + "::lightsail-k3s-prod-eu-agent-2-instance"
-    assert (
-        violations(
-            policies.validate_prod_protection, resource_args(policies.INSTANCE, {}, agent_urn)
-        )
-        == []
-    )
-    server_urn = PROD_URN.rsplit("::", 1)[0] + "::lightsail-k3s-prod-eu-instance"
-    assert (
-        len(
-            violations(
-                policies.validate_prod_protection, resource_args(policies.INSTANCE, {}, server_urn)
-            )
-        )
-        == 1
-    )
+    agent = prod_resource(policies.INSTANCE, "lightsail-k3s-prod-eu-agent-2-instance", False)
+    assert data_violations(agent) == []
+    server = prod_resource(policies.INSTANCE, "lightsail-k3s-prod-eu-instance", False)
+    (found,) = data_violations(server)
+    assert "lightsail-k3s-prod-eu-instance is not protected on stack 'prod-eu'" in found
+
+
+def test_with_a_data_disk_the_disk_is_protected_and_the_instance_may_be_replaced():
+    instance = prod_resource(policies.INSTANCE, "lightsail-k3s-prod-eu-instance", False)
+    protected_disk = prod_resource(policies.DISK, "lightsail-k3s-prod-eu-data", True)
+    assert data_violations(instance, protected_disk) == []
+    open_disk = prod_resource(policies.DISK, "lightsail-k3s-prod-eu-data", False)
+    (found,) = data_violations(instance, open_disk)
+    assert "lightsail-k3s-prod-eu-data is not protected" in found
 
 
 # --- k3s-version-pinned
@@ -338,14 +349,18 @@ def test_the_real_stacks_pass_every_policy(real_stack):
                 )
     stack = StackValidationArgs(
         [
-            stack_resource(r.type, r.state or r.inputs, r.name)
+            PolicyResource(
+                r.type, r.state or r.inputs, r.urn, r.name, options(r.protect), None, None, [], {}
+            )
             for r in real_stack.resources
             if r.custom
         ]
     )
-    policies.validate_cpu_budget(
-        stack, lambda message, urn=None: found.append(("cpu-budget", message))
-    )
+    for policy in policies.POLICIES:
+        if isinstance(policy, policies.StackValidationPolicy):
+            policy.validate(
+                stack, lambda message, urn=None, name=policy.name: found.append((name, message))
+            )
     assert found == []
 
 

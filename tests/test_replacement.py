@@ -5,8 +5,14 @@ from collections.abc import Collection
 
 import pytest
 
-from tests.helpers import INSTANCE, deploy
-from tools import plandiff
+from tests.helpers import (
+    ALARM,
+    EXPIRY_READS,
+    FIRST_SERVER_READS,
+    deploy,
+    label,
+    replace_instance,
+)
 from tools.replacement import (
     CREATE_REPLACEMENT,
     DELETE_REPLACED,
@@ -132,67 +138,6 @@ def test_a_depends_on_alone_never_takes_a_dependent_along():
 
 
 # --- this stack: a joining node's instance replaced
-
-
-def stack_snapshot(declared) -> list[Resource]:
-    """The mock engine's registrations as the snapshot a deployment of them leaves (in their order,
-    which follows dependencies)."""
-    return [
-        Resource(
-            urn=r.urn,
-            type=r.type,
-            custom=r.custom,
-            dependencies=tuple(r.dependencies),
-            property_dependencies={k: tuple(v) for k, v in r.property_dependencies.items()},
-            provider=r.provider.rpartition("::")[0] if r.provider else "",
-            deleted_with=r.deleted_with,
-            delete_before_replace=r.delete_before_replace,
-        )
-        for r in declared.resources
-    ]
-
-
-def provider_replaces(resource: Resource, keys: Collection[str]) -> bool:
-    if resource.type not in plandiff.REPLACE_ON:
-        raise AssertionError(f"no rule for what replaces a {resource.type} ({sorted(keys)})")
-    return bool(plandiff.REPLACE_ON[resource.type] & set(keys))
-
-
-def replace_instance(declared, node: str) -> tuple[list[Resource], list[Step]]:
-    """`pulumi up` after a change that replaces `node`'s instance (its bundle, say): what reads the
-    new instance's name or ARN changes; nothing else does (a static IP keeps its address)."""
-    snapshot = stack_snapshot(declared)
-    instances = {r.urn for r in snapshot if r.type == INSTANCE}
-    instance = declared.named(f"{node}-instance").urn
-
-    def changed(resource: Resource, created_anew: Collection[str]) -> set[str]:
-        if resource.urn == instance:
-            return {"bundleId"}
-        return {
-            key
-            for key, urns in resource.property_dependencies.items()
-            if instances.intersection(urns) & set(created_anew)
-        }
-
-    return snapshot, deployment(snapshot, [r.urn for r in snapshot], changed, provider_replaces)
-
-
-ALARM = "aws-native:lightsail:Alarm"
-FIRST_SERVER_READS = {
-    f"lightsail-k3s-dev-read-{what}" for what in ("agent-token", "kubeconfig", "node-token")
-}
-# Every node's certificate-expiry read holds its install's digest in `triggers`; an install's
-# stdin carries the tokens the first server's reads return, so when those are re-created the
-# engine re-creates the expiry reads too. They only read the certificates again.
-EXPIRY_READS = {
-    f"lightsail-k3s-dev{node}-read-certificate-expiry"
-    for node in ("", "-server-2", "-server-3", "-agent-1", "-agent-2")
-}
-
-
-def label(node: str) -> str:
-    """A node's alarms are named after its label (components/alarms.py): server-2, agent-1."""
-    return node.removeprefix("lightsail-k3s-dev-")
 
 
 @pytest.fixture(scope="module")

@@ -152,6 +152,7 @@ class Registration:
     replace_on_changes: list[str] = field(default_factory=list)
     retain_on_delete: bool = False
     deleted_with: str = ""
+    replace_with: list[str] = field(default_factory=list)
     remote: bool = False
     # Which resources each input's value came from, as the SDK reports them to the engine.
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
@@ -181,6 +182,7 @@ def _registration(request: pulumi_sdk.ResourceRequest, state: dict[str, Any]) ->
         replace_on_changes=list(request.replace_on_changes),
         retain_on_delete=request.retain_on_delete,
         deleted_with=request.deleted_with,
+        replace_with=list(request.replace_with),
         remote=request.remote,
         property_dependencies={
             key: list(urns) for key, urns in request.property_dependencies.items()
@@ -412,7 +414,11 @@ class LightsailMocks(pulumi_sdk.Mocks):
             state.update(arn=arn, ipAddress=static_ip_for(args.name))
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = MOCK_AGENT_SECRET
-        elif args.typ in ("aws:lightsail/keyPair:KeyPair", "aws:lightsail/domain:Domain"):
+        elif args.typ in (
+            "aws:lightsail/keyPair:KeyPair",
+            "aws:lightsail/domain:Domain",
+            "aws:lightsail/disk:Disk",
+        ):
             state.update(arn=arn)
         elif args.typ == "aws:lightsail/bucket:Bucket":
             state.update(

@@ -11,7 +11,9 @@ Replacement follows the providers: a change to a property the provider cannot up
 replaces the resource (the table below), a replaced resource comes back with a new name and ARN,
 so whatever consumes those in a replace-forcing property is replaced too, and every Kubernetes
 object is re-created when its provider is replaced (a new cluster). A change that replaces or
-deletes the Lightsail instance is marked in red: its disk, and with it the cluster's data, is lost.
+deletes the Lightsail instance is marked in red: its disk, and with it the cluster's data, is lost;
+unless the node keeps its data on a data disk, which that change keeps: then only a change that
+replaces or deletes the data disk itself is marked.
 
 What it cannot see: values that only exist after a deploy (the mock engine's stand-ins are the same
 on both sides), and changes inside secret values (plan.json masks them; both sides read "[secret]").
@@ -36,6 +38,9 @@ from tools import urns
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 INSTANCE = "aws:lightsail/instance:Instance"
 KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
+# A server's data disk (components/host.py): with one, the cluster's data is there, not on the instance.
+DISK = "aws:lightsail/disk:Disk"
+DISK_ATTACHMENT = "aws:lightsail/disk_attachment:Disk_attachment"
 
 # Inputs a provider cannot change in place (ForceNew in the Terraform provider that pulumi-aws bridges:
 # hashicorp/terraform-provider-aws internal/service/lightsail/instance.go, instance_public_ports.go,
@@ -47,6 +52,9 @@ REPLACE_ON = {
     "aws:lightsail/staticIp:StaticIp": {"name"},
     "aws:lightsail/staticIpAttachment:StaticIpAttachment": {"staticIpName", "instanceName"},
     "aws:lightsail/keyPair:KeyPair": {"name", "namePrefix", "pgpKey", "publicKey"},
+    # disk.go and disk_attachment.go: a disk cannot be resized or moved, an attachment not changed.
+    DISK: {"name", "availabilityZone", "sizeInGb"},
+    DISK_ATTACHMENT: {"diskName", "instanceName", "diskPath"},
     "aws:lightsail/bucket:Bucket": {"name", "forceDelete"},
     "aws:lightsail/bucketAccessKey:BucketAccessKey": {"bucketName"},
     "tls:index/privateKey:PrivateKey": {"algorithm", "ecdsaCurve", "rsaBits"},
@@ -81,9 +89,20 @@ class Change:
     name: str
     reasons: list[str] = field(default_factory=list)
 
+    # The instance's node keeps its data on a data disk that this plan keeps.
+    data_kept: bool = False
+
     @property
     def loses_the_instance(self) -> bool:
-        return self.type == INSTANCE and self.action in ("replace", "delete")
+        return self.type == INSTANCE and self.action in ("replace", "delete") and not self.data_kept
+
+    @property
+    def loses_the_data_disk(self) -> bool:
+        return self.type == DISK and self.action in ("replace", "delete")
+
+    @property
+    def loses_data(self) -> bool:
+        return self.loses_the_instance or self.loses_the_data_disk
 
 
 @dataclass
@@ -213,6 +232,25 @@ def diff(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
         if resource["urn"] not in head_urns:
             changes[resource["urn"]] = Change("delete", resource["type"], resource["name"])
 
+    # An instance whose host (its parent) has a data disk that stays keeps the cluster's data.
+    kept_disk_parents = {
+        r.get("parent")
+        for r in head_resources
+        if r["type"] == DISK
+        and r["urn"] in matched
+        and not changes.get(r["urn"], Change("", "", "")).loses_the_data_disk
+    }
+    for resource in head_resources:
+        change = changes.get(resource["urn"])
+        if (
+            change is not None
+            and change.type == INSTANCE
+            and resource.get("parent") in kept_disk_parents
+        ):
+            change.data_kept = True
+            if change.action == "replace":
+                change.reasons.append("the node's data disk stays and moves to the new instance")
+
     # The engine refuses to delete a protected resource, replacement included
     # (pulumi/pulumi pkg/engine/lifecycletest/protect_test.go).
     protected = {
@@ -225,7 +263,7 @@ def diff(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
 
     order = {"replace": 0, "delete": 1, "update": 2, "create": 3}
     ordered = sorted(
-        changes.values(), key=lambda c: (not c.loses_the_instance, order[c.action], c.type, c.name)
+        changes.values(), key=lambda c: (not c.loses_data, order[c.action], c.type, c.name)
     )
     return PlanDiff(
         ordered, base["outputs"].get("monthlyCostUsd"), head["outputs"].get("monthlyCostUsd")
@@ -244,9 +282,14 @@ def render(result: PlanDiff, stack: str, base_ref: str, color: bool) -> str:
         line = (
             f"{SYMBOLS[change.action]:<2} {change.action:<8} {change.type}  {change.name}{detail}"
         )
-        if change.loses_the_instance:
+        if change.loses_data:
             # A leading "-" also reads red in a ```diff block, where the plan is posted for pull requests.
-            line = f"- {change.action.upper()}S THE INSTANCE: its disk and the cluster's data are lost: {line}"
+            what = (
+                "THE INSTANCE: its disk and the cluster's data are lost"
+                if change.loses_the_instance
+                else "THE DATA DISK: the cluster's data on it is lost"
+            )
+            line = f"- {change.action.upper()}S {what}: {line}"
             line = f"{RED}{line}{RESET}" if color else line
         lines.append(line)
     lines.append(

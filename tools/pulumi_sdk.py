@@ -82,6 +82,7 @@ class ResourceRequest:
     replace_on_changes: tuple[str, ...]
     retain_on_delete: bool
     deleted_with: str
+    replace_with: tuple[str, ...]
     custom_timeouts: dict[str, str]
     # Each alias as sent to the engine: {"urn": …} or the fields its spec sets (name, type, parentUrn, …).
     aliases: tuple[dict[str, Any], ...]
@@ -117,6 +118,7 @@ def _resource_request(request: Any, urn: str) -> ResourceRequest:
         replace_on_changes=tuple(request.replaceOnChanges),
         retain_on_delete=bool(request.retainOnDelete),
         deleted_with=request.deletedWith,
+        replace_with=tuple(request.replace_with),
         custom_timeouts={
             name: value
             for name, value in (

@@ -53,6 +53,9 @@ class Resource:
     provider: str = ""  # the provider's URN
     deleted_with: str = ""
     delete_before_replace: bool = False
+    # replaceWith: replaced whenever one of these is replaced in the same deployment
+    # (step_generator.go, diff: "marked for replacement because … (in its ReplaceWith list)").
+    replace_with: tuple[str, ...] = ()
 
     @property
     def inputs(self) -> set[str]:
@@ -64,6 +67,7 @@ class Resource:
             *(urn for urns in self.property_dependencies.values() for urn in urns),
             *([self.provider] if self.provider else []),
             *([self.deleted_with] if self.deleted_with else []),
+            *self.replace_with,
         }
 
 
@@ -143,7 +147,7 @@ def deployment(
             created_anew.add(urn)
         else:
             keys = changed(resource, created_anew)
-            if keys and replaces(resource, keys):
+            if set(resource.replace_with) & created_anew or (keys and replaces(resource, keys)):
                 created_anew.add(urn)
                 if resource.delete_before_replace:
                     for dependent in reversed(

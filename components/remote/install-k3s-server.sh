@@ -28,6 +28,24 @@ K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
 K3S_SERVER_DIR="${K3S_SERVER_DIR:-/var/lib/rancher/k3s/server}"
 SYSCTL_DIR="${SYSCTL_DIR:-/etc/sysctl.d}"
 
+K3S_DATA_DIR="${K3S_DATA_DIR:-/var/lib/rancher/k3s}"
+
+# With a data disk (K3S_DATA_ON_DISK=true), the data directory must be its mount (data-disk.sh):
+# k3s started on the system disk's empty directory would begin a new, empty cluster.
+if [ "${K3S_DATA_ON_DISK:-false}" = true ] && ! mountpoint -q "$K3S_DATA_DIR"; then
+  echo "the data disk of $NODE_NAME is not mounted at $K3S_DATA_DIR, so k3s was not installed or started;" \
+    "see the data disk's mount (mountpoint $K3S_DATA_DIR; lsblk -f; journalctl -b) and run pulumi up again" >&2
+  exit 1
+fi
+
+# Written by data-disk.sh when a single server's etcd member records an earlier host's address.
+ETCD_ADDRESS_MARKER="$K3S_DATA_DIR/.lightsail-k3s-etcd-address-changed"
+RESET_TIMEOUT_SECONDS="${RESET_TIMEOUT_SECONDS:-300}"
+if [ -f "$ETCD_ADDRESS_MARKER" ]; then
+  # Installed without starting: the reset below runs first (k3s install.sh, INSTALL_K3S_SKIP_START).
+  export INSTALL_K3S_SKIP_START=true
+fi
+
 work_dir="$(mktemp -d)"
 trap 'rm -rf "$work_dir"' EXIT
 
@@ -97,6 +115,20 @@ elif ! systemctl is-active --quiet k3s; then
   systemctl start --no-block k3s
 else
   echo "k3s $K3S_VERSION is installed with this config; nothing to change"
+fi
+
+if [ -f "$ETCD_ADDRESS_MARKER" ]; then
+  # k3s changes the one member's peer address to this host's in a cluster reset, keeping the data,
+  # and exits once etcd runs as that member (k3s pkg/etcd/etcd.go, Reset: MemberUpdate).
+  echo "etcd on $NODE_NAME records an earlier host's address ($(cat "$ETCD_ADDRESS_MARKER")); resetting it"
+  systemctl stop k3s 2>/dev/null || true
+  if ! timeout "$RESET_TIMEOUT_SECONDS" "$K3S_BIN" server --cluster-reset > "$work_dir/reset.log" 2>&1; then
+    echo "the etcd address reset on $NODE_NAME failed or took over ${RESET_TIMEOUT_SECONDS}s; k3s was not started." \
+      "Its output: $(tail -n 5 "$work_dir/reset.log")" >&2
+    exit 1
+  fi
+  rm -f "$ETCD_ADDRESS_MARKER"
+  systemctl start --no-block k3s
 fi
 
 wait_for_node_on_release "$READY_TIMEOUT_SECONDS" "$K3S_VERSION"

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +181,38 @@ def remove_stack(stack: auto.Stack, work_dir: Path) -> None:
     finally:
         stack.workspace.remove_stack(stack.name)
         (work_dir / f"Pulumi.{stack.name}.yaml").unlink(missing_ok=True)
+
+
+# Each phase of a node's (re)creation, by the suffix of the resource whose step spans it
+# (components/host.py, k3s.py): the instance, its first boot, the data disk's attach and mount,
+# and the k3s install with its Ready wait, which a server's install ends with (install-k3s-server.sh),
+# then the reads of the kubeconfig and tokens from the Ready server.
+PHASES = {
+    "instance": ("-instance",),
+    "boot": ("-wait-for-boot",),
+    "disk": ("-data-attachment", "-data-mount"),
+    "install to Ready": ("-install",),
+    "reads after Ready": ("-read-kubeconfig", "-read-node-token", "-read-agent-token"),
+}
+
+
+def phase_durations(events: Iterable[auto.EngineEvent], node: str) -> dict[str, int]:
+    """Seconds each phase of `node` took, from the engine's events: from a resource's step starting
+    (ResourcePreEvent) to its outputs (ResOutputsEvent), summed over the phase's resources. A
+    phase whose steps did not run (nothing changed) is absent."""
+    started: dict[str, int] = {}
+    spans: dict[str, int] = {}
+    for event in events:
+        pre, done = event.resource_pre_event, event.res_outputs_event
+        if pre is not None:
+            started[pre.metadata.urn] = event.timestamp
+        elif done is not None and done.metadata.urn in started:
+            urn = done.metadata.urn
+            spans[urn] = spans.get(urn, 0) + event.timestamp - started.pop(urn)
+    durations: dict[str, int] = {}
+    for phase, suffixes in PHASES.items():
+        names = {f"{node}{suffix}" for suffix in suffixes}
+        matched = [seconds for urn, seconds in spans.items() if urn.rsplit("::", 1)[-1] in names]
+        if matched:
+            durations[phase] = sum(matched)
+    return durations

@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# The server's data disk: /var/lib/rancher/k3s (datastore, certificates, tokens, local-path volumes)
+# on a Lightsail block storage disk, so that a replaced instance takes the cluster with it.
+# Runs as root on the server (`sudo bash -s -- ACTION`), fed on stdin by components/host.py after
+# shell assignments of NODE_NAME, DISK_SIZE_GB (the disk's size, how it is told apart from the
+# system disk), INSTANCE_ID and PRIVATE_IP (the Lightsail instance's ARN and private IP, kept on the
+# disk so a mount can tell data of an earlier host from its own), ETCD_REJOINS (a further server,
+# whose etcd member leaves with its host) and ETCD_SINGLE_MEMBER (the first server of one).
+#   mount:   waits for the attached disk, formats it only when it holds no file system at all,
+#            mounts it by UUID at the data directory and lists it in /etc/fstab, and makes k3s
+#            require the mount. A server that has its data on the system disk already (the disk is
+#            turned on later) gets it copied over with k3s stopped, the copy compared with the
+#            original before the switch; the original stays, renamed, until the operator removes it.
+#   unmount: on the old host, before the disk is detached: stops k3s and its containers, then
+#            unmounts the data directory. Lightsail detaches only a stopped instance's disk with
+#            its file systems unmounted (AWS Lightsail API DetachDisk), and the Terraform provider
+#            that pulumi-aws bridges shuts a running instance down itself to detach (hashicorp/
+#            terraform-provider-aws internal/service/lightsail/disk_attachment.go,
+#            resourceDiskAttachmentDelete): without this, that stop would be all between k3s and
+#            the detach.
+# Both are safe to re-run. Any failure stops the script, naming the node and the check to make,
+# before k3s is installed or started: k3s never runs on an empty directory in the disk's place.
+set -euo pipefail
+
+action="${1:?usage: data-disk.sh mount|unmount}"
+: "${NODE_NAME:?NODE_NAME is required}"
+DATA_DIR="${DATA_DIR:-/var/lib/rancher/k3s}"
+FSTAB="${FSTAB:-/etc/fstab}"
+SYSTEMD_DIR="${SYSTEMD_DIR:-/etc/systemd/system}"
+# k3s keeps its node password outside the data directory (/etc/rancher/node/password), and the
+# cluster checks it when the node registers under its name again: it moves onto the disk too.
+NODE_IDENTITY_DIR="${NODE_IDENTITY_DIR:-/etc/rancher/node}"
+K3S_KILLALL="${K3S_KILLALL:-/usr/local/bin/k3s-killall.sh}"
+DEVICE_TIMEOUT_SECONDS="${DEVICE_TIMEOUT_SECONDS:-300}"
+STOP_TIMEOUT_SECONDS="${STOP_TIMEOUT_SECONDS:-120}"
+POLL_INTERVAL_SECONDS="${POLL_INTERVAL_SECONDS:-5}"
+FS_TYPE=ext4
+# Where the data lived before the disk; kept, not deleted, once it has been copied over.
+BEFORE_DISK_DIR="$DATA_DIR.before-data-disk"
+# On the disk: which instance mounted it last, and at which private IP; and, for the install, that
+# the etcd member's recorded address must be reset (install-k3s-server.sh reads this name).
+HOST_RECORD="$DATA_DIR/.lightsail-k3s-host"
+ADDRESS_RECORD="$DATA_DIR/.lightsail-k3s-address"
+ETCD_ADDRESS_MARKER=.lightsail-k3s-etcd-address-changed
+
+fail() {
+  echo "data disk of $NODE_NAME: $1" >&2
+  exit 1
+}
+
+# Stops k3s and everything it started (pods outlive the unit: docs.k3s.io/upgrades/killall),
+# bounded. A host without k3s yet has nothing to stop.
+stop_k3s() {
+  if [ ! -x "$K3S_KILLALL" ]; then
+    return 0
+  fi
+  if ! timeout "$STOP_TIMEOUT_SECONDS" "$K3S_KILLALL" >/dev/null; then
+    fail "k3s did not stop within ${STOP_TIMEOUT_SECONDS}s ($K3S_KILLALL); see systemctl status k3s"
+  fi
+}
+
+# The attached disk: the whole disk of DISK_SIZE_GB GiB that holds no partition and is not
+# mounted (the system disk holds /). Lightsail names it /dev/xvdf in the API, but on Nitro
+# instances it shows up as an NVMe device, so it is found by its size, and exactly one must match.
+find_device() {
+  local want_bytes=$((DISK_SIZE_GB * 1024 * 1024 * 1024)) name size type mounted found=""
+  while read -r name size type; do
+    [ "$type" = disk ] && [ "$size" = "$want_bytes" ] || continue
+    if [ "$(lsblk -n -o NAME "/dev/$name" | wc -l)" -ne 1 ]; then
+      continue
+    fi
+    mounted="$(lsblk -n -o MOUNTPOINT "/dev/$name" | tr -d '[:space:]')"
+    if [ -n "$mounted" ] && [ "$mounted" != "$DATA_DIR" ]; then
+      continue
+    fi
+    if [ -n "$found" ]; then
+      fail "two disks of ${DISK_SIZE_GB} GiB ($found and /dev/$name); detach the one that is not this node's"
+    fi
+    found="/dev/$name"
+  done < <(lsblk -b -d -n -o NAME,SIZE,TYPE)
+  [ -n "$found" ] && echo "$found"
+}
+
+wait_for_device() {
+  local deadline=$(($(date +%s) + DEVICE_TIMEOUT_SECONDS)) device
+  until device="$(find_device)"; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      fail "no ${DISK_SIZE_GB} GiB disk appeared within ${DEVICE_TIMEOUT_SECONDS}s; check the attachment (aws lightsail get-disks) and lsblk on the node"
+    fi
+    sleep "$POLL_INTERVAL_SECONDS"
+  done
+  echo "$device"
+}
+
+# The device's file system type, or nothing when it holds none. blkid -p probes the device
+# itself; exit 2 is its "nothing found", any other failure stops the script: read as "empty",
+# it would format a disk that holds the cluster.
+file_system_of() {
+  local type status=0
+  type="$(blkid -p -o value -s TYPE "$1")" || status=$?
+  case "$status" in
+    0) echo "$type" ;;
+    2) echo "" ;;
+    *) fail "blkid could not read $1 (exit $status); check the disk with lsblk -f" ;;
+  esac
+}
+
+# The data directory is listed in fstab by UUID (device names change between hosts). nofail keeps
+# a host whose disk is missing reachable over SSH; k3s itself requires the mount (below).
+write_fstab() {
+  local uuid="$1" line
+  line="UUID=$uuid $DATA_DIR $FS_TYPE defaults,nofail 0 2"
+  if grep -qxF "$line" "$FSTAB" 2>/dev/null; then
+    return 0
+  fi
+  # Any other line for the data directory is this node's earlier disk: replaced.
+  grep -v "[[:space:]]${DATA_DIR}[[:space:]]" "$FSTAB" > "$FSTAB.new" 2>/dev/null || true
+  echo "$line" >> "$FSTAB.new"
+  mv "$FSTAB.new" "$FSTAB"
+}
+
+# k3s (either unit) does not start without the data directory mounted, at boot or ever:
+# RequiresMountsFor (systemd.unit(5)).
+require_mount_for_k3s() {
+  local unit
+  for unit in k3s k3s-agent; do
+    install -d -m 0755 "$SYSTEMD_DIR/$unit.service.d"
+    printf '[Unit]\nRequiresMountsFor=%s\n' "$DATA_DIR" > "$SYSTEMD_DIR/$unit.service.d/data-disk.conf"
+  done
+  systemctl daemon-reload
+}
+
+# /etc/rancher/node on the disk, through a symlink: the node password k3s writes there at first
+# start goes with the data, and a new host presents the one the cluster knows.
+keep_node_identity_on_disk() {
+  local on_disk="$DATA_DIR/node-identity"
+  install -d -m 0700 "$on_disk"
+  if [ -L "$NODE_IDENTITY_DIR" ]; then
+    return 0
+  fi
+  if [ -d "$NODE_IDENTITY_DIR" ]; then
+    cp -a "$NODE_IDENTITY_DIR/." "$on_disk/"
+    mv "$NODE_IDENTITY_DIR" "$NODE_IDENTITY_DIR.before-data-disk"
+  fi
+  mkdir -p "$(dirname "$NODE_IDENTITY_DIR")"
+  ln -s "$on_disk" "$NODE_IDENTITY_DIR"
+}
+
+# Copies the data k3s has on the system disk onto the freshly formatted disk, with k3s stopped,
+# compares the copy with the original, and only then moves the original aside (kept, renamed).
+move_existing_data() {
+  local device="$1" staging
+  echo "copying the data of $NODE_NAME from $DATA_DIR onto $device, with k3s stopped"
+  stop_k3s
+  staging="$(mktemp -d)"
+  mount "$device" "$staging"
+  if ! cp -a "$DATA_DIR/." "$staging/"; then
+    umount "$staging"
+    fail "the copy of $DATA_DIR onto the disk failed; the original is untouched and k3s stopped (start it with systemctl start --no-block k3s)"
+  fi
+  if ! diff -r --no-dereference "$DATA_DIR/" "$staging/" >/dev/null; then
+    umount "$staging"
+    fail "the copy of $DATA_DIR on the disk differs from the original; the original is untouched and k3s stopped (start it with systemctl start --no-block k3s)"
+  fi
+  umount "$staging"
+  rmdir "$staging"
+  mv "$DATA_DIR" "$BEFORE_DISK_DIR"
+  mkdir -p "$DATA_DIR"
+  echo "the original stays in $BEFORE_DISK_DIR; remove it once k3s runs from the disk"
+}
+
+# A further server's old host left the cluster before its disk moved: its drain had its etcd member
+# removed (node-membership.sh). Started on that member's data, etcd would find itself removed; k3s
+# sets such data aside and joins anew when it finds its tombstone (k3s pkg/etcd/etcd.go, Register:
+# "tombstone file has been detected, removing data dir to rejoin the cluster"), and this does the
+# same before k3s starts, so the server joins as a new member at its new private IP. The
+# certificates, tokens and volumes stay. The first server keeps its member (ETCD_REJOINS unset).
+set_aside_removed_etcd_member() {
+  local etcd_dir="$DATA_DIR/server/db/etcd"
+  if [ "${ETCD_REJOINS:-false}" = true ] && [ -d "$etcd_dir" ]; then
+    mv "$etcd_dir" "$DATA_DIR/server/db/etcd-removed-member-$(date +%s)"
+    echo "its etcd member was removed when the earlier host left: set aside, to join anew"
+  fi
+}
+
+# The first server keeps its etcd member, which records the peer address of the host that ran it.
+# k3s starts an existing member with what its data records and changes a member's peer address only
+# in a cluster reset, and only while it is the one member (k3s pkg/etcd/etcd.go, Start:
+# CurrentETCDOptions; Reset: MemberUpdate with the new peer URL). So on a new private IP a single
+# server's install runs that reset before k3s starts (install-k3s-server.sh, ETCD_ADDRESS_MARKER).
+# With further servers a reset would cut them off: that is refused here, before anything starts.
+mark_changed_etcd_address() {
+  local recorded
+  [ "${ETCD_REJOINS:-false}" = true ] && return 0
+  [ -d "$DATA_DIR/server/db/etcd/member/wal" ] || return 0
+  [ -f "$ADDRESS_RECORD" ] || return 0
+  recorded="$(cat "$ADDRESS_RECORD")"
+  [ "$recorded" = "$PRIVATE_IP" ] && return 0
+  if [ "${ETCD_SINGLE_MEMBER:-false}" != true ]; then
+    fail "its etcd member records the earlier host's address $recorded, not $PRIVATE_IP, and k3s updates that only by resetting the cluster to this one member, which would cut off the other servers; k3s was not started. See docs/lifecycle.md, Growing a node"
+  fi
+  printf '%s -> %s\n' "$recorded" "$PRIVATE_IP" > "$DATA_DIR/$ETCD_ADDRESS_MARKER"
+  echo "its etcd member records the earlier host's address $recorded: the install resets it to $PRIVATE_IP"
+}
+
+mount_data() {
+  local device type uuid
+  device="$(wait_for_device)"
+  type="$(file_system_of "$device")"
+  if [ -z "$type" ]; then
+    echo "formatting $device ($FS_TYPE): it holds no file system yet"
+    mkfs."$FS_TYPE" -q -L k3s-data "$device"
+    if [ -d "$DATA_DIR" ] && ! mountpoint -q "$DATA_DIR" && [ -n "$(ls -A "$DATA_DIR")" ]; then
+      move_existing_data "$device"
+    fi
+  elif [ "$type" != "$FS_TYPE" ]; then
+    fail "$device holds a $type file system, not $FS_TYPE; it was left alone (check lsblk -f)"
+  else
+    echo "$device holds a $FS_TYPE file system already; not formatting it"
+  fi
+  uuid="$(blkid -p -o value -s UUID "$device")" || fail "blkid read no UUID of $device"
+  [ -n "$uuid" ] || fail "blkid read no UUID of $device"
+  mkdir -p "$DATA_DIR"
+  write_fstab "$uuid"
+  if ! mountpoint -q "$DATA_DIR"; then
+    if [ -n "$(ls -A "$DATA_DIR")" ]; then
+      fail "$DATA_DIR holds data on the system disk while the disk holds its own; nothing was mounted over it (compare both, keep one)"
+    fi
+    mount "$DATA_DIR" || fail "mounting $device (UUID $uuid) at $DATA_DIR failed; see dmesg"
+  fi
+  mountpoint -q "$DATA_DIR" || fail "$DATA_DIR is not mounted after mount; see dmesg"
+  require_mount_for_k3s
+  keep_node_identity_on_disk
+  if [ -f "$HOST_RECORD" ] && [ "$(cat "$HOST_RECORD")" != "$INSTANCE_ID" ]; then
+    echo "the data comes from an earlier host of $NODE_NAME ($(cat "$HOST_RECORD"))"
+    set_aside_removed_etcd_member
+    mark_changed_etcd_address
+  fi
+  printf '%s' "$INSTANCE_ID" > "$HOST_RECORD"
+  printf '%s' "$PRIVATE_IP" > "$ADDRESS_RECORD"
+  echo "data disk of $NODE_NAME mounted at $DATA_DIR (UUID $uuid)"
+}
+
+unmount_data() {
+  stop_k3s
+  if mountpoint -q "$DATA_DIR"; then
+    umount "$DATA_DIR" || fail "$DATA_DIR would not unmount; see fuser -vm $DATA_DIR"
+  fi
+  echo "k3s stopped and $DATA_DIR unmounted on $NODE_NAME; the disk can be detached"
+}
+
+case "$action" in
+  mount)
+    : "${DISK_SIZE_GB:?DISK_SIZE_GB is required for mount}"
+    : "${INSTANCE_ID:?INSTANCE_ID is required for mount}"
+    : "${PRIVATE_IP:?PRIVATE_IP is required for mount}"
+    mount_data
+    ;;
+  unmount) unmount_data ;;
+  *)
+    echo "unknown action $action; use mount or unmount" >&2
+    exit 2
+    ;;
+esac

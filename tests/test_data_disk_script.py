@@ -1,0 +1,363 @@
+"""data-disk.sh against stand-ins: lsblk, blkid, mkfs.ext4, mount, umount, mountpoint, systemctl and
+k3s-killall.sh. The disk is a directory; mounting it puts a symlink to it where the mount point was."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from components.host import data_disk_program
+from tests.helpers import write_executable
+from tests.node_stand_in import BASH
+
+NODE = "lightsail-k3s-dev"
+SIZE_GB = 40
+UUID = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+
+STUBS = {
+    # The system disk (mounted at /) and, once attached, the data disk of SIZE_GB GiB.
+    "lsblk": """#!/bin/sh
+case "$*" in
+  "-b -d -n -o NAME,SIZE,TYPE")
+    echo "nvme0n1 21474836480 disk"
+    if [ -n "${STUB_ATTACHED:-}" ]; then echo "nvme1n1 $((STUB_SIZE_GB * 1073741824)) disk"; fi
+    ;;
+  "-n -o NAME /dev/"*) echo "${3#/dev/}" ;;
+  "-n -o MOUNTPOINT /dev/nvme0n1") echo / ;;
+  "-n -o MOUNTPOINT /dev/nvme1n1") if [ -L "$DATA_DIR" ]; then echo "$DATA_DIR"; fi ;;
+esac
+""",
+    "blkid": """#!/bin/sh
+echo "blkid $*" >> "$STUB_LOG"
+if [ -n "${STUB_BLKID_FAILS:-}" ]; then exit 4; fi
+case "$*" in
+  *TYPE*) if [ -f "$STUB_STATE/fstype" ]; then cat "$STUB_STATE/fstype"; else exit 2; fi ;;
+  *UUID*) echo "$STUB_UUID" ;;
+esac
+""",
+    "mkfs.ext4": """#!/bin/sh
+echo "mkfs.ext4 $*" >> "$STUB_LOG"
+echo ext4 > "$STUB_STATE/fstype"
+""",
+    # `mount DEVICE DIR` or `mount DIR` (from fstab): DIR, an empty directory, becomes the disk.
+    "mount": """#!/bin/sh
+echo "mount $*" >> "$STUB_LOG"
+if [ -n "${STUB_MOUNT_FAILS:-}" ]; then echo "mount: wrong fs type" >&2; exit 32; fi
+target="${2:-$1}"
+rmdir "$target" && ln -s "$STUB_DISK" "$target"
+""",
+    "umount": """#!/bin/sh
+echo "umount $*" >> "$STUB_LOG"
+rm "$1" && mkdir "$1"
+""",
+    "mountpoint": """#!/bin/sh
+[ -L "$2" ]
+""",
+    "systemctl": """#!/bin/sh
+echo "systemctl $*" >> "$STUB_LOG"
+""",
+    "k3s-killall.sh": """#!/bin/sh
+echo "k3s-killall.sh" >> "$STUB_LOG"
+""",
+}
+
+
+class Host:
+    def __init__(self, root: Path):
+        self.root = root
+        self.stubs = root / "stubs"
+        self.state = root / "state"
+        self.disk = root / "disk"
+        self.data_dir = root / "var" / "lib" / "rancher" / "k3s"
+        self.fstab = root / "etc" / "fstab"
+        self.node_identity = root / "etc" / "rancher" / "node"
+        self.log = root / "calls.log"
+        for directory in (self.stubs, self.state, self.disk, self.fstab.parent):
+            directory.mkdir(parents=True)
+        for name, text in STUBS.items():
+            write_executable(self.stubs / name, text)
+        self.fstab.write_text("LABEL=cloudimg-rootfs / ext4 defaults 0 1\n")
+        self.log.touch()
+
+    def run(
+        self,
+        action: str,
+        instance: str = "arn:instance/one",
+        rejoins: bool = False,
+        private_ip: str = "172.26.0.10",
+        single_member: bool = True,
+        **env,
+    ):
+        import os
+
+        environment = {
+            "PATH": f"{self.stubs}:{os.environ['PATH']}",
+            "DATA_DIR": str(self.data_dir),
+            "FSTAB": str(self.fstab),
+            "SYSTEMD_DIR": str(self.root / "systemd"),
+            "NODE_IDENTITY_DIR": str(self.node_identity),
+            "K3S_KILLALL": str(self.stubs / "k3s-killall.sh"),
+            "POLL_INTERVAL_SECONDS": "0.05",
+            "DEVICE_TIMEOUT_SECONDS": "1",
+            "STUB_STATE": str(self.state),
+            "STUB_LOG": str(self.log),
+            "STUB_DISK": str(self.disk),
+            "STUB_SIZE_GB": str(SIZE_GB),
+            "STUB_UUID": UUID,
+            "STUB_ATTACHED": "1",
+            **env,
+        }
+        return subprocess.run(
+            [BASH, "-s", "--", action],
+            input=data_disk_program(NODE, SIZE_GB, instance, private_ip, rejoins, single_member),
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def calls(self) -> list[str]:
+        calls = self.log.read_text().splitlines()
+        self.log.write_text("")
+        return calls
+
+    def formatted(self, calls: list[str]) -> bool:
+        return any(call.startswith("mkfs") for call in calls)
+
+
+@pytest.fixture
+def host(tmp_path):
+    return Host(tmp_path)
+
+
+def test_first_use_formats_the_disk_mounts_it_by_uuid_and_lists_it_in_fstab(host):
+    result = host.run("mount")
+    assert result.returncode == 0, result.stderr
+    calls = host.calls()
+    assert "mkfs.ext4 -q -L k3s-data /dev/nvme1n1" in calls
+    assert f"mount {host.data_dir}" in calls
+    assert f"UUID={UUID} {host.data_dir} ext4 defaults,nofail 0 2" in host.fstab.read_text()
+    assert host.fstab.read_text().startswith("LABEL=cloudimg-rootfs")
+    # k3s does not start without the mount; the node password goes with the data.
+    drop_in = host.root / "systemd" / "k3s.service.d" / "data-disk.conf"
+    assert f"RequiresMountsFor={host.data_dir}" in drop_in.read_text()
+    assert host.node_identity.is_symlink()
+    assert (host.disk / ".lightsail-k3s-host").read_text() == "arn:instance/one"
+
+
+def test_reuse_never_formats_and_a_rerun_changes_nothing(host):
+    assert host.run("mount").returncode == 0
+    (host.disk / "server").mkdir()
+    fstab = host.fstab.read_text()
+    host.calls()
+    again = host.run("mount")
+    assert again.returncode == 0, again.stderr
+    calls = host.calls()
+    assert not host.formatted(calls)
+    assert not [call for call in calls if call.startswith("mount")]
+    assert host.fstab.read_text() == fstab
+    assert (host.disk / "server").is_dir()
+
+
+def test_a_new_host_mounts_the_disk_it_finds_without_formatting(host):
+    (host.state / "fstype").write_text("ext4\n")
+    (host.disk / "server" / "db" / "etcd").mkdir(parents=True)
+    (host.disk / ".lightsail-k3s-host").write_text("arn:instance/old")
+    result = host.run("mount", instance="arn:instance/new")
+    assert result.returncode == 0, result.stderr
+    assert not host.formatted(host.calls())
+    assert "holds a ext4 file system already; not formatting it" in result.stdout
+    assert "from an earlier host" in result.stdout
+    # The first server keeps its etcd member.
+    assert (host.disk / "server" / "db" / "etcd").is_dir()
+
+
+def test_a_further_server_sets_its_removed_etcd_member_aside_on_a_new_host(host):
+    (host.state / "fstype").write_text("ext4\n")
+    (host.disk / "server" / "db" / "etcd").mkdir(parents=True)
+    (host.disk / "server" / "tls").mkdir()
+    (host.disk / ".lightsail-k3s-host").write_text("arn:instance/old")
+    result = host.run("mount", instance="arn:instance/new", rejoins=True)
+    assert result.returncode == 0, result.stderr
+    assert not (host.disk / "server" / "db" / "etcd").exists()
+    assert [p.name for p in (host.disk / "server" / "db").iterdir()][0].startswith(
+        "etcd-removed-member-"
+    )
+    assert (host.disk / "server" / "tls").is_dir()
+
+
+def test_a_failed_mount_stops_before_anything_else(host):
+    result = host.run("mount", STUB_MOUNT_FAILS="1")
+    assert result.returncode != 0
+    assert f"data disk of {NODE}: mounting /dev/nvme1n1" in result.stderr
+    assert not (host.root / "systemd").exists()
+
+
+def test_a_disk_that_never_appears_fails_naming_the_check(host):
+    result = host.run("mount", STUB_ATTACHED="")
+    assert result.returncode == 1
+    assert "no 40 GiB disk appeared within 1s; check the attachment" in result.stderr
+
+
+def test_an_unreadable_disk_is_never_formatted(host):
+    result = host.run("mount", STUB_BLKID_FAILS="1")
+    assert result.returncode == 1
+    assert "blkid could not read /dev/nvme1n1" in result.stderr
+    assert not host.formatted(host.calls())
+
+
+def test_another_file_system_is_left_alone(host):
+    (host.state / "fstype").write_text("xfs\n")
+    result = host.run("mount")
+    assert result.returncode == 1
+    assert "holds a xfs file system, not ext4; it was left alone" in result.stderr
+
+
+def test_existing_data_is_copied_with_k3s_stopped_and_the_original_kept(host):
+    (host.data_dir / "server" / "db").mkdir(parents=True)
+    (host.data_dir / "server" / "db" / "state.db").write_text("the cluster")
+    (host.node_identity).mkdir(parents=True)
+    (host.node_identity / "password").write_text("node secret")
+    result = host.run("mount")
+    assert result.returncode == 0, result.stderr
+    calls = host.calls()
+    assert calls.index("k3s-killall.sh") < next(
+        i for i, call in enumerate(calls) if call.startswith("mount /dev/nvme1n1")
+    )
+    assert (host.disk / "server" / "db" / "state.db").read_text() == "the cluster"
+    original = host.data_dir.parent / "k3s.before-data-disk"
+    assert (original / "server" / "db" / "state.db").read_text() == "the cluster"
+    assert host.data_dir.is_symlink()
+    assert (host.node_identity / "password").read_text() == "node secret"
+
+
+def test_a_copy_that_differs_keeps_the_original_in_place(host):
+    (host.data_dir / "server").mkdir(parents=True)
+    (host.data_dir / "server" / "token").write_text("secret")
+    # A disk that loses what is written to it: the comparison must catch it.
+    write_executable(host.stubs / "cp", '#!/bin/sh\necho "cp $*" >> "$STUB_LOG"\n')
+    result = host.run("mount")
+    assert result.returncode == 1
+    assert "differs from the original; the original is untouched" in result.stderr
+    assert (host.data_dir / "server" / "token").read_text() == "secret"
+    assert not host.data_dir.is_symlink()
+    assert not (host.data_dir.parent / "k3s.before-data-disk").exists()
+
+
+def test_data_on_both_disks_is_never_mounted_over(host):
+    (host.state / "fstype").write_text("ext4\n")
+    (host.data_dir / "server").mkdir(parents=True)
+    result = host.run("mount")
+    assert result.returncode == 1
+    assert "holds data on the system disk while the disk holds its own" in result.stderr
+
+
+def test_unmount_stops_k3s_then_unmounts(host):
+    assert host.run("mount").returncode == 0
+    host.calls()
+    result = host.run("unmount")
+    assert result.returncode == 0, result.stderr
+    assert host.calls() == ["k3s-killall.sh", f"umount {host.data_dir}"]
+    assert not host.data_dir.is_symlink()
+
+
+def test_the_install_stops_when_the_data_disk_is_not_mounted(tmp_path):
+    from components import k3s
+    from tests.node_stand_in import Node
+
+    node = Node(tmp_path)
+    write_executable(node.stubs / "mountpoint", "#!/bin/sh\nexit 1\n")
+    program = k3s.install_program(
+        k3s.remote_script("install-k3s-server.sh"),
+        "v1.36.1+k3s1",
+        NODE,
+        k3s.server_config(NODE, ("203.0.113.10",)),
+        (),
+        data_on_disk=True,
+    )
+    result = node.run(program, K3S_DATA_DIR=str(tmp_path / "data"))
+    assert result.returncode == 1
+    assert f"the data disk of {NODE} is not mounted" in result.stderr
+    assert node.calls() == [], "nothing may run before the check"
+    # Mounted, the install goes on as before.
+    write_executable(node.stubs / "mountpoint", "#!/bin/sh\nexit 0\n")
+    assert node.run(program, K3S_DATA_DIR=str(tmp_path / "data")).returncode == 0
+
+
+def moved_etcd_member(host: Host) -> None:
+    """A disk from an earlier host of the first server, its etcd member at that host's address."""
+    (host.state / "fstype").write_text("ext4\n")
+    (host.disk / "server" / "db" / "etcd" / "member" / "wal").mkdir(parents=True)
+    (host.disk / ".lightsail-k3s-host").write_text("arn:instance/old")
+    (host.disk / ".lightsail-k3s-address").write_text("172.26.0.10")
+
+
+def test_a_single_servers_etcd_member_on_a_new_address_is_marked_for_the_installs_reset(host):
+    moved_etcd_member(host)
+    result = host.run("mount", instance="arn:instance/new", private_ip="172.26.9.9")
+    assert result.returncode == 0, result.stderr
+    marker = host.disk / ".lightsail-k3s-etcd-address-changed"
+    assert marker.read_text() == "172.26.0.10 -> 172.26.9.9\n"
+    assert (host.disk / ".lightsail-k3s-address").read_text() == "172.26.9.9"
+    assert (host.disk / "server" / "db" / "etcd" / "member" / "wal").is_dir()
+
+
+def test_the_same_address_needs_no_reset(host):
+    moved_etcd_member(host)
+    assert host.run("mount", instance="arn:instance/new").returncode == 0
+    assert not (host.disk / ".lightsail-k3s-etcd-address-changed").exists()
+
+
+def test_a_first_server_with_further_servers_refuses_a_new_address_before_k3s_starts(host):
+    moved_etcd_member(host)
+    result = host.run(
+        "mount", instance="arn:instance/new", private_ip="172.26.9.9", single_member=False
+    )
+    assert result.returncode == 1
+    assert "records the earlier host's address 172.26.0.10, not 172.26.9.9" in result.stderr
+    assert not (host.disk / ".lightsail-k3s-etcd-address-changed").exists()
+
+
+def test_the_install_resets_a_moved_single_member_before_k3s_starts(tmp_path):
+    from components import k3s
+    from tests.node_stand_in import Node
+
+    node = Node(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    marker = data / ".lightsail-k3s-etcd-address-changed"
+    marker.write_text("172.26.0.10 -> 172.26.9.9\n")
+    write_executable(node.stubs / "mountpoint", "#!/bin/sh\nexit 0\n")
+    program = k3s.install_program(
+        k3s.remote_script("install-k3s-server.sh"),
+        "v1.36.1+k3s1",
+        NODE,
+        k3s.server_config(NODE, ("203.0.113.10",), cluster_init=True),
+        (),
+        data_on_disk=True,
+    )
+    # The installer stand-in records whether it was told not to start k3s.
+    curl = (
+        (node.stubs / "curl")
+        .read_text()
+        .replace(
+            'echo "install.sh INSTALL_K3S_VERSION',
+            'echo "install.sh SKIP_START=$INSTALL_K3S_SKIP_START INSTALL_K3S_VERSION',
+        )
+    )
+    write_executable(node.stubs / "curl", curl)
+    k3s_stub = (
+        (node.stubs / "k3s")
+        .read_text()
+        .replace('case "$1" in', 'case "$1" in\n  server) echo "k3s $*" >> "$STUB_LOG" ;;', 1)
+    )
+    write_executable(node.stubs / "k3s", k3s_stub)
+    result = node.run(program, K3S_DATA_DIR=str(data))
+    assert result.returncode == 0, result.stderr
+    calls = node.calls()
+    installed = next(i for i, call in enumerate(calls) if call.startswith("install.sh"))
+    assert "SKIP_START=true" in calls[installed]
+    reset = calls.index("k3s server --cluster-reset")
+    start = calls.index("systemctl start --no-block k3s")
+    assert installed < reset < start
+    assert not marker.exists()
