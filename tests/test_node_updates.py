@@ -314,7 +314,9 @@ def test_a_hung_snapshot_is_cut_off_at_its_bound(tmp_path):
     server = EtcdServer(tmp_path)
     hang = server.stubs / "k3s"
     hang.write_text(
-        hang.read_text().replace('echo "k3s $*" >> "$STUB_LOG"', 'echo "k3s $*" >> "$STUB_LOG"; sleep 30')
+        hang.read_text().replace(
+            'echo "k3s $*" >> "$STUB_LOG"', 'echo "k3s $*" >> "$STUB_LOG"; sleep 30'
+        )
     )
     server.k3s_bin.write_text(hang.read_text())
     result = server.snapshot(SNAPSHOT_TIMEOUT_SECONDS="1")
