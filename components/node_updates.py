@@ -11,8 +11,8 @@ release pocket, Debian's its point releases).
 
 from __future__ import annotations
 
-APT_CONF_DIR = "/etc/apt/apt.conf.d"
-# Read after 20auto-upgrades and 50unattended-upgrades (the package's own), so its values win.
+# Its name in /etc/apt/apt.conf.d (the install scripts' APT_CONF_DIR): read after 20auto-upgrades
+# and 50unattended-upgrades (the package's own), so its values win.
 SECURITY_UPDATES_CONF_NAME = "52lightsail-k3s-security-updates"
 
 # The security pocket of each distribution, as unattended-upgrades matches it against an archive's
@@ -33,7 +33,7 @@ def distribution(blueprint_id: str) -> str:
 
 
 def security_updates_conf() -> str:
-    """The apt configuration every node's install writes to APT_CONF_DIR/SECURITY_UPDATES_CONF_NAME."""
+    """The apt configuration every node's install writes as SECURITY_UPDATES_CONF_NAME."""
     patterns = "".join(f'    "{pattern}";\n' for pattern in SECURITY_POCKETS.values())
     return (
         "// Written by lightsail-k3s on every pulumi up; edits here are overwritten.\n"
