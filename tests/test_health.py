@@ -331,7 +331,8 @@ def test_a_node_waiting_for_a_reboot_is_listed_with_how_to_reboot_it(cluster):
         "security updates are installed but not all in use until it reboots"
     )
     assert "kubectl drain lightsail-k3s-prod-agent-1 --ignore-daemonsets" in fix
-    assert "ssh ubuntu@172.26.1.20 sudo systemctl reboot" in fix
+    # The agent has no public address: through the first server.
+    assert "ssh -J ubuntu@203.0.113.10 ubuntu@172.26.1.20 sudo systemctl reboot" in fix
     assert "reboots: lightsail-k3s-prod-agent-1 waiting for one" in printed
 
 
@@ -456,7 +457,7 @@ def test_findings_open_the_stacks_issue_with_each_fix(cluster, monkeypatch):
     body = (cluster.root / "gh-body.md").read_text()
     assert "([run](https://github.com/gallery/lightsail-k3s/actions/runs/42))" in body
     assert "### Needs a person\n- **reboot**, node lightsail-k3s-prod: waits for a reboot" in body
-    assert "  fix: `KUBECONFIG=… kubectl drain lightsail-k3s-prod" in body
+    assert "  fix: `kubectl drain lightsail-k3s-prod --ignore-daemonsets" in body
 
 
 def test_the_open_issue_is_updated_not_doubled(cluster):

@@ -103,8 +103,12 @@ def test_the_install_writes_the_settings_where_apt_reads_them(tmp_path, role):
 @pytest.mark.parametrize("role", ["server", "agent"])
 def test_an_image_without_unattended_upgrades_gets_it_installed_without_questions(tmp_path, role):
     node = Node(tmp_path)
-    env = {"STUB_NO_UNATTENDED_UPGRADES": "1"}
-    result = node.install(**env) if role == "server" else node.run(agent_program(), **env)
+    missing = "1"
+    result = (
+        node.install(STUB_NO_UNATTENDED_UPGRADES=missing)
+        if role == "server"
+        else node.run(agent_program(), STUB_NO_UNATTENDED_UPGRADES=missing)
+    )
     assert result.returncode == 0, result.stderr
     apt = [call for call in node.calls() if call.startswith("apt-get")]
     assert apt == [

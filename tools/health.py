@@ -306,8 +306,11 @@ def parse_node_read(stdout: str, name: str, list_snapshots: bool) -> NodeRead:
             if list_snapshots
             else None
         )
-    except (KeyError, IndexError, ValueError) as error:
-        raise CheckFailed("node", subject, f"its read printed no {error}", fix) from None
+    except (KeyError, IndexError) as error:
+        raise CheckFailed("node", subject, f"its read printed no {error} line", fix) from None
+    except ValueError as error:
+        # earliest_certificate_expiry names the node and the check to make; a bad date does not.
+        raise CheckFailed("node", subject, str(error).removeprefix(f"{subject}: "), fix) from None
     return NodeRead(
         certificates_expire_at=expires_at,
         reboot_packages=[p for p in reboot[1:] if p] if reboot[0] == "yes" else None,
@@ -358,7 +361,7 @@ def check_certificates(
 
 
 def check_reboots(
-    report: Report, stack: str, outputs: Mapping[str, Any], node_reads: Mapping[str, NodeRead]
+    report: Report, outputs: Mapping[str, Any], node_reads: Mapping[str, NodeRead]
 ) -> None:
     waiting = {
         name: read.reboot_packages
@@ -369,7 +372,12 @@ def check_reboots(
     user = outputs["sshUser"]
     for name, packages in waiting.items():
         node = next(node for node in outputs["nodes"] if node["name"] == name)
-        host = node.get("publicIp") or node["privateIp"]
+        # A node without a public address answers through the first server.
+        login = (
+            f"{user}@{node['publicIp']}"
+            if node.get("publicIp")
+            else f"-J {user}@{outputs['publicIp']} {user}@{node['privateIp']}"
+        )
         report.findings.append(
             Finding(
                 "reboot",
@@ -377,8 +385,8 @@ def check_reboots(
                 "waits for a reboot"
                 + (f" (for {', '.join(packages)})" if packages else "")
                 + "; security updates are installed but not all in use until it reboots",
-                f"KUBECONFIG=… kubectl drain {name} --ignore-daemonsets --delete-emptydir-data, "
-                f"ssh {user}@{host} sudo systemctl reboot, then kubectl uncordon {name} "
+                f"kubectl drain {name} --ignore-daemonsets --delete-emptydir-data, "
+                f"ssh {login} sudo systemctl reboot, then kubectl uncordon {name} once it is Ready "
                 "(or let the reboot window do it: docs/operations.md, Reboots)",
             )
         )
@@ -724,7 +732,7 @@ def health(
     )
     check_certificates(report, stack, outputs, node_reads, stack_config.cert_rotation)
     check_snapshots(report, stack, outputs, first_read, stack_config.snapshot_schedule)
-    check_reboots(report, stack, outputs, node_reads)
+    check_reboots(report, outputs, node_reads)
     try:
         check_releases(report, stack, outputs, k3s_channels(channels_url))
     except CheckFailed as failed:
