@@ -312,6 +312,12 @@ def test_without_backups_the_copy_on_the_node_is_enough(tmp_path):
     result = server.snapshot(to_bucket=False, STUB_NO_BUCKET_COPY="1")
     assert result.returncode == 0, result.stderr
     assert ": pre-upgrade-lightsail-k3s-dev-1767225600" in result.stdout
+    # make restore reads the bucket: without one, the message says where the snapshot is instead.
+    assert "make restore" not in result.stdout
+    assert (
+        "on this server only (no backups: "
+        "/var/lib/rancher/k3s/server/db/snapshots/pre-upgrade-lightsail-k3s-dev-1767225600)"
+    ) in result.stdout
 
 
 def test_a_hung_snapshot_is_cut_off_at_its_bound(tmp_path):

@@ -76,4 +76,10 @@ if [ "$SNAPSHOT_TO_BUCKET" = true ] && ! awk -v name="$name" '$1 == name && $2 ~
     "check the bucket settings k3s uses: sudo k3s etcd-snapshot ls; journalctl -u k3s"
 fi
 echo "etcd snapshot before the upgrade from $installed to $K3S_VERSION: $name"
-echo "to go back to it: make restore STACK=<stack> SNAPSHOT=$name (docs/upgrades.md, Rolling back)"
+if [ "$SNAPSHOT_TO_BUCKET" = true ]; then
+  echo "to go back to it: make restore STACK=<stack> SNAPSHOT=$name (docs/upgrades.md, Rolling back)"
+else
+  # make restore restores from the bucket; without backups the snapshot is on this server alone.
+  location="$(awk -v name="$name" '$1 == name { print $2; exit }' <<< "$taken")"
+  echo "it is on this server only (no backups: ${location#file://}); to go back to it, see docs/upgrades.md, Rolling back"
+fi
