@@ -3,7 +3,7 @@ STACK ?= dev
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: help up preview destroy plan restore test mutants e2e lint clean
+.PHONY: help up preview destroy plan restore health test mutants e2e lint clean
 # A bare `make` says what to do rather than building the virtualenv.
 .DEFAULT_GOAL := help
 
@@ -26,6 +26,7 @@ help:
 	@echo "make destroy  pulumi destroy of STACK, after the same checks (protected resources refuse; see docs/lifecycle.md, Teardown)"
 	@echo "make plan     offline plan of STACK on the mock engine, no CLI or credentials (SET=, SECRET=, BASE=)"
 	@echo "make restore  list STACK's etcd snapshots; SNAPSHOT=<name|latest> restores one"
+	@echo "make health   what on STACK's cluster needs a person, each with its fix (docs/operations.md)"
 	@echo "make test     the whole suite (what CI runs)"
 	@echo "make lint     ruff, the type checker (basedpyright) and shellcheck; make test runs them too"
 	@echo "make mutants  the documented mutation run (tools/mutants.py): each regression must fail the suite"
@@ -49,6 +50,11 @@ plan: $(VENV)/.installed
 # make restore STACK=prod lists the bucket's etcd snapshots; add SNAPSHOT=<name|latest> to restore one.
 restore:
 	bin/restore.sh $(STACK) $(SNAPSHOT)
+
+# The daily report (tools/health.py; the health workflow runs it too): certificates, snapshots,
+# reboots, k3s releases, burst capacity and alarms, drift. Exit 1: findings; 2: a check failed.
+health: $(VENV)/.installed
+	$(PYTHON) -m tools.health --stack '$(STACK)'
 
 # One pytest worker per core (pytest-xdist); worksteal rebalances when a slow file (the type check)
 # lands on one worker. A test that writes a file in the project names it for itself alone.

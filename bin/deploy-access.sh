@@ -6,6 +6,7 @@
 #   bin/deploy-access.sh address                     this machine's public IPv4
 #   bin/deploy-access.sh covers ADDRESS CIDRS        succeeds when one of CIDRS (JSON, as `pulumi config get` prints them) holds ADDRESS
 #   bin/deploy-access.sh open STACK ADDRESS FILE     writes FILE: Pulumi.STACK.yaml plus deployCidrs [ADDRESS/32], for `pulumi up --config-file FILE`
+#   bin/deploy-access.sh open-firewalls STACK ADDRESS FILE [FLAG...]   writes FILE as open does, then updates the firewall rules alone from it
 #   bin/deploy-access.sh close STACK [FLAG...]       updates the firewall rules alone, from Pulumi.STACK.yaml (no deployCidrs)
 #
 # The run's address goes into a copy of the stack file, never into the stack file itself: `pulumi up
@@ -24,6 +25,14 @@ fail() {
   echo "deploy access: $1" >&2
   echo "  fix: $2" >&2
   exit 1
+}
+
+# Writes file $3: Pulumi.$1.yaml plus deployCidrs [$2/32].
+write_run_config() {
+  local stack="$1" address="$2" file="$3"
+  [[ "$address" =~ $IPV4 ]] || fail "'$address' is not an IPv4 address" "pass this machine's public IPv4"
+  cp "Pulumi.$stack.yaml" "$file"
+  pulumi config set --stack "$stack" --config-file "$file" --path 'deployCidrs[0]' "$address/32"
 }
 
 ipv4_number() {
@@ -57,10 +66,16 @@ case "${1:-}" in
     exit 1
     ;;
   open)
-    stack="$2" address="$3" file="$4"
-    [[ "$address" =~ $IPV4 ]] || fail "'$address' is not an IPv4 address" "pass this machine's public IPv4"
-    cp "Pulumi.$stack.yaml" "$file"
-    pulumi config set --stack "$stack" --config-file "$file" --path 'deployCidrs[0]' "$address/32"
+    write_run_config "$2" "$3" "$4"
+    ;;
+  open-firewalls)
+    stack="$2" file="$4"
+    write_run_config "$stack" "$3" "$file"
+    shift 4
+    # As close does, the firewalls alone (see there), from the copy with deployCidrs.
+    pulumi up --stack "$stack" --config-file "$file" --yes --target "$FIREWALLS" --policy-pack policy "$@" ||
+      fail "the firewall update that opens SSH and the Kubernetes API to this run's address failed (it may be half done)" \
+        "bin/deploy-access.sh close $stack   (an update of the firewall rules alone)"
     ;;
   close)
     stack="$2"
@@ -75,6 +90,6 @@ case "${1:-}" in
         "bin/deploy-access.sh close $stack   (an update of the firewall rules alone)"
     ;;
   *)
-    fail "unknown command '${1:-}'" "bin/deploy-access.sh address | covers | open | close (see the script's header)"
+    fail "unknown command '${1:-}'" "bin/deploy-access.sh address | covers | open | open-firewalls | close (see the script's header)"
     ;;
 esac

@@ -233,6 +233,8 @@ class ClusterNode(TypedDict):
     """Its Lightsail bundle."""
     privateIp: str
     """Its private IP."""
+    instanceName: str
+    """Its Lightsail instance's name, whose metrics and alarms `make health` reads."""
     publicIp: NotRequired[str]
     """Its static IP; agents have one only with agent_public_ips."""
     certificatesExpireAt: str
@@ -533,6 +535,7 @@ class Cluster(pulumi.ComponentResource):
                 "role": role,
                 "bundleId": bundle_id,
                 "privateIp": host.private_ip,
+                "instanceName": host.instance_name,
                 "certificatesExpireAt": certificates_expire_at[node_name],
             }
             return pulumi.Output.from_input(

@@ -18,6 +18,7 @@ import yaml
 from . import certificates
 from .errors import ConfigError
 from .host import SSH_PORT, PortRule
+from .node_updates import SECURITY_UPDATES_CONF_NAME, security_updates_conf
 from .registries import Registry
 from .remote_scripts import node_program, remote_script
 
@@ -36,6 +37,9 @@ NODE_TOKEN_PATH = "/var/lib/rancher/k3s/server/node-token"
 AGENT_TOKEN_PATH = "/var/lib/rancher/k3s/server/agent-token"
 
 INSTALL_TIMEOUT = "20m"
+# snapshot-before-upgrade.sh bounds its snapshot at 600 s and each listing at 120 s; a minute
+# more for SSH, so its own error comes first.
+SNAPSHOT_TIMEOUT = "15m"
 INSTALL_COMMAND = "sudo bash -s"
 
 # k3s CIS hardening items that need no extra packages (docs.k3s.io/security/hardening-guide).
@@ -375,6 +379,9 @@ def install_program(
         "KUBELET_SYSCTL_CONF_B64": base64.b64encode(sysctl_conf.encode()).decode(),
         "AUDIT_POLICY_B64": base64.b64encode(audit_policy.encode()).decode(),
         "K3S_REGISTRIES_B64": base64.b64encode(registries_file(registries).encode()).decode(),
+        # unattended-upgrades' settings, security pocket only (components/node_updates.py).
+        "SECURITY_UPDATES_CONF_B64": base64.b64encode(security_updates_conf().encode()).decode(),
+        "SECURITY_UPDATES_CONF_NAME": SECURITY_UPDATES_CONF_NAME,
     }
     if data_on_disk:
         # The install refuses to run unless the data disk is mounted (data-disk.sh); a server
@@ -382,6 +389,15 @@ def install_program(
         # the k3s the disk's first mount stopped to copy its data.
         assignments["K3S_DATA_ON_DISK"] = "true"
     return node_program(script, assignments)
+
+
+def snapshot_before_upgrade_program(k3s_version: str, to_bucket: bool) -> str:
+    """What the first server's snapshot command feeds to `bash -s`: the release about to be
+    installed and whether the snapshot must reach the bucket, then snapshot-before-upgrade.sh."""
+    return node_program(
+        remote_script("snapshot-before-upgrade.sh"),
+        {"K3S_VERSION": k3s_version, "SNAPSHOT_TO_BUCKET": "true" if to_bucket else "false"},
+    )
 
 
 def program_digest(program: pulumi.Output[str]) -> pulumi.Output[str]:
@@ -466,6 +482,32 @@ class K3sServer(pulumi.ComponentResource):
                 )
             )
         )
+        # On embedded etcd, an etcd snapshot before the release changes: its stdin holds the
+        # release alone, so pulumi-command runs it (as an update, commandController.go, Update)
+        # when k3sVersion changes and at no other time; on the node it snapshots only when the
+        # installed release differs, and prints the snapshot's name. The install waits for it, and
+        # every other node's install waits for this one's, so it holds the cluster before any
+        # node upgraded. A SQLite server has no etcd to snapshot.
+        before_install: list[pulumi.Resource] = list(args.host_booted)
+        if args.cluster_init:
+            before_install.append(
+                command.remote.Command(
+                    f"{name}-snapshot-before-upgrade",
+                    connection=connection(),
+                    create=INSTALL_COMMAND,
+                    update=INSTALL_COMMAND,
+                    stdin=snapshot_before_upgrade_program(
+                        args.k3s_version, to_bucket=args.etcd_snapshots is not None
+                    ),
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        depends_on=list(args.host_booted),
+                        custom_timeouts=pulumi.CustomTimeouts(
+                            create=SNAPSHOT_TIMEOUT, update=SNAPSHOT_TIMEOUT
+                        ),
+                    ),
+                )
+            )
         # A version or config change alters stdin, which pulumi-command applies as an
         # update running `update` with the new stdin (provider/pkg/provider/remote/
         # commandController.go, Update): the same idempotent install, an in-place
@@ -479,7 +521,7 @@ class K3sServer(pulumi.ComponentResource):
             triggers=[args.instance_identity],
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=list(args.host_booted),
+                depends_on=before_install,
                 custom_timeouts=pulumi.CustomTimeouts(
                     create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT
                 ),

@@ -12,6 +12,7 @@ LIBRARY_VARIABLES = {
     "k3s-upgrade-path.sh": "UPGRADE_PATH_LIB_B64",
     "k3s-wait.sh": "WAIT_LIB_B64",
     "k3s-registries.sh": "REGISTRIES_LIB_B64",
+    "security-updates.sh": "SECURITY_UPDATES_LIB_B64",
 }
 _LIBRARY_BY_VARIABLE = {variable: library for library, variable in LIBRARY_VARIABLES.items()}
 _LIBRARY_LOAD = re.compile(r'^source <\(base64 -d <<< "\$(\w+)"\)$', re.MULTILINE)

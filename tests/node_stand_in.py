@@ -97,6 +97,25 @@ if [ -n "${STUB_SYSCTL_FAILS:-}" ]; then
 fi
 """
 
+# dpkg-query answers that unattended-upgrades is installed, unless STUB_NO_UNATTENDED_UPGRADES.
+# A read, so not logged: the call logs the tests compare stay those of what changes the node.
+DPKG_QUERY_STUB = """#!/bin/sh
+if [ -n "${STUB_NO_UNATTENDED_UPGRADES:-}" ]; then
+  echo "dpkg-query: no packages found matching unattended-upgrades" >&2
+  exit 1
+fi
+printf 'install ok installed'
+"""
+
+# apt-get logs its call (and DEBIAN_FRONTEND); STUB_APT_FAILS makes it fail as on a broken mirror.
+APT_GET_STUB = """#!/bin/sh
+echo "apt-get $* DEBIAN_FRONTEND=${DEBIAN_FRONTEND:-}" >> "$STUB_LOG"
+if [ -n "${STUB_APT_FAILS:-}" ]; then
+  echo "E: Unable to locate package unattended-upgrades" >&2
+  exit 100
+fi
+"""
+
 # Stands in for k3s-wait.sh: logs each call of its waits, one bracket per
 # argument, and returns at once. A script that still polled by itself would call k3s kubectl.
 WAIT_LIBRARY_STAND_IN = """
@@ -129,6 +148,7 @@ class Node:
         self.state = root / "state"
         self.config_dir = root / "etc" / "rancher" / "k3s"
         self.sysctl_dir = root / "etc" / "sysctl.d"
+        self.apt_conf_dir = root / "etc" / "apt" / "apt.conf.d"
         self.server_dir = root / "var" / "lib" / "rancher" / "k3s" / "server"
         self.k3s_bin = root / "usr" / "local" / "bin" / "k3s"
         self.log = root / "calls.log"
@@ -138,6 +158,8 @@ class Node:
         write_executable(self.stubs / "curl", CURL_STUB)
         write_executable(self.stubs / "systemctl", SYSTEMCTL_STUB)
         write_executable(self.stubs / "sysctl", SYSCTL_STUB)
+        write_executable(self.stubs / "dpkg-query", DPKG_QUERY_STUB)
+        write_executable(self.stubs / "apt-get", APT_GET_STUB)
         self.log.touch()
 
     def environment(self, **env) -> dict[str, str]:
@@ -146,6 +168,7 @@ class Node:
             "K3S_CONFIG_DIR": str(self.config_dir),
             "K3S_BIN": str(self.k3s_bin),
             "SYSCTL_DIR": str(self.sysctl_dir),
+            "APT_CONF_DIR": str(self.apt_conf_dir),
             "K3S_SERVER_DIR": str(self.server_dir),
             "POLL_INTERVAL_SECONDS": "0.05",
             "STUB_STATE": str(self.state),

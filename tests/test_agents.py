@@ -243,6 +243,7 @@ def test_nodes_output_lists_every_node_and_cost_sums_them(two_agents):
             "role": "server",
             "bundleId": "small_3_0",
             "privateIp": private_ip_for(f"{SERVER}-instance"),
+            "instanceName": two_agents.named(f"{SERVER}-instance").state["name"],
             "certificatesExpireAt": node_certificate_expiry(SERVER).isoformat(),
             "publicIp": MOCK_STATIC_IP,
         },
@@ -252,6 +253,7 @@ def test_nodes_output_lists_every_node_and_cost_sums_them(two_agents):
                 "role": "agent",
                 "bundleId": "micro_3_0",
                 "privateIp": private_ip_for(f"{agent}-instance"),
+                "instanceName": two_agents.named(f"{agent}-instance").state["name"],
                 "certificatesExpireAt": node_certificate_expiry(agent).isoformat(),
             }
             for agent in AGENTS

@@ -282,6 +282,7 @@ def test_the_multi_language_schema_has_the_clusters_inputs_and_outputs(schema):
         "role",
         "bundleId",
         "privateIp",
+        "instanceName",
         "publicIp",
         "certificatesExpireAt",
     }

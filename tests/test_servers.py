@@ -72,9 +72,9 @@ def test_every_join_references_the_first_servers_private_ip(ha):
 
 def test_no_token_in_any_commands_plain_inputs(ha):
     commands = ha.of_type(COMMAND)
-    # Boot waits; the first server's install and four reads; each peer's and agent's install,
-    # node, k3s-stop, join and expiry read.
-    assert len(commands) == 5 + 5 + 2 * 5 + 2 * 5
+    # Boot waits; the first server's snapshot before an upgrade, its install and four reads; each
+    # peer's and agent's install, node, k3s-stop, join and expiry read.
+    assert len(commands) == 5 + 6 + 2 * 5 + 2 * 5
     for resource in commands:
         plain = json.dumps(
             {

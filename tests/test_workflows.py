@@ -194,7 +194,7 @@ def test_deploy_runs_up_on_main_dev_then_prod_behind_environments():
 
 
 def test_cloud_credentials_come_from_oidc_never_from_stored_keys():
-    for name in ("preview.yml", "deploy.yml"):
+    for name in ("preview.yml", "deploy.yml", "health.yml"):
         text = (WORKFLOWS / name).read_text()
         assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
         for job in yaml.safe_load(text)["jobs"].values():
@@ -346,3 +346,96 @@ def test_a_failed_preview_still_comments_on_the_pull_request():
     assert comment["run"].startswith('gh pr comment "$PR_NUMBER"')
     assert "$GITHUB_RUN_ID" in comment["run"]
     assert job["permissions"]["pull-requests"] == "write"
+
+
+# --- the health workflow (tools/health.py, docs/operations.md)
+
+
+def health_job() -> dict:
+    return load("health.yml")["jobs"]["health"]
+
+
+def test_health_runs_daily_and_on_demand_for_every_stack():
+    workflow = load("health.yml")
+    # PyYAML reads the key `on` as True.
+    triggers = workflow[True]
+    assert set(triggers) == {"schedule", "workflow_dispatch"}
+    (schedule,) = triggers["schedule"]
+    assert len(schedule["cron"].split()) == 5 and schedule["cron"].split()[2:] == ["*", "*", "*"]
+    job = health_job()
+    assert job["strategy"]["matrix"]["stack"] == STACKS
+    assert job["strategy"]["fail-fast"] is False
+    assert job["timeout-minutes"] <= 60
+
+
+def test_health_runs_in_the_stacks_environment_with_its_deploy_role_and_least_permissions():
+    job = health_job()
+    assert job["environment"] == {"name": "${{ matrix.stack }}", "deployment": False}
+    assert load("health.yml")["permissions"] == {}
+    assert job["permissions"] == {"contents": "read", "id-token": "write", "issues": "write"}
+    for step in steps_using(job, "aws-actions/configure-aws-credentials"):
+        assert step["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+
+
+def test_health_never_runs_beside_the_stacks_pulumi_up():
+    job = health_job()
+    assert job["concurrency"] == {
+        "group": "pulumi-up-${{ matrix.stack }}",
+        "cancel-in-progress": False,
+    }
+    for stack in DEPLOY_JOBS:
+        assert deploy_job(stack)["concurrency"]["group"] == f"pulumi-up-{stack}"
+
+
+def test_health_pins_the_actions_the_deploy_workflow_pinned():
+    uses = {step["uses"] for step in health_job()["steps"] if "uses" in step}
+    deployed = {
+        step["uses"]
+        for job in load("deploy.yml")["jobs"].values()
+        for step in job["steps"]
+        if "uses" in step
+    }
+    assert uses <= deployed
+    assert len(uses) == 4
+
+
+def test_health_opens_the_firewalls_alone_runs_the_report_and_always_closes(runner):
+    job = health_job()
+    stack_file = (PROJECT_DIR / "Pulumi.dev.yaml").read_text()
+    outputs: dict[str, str] = {}
+    for step_id in ("runner", "open"):
+        step = dict(named_step(job, step_id))
+        step["env"] = {**step.get("env", {}), "STACK": "dev"}
+        result, written = run_step(runner, step, outputs)
+        assert result.returncode == 0, result.stderr
+        outputs.update(written)
+    report, credentials, close = job["steps"][-3:]
+    assert report["run"].split() == [
+        ".venv/bin/python", "-m", "tools.health", "--stack", '"$STACK"',
+        "--config-file", '"$RUNNER_TEMP/run-config.yaml"', "\\", "--github-issue",
+    ]  # fmt: skip
+    assert report["env"]["GH_TOKEN"] == "${{ github.token }}"
+    for step in (credentials, close):
+        assert step["if"] == "always() && steps.open.outcome != 'skipped'"
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+    close = {**close, "env": {**close["env"], "STACK": "dev"}}
+    result, _ = run_step(runner, close, outputs)
+    assert result.returncode == 0, result.stderr
+    run_config = f"{runner}/temp/run-config.yaml"
+    calls = (runner / "calls.log").read_text().splitlines()
+    assert calls[1:] == [
+        f"pulumi config set --stack dev --config-file {run_config} --path deployCidrs[0] 20.1.2.3/32",
+        f"pulumi up --stack dev --config-file {run_config} --yes --target {closing_target()} "
+        "--policy-pack policy --suppress-outputs",
+        "  with: deployCidrs[0] 20.1.2.3/32",
+        f"pulumi up --stack dev --yes --target {closing_target()} --policy-pack policy --suppress-outputs",
+    ]
+    assert (PROJECT_DIR / "Pulumi.dev.yaml").read_text() == stack_file
+
+
+def test_a_failed_opening_says_how_to_close_what_it_may_have_opened(runner):
+    step = {**named_step(health_job(), "open")}
+    step["env"] = {**step["env"], "STACK": "dev", "RUNNER_ADDRESS": "20.1.2.3"}
+    result, _ = run_step(runner, step, {}, STUB_CLOSE_FAILS="1")
+    assert result.returncode != 0
+    assert "fix: bin/deploy-access.sh close dev" in result.stderr

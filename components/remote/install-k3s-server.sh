@@ -7,7 +7,9 @@
 # (the version-skew rule, k3s-upgrade-path.sh) and WAIT_LIB_B64 (the Ready wait, k3s-wait.sh),
 # KUBELET_SYSCTL_CONF_B64 and AUDIT_POLICY_B64 (the CIS hardening files), K3S_REGISTRIES_B64
 # (registries.yaml, empty without private registries) and REGISTRIES_LIB_B64 (k3s-registries.sh
-# that writes it), so no setting, and no secret, ever appears on a command line.
+# that writes it), SECURITY_UPDATES_LIB_B64 with SECURITY_UPDATES_CONF_B64 and _NAME
+# (unattended-upgrades, security-updates.sh), so no setting, and no secret, ever appears on a
+# command line.
 # Safe to re-run: with the same version and config it changes nothing. It never
 # uninstalls, so cluster data in /var/lib/rancher/k3s survives upgrades. It refuses
 # a downgrade and a jump of more than one minor before touching anything.
@@ -16,6 +18,9 @@ set -euo pipefail
 : "${K3S_VERSION:?K3S_VERSION is required, e.g. v1.36.1+k3s1}"
 : "${NODE_NAME:?NODE_NAME is required}"
 : "${UPGRADE_PATH_LIB_B64:?UPGRADE_PATH_LIB_B64 is required: the base64 of k3s-upgrade-path.sh}"
+: "${SECURITY_UPDATES_LIB_B64:?SECURITY_UPDATES_LIB_B64 is required: the base64 of security-updates.sh}"
+: "${SECURITY_UPDATES_CONF_B64:?SECURITY_UPDATES_CONF_B64 is required: the unattended-upgrades settings}"
+: "${SECURITY_UPDATES_CONF_NAME:?SECURITY_UPDATES_CONF_NAME is required: their file name in apt.conf.d}"
 : "${WAIT_LIB_B64:?WAIT_LIB_B64 is required: the base64 of k3s-wait.sh}"
 : "${K3S_CONFIG_B64:?K3S_CONFIG_B64 is required: the base64 of the k3s config.yaml to write}"
 : "${KUBELET_SYSCTL_CONF_B64:?KUBELET_SYSCTL_CONF_B64 is required: the kernel settings protect-kernel-defaults needs}"
@@ -27,6 +32,7 @@ K3S_CONFIG_DIR="${K3S_CONFIG_DIR:-/etc/rancher/k3s}"
 K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
 K3S_SERVER_DIR="${K3S_SERVER_DIR:-/var/lib/rancher/k3s/server}"
 SYSCTL_DIR="${SYSCTL_DIR:-/etc/sysctl.d}"
+APT_CONF_DIR="${APT_CONF_DIR:-/etc/apt/apt.conf.d}"
 
 K3S_DATA_DIR="${K3S_DATA_DIR:-/var/lib/rancher/k3s}"
 
@@ -53,6 +59,10 @@ trap 'rm -rf "$work_dir"' EXIT
 # kubelet's kernel settings (apply_kubelet_sysctls), shared with the agents' join script; components/k3s.py (upgrade_refusal) runs the same check at preview time.
 # shellcheck source=/dev/null
 source <(base64 -d <<< "$UPGRADE_PATH_LIB_B64")
+# unattended-upgrades, security pocket only, its reboot off (configure_security_updates), shared
+# by every node's install.
+# shellcheck source=/dev/null
+source <(base64 -d <<< "$SECURITY_UPDATES_LIB_B64")
 # The wait for the node's release and Ready (wait_for_node_on_release), shared with every script
 # that waits for a node.
 # shellcheck source=/dev/null
@@ -80,6 +90,9 @@ check_upgrade_path "$current_version" "$K3S_VERSION"
 
 # The kernel values protect-kernel-defaults needs, set before k3s (re)starts, as on an agent.
 apply_kubelet_sysctls "$work_dir"
+
+# Security updates from the distribution's security pocket, no automatic reboot (security-updates.sh).
+configure_security_updates "$work_dir"
 
 # The API server's audit policy and a root-only log directory must exist before it starts.
 install -d -m 0700 "$K3S_SERVER_DIR" "$K3S_SERVER_DIR/logs"

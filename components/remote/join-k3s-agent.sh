@@ -5,8 +5,9 @@
 # server's private URL, the agent token, the node name and the kubelet's settings, base64-encoded),
 # KUBELET_SYSCTL_CONF_B64 (the kernel values protect-kernel-defaults needs),
 # UPGRADE_PATH_LIB_B64 (k3s-upgrade-path.sh), K3S_REGISTRIES_B64 (registries.yaml, empty without
-# private registries) and REGISTRIES_LIB_B64 (k3s-registries.sh). The token and the registries'
-# passwords live only in those root-only files, never on a command line.
+# private registries) and REGISTRIES_LIB_B64 (k3s-registries.sh), SECURITY_UPDATES_LIB_B64 with
+# SECURITY_UPDATES_CONF_B64 and _NAME (unattended-upgrades, security-updates.sh). The token and the
+# registries' passwords live only in those root-only files, never on a command line.
 # Safe to re-run: with the same version and config it changes nothing. Like every
 # node, it refuses a downgrade or a skipped minor before touching anything.
 # Whether the node became Ready is checked on a server (node-membership.sh ready),
@@ -16,12 +17,16 @@ set -euo pipefail
 : "${K3S_VERSION:?K3S_VERSION is required, e.g. v1.36.1+k3s1}"
 : "${K3S_CONFIG_B64:?K3S_CONFIG_B64 is required: the base64 of the k3s config.yaml to write}"
 : "${UPGRADE_PATH_LIB_B64:?UPGRADE_PATH_LIB_B64 is required: the base64 of k3s-upgrade-path.sh}"
+: "${SECURITY_UPDATES_LIB_B64:?SECURITY_UPDATES_LIB_B64 is required: the base64 of security-updates.sh}"
+: "${SECURITY_UPDATES_CONF_B64:?SECURITY_UPDATES_CONF_B64 is required: the unattended-upgrades settings}"
+: "${SECURITY_UPDATES_CONF_NAME:?SECURITY_UPDATES_CONF_NAME is required: their file name in apt.conf.d}"
 : "${KUBELET_SYSCTL_CONF_B64:?KUBELET_SYSCTL_CONF_B64 is required: the kernel settings protect-kernel-defaults needs}"
 : "${K3S_REGISTRIES_B64?K3S_REGISTRIES_B64 is required: the base64 of registries.yaml, empty for none}"
 : "${REGISTRIES_LIB_B64:?REGISTRIES_LIB_B64 is required: the base64 of k3s-registries.sh}"
 K3S_CONFIG_DIR="${K3S_CONFIG_DIR:-/etc/rancher/k3s}"
 K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
 SYSCTL_DIR="${SYSCTL_DIR:-/etc/sysctl.d}"
+APT_CONF_DIR="${APT_CONF_DIR:-/etc/apt/apt.conf.d}"
 SERVICE=k3s-agent
 
 work_dir="$(mktemp -d)"
@@ -35,11 +40,19 @@ source <(base64 -d <<< "$UPGRADE_PATH_LIB_B64")
 # shellcheck source=/dev/null
 source <(base64 -d <<< "$REGISTRIES_LIB_B64")
 
+# unattended-upgrades, security pocket only, its reboot off (configure_security_updates), shared
+# by every node's install.
+# shellcheck source=/dev/null
+source <(base64 -d <<< "$SECURITY_UPDATES_LIB_B64")
+
 current_version="$(installed_version)"
 check_upgrade_path "$current_version" "$K3S_VERSION"
 
 # The kernel values protect-kernel-defaults needs, set before k3s-agent (re)starts, as on a server.
 apply_kubelet_sysctls "$work_dir"
+
+# Security updates from the distribution's security pocket, no automatic reboot (security-updates.sh).
+configure_security_updates "$work_dir"
 
 mkdir -p "$K3S_CONFIG_DIR"
 base64 -d <<< "$K3S_CONFIG_B64" > "$work_dir/config.yaml"
