@@ -58,7 +58,7 @@ def join_node(
     k3s_unit: str,
     instance_identity: pulumi.Input[str],
     install_stdin: pulumi.Output[str],
-    after: Sequence[pulumi.Resource],
+    after: Sequence[pulumi.Input[pulumi.Resource]],
     parent: pulumi.Resource,
 ) -> command.remote.Command:
     """Installs k3s on a node that joins the first server (an agent or a further server), then
