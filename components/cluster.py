@@ -46,7 +46,7 @@ from .host import PREVIOUS_HOST_TYPE, HostArgs, LightsailHost, PortRule
 from .k3s import K3sServer, K3sServerArgs, agent_firewall_rules, server_firewall_rules
 from .k3s_agent import K3sAgent, K3sAgentArgs
 from .k3s_peer import K3sPeerServer, K3sPeerServerArgs
-from .rollout import DeployedNodes, last_restarted
+from .rollout import DeployedNodes, kept_once_done, last_restarted
 from .traefik import TraefikAcme, TraefikAcmeArgs
 
 CLUSTER_TYPE = "lightsail-k3s:index:Cluster"
@@ -570,7 +570,10 @@ class Cluster(pulumi.ComponentResource):
         # Kept as the stack's nodeRestartDigests output, for the next deployment to compare with.
         # Not annotated, so no schema output: a program using the component has no read of it.
         self.restart_digests: pulumi.Output[dict[str, str]] = pulumi.Output.all(
-            **restart_digests
+            **{
+                node_name: kept_once_done(digest, certificates_expire_at[node_name])
+                for node_name, digest in restart_digests.items()
+            }
         )
         self.backup_bucket = backups.bucket_name if backups else None
         self.name_servers = pulumi.Output.from_input(name_servers)

@@ -50,6 +50,16 @@ def restart_digest(install_stdin: pulumi.Output[str], cert_rotation: int) -> pul
     )
 
 
+def kept_once_done(
+    digest: pulumi.Output[str], read_after: pulumi.Output[Any]
+) -> pulumi.Output[str]:
+    """The digest to keep in the outputs, known only once `read_after` is: a read on the node after
+    its install and Ready wait (its certificates' expiry). An update that stops before a node is
+    done never registers the stack's outputs, whose values it cannot resolve, so the previous
+    deployment's digest stays, and the next run still counts that node as restarting."""
+    return pulumi.Output.all(digest, read_after).apply(lambda values: values[0])
+
+
 def deployed_nodes(k3s_version: Any, nodes: Any, digests: Any) -> DeployedNodes:
     """The previous deployment's nodes and their digests, from its `k3sVersion`, `nodes` and
     `nodeRestartDigests` outputs (each None when it has none)."""
