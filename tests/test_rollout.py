@@ -6,7 +6,7 @@ import itertools
 import pytest
 
 from components import rollout
-from tests.helpers import COMMAND, Declared, deploy
+from tests.helpers import COMMAND, PROJECT_DIR, Declared, deploy
 from tools.command_chain import chain_of, longest_chain, runs
 from tools.mockengine import Registration
 
@@ -248,3 +248,27 @@ def test_which_commands_run():
     assert runs(command_registration("c", create="x", triggers=[2]), created)
     only_delete = command_registration("d", delete="x", triggers=[1])
     assert not runs(command_registration("d", delete="x", stdin="new", triggers=[1]), only_delete)
+
+
+def chain_table() -> list[list[str]]:
+    """The rows of docs/scaling.md's table under "How long an `up` takes"."""
+    page = (PROJECT_DIR / "docs" / "scaling.md").read_text()
+    section = page.split("\n### How long an `up` takes\n", 1)[1].split("\n### ", 1)[0]
+    rows = [line.strip("|").split("|") for line in section.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in row] for row in rows[1:]]
+
+
+def test_the_scaling_pages_chain_lengths_are_what_the_program_declares():
+    rows = chain_table()
+    assert len(rows) >= 4
+    for servers, agents, new, upgrade, added in rows:
+        config = {"serverCount": int(servers), "agentCount": int(agents)}
+        config["agentBundleId"] = "micro_3_0"
+        fresh = deploy(**config)
+        previous = outputs_of(fresh)
+        after_upgrade = deploy(previous_outputs=previous, **config, k3sVersion=UPGRADE)
+        grown = deploy(previous_outputs=previous, **{**config, "agentCount": int(agents) + 1})
+        row = (servers, agents)
+        assert longest_chain(fresh.resources) == int(new), row
+        assert longest_chain(after_upgrade.resources, fresh.resources) == int(upgrade), row
+        assert longest_chain(grown.resources, fresh.resources) == int(added), row
