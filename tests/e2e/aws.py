@@ -66,6 +66,27 @@ def unexpected_changes(change_summary: Mapping[str, int]) -> dict[str, int]:
     return changes
 
 
+# How long each `pulumi up` of the suite took, in order: (what it did, seconds). The suite prints
+# them when it ends (tests/e2e/conftest.py), so a run on AWS measures create time by cluster size.
+PHASES: list[tuple[str, float]] = []
+
+
+def timed_up(stack: Any, phase: str) -> auto.UpResult:
+    """`stack.up()`, its output printed, and its duration recorded in PHASES as `phase`."""
+    started = time.monotonic()
+    try:
+        return stack.up(on_output=print)
+    finally:
+        elapsed = time.monotonic() - started
+        PHASES.append((phase, elapsed))
+        print(f"phase {phase}: {elapsed:.0f} s")
+
+
+def phase_report(phases: list[tuple[str, float]]) -> list[str]:
+    """PHASES as the lines the suite prints at its end."""
+    return [f"{seconds:7.0f} s  {phase}" for phase, seconds in phases]
+
+
 def missing_prerequisite() -> str | None:
     if shutil.which("pulumi") is None:
         return "the Pulumi CLI is not installed (curl -fsSL https://get.pulumi.com | sh)"
