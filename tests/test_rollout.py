@@ -2,6 +2,7 @@
 when a cluster is created, upgraded, reconfigured or grows by one agent (components/rollout.py)."""
 
 import itertools
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from tools.mockengine import Registration
 FIRST = "lightsail-k3s-dev"
 PEERS = tuple(f"{FIRST}-server-{number}" for number in (2, 3))
 AGENTS = tuple(f"{FIRST}-agent-{number}" for number in range(1, 11))
-LARGE = {"serverCount": 3, "agentCount": 10, "agentBundleId": "micro_3_0"}
+LARGE: dict[str, Any] = {"serverCount": 3, "agentCount": 10, "agentBundleId": "micro_3_0"}
 UPGRADE = "v1.36.2+k3s1"
 
 
@@ -262,7 +263,7 @@ def test_the_scaling_pages_chain_lengths_are_what_the_program_declares():
     rows = chain_table()
     assert len(rows) >= 4
     for servers, agents, new, upgrade, added in rows:
-        config = {"serverCount": int(servers), "agentCount": int(agents)}
+        config: dict[str, Any] = {"serverCount": int(servers), "agentCount": int(agents)}
         config["agentBundleId"] = "micro_3_0"
         fresh = deploy(**config)
         previous = outputs_of(fresh)

@@ -46,7 +46,7 @@ SECRET_OUTPUTS = frozenset({"kubeconfig", "nodeToken", "sshPrivateKey"})
 # A preview counts each resource whose step is `same` as "same", but a read only when what it read
 # differs from the copy in the checkpoint (pulumi/pulumi pkg/engine/update.go,
 # previewActions.OnResourceStepPost and shouldRecordReadStep). The program reads one resource: the
-# version gate's StackReference to the stack's own outputs (components/k3s.py, deployed_k3s_version).
+# version gate's StackReference to the stack's own outputs (components/k3s.py, previous_deployment).
 # During an `up` it reads the outputs of the `up` before, so the preview after an `up` that changed
 # an output (the first `up` always: it read none, pkg/backend/diy/state.go getSnapshotStackOutputs)
 # reads outputs its stored copy lacks and reports
