@@ -6,7 +6,8 @@ from components.apps import Apps, AppsArgs, IngressTls
 from components.charts import Charts, ChartsArgs
 from components.cluster import Cluster
 from components.cost import cost_breakdown, monthly_total
-from components.k3s import deployed_k3s_version, kubernetes_minor, upgrade_checked
+from components.k3s import kubernetes_minor, previous_deployment, upgrade_checked
+from components.rollout import DIGESTS_OUTPUT, read_deployed_nodes
 from components.settings import load_settings
 from components.traefik import cert_resolver
 
@@ -19,17 +20,21 @@ if settings.committed_deploy_cidrs_warning:
     pulumi.log.warn(settings.committed_deploy_cidrs_warning)
 https = settings.https
 
-# The version-skew check against the previous deployment (its k3sVersion output, read once through
-# a StackReference: a read of a Pulumi builtin, not a cloud resource) gates both components, and
-# so everything in them, which awaits its parent: a refused k3sVersion stops the program before
-# anything is sent to the engine, so a preview reports it and an `up` changes nothing
-# (components/k3s.py, upgrade_checked).
+# The previous deployment's outputs, read once through a StackReference (a read of a Pulumi
+# builtin, not a cloud resource). The version-skew check against its k3sVersion gates both
+# components, and so everything in them, which awaits its parent: a refused k3sVersion stops the
+# program before anything is sent to the engine, so a preview reports it and an `up` changes
+# nothing (components/k3s.py, upgrade_checked).
+previous = previous_deployment()
 gated = pulumi.ResourceOptions(
-    depends_on=upgrade_checked(deployed_k3s_version(), settings.k3s_version)
+    depends_on=upgrade_checked(previous.get_output("k3sVersion"), settings.k3s_version)
 )
 
-# Servers, agents, backups, alarms, the DNS zone and Traefik's ACME settings (components/cluster.py).
-cluster = Cluster.from_spec(settings.cluster_name, settings.cluster, gated)
+# Servers, agents, backups, alarms, the DNS zone and Traefik's ACME settings (components/cluster.py);
+# which agents wait for which follows from the nodes deployed before (components/rollout.py).
+cluster = Cluster.from_spec(
+    settings.cluster_name, settings.cluster, gated, deployed=read_deployed_nodes(previous)
+)
 
 apps = Apps.from_args(
     settings.cluster_name,
@@ -110,6 +115,7 @@ costs = cost_breakdown(
 pulumi.export("monthlyCostUsd", monthly_total(costs))
 pulumi.export("costBreakdown", [item.as_output() for item in costs])
 pulumi.export("nodes", cluster.nodes)
+pulumi.export(DIGESTS_OUTPUT, cluster.restart_digests)
 pulumi.export("appUrl", apps.app_url)
 pulumi.export("appNamespace", settings.apps.namespace)
 pulumi.export("apps", apps.urls)

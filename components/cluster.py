@@ -19,6 +19,11 @@ outputs. So the install script's check on the node, before it changes k3s, is th
 refused version fails the install, after the host's changes of the same run. A program that keeps
 the deployed release can gate the whole component as the stack does (components/k3s.py,
 upgrade_checked): a depends_on in its options that fails on a refused version.
+
+For the same reason the component alone cannot tell which nodes run already: every agent whose
+k3s restarts goes one at a time, as on an upgrade, and so do new ones (components/rollout.py).
+The stack passes the nodes it deployed before (`from_spec`'s `deployed`), so on a new cluster, or
+for an agent added, agents join at once.
 """
 
 import json
@@ -41,6 +46,7 @@ from .host import PREVIOUS_HOST_TYPE, HostArgs, LightsailHost, PortRule
 from .k3s import K3sServer, K3sServerArgs, agent_firewall_rules, server_firewall_rules
 from .k3s_agent import K3sAgent, K3sAgentArgs
 from .k3s_peer import K3sPeerServer, K3sPeerServerArgs
+from .rollout import DeployedNodes, kept_once_done, last_restarted
 from .traefik import TraefikAcme, TraefikAcmeArgs
 
 CLUSTER_TYPE = "lightsail-k3s:index:Cluster"
@@ -277,19 +283,31 @@ class Cluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
         spec = parse_cluster_args(name, args, os.environ, pulumi.runtime.is_dry_run())
-        self._declare(name, spec, opts)
+        self._declare(name, spec, opts, deployed=None)
 
     @classmethod
     def from_spec(
-        cls, name: str, spec: settings.ClusterSpec, opts: pulumi.ResourceOptions | None = None
+        cls,
+        name: str,
+        spec: settings.ClusterSpec,
+        opts: pulumi.ResourceOptions | None = None,
+        deployed: pulumi.Input[DeployedNodes] = None,
     ) -> "Cluster":
-        """The cluster of settings already checked (the stack's, parsed once in components/settings.py)."""
+        """The cluster of settings already checked (the stack's, parsed once in components/settings.py).
+
+        `deployed`: the nodes of the previous deployment and their restart digests
+        (components/rollout.py, read_deployed_nodes); None when not known.
+        """
         cluster = cls.__new__(cls)
-        cluster._declare(name, spec, opts)
+        cluster._declare(name, spec, opts, deployed)
         return cluster
 
     def _declare(
-        self, name: str, spec: settings.ClusterSpec, opts: pulumi.ResourceOptions | None
+        self,
+        name: str,
+        spec: settings.ClusterSpec,
+        opts: pulumi.ResourceOptions | None,
+        deployed: pulumi.Input[DeployedNodes],
     ) -> None:
         super().__init__(CLUSTER_TYPE, name, None, opts)
         # The stack declared these at its root before it had this component; the alias keeps each
@@ -422,11 +440,12 @@ class Cluster(pulumi.ComponentResource):
         )
 
         # Servers install, upgrade and rotate their certificates one at a time, each Ready before
-        # the next; removing them runs the other way, one at a time, so etcd keeps its quorum.
-        # Then the agents.
+        # the next, on a new cluster too (etcd adds one learner at a time); removing them runs the
+        # other way, one at a time, so etcd keeps its quorum. Then the agents (components/rollout.py).
         previous: pulumi.Resource = k3s.done
-        # Each node's earliest certificate expiry, by node name.
+        # Each node's earliest certificate expiry, and its restart digest, by node name.
         certificates_expire_at = {name: k3s.certificates_expire_at}
+        restart_digests = {name: k3s.restart_digest}
         for peer_name, peer_host in zip(peer_names, peer_hosts, strict=True):
             peer = K3sPeerServer(
                 peer_name,
@@ -448,6 +467,11 @@ class Cluster(pulumi.ComponentResource):
             )
             previous = peer.done
             certificates_expire_at[peer_name] = peer.certificates_expire_at
+            restart_digests[peer_name] = peer.restart_digest
+
+        servers_done = previous
+        # The last agent so far whose k3s restarts in this run: the next such agent waits for it.
+        restarted: pulumi.Input[pulumi.Resource | None] = None
 
         topology = spec.topology
         agent_names = spec.agent_names(name)
@@ -476,17 +500,20 @@ class Cluster(pulumi.ComponentResource):
                     server_private_ip=node.private_ip,
                     agent_token=k3s.agent_token,
                     kubelet_args=NodeCapacity.of_agent(topology.agent_bundle).kubelet_args(),
-                    # Servers upgrade and rotate first, then agents one at a time, each Ready
-                    # before the next.
-                    after=[agent_host.booted, previous],
+                    # Every agent after the servers (servers upgrade and rotate first); those
+                    # whose k3s restarts one at a time, each Ready before the next; new ones at once.
+                    after=[agent_host.booted, servers_done],
+                    deployed=deployed,
+                    last_restarted=restarted,
                     cert_rotation=spec.cert_rotation,
                     registries=spec.registries,
                 ),
                 child,
             )
             agent_hosts.append(agent_host)
-            previous = agent.done
+            restarted = last_restarted(agent.restarting, agent.done, restarted)
             certificates_expire_at[agent_name] = agent.certificates_expire_at
+            restart_digests[agent_name] = agent.restart_digest
 
         LightsailAlarms(
             name,
@@ -563,6 +590,14 @@ class Cluster(pulumi.ComponentResource):
             },
             name,
             next_rotation=spec.cert_rotation + 1,
+        )
+        # Kept as the stack's nodeRestartDigests output, for the next deployment to compare with.
+        # Not annotated, so no schema output: a program using the component has no read of it.
+        self.restart_digests: pulumi.Output[dict[str, str]] = pulumi.Output.all(
+            **{
+                node_name: kept_once_done(digest, certificates_expire_at[node_name])
+                for node_name, digest in restart_digests.items()
+            }
         )
         self.backup_bucket = backups.bucket_name if backups else None
         self.name_servers = pulumi.Output.from_input(name_servers)

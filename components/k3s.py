@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
-from . import certificates
+from . import certificates, rollout
 from .errors import ConfigError
 from .host import SSH_PORT, PortRule
 from .node_updates import SECURITY_UPDATES_CONF_NAME, security_updates_conf
@@ -185,22 +185,23 @@ def upgrade_refusal(installed: str, target: str) -> tuple[str, str] | None:
     return None
 
 
-def deployed_k3s_version(output_name: str = "k3sVersion") -> pulumi.Output[str | None]:
-    """The `output_name` output of this stack's previous deployment, or None before the first.
+def previous_deployment() -> pulumi.StackReference:
+    """A reference to this stack's previous deployment, whose outputs (`k3sVersion`, `nodes`,
+    `nodeRestartDigests`) the program compares with what it declares now.
 
     A StackReference to the running stack reads its last checkpoint: during an update the
     root stack resource still carries the previous outputs until the program registers its
     new ones (pulumi/pulumi pkg/resource/deploy/builtins.go readStackReference; step.go,
-    SameStep.Apply retains old outputs). A stack that has never been deployed has no
-    outputs, so get_output gives None (pkg/backend/diy/state.go getSnapshotStackOutputs).
-    The self-hosted backend's organization is the literal `organization`
-    (pkg/backend/diy/backend.go), which pulumi.get_organization() returns.
+    SameStep.Apply retains old outputs). It is read when the program registers it, in a preview
+    as in an update. A stack that has never been deployed has no outputs, so get_output gives
+    None (pkg/backend/diy/state.go getSnapshotStackOutputs). The self-hosted backend's
+    organization is the literal `organization` (pkg/backend/diy/backend.go), which
+    pulumi.get_organization() returns.
     """
     stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-    reference = pulumi.StackReference(
+    return pulumi.StackReference(
         f"{pulumi.get_project()}-{pulumi.get_stack()}-previous-deployment", stack_name=stack
     )
-    return reference.get_output(output_name)
 
 
 def upgrade_checked(
@@ -414,6 +415,8 @@ class K3sServer(pulumi.ComponentResource):
     agent_token: pulumi.Output[str]
     # This server's config without what is its own: for the servers that join it.
     shared_config: pulumi.Output[dict[str, Any]]
+    # The SHA-256 of what restarts this server's k3s (rollout.restart_digest); secret.
+    restart_digest: pulumi.Output[str]
     # Done when k3s runs this release with this config and, after a raised certRotation, is Ready
     # with rotated certificates: what the next node waits for.
     done: pulumi.Resource
@@ -530,6 +533,7 @@ class K3sServer(pulumi.ComponentResource):
         # Re-read the kubeconfig, the tokens and the certificates' expiry whenever the install runs
         # again, and after a rotation.
         install_digest = program_digest(install_stdin)
+        self.restart_digest = rollout.restart_digest(install_stdin, args.cert_rotation)
         read_triggers = [args.instance_identity, install_digest, args.cert_rotation]
         # Raising certRotation rotates the certificates (this server is the first to), then the
         # reads below run again.

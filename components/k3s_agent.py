@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 
-from . import certificates
+from . import certificates, rollout
 from .k3s import KUBE_API_PORT, install_program, kubelet_config, program_digest
 from .membership import join_node
 from .registries import Registry
@@ -33,9 +33,15 @@ class K3sAgentArgs:
     # kubelet flags for reservations and eviction from the agent's own bundle
     # (components/capacity.py, NodeCapacity.of_agent), as k3s `kubelet-arg` entries.
     kubelet_args: Sequence[str]
-    # What must finish before this agent installs or upgrades: its host's first boot, the
-    # servers' installs (servers upgrade first) and the agent before it (one at a time).
+    # What must finish before this agent installs or upgrades: its host's first boot and the
+    # servers (servers upgrade first).
     after: Sequence[pulumi.Resource]
+    # The previous deployment's nodes and their restart digests (components/rollout.py); None: not
+    # known, every agent counts as running.
+    deployed: pulumi.Input[rollout.DeployedNodes] = None
+    # The last agent before this one whose k3s restarts in this run: this agent waits for it when
+    # its own k3s restarts too, so such agents go one at a time, each Ready before the next.
+    last_restarted: pulumi.Input[pulumi.Resource | None] = None
     # certRotation: each new value rotates this agent's certificates once, after the servers and
     # the agents before it.
     cert_rotation: int = 0
@@ -66,6 +72,10 @@ class K3sAgent(pulumi.ComponentResource):
     """An agent node: k3s installed over SSH, its membership checked and, on removal, drained on a server."""
 
     joined: pulumi.Resource
+    # The SHA-256 of what restarts this agent's k3s (rollout.restart_digest); secret.
+    restart_digest: pulumi.Output[str]
+    # Whether this run restarts this agent's running k3s (rollout.restarts).
+    restarting: pulumi.Output[bool]
     # Joined and, after a raised certRotation, Ready with rotated certificates: what the next node waits for.
     done: pulumi.Resource
     # The earliest expiry of this agent's certificates (ISO 8601), read on the node.
@@ -83,6 +93,8 @@ class K3sAgent(pulumi.ComponentResource):
                 args.registries,
             )
         )
+        self.restart_digest = rollout.restart_digest(install_stdin, args.cert_rotation)
+        self.restarting = rollout.restarts_now(args.deployed, args.node_name, self.restart_digest)
         self.joined = join_node(
             name,
             args.connection,
@@ -93,7 +105,7 @@ class K3sAgent(pulumi.ComponentResource):
             certificates.AGENT_SERVICE,
             args.instance_identity,
             install_stdin,
-            args.after,
+            [*args.after, rollout.chained(self.restarting, args.last_restarted)],
             parent=self,
         )
         # An agent has no kubectl of its own: the server waits for its Ready after the rotation.

@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 
-from . import certificates
+from . import certificates, rollout
 from .k3s import install_program, program_digest
 from .k3s_agent import server_url
 from .membership import join_node
@@ -62,6 +62,8 @@ class K3sPeerServer(pulumi.ComponentResource):
     """A server that joins the first one's etcd; drained, and its etcd member removed, before it goes."""
 
     joined: pulumi.Resource
+    # The SHA-256 of what restarts this server's k3s (rollout.restart_digest); secret.
+    restart_digest: pulumi.Output[str]
     # Joined and, after a raised certRotation, Ready with rotated certificates: what the next node waits for.
     done: pulumi.Resource
     # The earliest expiry of this server's certificates (ISO 8601), read on the node.
@@ -84,6 +86,7 @@ class K3sPeerServer(pulumi.ComponentResource):
                 data_on_disk=args.data_on_disk,
             )
         )
+        self.restart_digest = rollout.restart_digest(install_stdin, args.cert_rotation)
         self.joined = join_node(
             name,
             args.connection,

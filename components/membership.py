@@ -4,6 +4,7 @@ k3s stopped on the node itself, then its Node deleted."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import pulumi
 import pulumi_command as command
@@ -58,7 +59,7 @@ def join_node(
     k3s_unit: str,
     instance_identity: pulumi.Input[str],
     install_stdin: pulumi.Output[str],
-    after: Sequence[pulumi.Resource],
+    after: Sequence[pulumi.Input[pulumi.Resource | None]],
     parent: pulumi.Resource,
 ) -> command.remote.Command:
     """Installs k3s on a node that joins the first server (an agent or a further server), then
@@ -87,7 +88,8 @@ def join_node(
     An upgrade or a config change alters the install's stdin, and with it the join's (the
     release and the install's digest): pulumi-command applies a changed stdin as an update that
     runs `update` (commandController.go, Update), so the node is waited for again before the
-    next node's install, which depends on the join. Only `triggers` replace a command, and a
+    next node's install that depends on the join (the next server's, or the next agent's whose k3s
+    restarts too: components/rollout.py). Only `triggers` replace a command, and a
     replacement would drain: they hold the instance alone.
     """
     install_stdin = pulumi.Output.secret(install_stdin)
@@ -101,7 +103,10 @@ def join_node(
         triggers=[instance_identity],
         opts=pulumi.ResourceOptions(
             parent=parent,
-            depends_on=list(after),
+            # An entry that resolves to None adds no dependency: the SDK skips it (pulumi
+            # sdk/python/lib/pulumi/runtime/_depends_on.py, _resolve_depends_on), though the
+            # option's annotation does not say so (components/rollout.py, chained).
+            depends_on=cast(list[pulumi.Input[pulumi.Resource]], list(after)),
             additional_secret_outputs=["stdout", "stderr"],
             custom_timeouts=pulumi.CustomTimeouts(create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT),
         ),

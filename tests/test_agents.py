@@ -225,14 +225,29 @@ def test_an_agents_ready_wait_runs_again_whenever_its_install_does(two_agents):
         assert join.custom_timeouts["update"] == join.custom_timeouts["create"]
 
 
-def test_agents_install_after_the_server_and_one_at_a_time(two_agents):
+def test_new_agents_install_after_the_server_all_at_once(two_agents):
     first, second = (two_agents.named(f"{agent}-install") for agent in AGENTS)
-    assert two_agents.depends_on(first, two_agents.named(f"{SERVER}-install"))
-    assert two_agents.depends_on(second, two_agents.named(f"{AGENTS[0]}-join"))
-    assert not two_agents.depends_on(first, two_agents.named(f"{AGENTS[1]}-join"))
     for agent in AGENTS:
-        assert two_agents.depends_on(
-            two_agents.named(f"{agent}-install"), two_agents.named(f"{agent}-wait-for-boot")
+        install = two_agents.named(f"{agent}-install")
+        assert two_agents.depends_on(install, two_agents.named(f"{SERVER}-install"))
+        assert two_agents.depends_on(install, two_agents.named(f"{agent}-wait-for-boot"))
+    assert not two_agents.depends_on(second, two_agents.named(f"{AGENTS[0]}-join"))
+    assert not two_agents.depends_on(first, two_agents.named(f"{AGENTS[1]}-join"))
+
+
+def test_agents_whose_k3s_restarts_install_one_at_a_time(two_agents):
+    """A new kubelet setting (another agent bundle) restarts every agent's k3s: each waits for the
+    one before it, as on an upgrade (tests/test_rollout.py has the cases)."""
+    previous = {key: output.value for key, output in two_agents.outputs.items()}
+    changed = deploy(
+        agentCount=2, agentBundleId="small_3_0", protect=True, previous_outputs=previous
+    )
+    first, second = (changed.named(f"{agent}-install") for agent in AGENTS)
+    assert changed.depends_on(second, changed.named(f"{AGENTS[0]}-join"))
+    assert not changed.depends_on(first, changed.named(f"{AGENTS[1]}-join"))
+    for agent in AGENTS:
+        assert changed.depends_on(
+            changed.named(f"{agent}-install"), changed.named(f"{SERVER}-install")
         )
 
 

@@ -178,8 +178,13 @@ def test_no_rotation_command_until_cert_rotation_is_raised(cluster):
 
 
 @pytest.fixture(scope="module")
-def rotations():
-    return {generation: deploy(certRotation=generation, config=CLUSTER) for generation in (1, 2)}
+def rotations(cluster):
+    """certRotation raised on the running cluster (its previous outputs: every node deployed)."""
+    previous = {key: output.value for key, output in cluster.outputs.items()}
+    return {
+        generation: deploy(certRotation=generation, config=CLUSTER, previous_outputs=previous)
+        for generation in (1, 2)
+    }
 
 
 def rotation_done(deployment, node):

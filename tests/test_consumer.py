@@ -112,8 +112,15 @@ def test_refuses_a_stack_name_without_organization_and_project(dev):
 
 def test_the_outputs_contract_marks_the_credentials_secret(dev):
     secret = {key for key, output in dev.outputs.items() if output.secret}
-    # Exactly these: a consumer reading publicIp or kubeApiUrl must get plain values.
-    assert secret == {"kubeconfig", "nodeToken", "agentToken", "sshPrivateKey"}
+    # Exactly these: a consumer reading publicIp or kubeApiUrl must get plain values. The restart
+    # digests are taken of installs that carry a token (components/rollout.py).
+    assert secret == {
+        "kubeconfig",
+        "nodeToken",
+        "agentToken",
+        "sshPrivateKey",
+        "nodeRestartDigests",
+    }
 
 
 def documented_outputs_table() -> dict[str, tuple[str, bool]]:

@@ -280,7 +280,8 @@ def test_secret_reads_keep_stdout_secret_and_unlogged(dev):
 
 
 def test_secret_outputs_are_secret(dev):
-    for name in ("kubeconfig", "nodeToken", "agentToken", "sshPrivateKey"):
+    # A node's restart digest is taken of its install's stdin, which carries a token.
+    for name in ("kubeconfig", "nodeToken", "agentToken", "sshPrivateKey", "nodeRestartDigests"):
         assert dev.outputs[name].secret, name
     assert dev.outputs["nodeToken"].value == MOCK_NODE_TOKEN
     assert dev.outputs["agentToken"].value == MOCK_AGENT_TOKEN
@@ -318,6 +319,7 @@ def test_outputs_contract(dev):
         "certificatesExpireAt",
         "agentToken",
         "nodes",
+        "nodeRestartDigests",
         "k3sVersion",
         "region",
         "bundleId",

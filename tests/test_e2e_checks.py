@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e import aws
 from tests.e2e.aws import DEMO_APP, REGION, SECRET_OUTPUTS, unexpected_changes
 from tests.helpers import STACK_REFERENCE, Declared, deploy
 from tools.pulumi_sdk import Secret
@@ -170,3 +171,32 @@ def test_the_resize_tests_phase_durations_come_from_the_engines_step_events():
         "disk": 45,
         "install to Ready": 120,
     }
+
+
+class StackThatTakes:
+    """Stands in for an Automation API stack whose `up` takes `seconds` on a clock the test moves."""
+
+    def __init__(self, clock: list[float], seconds: float, fails: bool = False):
+        self.clock, self.seconds, self.fails = clock, seconds, fails
+
+    def up(self, on_output):
+        self.clock[0] += self.seconds
+        on_output("Resources: 5 created")
+        if self.fails:
+            raise RuntimeError("up failed")
+        return "result"
+
+
+def test_each_up_of_the_e2e_suite_is_timed_by_phase_failed_ones_too(monkeypatch, capsys):
+    clock = [100.0]
+    monkeypatch.setattr(aws.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(aws, "PHASES", [])
+    assert aws.timed_up(StackThatTakes(clock, 412), "create: 1 server") == "result"
+    with pytest.raises(RuntimeError):
+        aws.timed_up(StackThatTakes(clock, 30, fails=True), "create: 3 servers, 2 agents")
+    assert aws.PHASES == [("create: 1 server", 412), ("create: 3 servers, 2 agents", 30)]
+    assert "phase create: 1 server: 412 s" in capsys.readouterr().out
+    assert aws.phase_report(aws.PHASES) == [
+        "    412 s  create: 1 server",
+        "     30 s  create: 3 servers, 2 agents",
+    ]

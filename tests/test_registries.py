@@ -118,15 +118,20 @@ def test_a_change_of_registries_changes_every_nodes_install_and_its_ready_wait(c
         assert join.inputs["stdin"] != cluster.named(f"{node}-join").inputs["stdin"], node
 
 
-def test_the_nodes_restart_in_the_one_at_a_time_order(cluster):
-    """Each node's install waits for the node before it (its join, or the first server's rotation
-    step, which waits for the first server's install), so the restarts go one node at a time."""
-    for previous, node in zip(NODES, NODES[1:], strict=False):
-        assert cluster.depends_on(
-            cluster.named(f"{node}-install"), cluster.named(f"{previous}-install")
+def test_a_change_of_registries_restarts_the_nodes_one_at_a_time(cluster):
+    """On a running cluster a changed registries.yaml restarts k3s on every node, so each node's
+    install waits for the node before it (its join, or the first server's install), servers first;
+    the restart digests read back from the previous deployment say which nodes change
+    (components/rollout.py)."""
+    rotated = {**REGISTRIES, "ghcr.io": {"username": "gallery-bot", "password": "ghp_rotated"}}
+    previous = {key: output.value for key, output in cluster.outputs.items()}
+    changed = deploy(secrets={"registries": rotated}, config=CLUSTER, previous_outputs=previous)
+    for previous_node, node in zip(NODES, NODES[1:], strict=False):
+        assert changed.depends_on(
+            changed.named(f"{node}-install"), changed.named(f"{previous_node}-install")
         ), node
-    assert cluster.depends_on(
-        cluster.named(f"{NODES[2]}-install"), cluster.named(f"{NODES[1]}-join")
+    assert changed.depends_on(
+        changed.named(f"{NODES[2]}-install"), changed.named(f"{NODES[1]}-join")
     )
 
 

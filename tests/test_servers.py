@@ -124,8 +124,11 @@ def test_servers_upgrade_one_at_a_time_then_the_agents(ha):
 
     assert ha.depends_on(install(PEERS[0]), install(FIRST))
     assert ha.depends_on(install(PEERS[1]), joined(PEERS[0]))
-    assert ha.depends_on(install(AGENTS[0]), joined(PEERS[1]))
-    assert ha.depends_on(install(AGENTS[1]), joined(AGENTS[0]))
+    # On a new cluster every agent after the last server, none after another (an upgrade's
+    # order: test_a_new_k3s_version_updates_every_node_in_place).
+    for agent in AGENTS:
+        assert ha.depends_on(install(agent), joined(PEERS[1]))
+    assert not ha.depends_on(install(AGENTS[1]), joined(AGENTS[0]))
     # and not the other way round
     assert not ha.depends_on(install(PEERS[0]), joined(PEERS[1]))
     assert not ha.depends_on(install(FIRST), install(PEERS[0]))
@@ -216,6 +219,7 @@ def test_a_new_k3s_version_updates_every_node_in_place(ha):
         agentBundleId="micro_3_0",
         protect=True,
         k3sVersion="v1.36.2+k3s1",
+        previous_outputs={key: output.value for key, output in ha.outputs.items()},
     )
     for name in (FIRST, *PEERS, *AGENTS):
         before, after = ha.named(f"{name}-install"), upgraded.named(f"{name}-install")
@@ -236,7 +240,7 @@ def test_a_new_k3s_version_updates_every_node_in_place(ha):
         # What stops k3s and deletes the Node when the node goes does not change at all.
         for suffix in ("k3s-stop", "node"):
             assert upgraded.named(f"{name}-{suffix}").inputs == ha.named(f"{name}-{suffix}").inputs
-    # Each node's install still waits for the node before it to be Ready again.
+    # Each node's install waits for the node before it to be Ready again: each one's k3s restarts.
     for previous, following in itertools.pairwise((*PEERS, *AGENTS)):
         assert upgraded.depends_on(
             upgraded.named(f"{following}-install"), upgraded.named(f"{previous}-join")

@@ -46,7 +46,7 @@ SECRET_OUTPUTS = frozenset({"kubeconfig", "nodeToken", "sshPrivateKey"})
 # A preview counts each resource whose step is `same` as "same", but a read only when what it read
 # differs from the copy in the checkpoint (pulumi/pulumi pkg/engine/update.go,
 # previewActions.OnResourceStepPost and shouldRecordReadStep). The program reads one resource: the
-# version gate's StackReference to the stack's own outputs (components/k3s.py, deployed_k3s_version).
+# version gate's StackReference to the stack's own outputs (components/k3s.py, previous_deployment).
 # During an `up` it reads the outputs of the `up` before, so the preview after an `up` that changed
 # an output (the first `up` always: it read none, pkg/backend/diy/state.go getSnapshotStackOutputs)
 # reads outputs its stored copy lacks and reports
@@ -64,6 +64,27 @@ def unexpected_changes(change_summary: Mapping[str, int]) -> dict[str, int]:
     if change_summary.get("read", 0) > SELF_READS:
         changes["read"] = change_summary["read"]
     return changes
+
+
+# How long each `pulumi up` of the suite took, in order: (what it did, seconds). The suite prints
+# them when it ends (tests/e2e/conftest.py), so a run on AWS measures create time by cluster size.
+PHASES: list[tuple[str, float]] = []
+
+
+def timed_up(stack: Any, phase: str) -> auto.UpResult:
+    """`stack.up()`, its output printed, and its duration recorded in PHASES as `phase`."""
+    started = time.monotonic()
+    try:
+        return stack.up(on_output=print)
+    finally:
+        elapsed = time.monotonic() - started
+        PHASES.append((phase, elapsed))
+        print(f"phase {phase}: {elapsed:.0f} s")
+
+
+def phase_report(phases: list[tuple[str, float]]) -> list[str]:
+    """PHASES as the lines the suite prints at its end."""
+    return [f"{seconds:7.0f} s  {phase}" for phase, seconds in phases]
 
 
 def missing_prerequisite() -> str | None:
@@ -187,7 +208,7 @@ def remove_stack(stack: auto.Stack, work_dir: Path) -> None:
 # (components/host.py, k3s.py): the instance, its first boot, the data disk's attach and mount,
 # and the k3s install with its Ready wait, which a server's install ends with (install-k3s-server.sh),
 # then the reads of the kubeconfig and tokens from the Ready server.
-PHASES = {
+NODE_PHASES = {
     "instance": ("-instance",),
     "boot": ("-wait-for-boot",),
     "disk": ("-data-attachment", "-data-mount"),
@@ -210,7 +231,7 @@ def phase_durations(events: Iterable[auto.EngineEvent], node: str) -> dict[str, 
             urn = done.metadata.urn
             spans[urn] = spans.get(urn, 0) + event.timestamp - started.pop(urn)
     durations: dict[str, int] = {}
-    for phase, suffixes in PHASES.items():
+    for phase, suffixes in NODE_PHASES.items():
         names = {f"{node}{suffix}" for suffix in suffixes}
         matched = [seconds for urn, seconds in spans.items() if urn.rsplit("::", 1)[-1] in names]
         if matched:

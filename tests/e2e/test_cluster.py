@@ -21,6 +21,7 @@ from tests.e2e.aws import (
     throwaway_backend,
     throwaway_cluster,
     throwaway_stack_name,
+    timed_up,
     unexpected_changes,
     wait_for,
 )
@@ -37,7 +38,7 @@ def backend():
 @pytest.fixture(scope="module")
 def cluster(backend):
     with throwaway_cluster("e2e", backend, apps=json.dumps([DEMO_APP])) as stack:
-        yield stack, stack.up(on_output=print).outputs
+        yield stack, timed_up(stack, "create: 1 server").outputs
 
 
 def test_the_node_turns_ready(cluster):
