@@ -4,9 +4,10 @@ import pulumi
 
 from components.apps import Apps, AppsArgs, IngressTls
 from components.cluster import Cluster
+from components.consumers import ScopedKubeconfigs, ScopedKubeconfigsArgs
 from components.cost import cost_breakdown, monthly_total
 from components.k3s import deployed_k3s_version, kubernetes_minor, upgrade_checked
-from components.settings import load_settings
+from components.settings import load_settings, managed_namespaces
 from components.traefik import cert_resolver
 
 settings = load_settings()
@@ -46,6 +47,20 @@ apps = Apps.from_args(
     gated,
 )
 
+# A kubeconfig per consuming stack, bound to its role in its namespaces only (components/consumers.py).
+namespace_resources = {settings.apps.namespace: apps.namespace}
+consumers = ScopedKubeconfigs(
+    settings.cluster_name,
+    ScopedKubeconfigsArgs(
+        consumers=settings.consumers,
+        provider=cluster.provider,
+        admin_kubeconfig=cluster.kubeconfig,
+        cluster_name=settings.cluster_name,
+        namespaces={name: namespace_resources[name] for name in managed_namespaces(settings.apps)},
+    ),
+    gated,
+)
+
 ssh_key_file = f"~/.ssh/{settings.cluster_name}"
 pulumi.export("publicIp", cluster.public_ip)
 pulumi.export("privateIp", cluster.private_ip)
@@ -66,6 +81,7 @@ if cluster.ssh_private_key is not None:
     pulumi.export("sshPrivateKey", cluster.ssh_private_key)
 pulumi.export("kubeApiUrl", cluster.kube_api_url)
 pulumi.export("kubeconfig", cluster.kubeconfig)
+pulumi.export("consumerKubeconfigs", consumers.kubeconfigs)
 pulumi.export("nodeToken", cluster.node_token)
 pulumi.export("kubeconfigExpiresAt", cluster.kubeconfig_expires_at)
 # The first certificate to expire, the kubeconfig's or any node's: what the warning watches.

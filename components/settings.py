@@ -39,6 +39,7 @@ from .catalog import (
     agent_capable_bundle_ids,
     server_capable_bundle_ids,
 )
+from .consumers import ConsumerSpec, parse_consumers
 from .errors import PROJECT, ConfigError, StackFileError
 
 # libyaml's parser where PyYAML has it (its wheels do): the pure-Python one took 40% of a
@@ -198,6 +199,8 @@ class Settings:
     # Node name → that node's own SSH host public key, for instances created before host keys were
     # pinned (sshHostKey and sshHostKeys); every other node gets a generated host key.
     ssh_host_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # The stacks that consume this one, each with a kubeconfig scoped to its namespaces.
+    consumers: tuple[ConsumerSpec, ...] = ()
 
     @property
     def cluster_name(self) -> str:
@@ -218,6 +221,12 @@ class Settings:
     @property
     def agent_names(self) -> tuple[str, ...]:
         return agent_names(self.cluster_name, self.topology.agent_count)
+
+
+def managed_namespaces(apps: AppSettings) -> tuple[str, ...]:
+    """The namespaces this stack creates and keeps its policies on: the one list that consumers may be
+    scoped to (components/consumers.py) and that gets the egress policy (components/network_policy.py)."""
+    return (apps.namespace,)
 
 
 def server_names(cluster_name: str, count: int) -> tuple[str, ...]:
@@ -951,6 +960,10 @@ def parse_settings(
         https=parse_https(source, settings.apps, environ, dry_run),
         ssh_host_keys=parse_ssh_host_keys(
             source, is_secret, settings.server_names, settings.agent_names
+        ),
+        consumers=parse_consumers(
+            _json(source, "consumers", "pulumi config set --path 'consumers[0].name' web-deploy"),
+            managed_namespaces(settings.apps),
         ),
     )
 
