@@ -95,7 +95,9 @@ def test_builds_its_provider_from_its_own_scoped_kubeconfig_kept_secret(consumer
 
 
 def test_refuses_a_consumer_name_the_cluster_stack_has_no_kubeconfig_for(dev):
-    with pytest.raises(pulumi.RunError, match=r"consumerName': the cluster stack .* has no consumer 'ci'"):
+    with pytest.raises(
+        pulumi.RunError, match=r"consumerName': the cluster stack .* has no consumer 'ci'"
+    ):
         run_consumer(dev, consumerName="ci")
 
 
