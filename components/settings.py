@@ -152,6 +152,8 @@ class ClusterSpec:
     alarms: AlarmSettings
     https: HttpsSettings | None
     ssh_host_keys: Mapping[str, str]
+    # Require IMDSv2 with a PUT hop limit of 1 on every instance, through the AWS CLI (components/host.py).
+    require_imds_v2: bool
 
     def server_names(self, cluster_name: str) -> tuple[str, ...]:
         return server_names(cluster_name, self.topology.server_count)
@@ -199,6 +201,7 @@ class Settings:
     # Node name → that node's own SSH host public key, for instances created before host keys were
     # pinned (sshHostKey and sshHostKeys); every other node gets a generated host key.
     ssh_host_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    require_imds_v2: bool = False
     # The stacks that consume this one, each with a kubeconfig scoped to its namespaces.
     consumers: tuple[ConsumerSpec, ...] = ()
 
@@ -634,6 +637,30 @@ def parse_protect(source: ConfigSource) -> bool:
     return _parse_boolean(source, "protect")
 
 
+def has_aws_cli(environ: Mapping[str, str]) -> bool:
+    """Whether the AWS CLI is on the deploying machine's PATH, for the calls no provider makes."""
+    return shutil.which("aws", path=environ.get("PATH", "")) is not None
+
+
+AWS_CLI_INSTALL = (
+    "install the AWS CLI (docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html)"
+)
+
+
+def parse_require_imds_v2(source: ConfigSource, environ: Mapping[str, str], dry_run: bool) -> bool:
+    """requireImdsV2; `up` (not preview, which runs no command) needs the AWS CLI to set it."""
+    required = _parse_boolean(source, "requireImdsV2")
+    if required and not dry_run and not has_aws_cli(environ):
+        raise ConfigError(
+            "requireImdsV2",
+            "each instance's metadata options are set with the AWS CLI "
+            "(aws lightsail update-instance-metadata-options), which is not on PATH",
+            f"{AWS_CLI_INSTALL}, or pulumi config set --type bool requireImdsV2 false "
+            "(the app namespace's egress policy still keeps pods from the metadata service)",
+        )
+    return required
+
+
 def parse_delete_unreachable(source: ConfigSource) -> bool:
     # Off unless asked for: a refresh during a brief outage must not drop Kubernetes objects from state.
     return _parse_boolean(source, "deleteUnreachable")
@@ -930,6 +957,7 @@ def parse_settings(
         auto_snapshot_time=parse_auto_snapshot_time(source),
         protect=parse_protect(source),
         delete_unreachable=parse_delete_unreachable(source),
+        require_imds_v2=parse_require_imds_v2(source, environ, dry_run),
         tags=parse_tags(source),
         backups=parse_backups(source, stack),
         cert_rotation=parse_cert_rotation(source),
@@ -1063,15 +1091,11 @@ def parse_https(
     if apps is not None:
         check_app_hosts_in_domain(apps, domain)
     # Preview does not run the command that reads the zone's name servers, so only up needs the CLI.
-    if (
-        manage_dns_zone
-        and not dry_run
-        and shutil.which("aws", path=environ.get("PATH", "")) is None
-    ):
+    if manage_dns_zone and not dry_run and not has_aws_cli(environ):
         raise ConfigError(
             "manageDnsZone",
             "the DNS zone's name servers are read with the AWS CLI (aws lightsail get-domain), which is not on PATH",
-            "install the AWS CLI (docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html), "
+            f"{AWS_CLI_INSTALL}, "
             "or pulumi config set --type bool manageDnsZone false and serve the domain's DNS yourself",
         )
     return HttpsSettings(domain, manage_dns_zone, acme_email, acme_staging)

@@ -1,6 +1,7 @@
 """Least privilege: scoped kubeconfigs for consuming stacks, and pods kept from the instance metadata service."""
 
 import base64
+import subprocess
 
 import kubernetes_validate
 import pytest
@@ -14,9 +15,18 @@ from components.consumers import (
     ConsumerSpec,
     token_of,
 )
+from components.host import metadata_options_command
 from components.network_policy import INSTANCE_METADATA_CIDR
 from components.settings import TESTED_K3S_MINORS, managed_namespaces, parse_settings
-from tests.helpers import ADMIN_CIDR, config_source, deploy, kubernetes_resources, rejected
+from tests.helpers import (
+    ADMIN_CIDR,
+    INSTANCE,
+    config_source,
+    deploy,
+    kubernetes_resources,
+    rejected,
+    write_executable,
+)
 from tools.mockengine import MOCK_SERVICE_ACCOUNT_TOKEN
 
 SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
@@ -333,3 +343,68 @@ def test_no_other_policy_of_the_app_namespace_allows_egress(dev):
             assert policy.name == "lightsail-k3s-dev-egress-policy", policy.name
         else:
             assert spec["policyTypes"] == ["Ingress"], policy.name
+
+
+# The instance's metadata options (requireImdsV2): IMDSv2 required, PUT hop limit 1.
+
+METADATA_OPTIONS = "command:local:Command"
+
+
+@pytest.fixture(scope="module")
+def aws_cli(tmp_path_factory) -> dict[str, str]:
+    """A PATH holding a stand-in `aws`: the program only checks that the CLI is installed."""
+    bin_dir = tmp_path_factory.mktemp("bin")
+    write_executable(bin_dir / "aws", "#!/bin/sh\nexit 0\n")
+    return {"PATH": str(bin_dir)}
+
+
+def test_by_default_the_metadata_options_are_left_as_lightsail_sets_them(dev):
+    assert [r for r in dev.of_type(METADATA_OPTIONS) if r.name.endswith("-metadata-options")] == []
+
+
+def test_require_imds_v2_sets_every_nodes_metadata_options_after_its_first_boot(aws_cli):
+    deployment = deploy(requireImdsV2=True, serverCount=3, agentCount=1, environ=aws_cli)
+    instances = {r.name.removesuffix("-instance"): r for r in deployment.of_type(INSTANCE)}
+    commands = {
+        r.name.removesuffix("-metadata-options"): r for r in deployment.of_type(METADATA_OPTIONS)
+    }
+    assert set(commands) == set(instances) and len(commands) == 4
+    for node, options in commands.items():
+        instance = instances[node]
+        assert options.inputs["create"] == metadata_options_command(
+            "ap-northeast-2", instance.state["name"]
+        )
+        # Again for a new instance; after cloud-init's first boot, which reads the user data.
+        assert options.inputs["triggers"] == [instance.state["arn"]]
+        assert deployment.depends_on(options, deployment.named(f"{node}-wait-for-boot"))
+        assert "delete" not in options.inputs and "update" not in options.inputs
+
+
+def test_the_metadata_options_command_reaches_the_aws_cli_as_the_api_names_them(tmp_path):
+    write_executable(
+        tmp_path / "aws", '#!/bin/sh\nfor arg in "$@"; do printf "%s\\n" "$arg"; done\n'
+    )
+    argv = subprocess.run(
+        ["/bin/sh", "-c", metadata_options_command("eu-north-1", "lightsail-k3s-dev-instance-x")],
+        env={"PATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert argv == [
+        "lightsail", "update-instance-metadata-options", "--region", "eu-north-1",
+        "--instance-name", "lightsail-k3s-dev-instance-x", "--http-tokens", "required",
+        "--http-put-response-hop-limit", "1", "--http-endpoint", "enabled", "--output", "json",
+    ]  # fmt: skip
+
+
+def test_require_imds_v2_needs_the_aws_cli_on_up_and_not_on_preview():
+    rejected(
+        "requireImdsV2",
+        "aws lightsail update-instance-metadata-options), which is not on PATH",
+        "pulumi config set --type bool requireImdsV2 false",
+        requireImdsV2=True,
+        environ={"PATH": ""},
+    )
+    preview = deploy(requireImdsV2=True, environ={"PATH": ""}, preview=True)
+    assert len(preview.of_type(METADATA_OPTIONS)) == 1
