@@ -248,7 +248,10 @@ class ScopedKubeconfigs(pulumi.ComponentResource):
                 kubeconfigs[consumer.name] = self._declare_consumer(
                     name, consumer, namespace.metadata.name, args, on_cluster
                 )
-        self.kubeconfigs = pulumi.Output.secret(pulumi.Output.from_input(kubeconfigs))
+        # Output.all of no values is a list, so no consumers is an empty object of its own.
+        self.kubeconfigs = pulumi.Output.secret(
+            pulumi.Output.all(**kubeconfigs) if kubeconfigs else pulumi.Output.from_input({})
+        )
         self.register_outputs({"kubeconfigs": self.kubeconfigs})
 
     def _declare_consumer(
