@@ -5,10 +5,11 @@ import pulumi
 from components.apps import Apps, AppsArgs, IngressTls
 from components.charts import Charts, ChartsArgs
 from components.cluster import Cluster
+from components.consumers import ScopedKubeconfigs, ScopedKubeconfigsArgs
 from components.cost import cost_breakdown, monthly_total
 from components.k3s import kubernetes_minor, previous_deployment, upgrade_checked
 from components.rollout import DIGESTS_OUTPUT, read_deployed_nodes
-from components.settings import load_settings
+from components.settings import load_settings, managed_namespaces
 from components.traefik import cert_resolver
 
 settings = load_settings()
@@ -56,7 +57,7 @@ apps = Apps.from_args(
 )
 
 # Each chart's namespace, its secret values and its HelmChart, for k3s' helm-controller (components/charts.py).
-if settings.charts.specs:
+charts = (
     Charts(
         f"{settings.cluster_name}-charts",
         ChartsArgs(
@@ -67,6 +68,28 @@ if settings.charts.specs:
         ),
         gated,
     )
+    if settings.charts.specs
+    else None
+)
+# A kubeconfig per consuming stack, bound to its role in its namespaces only (components/consumers.py).
+namespace_resources = {
+    settings.apps.namespace: apps.namespace,
+    **(charts.namespaces if charts else {}),
+}
+consumers = ScopedKubeconfigs(
+    settings.cluster_name,
+    ScopedKubeconfigsArgs(
+        consumers=settings.consumers,
+        provider=cluster.provider,
+        admin_kubeconfig=cluster.kubeconfig,
+        cluster_name=settings.cluster_name,
+        namespaces={
+            name: namespace_resources[name]
+            for name in managed_namespaces(settings.apps, settings.charts)
+        },
+    ),
+    gated,
+)
 
 ssh_key_file = f"~/.ssh/{settings.cluster_name}"
 pulumi.export("publicIp", cluster.public_ip)
@@ -88,6 +111,7 @@ if cluster.ssh_private_key is not None:
     pulumi.export("sshPrivateKey", cluster.ssh_private_key)
 pulumi.export("kubeApiUrl", cluster.kube_api_url)
 pulumi.export("kubeconfig", cluster.kubeconfig)
+pulumi.export("consumerKubeconfigs", consumers.kubeconfigs)
 pulumi.export("nodeToken", cluster.node_token)
 pulumi.export("kubeconfigExpiresAt", cluster.kubeconfig_expires_at)
 # The first certificate to expire, the kubeconfig's or any node's: what the warning watches.

@@ -18,6 +18,7 @@ from .capacity import DEFAULT_LIMITS, DEFAULT_REQUESTS, NamespaceBudget
 from .catalog import BUNDLES
 from .errors import ConfigError
 from .k3s import kubernetes_minor
+from .network_policy import metadata_egress_policy
 from .settings import PROJECT_DIR, parse_k3s_version
 from .traefik import cert_resolver
 
@@ -314,6 +315,9 @@ class Apps(pulumi.ComponentResource):
             ),
         )
         namespace_name = namespace.metadata.name
+        # What creates the namespace, for others that declare objects in it (components/consumers.py).
+        # Not annotated: no output of the package's schema.
+        self.namespace: k8s.core.v1.Namespace = namespace
         budget = args.budget
         # The same numbers the program checked the apps against (components/capacity.py),
         # so the API server never refuses a pod the check accepted, rolling-update surge included.
@@ -345,7 +349,8 @@ class Apps(pulumi.ComponentResource):
         # networking: --disable-network-policy turns it off). Once a policy selects a
         # pod, only the traffic a policy allows reaches it, plus traffic from the
         # pod's own node, which keeps kubelet probes working (NetworkPolicySpec.ingress,
-        # k8s.io/api networking/v1). Egress stays open: apps call out to DNS and APIs.
+        # k8s.io/api networking/v1). This one restricts ingress only; egress is the
+        # metadata policy's below, the namespace's only egress policy.
         k8s.networking.v1.NetworkPolicy(
             f"{name}-ingress-policy",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -371,6 +376,8 @@ class Apps(pulumi.ComponentResource):
             ),
             opts=on_cluster(),
         )
+        # Anywhere but the instance metadata service, which serves the node's SSH host key.
+        metadata_egress_policy(f"{name}-egress-policy", namespace_name, on_cluster())
 
         services: dict[str, k8s.core.v1.Service] = {}
         for app in args.apps:

@@ -603,6 +603,7 @@ class Charts(pulumi.ComponentResource):
         super().__init__("lightsail-k3s:index:Charts", name, None, opts)
         # Imported here: apps.py imports the settings, which import this module.
         from .apps import TRAEFIK_NAMESPACE, pod_security_labels
+        from .network_policy import metadata_egress_policy
 
         def on_cluster(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(
@@ -652,6 +653,10 @@ class Charts(pulumi.ComponentResource):
                 ),
                 opts=on_cluster(namespaces[namespace]),
             )
+            # The chart's pods, like the apps', reach anything but the instance metadata service.
+            metadata_egress_policy(
+                f"{name}-egress-policy-{namespace}", namespace, on_cluster(namespaces[namespace])
+            )
 
         for spec in args.charts.specs:
             depends_on: list[pulumi.Resource] = [namespaces[spec.namespace]]
@@ -680,4 +685,6 @@ class Charts(pulumi.ComponentResource):
                 spec=helm_chart_spec(spec, with_secret_values=bool(secret_values)),
                 opts=on_cluster(*depends_on),
             )
+        # Each chart namespace's resource, which consumers' RoleBindings wait for (components/consumers.py).
+        self.namespaces = namespaces
         self.register_outputs({})

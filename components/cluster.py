@@ -102,6 +102,8 @@ class ClusterArgs(TypedDict):
     """Refuse to delete or replace the servers (and with them the cluster's data); true unless set false."""
     delete_unreachable: NotRequired[bool]
     """Let a refresh drop Kubernetes objects of an unreachable cluster from state; false unless set."""
+    require_imds_v2: NotRequired[bool]
+    """Require IMDSv2 with a PUT hop limit of 1 on every instance (needs the AWS CLI); false unless set."""
     tags: NotRequired[dict[str, str]]
     """Tags on the Lightsail resources."""
     domain: NotRequired[str]
@@ -132,6 +134,7 @@ INPUT_DEFAULTS = {
     "certRotation": "0",
     "protect": "true",
     "deleteUnreachable": "false",
+    "requireImdsV2": "false",
     "manageDnsZone": "true",
     "acmeStaging": "false",
     "burstAlarmPercent": "30",
@@ -216,6 +219,7 @@ def parse_cluster_args(
         auto_snapshot_time=settings.parse_auto_snapshot_time(source),
         protect=settings.parse_protect(source),
         delete_unreachable=settings.parse_delete_unreachable(source),
+        require_imds_v2=settings.parse_require_imds_v2(source, environ, dry_run),
         tags=settings.parse_tags(source),
         # "true" or "false": the stack name only matters to "auto", which is no input here.
         backups=settings.parse_backups(source, name),
@@ -327,6 +331,7 @@ class Cluster(pulumi.ComponentResource):
             ),
         )
         server_rules = server_firewall_rules(spec.admin_cidrs, spec.deploy_cidrs)
+        metadata_options_region = spec.region if spec.require_imds_v2 else None
         node = LightsailHost(
             name,
             HostArgs(
@@ -343,6 +348,7 @@ class Cluster(pulumi.ComponentResource):
                 existing_host_key=spec.ssh_host_keys.get(name),
                 data_disk_gb=spec.data_disk_gb,
                 data_disk_etcd_single_member=spec.topology.server_count == 1,
+                metadata_options_region=metadata_options_region,
             ),
             host_child,
         )
@@ -386,6 +392,7 @@ class Cluster(pulumi.ComponentResource):
                     tags=spec.tags,
                     shared_key_pair=node.key_pair,
                     existing_host_key=spec.ssh_host_keys.get(host_name),
+                    metadata_options_region=metadata_options_region,
                     # The old node leaves (drained, k3s stopped, its Node deleted) before its
                     # successor is created under the same name (components/membership.py, join_node).
                     delete_before_replace=True,

@@ -103,6 +103,30 @@ class HostArgs:
     # The first server of a cluster with no further servers: its etcd member, if any, is the only
     # one, so a new host's install may reset the member's address (data-disk.sh).
     data_disk_etcd_single_member: bool = False
+    # The instance's region, to require IMDSv2 on it there (metadata_options_command); None leaves
+    # the metadata options as Lightsail sets them.
+    metadata_options_region: str | None = None
+
+
+def metadata_options_command(region: str, instance_name: str) -> str:
+    """The AWS CLI call that requires IMDSv2 on the instance, with a PUT response hop limit of 1.
+
+    Lightsail's UpdateInstanceMetadataOptions (AWS Lightsail API reference; botocore's lightsail
+    service-2.json: httpTokens optional|required, httpEndpoint, httpPutResponseHopLimit); without it
+    httpTokens is `optional`, so IMDSv1 answers anyone on the instance. With tokens required, every
+    read needs a token from a PUT whose response leaves with an IP TTL of the hop limit: 1 reaches the
+    node's own processes, and dies at the node's forwarding of it to a pod, one hop further. Neither
+    provider exposes it: pulumi-aws' lightsail.Instance (the Terraform provider's
+    aws_lightsail_instance) has no metadata options, nor has pulumi-aws-native's (CloudFormation's
+    AWS::Lightsail::Instance). cloud-init, which reads the metadata at every boot, uses IMDSv2 since
+    19.4 (canonical/cloud-init cloudinit/sources/DataSourceEc2.py, _maybe_fetch_api_token), older
+    than every blueprint the stack offers.
+    """
+    return (
+        f"aws lightsail update-instance-metadata-options --region {shlex.quote(region)} "
+        f"--instance-name {shlex.quote(instance_name)} --http-tokens required "
+        "--http-put-response-hop-limit 1 --http-endpoint enabled --output json"
+    )
 
 
 def data_disk_program(
@@ -292,6 +316,18 @@ class LightsailHost(pulumi.ComponentResource):
             if ip_attachment is None:
                 raise ValueError(f"{name}: a data disk needs the host's static IP (static_ip)")
             self._data_disk(name, args, instance, ip_attachment, tags)
+        region = args.metadata_options_region
+        if region is not None:
+            # Runs on the machine running `pulumi up`, with the provider's AWS credentials
+            # (environment or AWS_PROFILE), once first boot is done; again for a new instance.
+            command.local.Command(
+                f"{name}-metadata-options",
+                create=instance.name.apply(
+                    lambda instance_name: metadata_options_command(region, instance_name)
+                ),
+                triggers=[instance.arn],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.booted]),
+            )
         self.register_outputs(
             {
                 "publicIp": self.public_ip,

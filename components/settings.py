@@ -40,6 +40,7 @@ from .catalog import (
     server_capable_bundle_ids,
 )
 from .charts import ChartSettings, parse_charts
+from .consumers import ConsumerSpec, parse_consumers
 from .errors import PROJECT, ConfigError, StackFileError
 from .reboots import REBOOT_WINDOW_BY_DEFAULT, RebootWindow, kured_chart, parse_reboot_window
 from .registries import Registry, parse_registries, set_fix
@@ -169,6 +170,8 @@ class ClusterSpec:
     registries: tuple[Registry, ...] = ()
     # GB of each server's data disk (dataDiskGb); 0: none.
     data_disk_gb: int = 0
+    # Require IMDSv2 with a PUT hop limit of 1 on every instance, through the AWS CLI (components/host.py).
+    require_imds_v2: bool = False
 
     def server_names(self, cluster_name: str) -> tuple[str, ...]:
         return server_names(cluster_name, self.topology.server_count)
@@ -223,6 +226,9 @@ class Settings:
     reboot_window: RebootWindow | None = None
     # GB of each server's data disk (dataDiskGb); 0: none.
     data_disk_gb: int = 0
+    require_imds_v2: bool = False
+    # The stacks that consume this one, each with a kubeconfig scoped to its namespaces.
+    consumers: tuple[ConsumerSpec, ...] = ()
 
     @property
     def cluster_name(self) -> str:
@@ -243,6 +249,13 @@ class Settings:
     @property
     def agent_names(self) -> tuple[str, ...]:
         return agent_names(self.cluster_name, self.topology.agent_count)
+
+
+def managed_namespaces(apps: AppSettings, charts: ChartSettings) -> tuple[str, ...]:
+    """The namespaces this stack creates and keeps its policies on: the apps' and each chart's (kured's
+    among them), the one list that consumers may be scoped to (components/consumers.py) and that gets
+    the egress policy (components/network_policy.py)."""
+    return (apps.namespace, *charts.namespaces)
 
 
 def server_names(cluster_name: str, count: int) -> tuple[str, ...]:
@@ -650,6 +663,30 @@ def parse_protect(source: ConfigSource) -> bool:
     return _parse_boolean(source, "protect")
 
 
+def has_aws_cli(environ: Mapping[str, str]) -> bool:
+    """Whether the AWS CLI is on the deploying machine's PATH, for the calls no provider makes."""
+    return shutil.which("aws", path=environ.get("PATH", "")) is not None
+
+
+AWS_CLI_INSTALL = (
+    "install the AWS CLI (docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html)"
+)
+
+
+def parse_require_imds_v2(source: ConfigSource, environ: Mapping[str, str], dry_run: bool) -> bool:
+    """requireImdsV2; `up` (not preview, which runs no command) needs the AWS CLI to set it."""
+    required = _parse_boolean(source, "requireImdsV2")
+    if required and not dry_run and not has_aws_cli(environ):
+        raise ConfigError(
+            "requireImdsV2",
+            "each instance's metadata options are set with the AWS CLI "
+            "(aws lightsail update-instance-metadata-options), which is not on PATH",
+            f"{AWS_CLI_INSTALL}, or pulumi config set --type bool requireImdsV2 false "
+            "(the app namespace's egress policy still keeps pods from the metadata service)",
+        )
+    return required
+
+
 def parse_delete_unreachable(source: ConfigSource) -> bool:
     # Off unless asked for: a refresh during a brief outage must not drop Kubernetes objects from state.
     return _parse_boolean(source, "deleteUnreachable")
@@ -1007,6 +1044,7 @@ def parse_settings(
         auto_snapshot_time=parse_auto_snapshot_time(source),
         protect=parse_protect(source),
         delete_unreachable=parse_delete_unreachable(source),
+        require_imds_v2=parse_require_imds_v2(source, environ, dry_run),
         tags=parse_tags(source),
         backups=parse_backups(source, stack),
         data_disk_gb=parse_data_disk_gb(source, stack),
@@ -1049,6 +1087,10 @@ def parse_settings(
             _json(source, "registries", set_fix()),
             is_secret(f"{PROJECT}:registries"),
             plain_text_leaves(PROJECT_DIR / f"Pulumi.{stack}.yaml", "registries"),
+        ),
+        consumers=parse_consumers(
+            _json(source, "consumers", "pulumi config set --path 'consumers[0].name' web-deploy"),
+            managed_namespaces(settings.apps, settings.charts),
         ),
     )
 
@@ -1148,15 +1190,11 @@ def parse_https(
     if apps is not None:
         check_app_hosts_in_domain(apps, domain)
     # Preview does not run the command that reads the zone's name servers, so only up needs the CLI.
-    if (
-        manage_dns_zone
-        and not dry_run
-        and shutil.which("aws", path=environ.get("PATH", "")) is None
-    ):
+    if manage_dns_zone and not dry_run and not has_aws_cli(environ):
         raise ConfigError(
             "manageDnsZone",
             "the DNS zone's name servers are read with the AWS CLI (aws lightsail get-domain), which is not on PATH",
-            "install the AWS CLI (docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html), "
+            f"{AWS_CLI_INSTALL}, "
             "or pulumi config set --type bool manageDnsZone false and serve the domain's DNS yourself",
         )
     return HttpsSettings(domain, manage_dns_zone, acme_email, acme_staging)

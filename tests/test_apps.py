@@ -215,7 +215,7 @@ def test_every_object_of_the_apps_keeps_its_urn_from_when_apps_was_app_stack(sho
 
 
 def test_secret_env_values_live_only_in_a_secret_that_is_secret_in_state(shop):
-    secret = shop.one(SECRET)
+    secret = shop.named("lightsail-k3s-dev-orders-api-env")
     assert secret.inputs["metadata"] == {
         "name": "orders-api-env",
         "namespace": "apps",
@@ -312,7 +312,7 @@ def test_existing_manifests_are_applied_through_the_same_provider(shop):
         ("ServiceAccount", "reporter"),
         ("CronJob", "nightly-report"),
     ]
-    assert shop.depends_on(group, shop.one("kubernetes:core/v1:Namespace"))
+    assert shop.depends_on(group, shop.named("lightsail-k3s-dev-namespace"))
 
 
 def test_multi_app_outputs(shop):

@@ -256,8 +256,39 @@ def test_the_reach_check_sees_a_blocked_path(kafka):
             ],
         },
     }
-    policies = [r.inputs for r in kafka.of_type(NETWORK_POLICY)] + [dns_only]
+    # In place of the apps' own egress policy, since policies add up.
+    policies = [
+        r.inputs
+        for r in kafka.of_type(NETWORK_POLICY)
+        if not (
+            r.inputs["metadata"]["namespace"] == "apps"
+            and "Egress" in r.inputs["spec"]["policyTypes"]
+        )
+    ] + [dns_only]
     assert not _allowed(policies, "apps", "kafka", "out")
+
+
+def test_every_chart_namespace_keeps_its_pods_from_the_instance_metadata_service(kafka):
+    """Issue 25: each namespace a chart installs into gets the egress policy the apps' has
+    (components/network_policy.py), and no other policy of the namespace allows egress."""
+    from components.network_policy import INSTANCE_METADATA_CIDR, POLICY_NAME
+
+    chart_namespaces = {
+        r.inputs["metadata"]["name"]
+        for r in kafka.of_type("kubernetes:core/v1:Namespace")
+        if r.parent and "Charts" in r.parent
+    }
+    assert chart_namespaces
+    for namespace in chart_namespaces:
+        egress = [
+            r.inputs
+            for r in kafka.of_type(NETWORK_POLICY)
+            if r.inputs["metadata"]["namespace"] == namespace
+            and "Egress" in r.inputs["spec"]["policyTypes"]
+        ]
+        assert [policy["metadata"]["name"] for policy in egress] == [POLICY_NAME], namespace
+        (rule,) = egress[0]["spec"]["egress"]
+        assert rule["to"][0]["ipBlock"]["except"] == [INSTANCE_METADATA_CIDR]
 
 
 # The budget: what the apps' quota leaves to the charts.

@@ -48,7 +48,19 @@ def test_a_stack_deployed_before_the_cluster_component_keeps_every_resource_at_i
         else []
     )
     assert added_since or label != BIG, "three servers run on etcd: the snapshot step belongs there"
-    assert new == [(CLUSTER_TYPE, "lightsail-k3s-dev"), *added_since]
+    # And what came after the fixture: the app namespace's egress policy, and the credentials of the
+    # dev stack's consumer (components/consumers.py), new objects, not moved ones.
+    scoped = deployment.one("lightsail-k3s:index:ScopedKubeconfigs")
+    later = {
+        (r.type, r.name)
+        for r in deployment.resources
+        if r is scoped or scoped in deployment.ancestors(r)
+    } | {("kubernetes:networking.k8s.io/v1:NetworkPolicy", "lightsail-k3s-dev-egress-policy")}
+    assert [resource for resource in new if resource not in later] == [
+        (CLUSTER_TYPE, "lightsail-k3s-dev"),
+        *added_since,
+    ]
+    assert not [t for t, _ in later if t.startswith(CLOUD_TYPES)]
 
 
 def test_every_instance_bucket_alarm_and_dns_resource_is_a_descendant_of_the_cluster(deployments):

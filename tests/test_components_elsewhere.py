@@ -208,6 +208,7 @@ CLUSTER_INPUTS = {
     "certRotation": "integer",
     "protect": "boolean",
     "deleteUnreachable": "boolean",
+    "requireImdsV2": "boolean",
     "tags": "object",
     "domain": "string",
     "manageDnsZone": "boolean",

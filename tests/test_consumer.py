@@ -82,11 +82,23 @@ def test_defaults_to_the_self_managed_backend_name_of_dev(dev):
     assert mocks.references == ["organization/lightsail-k3s/dev"]
 
 
-def test_builds_its_provider_from_the_secret_kubeconfig(consumer, dev):
+def test_builds_its_provider_from_its_own_scoped_kubeconfig_kept_secret(consumer, dev):
     deployment, _ = consumer
     provider = deployment.one("pulumi:providers:kubernetes")
-    assert provider.inputs["kubeconfig"] == dev.outputs["kubeconfig"].value
+    scoped = dev.outputs["consumerKubeconfigs"].value["example"]
+    assert provider.inputs["kubeconfig"] == scoped
+    assert provider.inputs["kubeconfig"] != dev.outputs["kubeconfig"].value
     assert "kubeconfig" in provider.secret_inputs
+    # A token bound in the app namespace, not the admin's client certificate.
+    user = yaml.safe_load(scoped)["users"][0]["user"]
+    assert set(user) == {"token"}
+
+
+def test_refuses_a_consumer_name_the_cluster_stack_has_no_kubeconfig_for(dev):
+    with pytest.raises(
+        pulumi.RunError, match=r"consumerName': the cluster stack .* has no consumer 'ci'"
+    ):
+        run_consumer(dev, consumerName="ci")
 
 
 def test_runs_one_workload_in_the_clusters_app_namespace_through_that_provider(consumer, dev):
@@ -120,6 +132,7 @@ def test_the_outputs_contract_marks_the_credentials_secret(dev):
         "agentToken",
         "sshPrivateKey",
         "nodeRestartDigests",
+        "consumerKubeconfigs",
     }
 
 

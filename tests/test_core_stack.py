@@ -56,9 +56,20 @@ DEV_RESOURCES = {
         ("kubernetes:core/v1:LimitRange", "lightsail-k3s-dev-limits"),
         ("kubernetes:core/v1:ResourceQuota", "lightsail-k3s-dev-quota"),
         ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "lightsail-k3s-dev-ingress-policy"),
+        ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "lightsail-k3s-dev-egress-policy"),
         ("kubernetes:apps/v1:Deployment", "lightsail-k3s-dev-whoami-deployment"),
         ("kubernetes:core/v1:Service", "lightsail-k3s-dev-whoami-service"),
         ("kubernetes:networking.k8s.io/v1:Ingress", "lightsail-k3s-dev-ingress-default-host"),
+    ],
+    # The credentials of examples/consumer, the dev stack's one consumer.
+    "ScopedKubeconfigs": [
+        ("kubernetes:core/v1:Namespace", "lightsail-k3s-dev-consumers-namespace"),
+        ("kubernetes:core/v1:ServiceAccount", "lightsail-k3s-dev-consumer-example-account"),
+        (
+            "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
+            "lightsail-k3s-dev-consumer-example-apps",
+        ),
+        ("kubernetes:core/v1:Secret", "lightsail-k3s-dev-consumer-example-token"),
     ],
 }
 
@@ -329,6 +340,7 @@ def test_outputs_contract(dev):
         "appUrl",
         "appNamespace",
         "apps",
+        "consumerKubeconfigs",
     }
     values = {key: output.value for key, output in dev.outputs.items()}
     assert values["publicIp"] == MOCK_STATIC_IP

@@ -5,8 +5,6 @@ import pytest
 
 from tests.helpers import DEPLOYMENT, deploy, kubernetes_schema_version, rejected
 
-NAMESPACE = "kubernetes:core/v1:Namespace"
-NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 
 RESTRICTED = {
@@ -82,7 +80,7 @@ def restricted_violations(pod):
 
 
 def test_namespace_enforces_baseline_and_warns_and_audits_restricted_at_the_k3s_minor(hardened):
-    labels = hardened.one(NAMESPACE).inputs["metadata"]["labels"]
+    labels = hardened.named("lightsail-k3s-dev-namespace").inputs["metadata"]["labels"]
     assert labels == {
         "pod-security.kubernetes.io/enforce": "baseline",
         "pod-security.kubernetes.io/enforce-version": "v1.36",
@@ -94,7 +92,11 @@ def test_namespace_enforces_baseline_and_warns_and_audits_restricted_at_the_k3s_
 
 
 def test_pod_security_version_follows_k3s_version():
-    labels = deploy(k3sVersion="v1.35.2+k3s1").one(NAMESPACE).inputs["metadata"]["labels"]
+    labels = (
+        deploy(k3sVersion="v1.35.2+k3s1")
+        .named("lightsail-k3s-dev-namespace")
+        .inputs["metadata"]["labels"]
+    )
     assert {
         labels[f"pod-security.kubernetes.io/{mode}-version"]
         for mode in ("enforce", "warn", "audit")
@@ -154,7 +156,7 @@ def test_the_shipped_demo_app_passes_the_restricted_profile(stack):
 
 
 def test_apps_accept_traffic_only_from_traefiks_namespace_and_their_own(hardened):
-    policy = hardened.one(NETWORK_POLICY).inputs
+    policy = hardened.named("lightsail-k3s-dev-ingress-policy").inputs
     assert policy["metadata"]["namespace"] == "apps"
     assert policy["spec"] == {
         # Every pod in the namespace, including those of existing manifests.

@@ -126,7 +126,7 @@ def test_a_plan_from_when_apps_was_app_stack_has_no_changes(base):
         re.sub(re.escape(APPS_TYPE) + r'(?=["$:])', PREVIOUS_APPS_TYPE, json.dumps(base))
     )
     renamed = [r for r in before_the_rename["resources"] if PREVIOUS_APPS_TYPE in r["urn"]]
-    assert len(renamed) == 8
+    assert len(renamed) == 9
     for resource in renamed:
         resource["options"]["aliases"] = [
             a for a in resource["options"]["aliases"] if a != {"type": PREVIOUS_APPS_TYPE}
@@ -139,9 +139,9 @@ def test_a_plan_from_when_apps_was_app_stack_has_no_changes(base):
             resource["options"]["aliases"] = []
     recreated = plandiff.diff(before_the_rename, without_the_alias)
     assert (recreated.count("delete"), recreated.count("create"), len(recreated.changes)) == (
-        8,
-        8,
-        16,
+        9,
+        9,
+        18,
     )
 
 

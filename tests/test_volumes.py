@@ -128,14 +128,14 @@ def test_a_protected_stack_leaves_the_claims_and_their_namespace_in_the_cluster(
     for claim in protected.of_type(CLAIM):
         assert claim.retain_on_delete and not claim.protect, claim.name
     # Deleting the namespace would delete the claims in it, kept ones included.
-    assert protected.one(NAMESPACE).retain_on_delete
+    assert protected.named("lightsail-k3s-dev-namespace").retain_on_delete
 
 
 def test_a_disposable_stack_deletes_its_claims_with_it(disposable):
     assert disposable.of_type(CLAIM)
     for claim in disposable.of_type(CLAIM):
         assert not claim.retain_on_delete, claim.name
-    assert not disposable.one(NAMESPACE).retain_on_delete
+    assert not disposable.named("lightsail-k3s-dev-namespace").retain_on_delete
 
 
 @pytest.mark.parametrize("minor", TESTED_K3S_MINORS)

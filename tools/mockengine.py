@@ -58,6 +58,9 @@ NODE_CERTIFICATE_VALIDITY: dict[str, datetime.timedelta] = {}
 CA_CERTIFICATE_VALIDITY = datetime.timedelta(days=3650)
 MOCK_AGENT_SECRET = "ef" * 24
 MOCK_AGENT_TOKEN = "K10" + "ab" * 32 + "::node:" + MOCK_AGENT_SECRET
+# What the token controller writes into a service-account-token Secret: a JWT and the cluster's CA.
+MOCK_SERVICE_ACCOUNT_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJtb2NrIn0.bW9jaw"
+SERVICE_ACCOUNT_TOKEN_TYPE = "kubernetes.io/service-account-token"
 
 
 class StackNotFound(Exception):
@@ -439,6 +442,19 @@ class LightsailMocks(pulumi_sdk.Mocks):
             metadata = dict(inputs.get("metadata") or {})
             metadata.setdefault("name", f"{args.name}-a1b2c3d")
             state["metadata"] = metadata
+            if (
+                args.typ == "kubernetes:core/v1:Secret"
+                and inputs.get("type") == SERVICE_ACCOUNT_TOKEN_TYPE
+                and self.commands_run
+            ):
+                # pulumi-kubernetes counts such a Secret created once the token controller has
+                # filled in its data, and returns that object (provider/pkg/await/awaiters.go,
+                # untilCoreV1SecretInitialized). In a first preview the data is absent: unknown.
+                state["data"] = {
+                    "token": base64.b64encode(MOCK_SERVICE_ACCOUNT_TOKEN.encode()).decode(),
+                    "ca.crt": base64.b64encode(b"mock CA").decode(),
+                    "namespace": base64.b64encode(metadata.get("namespace", "").encode()).decode(),
+                }
         return f"{args.name}-id", state
 
     def call(self, args: pulumi_sdk.MockCallArgs):

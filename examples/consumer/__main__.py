@@ -1,8 +1,10 @@
-"""A second project on the lightsail-k3s cluster: one workload, deployed with the cluster's own kubeconfig.
+"""A second project on the lightsail-k3s cluster: one workload, deployed with a kubeconfig scoped to it.
 
 Everything it knows about the cluster comes from the cluster stack's outputs (docs/outputs.md, "Outputs"):
-`kubeconfig` (secret) for the Kubernetes provider and `appNamespace` for where to run, so the
-workload falls under the namespace's LimitRange and ResourceQuota.
+its own entry of `consumerKubeconfigs` (secret) for the Kubernetes provider, a ServiceAccount's token
+that may act in the namespaces the cluster stack's `consumers` entry names and nowhere else, and
+`appNamespace` for where to run, so the workload falls under the namespace's LimitRange and
+ResourceQuota. Not the admin `kubeconfig`: this stack needs no rights beyond its namespace.
 """
 
 import re
@@ -14,7 +16,9 @@ import pulumi_kubernetes as k8s
 STACK_REFERENCE_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 IMAGE = "traefik/whoami:v1.11.0"
 
-cluster_stack = pulumi.Config().require("clusterStack")
+config = pulumi.Config()
+cluster_stack = config.require("clusterStack")
+consumer_name = config.require("consumerName")
 if not STACK_REFERENCE_NAME.fullmatch(cluster_stack):
     raise pulumi.RunError(
         f"config '{pulumi.get_project()}:clusterStack': {cluster_stack!r} is not <organization>/<project>/<stack>\n"
@@ -22,10 +26,25 @@ if not STACK_REFERENCE_NAME.fullmatch(cluster_stack):
         "or <your-org>/lightsail-k3s/dev (Pulumi Cloud)"
     )
 
+
+def own_kubeconfig(kubeconfigs: dict[str, str]) -> str:
+    if consumer_name not in kubeconfigs:
+        raise pulumi.RunError(
+            f"config '{pulumi.get_project()}:consumerName': the cluster stack {cluster_stack} has no consumer "
+            f"{consumer_name!r} in its consumerKubeconfigs output (it has: {', '.join(sorted(kubeconfigs)) or 'none'})\n"
+            f"  fix: in the cluster stack, pulumi config set --path 'consumers[0].name' {consumer_name} (with its "
+            "namespaces and role, docs/outputs.md) and pulumi up there; or set consumerName to one it has"
+        )
+    return kubeconfigs[consumer_name]
+
+
 cluster = pulumi.StackReference("cluster", stack_name=cluster_stack)
 # require_output fails the update when the cluster stack lacks the output, and keeps it secret
-# when the cluster stack marked it so (pulumi/pulumi pkg/resource/deploy/builtins.go, secretOutputNames).
-provider = k8s.Provider("cluster", kubeconfig=cluster.require_output("kubeconfig"))
+# when the cluster stack marked it so (pulumi/pulumi pkg/resource/deploy/builtins.go,
+# secretOutputNames); the entry taken from it by apply stays secret with it.
+provider = k8s.Provider(
+    "cluster", kubeconfig=cluster.require_output("consumerKubeconfigs").apply(own_kubeconfig)
+)
 namespace = cluster.require_output("appNamespace")
 
 labels = {"app.kubernetes.io/name": "hello", "app.kubernetes.io/part-of": pulumi.get_project()}

@@ -41,7 +41,11 @@ DEMO_APP = {
 # --json` prints it as "[secret]" (sdk/python/lib/pulumi/automation/_local_workspace.py,
 # stack_outputs), which the CLI does for a value that is a secret as a whole (pulumi/pulumi
 # pkg/backend/display/json.go, MassageSecrets); a secret nested in an object would not count.
-SECRET_OUTPUTS = frozenset({"kubeconfig", "nodeToken", "sshPrivateKey"})
+SECRET_OUTPUTS = frozenset({"kubeconfig", "consumerKubeconfigs", "nodeToken", "sshPrivateKey"})
+# The dev stack's consumer (Pulumi.dev.yaml), whose kubeconfig examples/consumer deploys with.
+DEV_CONSUMERS = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())["config"][
+    "lightsail-k3s:consumers"
+]
 
 # A preview counts each resource whose step is `same` as "same", but a read only when what it read
 # differs from the copy in the checkpoint (pulumi/pulumi pkg/engine/update.go,
@@ -161,6 +165,24 @@ def kube_get(outputs: dict, path: str) -> Any:
         )
     assert status == 200, (path, status)
     return json.loads(body)
+
+
+def token_status(kubeconfig_yaml: str, path: str) -> int:
+    """The HTTP status of a GET on the API with a token kubeconfig (a consumer's): 200, 403, …"""
+    kubeconfig = yaml.safe_load(kubeconfig_yaml)
+    cluster = kubeconfig["clusters"][0]["cluster"]
+    context = ssl.create_default_context(
+        cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+    )
+    request = urllib.request.Request(
+        cluster["server"] + path,
+        headers={"Authorization": f"Bearer {kubeconfig['users'][0]['user']['token']}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 @contextlib.contextmanager

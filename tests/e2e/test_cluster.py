@@ -12,6 +12,7 @@ from pulumi import automation as auto
 from tests.e2e.aws import (
     CONSUMER_DIR,
     DEMO_APP,
+    DEV_CONSUMERS,
     REGION,
     SECRET_OUTPUTS,
     fetch,
@@ -22,6 +23,7 @@ from tests.e2e.aws import (
     throwaway_cluster,
     throwaway_stack_name,
     timed_up,
+    token_status,
     unexpected_changes,
     wait_for,
 )
@@ -37,7 +39,9 @@ def backend():
 
 @pytest.fixture(scope="module")
 def cluster(backend):
-    with throwaway_cluster("e2e", backend, apps=json.dumps([DEMO_APP])) as stack:
+    with throwaway_cluster(
+        "e2e", backend, apps=json.dumps([DEMO_APP]), consumers=json.dumps(DEV_CONSUMERS)
+    ) as stack:
         yield stack, timed_up(stack, "create: 1 server").outputs
 
 
@@ -116,6 +120,11 @@ def test_the_consumer_example_deploys_onto_the_cluster(cluster, backend):
             return status.get("availableReplicas", 0) >= 1
 
         wait_for(f"deployment {namespace}/{name} available", available, timeout=300)
+        # The consumer's token acts in its namespace and nowhere else.
+        scoped = outputs["consumerKubeconfigs"].value[DEV_CONSUMERS[0]["name"]]
+        assert token_status(scoped, f"/apis/apps/v1/namespaces/{namespace}/deployments") == 200
+        assert token_status(scoped, "/api/v1/namespaces/kube-system/secrets") == 403
+        assert token_status(scoped, "/api/v1/nodes") == 403
     finally:
         remove_stack(consumer, CONSUMER_DIR)
 
