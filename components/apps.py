@@ -18,7 +18,7 @@ from .capacity import DEFAULT_LIMITS, DEFAULT_REQUESTS, NamespaceBudget
 from .catalog import BUNDLES
 from .errors import ConfigError
 from .k3s import kubernetes_minor
-from .network_policy import metadata_egress_policy
+from .network_policy import ingress_policy, metadata_egress_policy
 from .settings import PROJECT_DIR, parse_k3s_version
 from .traefik import cert_resolver
 
@@ -351,30 +351,12 @@ class Apps(pulumi.ComponentResource):
         # pod's own node, which keeps kubelet probes working (NetworkPolicySpec.ingress,
         # k8s.io/api networking/v1). This one restricts ingress only; egress is the
         # metadata policy's below, the namespace's only egress policy.
-        k8s.networking.v1.NetworkPolicy(
+        ingress_policy(
             f"{name}-ingress-policy",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="allow-traefik-and-same-namespace", namespace=namespace_name
-            ),
-            spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(),
-                policy_types=["Ingress"],
-                ingress=[
-                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        from_=[
-                            k8s.networking.v1.NetworkPolicyPeerArgs(
-                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                                    match_labels={"kubernetes.io/metadata.name": TRAEFIK_NAMESPACE}
-                                )
-                            ),
-                            k8s.networking.v1.NetworkPolicyPeerArgs(
-                                pod_selector=k8s.meta.v1.LabelSelectorArgs()
-                            ),
-                        ]
-                    )
-                ],
-            ),
-            opts=on_cluster(),
+            "allow-traefik-and-same-namespace",
+            namespace_name,
+            (TRAEFIK_NAMESPACE,),
+            on_cluster(),
         )
         # Anywhere but the instance metadata service, which serves the node's SSH host key.
         metadata_egress_policy(f"{name}-egress-policy", namespace_name, on_cluster())

@@ -603,7 +603,7 @@ class Charts(pulumi.ComponentResource):
         super().__init__("lightsail-k3s:index:Charts", name, None, opts)
         # Imported here: apps.py imports the settings, which import this module.
         from .apps import TRAEFIK_NAMESPACE, pod_security_labels
-        from .network_policy import metadata_egress_policy
+        from .network_policy import ingress_policy, metadata_egress_policy
 
         def on_cluster(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(
@@ -625,33 +625,12 @@ class Charts(pulumi.ComponentResource):
             )
             # As strict as the apps' own policy (components/apps.py), with the apps let in: only the
             # apps, the namespace's own pods and kube-system (Traefik) reach the chart's pods.
-            k8s.networking.v1.NetworkPolicy(
+            ingress_policy(
                 f"{name}-ingress-policy-{namespace}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name="allow-apps-traefik-and-same-namespace", namespace=namespace
-                ),
-                spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                    pod_selector=k8s.meta.v1.LabelSelectorArgs(),
-                    policy_types=["Ingress"],
-                    ingress=[
-                        k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                            from_=[
-                                *(
-                                    k8s.networking.v1.NetworkPolicyPeerArgs(
-                                        namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                                            match_labels={"kubernetes.io/metadata.name": peer}
-                                        )
-                                    )
-                                    for peer in (args.app_namespace, TRAEFIK_NAMESPACE)
-                                ),
-                                k8s.networking.v1.NetworkPolicyPeerArgs(
-                                    pod_selector=k8s.meta.v1.LabelSelectorArgs()
-                                ),
-                            ]
-                        )
-                    ],
-                ),
-                opts=on_cluster(namespaces[namespace]),
+                "allow-apps-traefik-and-same-namespace",
+                namespace,
+                (args.app_namespace, TRAEFIK_NAMESPACE),
+                on_cluster(namespaces[namespace]),
             )
             # The chart's pods, like the apps', reach anything but the instance metadata service.
             metadata_egress_policy(

@@ -63,3 +63,41 @@ def metadata_egress_policy(
         ),
         opts=opts,
     )
+
+
+def ingress_policy(
+    resource_name: str,
+    policy_name: str,
+    namespace: pulumi.Input[str],
+    from_namespaces: tuple[str, ...],
+    opts: pulumi.ResourceOptions,
+) -> k8s.networking.v1.NetworkPolicy:
+    """An ingress-only policy for every pod of `namespace`: only the pods of `from_namespaces` and the
+    namespace's own pods reach them (plus the pod's own node, which keeps kubelet probes working:
+    NetworkPolicySpec.ingress, k8s.io/api networking/v1). Egress stays metadata_egress_policy's."""
+    return k8s.networking.v1.NetworkPolicy(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=policy_name, namespace=namespace),
+        spec=k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=k8s.meta.v1.LabelSelectorArgs(),
+            policy_types=["Ingress"],
+            ingress=[
+                k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                    from_=[
+                        *(
+                            k8s.networking.v1.NetworkPolicyPeerArgs(
+                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                                    match_labels={"kubernetes.io/metadata.name": peer}
+                                )
+                            )
+                            for peer in from_namespaces
+                        ),
+                        k8s.networking.v1.NetworkPolicyPeerArgs(
+                            pod_selector=k8s.meta.v1.LabelSelectorArgs()
+                        ),
+                    ]
+                )
+            ],
+        ),
+        opts=opts,
+    )
