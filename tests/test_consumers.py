@@ -408,3 +408,26 @@ def test_require_imds_v2_needs_the_aws_cli_on_up_and_not_on_preview():
     )
     preview = deploy(requireImdsV2=True, environ={"PATH": ""}, preview=True)
     assert len(preview.of_type(METADATA_OPTIONS)) == 1
+
+
+def test_a_consumer_may_be_scoped_to_a_chart_namespace_and_waits_for_it():
+    """A chart's namespace is one the stack manages (settings.managed_namespaces): a consumer bound
+    there gets its RoleBinding after the chart namespace exists, and the namespace its egress policy."""
+    kafka = {
+        "name": "kafka",
+        "chart": "oci://registry-1.docker.io/bitnamicharts/kafka",
+        "version": "32.4.4",
+        "estimate": {"cpu": "250m", "memory": "512Mi"},
+    }
+    consumer = {"name": "stream-ops", "namespaces": ["kafka"], "role": "view"}
+    deployment = deploy(bundleId="large_3_0", charts=[kafka], consumers=[consumer])
+    (binding,) = of_consumer(deployment, ROLE_BINDING, "stream-ops")
+    assert binding.inputs["metadata"]["namespace"] == "kafka"
+    assert deployment.depends_on(
+        binding, deployment.named("lightsail-k3s-dev-charts-namespace-kafka")
+    )
+    assert "kafka" in {
+        r.inputs["metadata"]["namespace"]
+        for r in deployment.of_type(NETWORK_POLICY)
+        if "Egress" in r.inputs["spec"]["policyTypes"]
+    }
