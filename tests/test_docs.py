@@ -68,3 +68,23 @@ def test_the_generated_table_lists_each_declared_key_with_its_default():
     assert "| `protect` | boolean | `true` |" in table
     assert "| `appSecrets` | secret object | `{}` |" in table
     assert "| `availabilityZone` | string | empty |" in table
+
+
+def test_no_page_or_file_keeps_a_merge_conflict_marker():
+    """A conflict resolved in the code but not on a page leaves its markers in the manual."""
+    import subprocess
+
+    tracked = subprocess.run(
+        ["git", "ls-files", "*.md", "*.py", "*.sh", "*.yaml", "*.yml", "Makefile"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    marked = [
+        f"{path}:{number}"
+        for path in tracked
+        for number, line in enumerate((PROJECT_DIR / path).read_text().splitlines(), start=1)
+        if line.startswith(("<<<<<<< ", ">>>>>>> "))
+    ]
+    assert not marked, marked
