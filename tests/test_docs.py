@@ -88,3 +88,13 @@ def test_no_page_or_file_keeps_a_merge_conflict_marker():
         if line.startswith(("<<<<<<< ", ">>>>>>> "))
     ]
     assert not marked, marked
+
+
+def test_the_readmes_per_stack_defaults_are_the_programs():
+    from components.reboots import REBOOT_WINDOW_BY_DEFAULT
+    from components.settings import BACKUPS_BY_DEFAULT_PREFIX, DATA_DISK_DEFAULT_GB
+
+    readme = (PROJECT_DIR / "README.md").read_text()
+    prefix = f"`{BACKUPS_BY_DEFAULT_PREFIX}*` stacks"
+    assert f"| `dataDiskGb` | `auto` ({DATA_DISK_DEFAULT_GB} GB on {prefix})" in readme
+    assert f"| `rebootWindow` | `auto` (`{REBOOT_WINDOW_BY_DEFAULT}` UTC on {prefix})" in readme
