@@ -21,8 +21,10 @@ from .capacity import (
     Reserved,
     VolumeClaim,
     Workload,
+    bundle_advice,
     check_capacity,
     check_volumes_fit,
+    data_disk_advice,
     parse_cpu_budget,
     parse_resources,
     storage_bytes,
@@ -704,9 +706,11 @@ def parse_app_settings(
     cpu_budget_raw: str,
     agent_bundle: Bundle | None = None,
     reserved: Reserved = NOTHING_RESERVED,
+    data_disk_gb: int = 0,
 ) -> AppSettings:
     """`agent_bundle`: the agents' bundle when the cluster has agents, whose disks may hold volumes too.
-    `reserved`: the charts' share of the node (components/charts.py), which the apps' budget leaves them."""
+    `reserved`: the charts' share of the node (components/charts.py), which the apps' budget leaves them.
+    `data_disk_gb`: the servers' data disk (dataDiskGb), which holds their volumes; 0 for none."""
     namespace = namespace_raw or ""
     if not DNS_LABEL.fullmatch(namespace) or namespace.startswith("kube-"):
         raise ConfigError(
@@ -777,7 +781,7 @@ def parse_app_settings(
         for index, app in enumerate(apps)
     ]
     burst_warning = check_capacity(workloads, bundle, cpu_budget, reserved)
-    check_volumes_fit_the_nodes(apps, bundle, agent_bundle)
+    check_volumes_fit_the_nodes(apps, bundle, agent_bundle, data_disk_gb)
 
     manifests: tuple[dict[str, Any], ...] = ()
     if manifests_dir_raw:
@@ -791,9 +795,11 @@ def parse_app_settings(
 
 
 def check_volumes_fit_the_nodes(
-    apps: tuple[AppSpec, ...], bundle: Bundle, agent_bundle: Bundle | None
+    apps: tuple[AppSpec, ...], bundle: Bundle, agent_bundle: Bundle | None, data_disk_gb: int = 0
 ) -> None:
-    """Every node an app may start on (a server, or an agent) must hold all the volumes on its disk."""
+    """Every node an app may start on (a server, or an agent) must hold all the volumes on its disk:
+    a server's data disk when it has one (dataDiskGb: local-path keeps them under
+    /var/lib/rancher/k3s, which lives there), else its own."""
     claims = [
         VolumeClaim(
             f"apps[{index}] ({app.name}) volumes[{position}] ({volume.name})",
@@ -805,20 +811,26 @@ def check_volumes_fit_the_nodes(
     ]
     if not claims:
         return
-    check_volumes_fit(
-        claims,
-        bundle.disk_gb,
-        f"the {bundle.bundle_id} server's {bundle.disk_gb} GB disk",
-        "bundleId",
-        server_capable_bundle_ids(),
-    )
+    if data_disk_gb:
+        check_volumes_fit(
+            claims,
+            data_disk_gb,
+            f"the servers' {data_disk_gb} GB data disk (dataDiskGb)",
+            data_disk_advice,
+        )
+    else:
+        check_volumes_fit(
+            claims,
+            bundle.disk_gb,
+            f"the {bundle.bundle_id} server's {bundle.disk_gb} GB disk",
+            bundle_advice("bundleId", server_capable_bundle_ids()),
+        )
     if agent_bundle is not None:
         check_volumes_fit(
             claims,
             agent_bundle.disk_gb,
             f"the {agent_bundle.bundle_id} agents' {agent_bundle.disk_gb} GB disk",
-            "agentBundleId",
-            agent_capable_bundle_ids(),
+            bundle_advice("agentBundleId", agent_capable_bundle_ids()),
         )
 
 

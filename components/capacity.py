@@ -32,7 +32,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -525,35 +525,51 @@ def cheapest_bundle_for_volumes(total_bytes: int, bundle_ids: Sequence[str]) -> 
     return None
 
 
+def bundle_advice(bundle_key: str, bundle_ids: Sequence[str]) -> Callable[[int], str]:
+    """The fix for volumes too big for a bundle's disk: the cheapest of `bundle_ids` that holds them."""
+
+    def advice(total_bytes: int) -> str:
+        fits = cheapest_bundle_for_volumes(total_bytes, bundle_ids)
+        if fits is None:
+            return "no Lightsail bundle's disk holds them"
+        return (
+            f"set {bundle_key}: the cheapest bundle whose disk holds them is {fits.bundle_id} "
+            f"({fits.disk_gb} GB, USD {fits.monthly_usd:g}/month)"
+        )
+
+    return advice
+
+
+def data_disk_advice(total_bytes: int) -> str:
+    """The fix for volumes too big for the servers' data disk: the smallest dataDiskGb that holds them."""
+    size_gb = max(1, -(-total_bytes // BYTES_PER_GB))
+    while volume_room_bytes(size_gb) < total_bytes:
+        size_gb += 1
+    return f"set dataDiskGb: {size_gb} holds them"
+
+
 def check_volumes_fit(
     claims: Sequence[VolumeClaim],
     disk_gb: int,
     disk: str,
-    bundle_key: str,
-    bundle_ids: Sequence[str],
+    advice: Callable[[int], str],
 ) -> None:
     """Raises ConfigError when the claims add up to more than a disk of `disk_gb` leaves them.
 
     local-path puts a volume on the node its pod first starts on, so every node an app may start on
     must hold all of them: `disk` names the disk in the message ("the small_3_0 server's 60 GB
-    disk"); the fix names the cheapest of `bundle_ids` whose disk holds them, for `bundle_key`.
+    disk"); `advice` gives the fix for the claims' total (bundle_advice, data_disk_advice). The
+    same reserve holds for a data disk: it carries k3s' images and data as well (components/host.py).
     """
     total = sum(claim.size_bytes for claim in claims)
     room = volume_room_bytes(disk_gb)
     if total <= room:
         return
     listed = ", ".join(f"{claim.where} {claim.size}" for claim in claims)
-    fits = cheapest_bundle_for_volumes(total, bundle_ids)
-    advice = (
-        f"set {bundle_key}: the cheapest bundle whose disk holds them is {fits.bundle_id} "
-        f"({fits.disk_gb} GB, USD {fits.monthly_usd:g}/month)"
-        if fits
-        else "no Lightsail bundle's disk holds them"
-    )
     raise ConfigError(
         "apps",
         f"the apps' volumes claim {_gb(total)} ({listed}), but {disk} leaves them {_gb(max(room, 0))} "
         f"({disk_gb} GB less the {IMAGEFS_EVICTION_PERCENT}% the kubelet keeps free and "
         f"{SYSTEM_DISK_RESERVE_GB} GB for the OS, k3s and the images)",
-        f"lower the volumes' sizes, or {advice}",
+        f"lower the volumes' sizes, or {advice(total)}",
     )

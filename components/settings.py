@@ -1009,6 +1009,8 @@ def parse_settings(
     parse_stack_name(stack)
     topology = parse_topology(source, bundle, stack)
     reboot_window = parse_reboot_window_setting(source, stack)
+    # Before the apps: a data disk holds the servers' volumes.
+    data_disk_gb = parse_data_disk_gb(source, stack)
     charts = parse_charts(
         charts_raw=_json(source, "charts", "pulumi config set --path 'charts[0].name' kafka"),
         secrets_raw=_json(
@@ -1047,7 +1049,7 @@ def parse_settings(
         require_imds_v2=parse_require_imds_v2(source, environ, dry_run),
         tags=parse_tags(source),
         backups=parse_backups(source, stack),
-        data_disk_gb=parse_data_disk_gb(source, stack),
+        data_disk_gb=data_disk_gb,
         cert_rotation=parse_cert_rotation(source),
         topology=topology,
         apps=parse_app_settings(
@@ -1068,6 +1070,7 @@ def parse_settings(
             cpu_budget_raw=_declared(source, "cpuBudget"),
             agent_bundle=topology.agent_bundle if topology.agent_count else None,
             reserved=charts.reserved,
+            data_disk_gb=data_disk_gb,
         ),
         alarms=parse_alarm_settings(
             _declared(source, "burstAlarmPercent"), _declared(source, "alarmEmail")

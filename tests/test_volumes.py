@@ -388,3 +388,20 @@ def test_volumes_no_bundle_holds_are_refused_saying_so():
         "no Lightsail bundle's disk holds them",
         apps=[app(volumes=[volume(size="2Ti")])],
     )
+
+
+def test_with_a_data_disk_the_servers_volumes_are_checked_against_it():
+    """Issue 20: the data disk holds /var/lib/rancher/k3s, and so the local-path volumes; its floor
+    must hold them. 30Gi fits small_3_0's own 60 GB disk but not a 40 GB data disk, and the fix
+    names the smallest dataDiskGb that does (56 GB less 15% and 15 GB leaves 32.6 GB)."""
+    big = [app(volumes=[volume(size="30Gi")])]
+    deploy(bundleId="small_3_0", apps=big, dataDiskGb="0")
+    rejected(
+        "apps",
+        "the servers' 40 GB data disk (dataDiskGb) leaves them",
+        "set dataDiskGb: 56 holds them",
+        bundleId="small_3_0",
+        dataDiskGb="40",
+        apps=big,
+    )
+    deploy(bundleId="small_3_0", apps=big, dataDiskGb="56")
