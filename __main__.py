@@ -8,7 +8,7 @@ from components.cluster import Cluster
 from components.consumers import ScopedKubeconfigs, ScopedKubeconfigsArgs
 from components.cost import cost_breakdown, monthly_total
 from components.k3s import kubernetes_minor, previous_deployment, upgrade_checked
-from components.rollout import DIGESTS_OUTPUT, read_deployed_nodes
+from components.rollout import DIGESTS_OUTPUT, read_deployed_nodes, resize_checked
 from components.settings import load_settings, managed_namespaces
 from components.traefik import cert_resolver
 
@@ -28,7 +28,11 @@ https = settings.https
 # nothing (components/k3s.py, upgrade_checked).
 previous = previous_deployment()
 gated = pulumi.ResourceOptions(
-    depends_on=upgrade_checked(previous.get_output("k3sVersion"), settings.k3s_version)
+    depends_on=pulumi.Output.all(
+        upgrade_checked(previous.get_output("k3sVersion"), settings.k3s_version),
+        # A new bundle for a running cluster of several servers would replace them side by side.
+        resize_checked(previous.get_output("nodes"), settings.bundle.bundle_id),
+    ).apply(lambda gates: [resource for gate in gates for resource in gate])
 )
 
 # Servers, agents, backups, alarms, the DNS zone and Traefik's ACME settings (components/cluster.py);

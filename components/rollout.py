@@ -29,6 +29,8 @@ from typing import Any
 
 import pulumi
 
+from .errors import ConfigError
+
 # The output that keeps each node's digest for the next deployment to compare with.
 DIGESTS_OUTPUT = "nodeRestartDigests"
 
@@ -126,3 +128,42 @@ def last_restarted(
     return pulumi.Output.all(restarting, before).apply(
         lambda values: done if values[0] else values[1]
     )
+
+
+def servers_bundle_change_refusal(nodes: Any, bundle_id: str) -> tuple[str, str] | None:
+    """Why this run may not give a running cluster of several servers a new bundleId, or None.
+
+    A bundle change replaces every server's instance (ForceNew). The further servers are replaced
+    delete-first, and nothing makes one's replacement wait for another's Ready (their chains do not
+    depend on each other: components/cluster.py; tools/replacement.py models the engine's order,
+    pulumi/pulumi pkg/resource/deploy/step_generator.go), so two of three etcd members can be down at
+    once and the cluster loses its quorum. `nodes` is the previous deployment's `nodes` output.
+    """
+    if not isinstance(nodes, list):
+        return None
+    servers = [node for node in nodes if isinstance(node, dict) and node.get("role") == "server"]
+    deployed = sorted({str(node.get("bundleId")) for node in servers})
+    if len(servers) < 2 or deployed == [bundle_id]:
+        return None
+    return (
+        f"{bundle_id} would replace all {len(servers)} servers of this running cluster (deployed on "
+        f"{', '.join(deployed)}) side by side: two of three etcd members could be down at once, and "
+        "the cluster would lose its quorum",
+        f"keep bundleId {deployed[0]}; add capacity as agents (agentCount, agentBundleId), or move "
+        "to a new stack of the bigger bundle (docs/lifecycle.md, Growing a node)",
+    )
+
+
+def resize_checked(
+    nodes: pulumi.Input[Any], bundle_id: str
+) -> pulumi.Output[list[pulumi.Resource]]:
+    """As k3s.upgrade_checked: nothing to wait for, or the ConfigError for bundleId, raised before
+    anything is declared (every resource of the stack depends on it)."""
+
+    def check(deployed_nodes: Any) -> list[pulumi.Resource]:
+        refusal = servers_bundle_change_refusal(deployed_nodes, bundle_id)
+        if refusal is not None:
+            raise ConfigError("bundleId", *refusal)
+        return []
+
+    return pulumi.Output.from_input(nodes).apply(check)

@@ -258,3 +258,37 @@ def test_a_config_change_reruns_each_changed_nodes_ready_wait_in_place(ha):
         assert after.inputs["stdin"] != before.inputs["stdin"]
         assert after.inputs["triggers"] == before.inputs["triggers"]
         assert after.inputs["update"] == "sudo bash -s -- ready"
+
+
+def deployed_servers(bundle_id: str, count: int = 3) -> dict:
+    """The previous deployment's outputs as the self-read returns them: `count` servers of `bundle_id`."""
+    names = ["lightsail-k3s-dev", *(f"lightsail-k3s-dev-server-{n}" for n in range(2, count + 1))]
+    return {
+        "k3sVersion": "v1.36.1+k3s1",
+        "nodes": [{"name": name, "role": "server", "bundleId": bundle_id} for name in names],
+    }
+
+
+@pytest.mark.parametrize("preview", [True, False])
+def test_a_new_bundle_for_a_running_cluster_of_three_servers_is_refused_before_anything(preview):
+    """Their further servers would be replaced side by side, two etcd members down at once."""
+    from tests.helpers import STACK_REFERENCE, rejected
+
+    rejected(
+        "bundleId",
+        "medium_3_0 would replace all 3 servers of this running cluster (deployed on small_3_0)",
+        "lose its quorum",
+        "keep bundleId small_3_0",
+        after_reading=[STACK_REFERENCE],
+        previous_outputs=deployed_servers("small_3_0"),
+        serverCount=3,
+        bundleId="medium_3_0",
+        preview=preview,
+    )
+
+
+def test_the_same_bundle_a_single_server_or_a_new_cluster_may_change_freely():
+    deploy(previous_outputs=deployed_servers("small_3_0"), serverCount=3, bundleId="small_3_0")
+    one = deploy(previous_outputs=deployed_servers("small_3_0", count=1), bundleId="medium_3_0")
+    assert one.named("lightsail-k3s-dev-instance").inputs["bundleId"] == "medium_3_0"
+    deploy(serverCount=3, bundleId="medium_3_0")
