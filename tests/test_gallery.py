@@ -25,6 +25,7 @@ from tests.helpers import (
     run_stack,
     strict_crd_schema,
 )
+from tools import cliconfig
 
 CONFIG_FILE = PROJECT_DIR / "examples" / "gallery" / "Pulumi.gallery.yaml"
 STACK = "gallery"
@@ -77,9 +78,7 @@ def objects(stack_dir: Path) -> dict[str, dict]:
 def gallery(**options):
     """The example on the mock engine in process, with the same config as the plan."""
 
-    def secrets(config) -> None:
-        from tools import cliconfig
-
+    def secrets(config: cliconfig.StackConfig) -> None:
         config.set_structure("adminCidrs", [ADMIN_CIDR])
         for key, value in SECRETS.items():
             config.set_path(key, cliconfig.Secure(value))
@@ -102,7 +101,9 @@ def test_the_gallery_plans_on_medium_3_0_within_the_budget_without_a_burst_warni
     result, stack_dir = planned
     assert "warning:" not in result.stdout + result.stderr
     document = json.loads((stack_dir / "plan.json").read_text())
-    (instance,) = [r for r in document["resources"] if r["type"] == "aws:lightsail/instance:Instance"]
+    (instance,) = [
+        r for r in document["resources"] if r["type"] == "aws:lightsail/instance:Instance"
+    ]
     assert instance["inputs"]["bundleId"] == "medium_3_0"
     (quota,) = [o for o in objects(stack_dir).values() if o["kind"] == "ResourceQuota"]
     assert quota["spec"]["hard"]["limits.memory"].endswith("Mi")
@@ -111,7 +112,7 @@ def test_the_gallery_plans_on_medium_3_0_within_the_budget_without_a_burst_warni
 @pytest.mark.parametrize("minor", TESTED_K3S_MINORS)
 def test_every_object_but_the_helm_chart_matches_the_kubernetes_schema(planned, minor):
     checked = 0
-    for name, obj in objects(planned[1]).items():
+    for obj in objects(planned[1]).values():
         if obj["kind"] != "HelmChart":
             kubernetes_validate.validate(obj, f"1.{minor}.0", strict=True)
             checked += 1
@@ -145,7 +146,9 @@ def test_the_kafka_helm_chart_matches_the_crd_and_is_pinned(planned, crd):
 def test_the_apps_probe_their_health_paths_and_reach_kafka(planned):
     found = objects(planned[1])
     for app in ("frontend", "gateway", *SERVICES):
-        (container,) = found[f"deployment-apps-{app}.yaml"]["spec"]["template"]["spec"]["containers"]
+        (container,) = found[f"deployment-apps-{app}.yaml"]["spec"]["template"]["spec"][
+            "containers"
+        ]
         assert container["readinessProbe"]["httpGet"]["path"] == "/healthz", app
         assert container["image"].startswith("ghcr.io/the-gallery/"), app
         if app in SERVICES:
@@ -208,7 +211,10 @@ def test_the_first_preview_of_the_gallery_declares_every_app_and_the_chart():
 def test_the_stack_file_checks_read_the_config_file(tmp_path: Path):
     """A secret written in clear text into the --config-file is refused, as in Pulumi.<stack>.yaml."""
     leaky = tmp_path / "Pulumi.gallery.yaml"
-    text = CONFIG_FILE.read_text() + "  lightsail-k3s:appSecrets:\n    gateway: {SESSION_SECRET: plain-text}\n"
+    text = (
+        CONFIG_FILE.read_text()
+        + "  lightsail-k3s:appSecrets:\n    gateway: {SESSION_SECRET: plain-text}\n"
+    )
     leaky.write_text(text)
     result = plan_gallery(tmp_path / "out", config_file=leaky)
     assert result.returncode == 1

@@ -406,9 +406,7 @@ def main(argv: list[str] | None = None) -> int:
                 sources.update((config.root_key(key), variable) for key, _ in pairs)
             os.environ[VALUE_SOURCES_VARIABLE] = json.dumps(value_sources(sources))
 
-        deployment = mockengine.run(
-            args.stack, edit_config=overrides, config_file=args.config_file
-        )
+        deployment = mockengine.run(args.stack, edit_config=overrides, config_file=args.config_file)
     except (PlanInputError, mockengine.StackNotFound) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
