@@ -24,7 +24,7 @@ help:
 	@echo "make up       deploy STACK (default dev) with the Pulumi CLI; checks the CLI, AWS credentials, backend, adminCidrs"
 	@echo "make preview  pulumi preview of STACK, after the same checks"
 	@echo "make destroy  pulumi destroy of STACK, after the same checks (protected resources refuse; see docs/lifecycle.md, Teardown)"
-	@echo "make plan     offline plan of STACK on the mock engine, no CLI or credentials (SET=, SECRET=, BASE=)"
+	@echo "make plan     offline plan of STACK on the mock engine, no CLI or credentials (SET=, SECRET=, CONFIG_FILE=, BASE=)"
 	@echo "make restore  list STACK's etcd snapshots; SNAPSHOT=<name|latest> restores one"
 	@echo "make health   what on STACK's cluster needs a person, each with its fix (docs/operations.md)"
 	@echo "make test     the whole suite (what CI runs)"
@@ -40,11 +40,12 @@ up preview destroy:
 
 # SET and SECRET reach tools/plan.py through the environment, unexpanded and unsplit, so JSON
 # with spaces and quotes arrives as typed; tools/plan.py splits the items itself.
+# make plan CONFIG_FILE=<path> reads the stack's config from that file, as `pulumi --config-file` does.
 # make plan BASE=<git ref> adds what changed against the plan at that ref (tools/plandiff.py).
 plan: export PLAN_SET = $(value SET)
 plan: export PLAN_SECRET = $(value SECRET)
 plan: $(VENV)/.installed
-	$(PYTHON) -m tools.plan --stack '$(STACK)'
+	$(PYTHON) -m tools.plan --stack '$(STACK)' $(if $(CONFIG_FILE),--config-file '$(CONFIG_FILE)')
 	$(if $(BASE),$(PYTHON) -m tools.plandiff --stack '$(STACK)' --base '$(BASE)')
 
 # make restore STACK=prod lists the bucket's etcd snapshots; add SNAPSHOT=<name|latest> to restore one.

@@ -14,6 +14,10 @@ FIX_FORM_VARIABLE = "LIGHTSAIL_K3S_FIX_FORM"
 # Also set by `make plan`: JSON of {full top-level key: where its value came from} ("SET=",
 # "SECRET=", "Pulumi.<stack>.yaml", "Pulumi.yaml's default"), so a fix says which one to change.
 VALUE_SOURCES_VARIABLE = "LIGHTSAIL_K3S_VALUE_SOURCES"
+# Set by `make plan CONFIG_FILE=<path>` (tools/plan.py --config-file, the CLI's flag of that name):
+# the stack file the checks of the file itself read (plain-text secrets, committed deployCidrs,
+# unknown sections) instead of Pulumi.<stack>.yaml beside Pulumi.yaml.
+STACK_FILE_VARIABLE = "LIGHTSAIL_K3S_STACK_FILE"
 FROM_SET = ("SET=", "SECRET=")
 DEFAULT_SOURCE = "Pulumi.yaml's default"
 

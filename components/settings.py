@@ -41,7 +41,7 @@ from .catalog import (
 )
 from .charts import ChartSettings, parse_charts
 from .consumers import ConsumerSpec, parse_consumers
-from .errors import PROJECT, ConfigError, StackFileError
+from .errors import PROJECT, STACK_FILE_VARIABLE, ConfigError, StackFileError
 from .reboots import REBOOT_WINDOW_BY_DEFAULT, RebootWindow, kured_chart, parse_reboot_window
 from .registries import Registry, parse_registries, set_fix
 
@@ -986,6 +986,13 @@ def plain_text_leaves(stack_file: Path, key: str) -> tuple[str, ...]:
     return tuple(plain)
 
 
+def stack_file_path(stack: str, environ: Mapping[str, str]) -> Path:
+    """The stack's file: Pulumi.<stack>.yaml beside Pulumi.yaml, or the file `make plan CONFIG_FILE=`
+    names (STACK_FILE_VARIABLE)."""
+    named = environ.get(STACK_FILE_VARIABLE)
+    return Path(named) if named else PROJECT_DIR / f"Pulumi.{stack}.yaml"
+
+
 def parse_settings(
     source: ConfigSource,
     is_secret: SecretCheck,
@@ -1004,7 +1011,7 @@ def parse_settings(
             'start an agent and add the key (eval "$(ssh-agent)" && ssh-add ~/.ssh/id_ed25519), '
             "or remove sshPublicKey to let the stack generate a key",
         )
-    stack_file = PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    stack_file = stack_file_path(stack, environ)
     # The charts need the topology (kured's one-node rule), which needs a valid stack name first.
     parse_stack_name(stack)
     topology = parse_topology(source, bundle, stack)
@@ -1038,9 +1045,7 @@ def parse_settings(
         k3s_version=parse_k3s_version(source),
         admin_cidrs=parse_admin_cidrs(source),
         deploy_cidrs=parse_deploy_cidrs(source),
-        committed_deploy_cidrs_warning=committed_deploy_cidrs_warning(
-            PROJECT_DIR / f"Pulumi.{stack}.yaml"
-        ),
+        committed_deploy_cidrs_warning=committed_deploy_cidrs_warning(stack_file),
         ssh_public_key=ssh_public_key,
         ssh_agent_socket=ssh_agent_socket,
         auto_snapshot_time=parse_auto_snapshot_time(source),
@@ -1061,9 +1066,7 @@ def parse_settings(
                 "pulumi config set --secret --path 'appSecrets.web.API_KEY' <value>",
             ),
             secrets_are_secret=is_secret(f"{PROJECT}:appSecrets"),
-            plain_text_secret_paths=plain_text_leaves(
-                PROJECT_DIR / f"Pulumi.{stack}.yaml", "appSecrets"
-            ),
+            plain_text_secret_paths=plain_text_leaves(stack_file, "appSecrets"),
             manifests_dir_raw=_raw(source, "manifestsDir"),
             project_dir=PROJECT_DIR,
             bundle=bundle,
@@ -1089,7 +1092,7 @@ def parse_settings(
         registries=parse_registries(
             _json(source, "registries", set_fix()),
             is_secret(f"{PROJECT}:registries"),
-            plain_text_leaves(PROJECT_DIR / f"Pulumi.{stack}.yaml", "registries"),
+            plain_text_leaves(stack_file, "registries"),
         ),
         consumers=parse_consumers(
             _json(source, "consumers", "pulumi config set --path 'consumers[0].name' web-deploy"),
@@ -1254,7 +1257,7 @@ def configured_keys() -> set[str]:
 
 def load_settings() -> Settings:
     """Reads the running stack's config; the only place the program touches pulumi.Config."""
-    check_stack_file_sections(PROJECT_DIR / f"Pulumi.{pulumi.get_stack()}.yaml")
+    check_stack_file_sections(stack_file_path(pulumi.get_stack(), os.environ))
     check_unknown_keys(configured_keys(), declared_keys())
     return parse_settings(
         pulumi.runtime.get_config,

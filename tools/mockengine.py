@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from components.errors import STACK_FILE_VARIABLE
 from tools import cliconfig, pulumi_sdk
 from tools.pulumi_sdk import Secret
 
@@ -84,15 +85,19 @@ def stack_config(
     overrides: Mapping[str, Any] | None = None,
     secret_overrides: Mapping[str, Any] | None = None,
     edit_config: Callable[[cliconfig.StackConfig], None] | None = None,
+    config_file: Path | None = None,
 ) -> tuple[dict[str, str], list[str]]:
     """Config as the CLI hands it to the program: {full key: text}, and the secret keys.
 
     Overrides are written into the stack's config first, as if in Pulumi.<stack>.yaml (None removes a key;
     keys may be --path keys), then `edit_config` may change it further, then the CLI's config step runs
-    (tools/cliconfig.py) and raises as it would.
+    (tools/cliconfig.py) and raises as it would. `config_file` is the CLI's --config-file: the
+    stack's config from that file instead of Pulumi.<stack>.yaml.
     """
     project = cliconfig.load_project(PROJECT_DIR / "Pulumi.yaml")
-    stack_file = PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    stack_file = config_file or PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    if config_file is not None and not config_file.is_file():
+        raise StackNotFound(f"no config file {config_file}")
     if not stack_file.exists():
         known = cliconfig.stack_names(PROJECT_DIR)
         raise StackNotFound(
@@ -483,6 +488,7 @@ def run(
     previous_outputs: Mapping[str, Any] | None = None,
     reads: list[tuple[str, str]] | None = None,
     first_preview: bool = False,
+    config_file: Path | None = None,
 ) -> Deployment:
     """Evaluates __main__.py for `stack`; raises what the CLI (CliConfigError) or the program (ConfigError) raises.
 
@@ -497,7 +503,7 @@ def run(
     (a StackReference is one). `previous_outputs` are the outputs of the stack's last
     deployment, as a StackReference to the stack reads them.
     """
-    config, secret_keys = stack_config(stack, overrides, secret_overrides, edit_config)
+    config, secret_keys = stack_config(stack, overrides, secret_overrides, edit_config, config_file)
     registrations: list[Registration] = [] if declared is None else declared
     outputs: dict[str, StackOutput] = {}
 
@@ -529,6 +535,9 @@ def run(
     if environ is not None:
         os.environ.clear()
         os.environ.update(environ)
+    if config_file is not None:
+        # The program's checks of the stack file itself read this file too (components/settings.py).
+        os.environ[STACK_FILE_VARIABLE] = str(config_file.resolve())
     sys.path.insert(0, str(PROJECT_DIR))
     try:
         pulumi_sdk.run_program(

@@ -15,6 +15,9 @@ a string, as `pulumi config set` stores it. `make plan` passes SET and SECRET he
 PLAN_SECRET). Fix hints of bad config are written in that form and say where each value came
 from (components/errors.py: SET=, SECRET=, the stack file or Pulumi.yaml's default).
 
+--config-file PATH reads the stack's config from PATH instead of Pulumi.<stack>.yaml, as the
+Pulumi CLI's flag of that name does (`make plan STACK=gallery CONFIG_FILE=examples/gallery/Pulumi.gallery.yaml`).
+
 Output: a terminal view (abbreviated), and under build/plan/<stack>/:
   plan.json   {"project", "stack",
                "config":    {full key: value as the program reads it, or "[secret]"},
@@ -371,6 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="'KEY=VALUE …'")
     parser.add_argument("--secret", action="append", default=[], metavar="'KEY=VALUE …'")
     parser.add_argument(
+        "--config-file",
+        type=Path,
+        help="the stack's config from this file instead of Pulumi.<stack>.yaml, as the CLI's flag",
+    )
+    parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="where plan.json and k8s/ go (under <stack>/)"
     )
     args = parser.parse_args(argv)
@@ -378,22 +386,27 @@ def main(argv: list[str] | None = None) -> int:
     secret_texts = [*filter(None, [os.environ.get("PLAN_SECRET", "")]), *args.secret]
 
     # Fix hints name the command the user is in (components/errors.py).
-    os.environ[FIX_FORM_VARIABLE] = (
-        "make plan" if args.stack == "dev" else f"make plan STACK={args.stack}"
+    os.environ[FIX_FORM_VARIABLE] = " ".join(
+        [
+            "make plan",
+            *([] if args.stack == "dev" else [f"STACK={args.stack}"]),
+            *([] if args.config_file is None else [f"CONFIG_FILE={args.config_file}"]),
+        ]
     )
+    stack_file = str(args.config_file) if args.config_file else f"Pulumi.{args.stack}.yaml"
     try:
         sets = [pair for text in set_texts for pair in parse_items(text, "SET")]
         secrets = [pair for text in secret_texts for pair in parse_items(text, "SECRET")]
 
         def overrides(config: cliconfig.StackConfig) -> None:
-            sources = dict.fromkeys(config.values, f"Pulumi.{args.stack}.yaml")
+            sources = dict.fromkeys(config.values, stack_file)
             apply_items(config, sets, "SET")
             apply_items(config, secrets, "SECRET")
             for pairs, variable in ((sets, "SET="), (secrets, "SECRET=")):
                 sources.update((config.root_key(key), variable) for key, _ in pairs)
             os.environ[VALUE_SOURCES_VARIABLE] = json.dumps(value_sources(sources))
 
-        deployment = mockengine.run(args.stack, edit_config=overrides)
+        deployment = mockengine.run(args.stack, edit_config=overrides, config_file=args.config_file)
     except (PlanInputError, mockengine.StackNotFound) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
