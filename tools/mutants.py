@@ -35,8 +35,8 @@ MUTANTS = (
     Mutant(
         "a refused k3sVersion no longer stops the cluster (the instance changes before the refusal)",
         "__main__.py",
-        "cluster = Cluster.from_spec(settings.cluster_name, settings.cluster, gated)",
-        "cluster = Cluster.from_spec(settings.cluster_name, settings.cluster)",
+        "settings.cluster_name, settings.cluster, gated, deployed=read_deployed_nodes(previous)",
+        "settings.cluster_name, settings.cluster, deployed=read_deployed_nodes(previous)",
         ("tests/test_upgrades_and_cis.py",),
     ),
     Mutant(
@@ -121,10 +121,8 @@ MUTANTS = (
         " node's name before the old one is drained, stopped and deleted",
         "components/cluster.py",
         """                    delete_before_replace=True,
-                ),
-                host_child,""",
-        """                ),
-                host_child,""",
+                    data_disk_gb=data_disk_gb,""",
+        """                    data_disk_gb=data_disk_gb,""",
         ("tests/test_replacement.py", "tests/test_agents.py"),
     ),
     Mutant(
@@ -285,6 +283,27 @@ MUTANTS = (
 """,
         "",
         ("tests/test_components_elsewhere.py",),
+    ),
+    Mutant(
+        "a new bundle for a running cluster of three servers replaces them side by side",
+        "components/rollout.py",
+        "if len(servers) < 2 or deployed == [bundle_id]:",
+        "if True:",
+        ("tests/test_servers.py",),
+    ),
+    Mutant(
+        "pods may ask the instance metadata service for the node's user data",
+        "components/network_policy.py",
+        "cidr=ANY_IPV4, except_=[INSTANCE_METADATA_CIDR]",
+        "cidr=ANY_IPV4",
+        ("tests/test_consumers.py",),
+    ),
+    Mutant(
+        "the registries' passwords are readable by every user on the node",
+        "components/remote/k3s-registries.sh",
+        'install -m 0600 "$staged" "$placed"',
+        'install -m 0644 "$staged" "$placed"',
+        ("tests/test_registries.py",),
     ),
 )
 
