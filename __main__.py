@@ -6,7 +6,7 @@ from components.apps import Apps, AppsArgs, IngressTls
 from components.charts import Charts, ChartsArgs
 from components.cluster import Cluster
 from components.consumers import ScopedKubeconfigs, ScopedKubeconfigsArgs
-from components.cost import cost_breakdown, monthly_total
+from components.cost import monthly_total
 from components.k3s import kubernetes_minor, previous_deployment, upgrade_checked
 from components.rollout import DIGESTS_OUTPUT, read_deployed_nodes, resize_checked
 from components.settings import load_settings, managed_namespaces
@@ -126,20 +126,7 @@ pulumi.export("agentToken", cluster.agent_token)
 pulumi.export("k3sVersion", settings.k3s_version)
 pulumi.export("region", settings.region)
 pulumi.export("bundleId", settings.bundle.bundle_id)
-topology = settings.topology
-costs = cost_breakdown(
-    {
-        "server": settings.bundle,
-        **{f"server-{n}": settings.bundle for n in range(2, topology.server_count + 1)},
-        **{f"agent-{n}": topology.agent_bundle for n in range(1, topology.agent_count + 1)},
-    },
-    auto_snapshots=settings.auto_snapshot_time is not None,
-    backup_bucket=settings.backups is not None,
-    data_disks={
-        "server": settings.data_disk_gb,
-        **{f"server-{n}": settings.data_disk_gb for n in range(2, topology.server_count + 1)},
-    },
-)
+costs = settings.cost_breakdown()
 pulumi.export("monthlyCostUsd", monthly_total(costs))
 pulumi.export("costBreakdown", [item.as_output() for item in costs])
 pulumi.export("nodes", cluster.nodes)

@@ -41,6 +41,7 @@ from .catalog import (
 )
 from .charts import ChartSettings, parse_charts
 from .consumers import ConsumerSpec, parse_consumers
+from .cost import LineItem, cost_breakdown
 from .errors import PROJECT, STACK_FILE_VARIABLE, ConfigError, StackFileError
 from .reboots import REBOOT_WINDOW_BY_DEFAULT, RebootWindow, kured_chart, parse_reboot_window
 from .registries import Registry, parse_registries, set_fix
@@ -249,6 +250,21 @@ class Settings:
     @property
     def agent_names(self) -> tuple[str, ...]:
         return agent_names(self.cluster_name, self.topology.agent_count)
+
+    def cost_breakdown(self) -> list[LineItem]:
+        """What the stack costs a month, line by line: each instance, its data disk, snapshots, the bucket."""
+        topology = self.topology
+        further_servers = [f"server-{n}" for n in range(2, topology.server_count + 1)]
+        return cost_breakdown(
+            {
+                "server": self.bundle,
+                **{server: self.bundle for server in further_servers},
+                **{f"agent-{n}": topology.agent_bundle for n in range(1, topology.agent_count + 1)},
+            },
+            auto_snapshots=self.auto_snapshot_time is not None,
+            backup_bucket=self.backups is not None,
+            data_disks={server: self.data_disk_gb for server in ("server", *further_servers)},
+        )
 
 
 def managed_namespaces(apps: AppSettings, charts: ChartSettings) -> tuple[str, ...]:
