@@ -78,7 +78,12 @@ def _consumer_error(index: int, name: Any, problem: str, fix: str) -> ConfigErro
     return ConfigError("consumers", f"{where}: {problem}", fix)
 
 
-def parse_consumer(raw: Any, index: int, managed_namespaces: Sequence[str]) -> ConsumerSpec:
+def parse_consumer(
+    raw: Any,
+    index: int,
+    managed_namespaces: Sequence[str],
+    privileged_namespaces: Sequence[str] = (),
+) -> ConsumerSpec:
     if not isinstance(raw, dict):
         raise _consumer_error(index, None, "is not an object of name, namespaces and role", EXAMPLE)
     name = raw.get("name")
@@ -116,7 +121,19 @@ def parse_consumer(raw: Any, index: int, managed_namespaces: Sequence[str]) -> C
             "namespaces is not a non-empty list of namespace names",
             f"pulumi config set --path 'consumers[{index}].namespaces[0]' <one of: {managed}>",
         )
+    scoped = [
+        namespace for namespace in managed_namespaces if namespace not in privileged_namespaces
+    ]
     for namespace in namespaces:
+        if namespace in privileged_namespaces:
+            raise _consumer_error(
+                index,
+                name,
+                f"namespace {namespace!r} admits privileged pods (kured's, which reboots the nodes): "
+                "a consumer that may create pods there may run one as root on any node, with the "
+                "node's credentials and its metadata service",
+                f"use one of: {', '.join(scoped)}",
+            )
         if namespace not in managed_namespaces:
             raise _consumer_error(
                 index,
@@ -128,8 +145,11 @@ def parse_consumer(raw: Any, index: int, managed_namespaces: Sequence[str]) -> C
     return ConsumerSpec(name, tuple(dict.fromkeys(namespaces)), role)
 
 
-def parse_consumers(raw: Any, managed_namespaces: Sequence[str]) -> tuple[ConsumerSpec, ...]:
-    """The `consumers` key checked against the namespaces the stack manages (settings.managed_namespaces)."""
+def parse_consumers(
+    raw: Any, managed_namespaces: Sequence[str], privileged_namespaces: Sequence[str] = ()
+) -> tuple[ConsumerSpec, ...]:
+    """The `consumers` key checked against the namespaces the stack manages (settings.managed_namespaces),
+    never one of them that admits privileged pods (`privileged_namespaces`: kured's)."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -141,7 +161,8 @@ def parse_consumers(raw: Any, managed_namespaces: Sequence[str]) -> tuple[Consum
             "pulumi config set appNamespace apps",
         )
     consumers = tuple(
-        parse_consumer(entry, index, managed_namespaces) for index, entry in enumerate(raw)
+        parse_consumer(entry, index, managed_namespaces, privileged_namespaces)
+        for index, entry in enumerate(raw)
     )
     first_index: dict[str, int] = {}
     for index, consumer in enumerate(consumers):

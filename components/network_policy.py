@@ -19,7 +19,8 @@ the Kubernetes API, the internet), and every pod of every namespace by selector 
 ipBlock, which the API leaves to the implementation ("ipBlock ... cluster-external IPs"). No IPv6
 block: k3s' default cluster is IPv4 only, and the policy denies IPv6 egress that it does not name.
 Pods on the host network bypass NetworkPolicy, and Pod Security's baseline profile, which the app
-namespace enforces, refuses them (components/apps.py).
+namespace and the charts' enforce, refuses them (components/apps.py, charts.py); kured's namespace
+admits privileged pods, so no consumer may be scoped to it (components/consumers.py).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ registries_file), which k3s reads when it starts (docs.k3s.io/installation/priva
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,8 @@ class Registry:
 
     host: str
     username: str
-    password: str
+    # Never in a repr: a Registry may reach a log or an error message.
+    password: str = dataclasses.field(repr=False)
     mirror: str | None = None
 
 

@@ -1113,6 +1113,11 @@ def parse_settings(
         consumers=parse_consumers(
             _json(source, "consumers", "pulumi config set --path 'consumers[0].name' web-deploy"),
             managed_namespaces(settings.apps, settings.charts),
+            privileged_namespaces=[
+                namespace
+                for namespace, level in settings.charts.namespaces.items()
+                if level == "privileged"
+            ],
         ),
     )
 
