@@ -8,7 +8,7 @@ from components.cluster import Cluster
 from components.consumers import ScopedKubeconfigs, ScopedKubeconfigsArgs
 from components.cost import monthly_total
 from components.k3s import kubernetes_minor, previous_deployment, upgrade_checked
-from components.rollout import DIGESTS_OUTPUT, read_deployed_nodes, resize_checked
+from components.rollout import DIGESTS_OUTPUT, change_checked, read_deployed_nodes
 from components.settings import load_settings, managed_namespaces
 from components.traefik import cert_resolver
 
@@ -30,8 +30,15 @@ previous = previous_deployment()
 gated = pulumi.ResourceOptions(
     depends_on=pulumi.Output.all(
         upgrade_checked(previous.get_output("k3sVersion"), settings.k3s_version),
-        # A new bundle for a running cluster of several servers would replace them side by side.
-        resize_checked(previous.get_output("nodes"), settings.bundle.bundle_id),
+        # Changes to the running cluster that must not share a run (components/rollout.py).
+        change_checked(
+            previous,
+            k3s_version=settings.k3s_version,
+            bundle_id=settings.bundle.bundle_id,
+            data_disk_gb=settings.data_disk_gb,
+            backups=settings.backups is not None,
+            embedded_etcd=settings.cluster.embedded_etcd,
+        ),
     ).apply(lambda gates: [resource for gate in gates for resource in gate])
 )
 

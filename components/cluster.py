@@ -562,9 +562,14 @@ class Cluster(pulumi.ComponentResource):
             )
 
         def node_entry(
-            node_name: str, role: str, bundle_id: str, host: LightsailHost, public: bool
+            node_name: str,
+            role: str,
+            bundle_id: str,
+            host: LightsailHost,
+            public: bool,
+            data_disk_gb: int | None = None,
         ) -> pulumi.Output:
-            entry = {
+            entry: dict[str, object] = {
                 "name": node_name,
                 "role": role,
                 "bundleId": bundle_id,
@@ -572,6 +577,8 @@ class Cluster(pulumi.ComponentResource):
                 "instanceName": host.instance_name,
                 "certificatesExpireAt": certificates_expire_at[node_name],
             }
+            if data_disk_gb is not None:
+                entry["dataDiskGb"] = data_disk_gb
             return pulumi.Output.from_input(
                 {**entry, "publicIp": host.public_ip} if public else entry
             )
@@ -610,7 +617,15 @@ class Cluster(pulumi.ComponentResource):
         self.name_servers = pulumi.Output.from_input(name_servers)
         self.nodes = pulumi.Output.all(
             *(
-                node_entry(node_name, "server", spec.bundle.bundle_id, host, public=True)
+                node_entry(
+                    node_name,
+                    "server",
+                    spec.bundle.bundle_id,
+                    host,
+                    public=True,
+                    # Read back by the next run's checks (components/rollout.py, change_checked).
+                    data_disk_gb=spec.data_disk_gb,
+                )
                 for node_name, host in zip(server_names, [node, *peer_hosts], strict=True)
             ),
             *(

@@ -130,40 +130,111 @@ def last_restarted(
     )
 
 
-def servers_bundle_change_refusal(nodes: Any, bundle_id: str) -> tuple[str, str] | None:
-    """Why this run may not give a running cluster of several servers a new bundleId, or None.
+def change_refusal(
+    deployed_version: Any,
+    nodes: Any,
+    deployed_backups: bool,
+    *,
+    k3s_version: str,
+    bundle_id: str,
+    data_disk_gb: int,
+    backups: bool,
+    embedded_etcd: bool,
+) -> tuple[str, str, str] | None:
+    """(key, problem, fix) for a change this run may not make to the running cluster its previous
+    deployment describes (its k3sVersion, `nodes` and whether it had a backup bucket), or None.
 
-    A bundle change replaces every server's instance (ForceNew). The further servers are replaced
-    delete-first, and nothing makes one's replacement wait for another's Ready (their chains do not
-    depend on each other: components/cluster.py; tools/replacement.py models the engine's order,
-    pulumi/pulumi pkg/resource/deploy/step_generator.go), so two of three etcd members can be down at
-    once and the cluster loses its quorum. `nodes` is the previous deployment's `nodes` output.
+    - A new bundleId or dataDiskGb for a cluster of several servers: a bundle change replaces every
+      server's instance, and the further servers are replaced delete-first side by side (their
+      chains do not depend on each other: components/cluster.py; tools/replacement.py models the
+      engine's order, pulumi/pulumi pkg/resource/deploy/step_generator.go), so two of three etcd
+      members can be down at once; a data disk's first mount stops k3s to copy its data
+      (components/remote/data-disk.sh) on every server at once. Either loses etcd's quorum.
+    - On embedded etcd, an upgrade in the run that moves the first server (a new bundle, or its
+      data onto a disk): the snapshot before the upgrade (snapshot-before-upgrade.sh) runs after the
+      mount, against a k3s the move stopped or a new host without k3s, so it fails or takes none.
+    - An upgrade in the run that turns backups on: the snapshot must reach a bucket that the
+      node's config names only after this run's install.
     """
-    if not isinstance(nodes, list):
+    if not deployed_version or not isinstance(nodes, list):
         return None
     servers = [node for node in nodes if isinstance(node, dict) and node.get("role") == "server"]
-    deployed = sorted({str(node.get("bundleId")) for node in servers})
-    if len(servers) < 2 or deployed == [bundle_id]:
+    if not servers:
         return None
-    return (
-        f"{bundle_id} would replace all {len(servers)} servers of this running cluster (deployed on "
-        f"{', '.join(deployed)}) side by side: two of three etcd members could be down at once, and "
-        "the cluster would lose its quorum",
-        f"keep bundleId {deployed[0]}; add capacity as agents (agentCount, agentBundleId), or move "
-        "to a new stack of the bigger bundle (docs/lifecycle.md, Growing a node)",
-    )
+    deployed_bundles = sorted({str(node.get("bundleId")) for node in servers})
+    # A server deployed before nodes carried dataDiskGb had no data disk.
+    deployed_disk_gb = int(servers[0].get("dataDiskGb") or 0)
+    bundle_changes = deployed_bundles != [bundle_id]
+    disk_changes = deployed_disk_gb != data_disk_gb
+    several = len(servers) > 1
+    if several and bundle_changes:
+        return (
+            "bundleId",
+            f"{bundle_id} would replace all {len(servers)} servers of this running cluster (deployed on "
+            f"{', '.join(deployed_bundles)}) side by side: two of three etcd members could be down at "
+            "once, and the cluster would lose its quorum",
+            f"keep bundleId {deployed_bundles[0]}; add capacity as agents (agentCount, agentBundleId), "
+            "or move to a new stack of the bigger bundle (docs/lifecycle.md, Growing a node)",
+        )
+    if several and disk_changes:
+        return (
+            "dataDiskGb",
+            f"{data_disk_gb} GB would change the data disk of all {len(servers)} servers of this running "
+            f"cluster (deployed with {deployed_disk_gb} GB) at once: each server's k3s stops while its "
+            "data moves, and etcd would lose its quorum",
+            f"keep dataDiskGb {deployed_disk_gb} on this stack (docs/lifecycle.md, Growing a node)",
+        )
+    upgrade = deployed_version != k3s_version
+    if upgrade and embedded_etcd and (bundle_changes or disk_changes):
+        change = f"bundleId {bundle_id}" if bundle_changes else f"dataDiskGb {data_disk_gb}"
+        return (
+            "k3sVersion",
+            f"{k3s_version} and {change} in one run: the etcd snapshot before the upgrade would run "
+            "on a first server whose k3s the move stopped, or on a new host without k3s",
+            f"one change at a time: first `make up` with k3sVersion {deployed_version} and {change}, "
+            f"then with k3sVersion {k3s_version}",
+        )
+    if upgrade and backups and not deployed_backups:
+        return (
+            "k3sVersion",
+            f"{k3s_version} in the run that turns backups on: the etcd snapshot before the upgrade "
+            "must reach the bucket, which the servers' config names only after this run's install",
+            f"one change at a time: first `make up` with backups on and k3sVersion {deployed_version}, "
+            f"then with k3sVersion {k3s_version}",
+        )
+    return None
 
 
-def resize_checked(
-    nodes: pulumi.Input[Any], bundle_id: str
+def change_checked(
+    previous: pulumi.StackReference,
+    *,
+    k3s_version: str,
+    bundle_id: str,
+    data_disk_gb: int,
+    backups: bool,
+    embedded_etcd: bool,
 ) -> pulumi.Output[list[pulumi.Resource]]:
-    """As k3s.upgrade_checked: nothing to wait for, or the ConfigError for bundleId, raised before
+    """As k3s.upgrade_checked: nothing to wait for, or change_refusal's ConfigError, raised before
     anything is declared (every resource of the stack depends on it)."""
 
-    def check(deployed_nodes: Any) -> list[pulumi.Resource]:
-        refusal = servers_bundle_change_refusal(deployed_nodes, bundle_id)
+    def check(values: list[Any]) -> list[pulumi.Resource]:
+        deployed_version, nodes, bucket = values
+        refusal = change_refusal(
+            deployed_version,
+            nodes,
+            bucket is not None,
+            k3s_version=k3s_version,
+            bundle_id=bundle_id,
+            data_disk_gb=data_disk_gb,
+            backups=backups,
+            embedded_etcd=embedded_etcd,
+        )
         if refusal is not None:
-            raise ConfigError("bundleId", *refusal)
+            raise ConfigError(*refusal)
         return []
 
-    return pulumi.Output.from_input(nodes).apply(check)
+    return pulumi.Output.all(
+        previous.get_output("k3sVersion"),
+        previous.get_output("nodes"),
+        previous.get_output("backupBucket"),
+    ).apply(check)

@@ -259,6 +259,8 @@ def test_nodes_output_lists_every_node_and_cost_sums_them(two_agents):
             "bundleId": "small_3_0",
             "privateIp": private_ip_for(f"{SERVER}-instance"),
             "instanceName": two_agents.named(f"{SERVER}-instance").state["name"],
+            # No data disk on a dev stack; the next run's checks read it (components/rollout.py).
+            "dataDiskGb": 0,
             "certificatesExpireAt": node_certificate_expiry(SERVER).isoformat(),
             "publicIp": MOCK_STATIC_IP,
         },

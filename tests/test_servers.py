@@ -292,3 +292,70 @@ def test_the_same_bundle_a_single_server_or_a_new_cluster_may_change_freely():
     one = deploy(previous_outputs=deployed_servers("small_3_0", count=1), bundleId="medium_3_0")
     assert one.named("lightsail-k3s-dev-instance").inputs["bundleId"] == "medium_3_0"
     deploy(serverCount=3, bundleId="medium_3_0")
+
+
+UPGRADE = "v1.36.2+k3s1"
+
+
+def refused_change(key: str, previous: dict, *fragments: str, **config) -> None:
+    from tests.helpers import STACK_REFERENCE, rejected
+
+    rejected(key, *fragments, after_reading=[STACK_REFERENCE], previous_outputs=previous, **config)
+
+
+def test_a_data_disk_for_a_running_cluster_of_three_servers_is_refused():
+    """Each server's first mount stops its k3s to copy the data, all three at once."""
+    refused_change(
+        "dataDiskGb",
+        deployed_servers("small_3_0"),
+        "40 GB would change the data disk of all 3 servers of this running cluster (deployed with 0 GB)",
+        "keep dataDiskGb 0",
+        serverCount=3,
+        dataDiskGb="40",
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"bundleId": "medium_3_0"}, {"dataDiskGb": "40"}],
+    ids=["bundle", "data disk"],
+)
+def test_an_upgrade_does_not_share_a_run_with_a_move_of_the_first_server_on_etcd(change):
+    """The snapshot before the upgrade would run on a k3s the move stopped, or on a new host."""
+    previous = {**deployed_servers("small_3_0", count=1), "backupBucket": "lightsail-k3s-dev-b"}
+    refused_change(
+        "k3sVersion",
+        previous,
+        "in one run: the etcd snapshot before the upgrade",
+        "one change at a time: first `make up` with k3sVersion v1.36.1+k3s1",
+        backups="true",
+        k3sVersion=UPGRADE,
+        **change,
+    )
+    # Each alone is fine, and on SQLite (no snapshot step) both at once too.
+    deploy(previous_outputs=previous, backups="true", **change)
+    deploy(previous_outputs=previous, backups="true", k3sVersion=UPGRADE)
+    deploy(
+        previous_outputs=deployed_servers("small_3_0", count=1),
+        backups="false",
+        k3sVersion=UPGRADE,
+        **change,
+    )
+
+
+def test_an_upgrade_does_not_share_a_run_with_turning_backups_on():
+    refused_change(
+        "k3sVersion",
+        deployed_servers("small_3_0"),
+        "in the run that turns backups on",
+        "first `make up` with backups on and k3sVersion v1.36.1+k3s1",
+        serverCount=3,
+        backups="true",
+        k3sVersion=UPGRADE,
+    )
+    deploy(previous_outputs=deployed_servers("small_3_0"), serverCount=3, backups="true")
+
+
+def test_the_nodes_output_says_each_servers_data_disk_for_the_next_run():
+    nodes = deploy(serverCount=3, dataDiskGb="40").outputs["nodes"].value
+    assert [node.get("dataDiskGb") for node in nodes if node["role"] == "server"] == [40, 40, 40]
