@@ -452,7 +452,7 @@ class Cluster(pulumi.ComponentResource):
         previous: pulumi.Resource = k3s.done
         # Each node's earliest certificate expiry, and its restart digest, by node name.
         certificates_expire_at = {name: k3s.certificates_expire_at}
-        restart_digests = {name: k3s.restart_digest}
+        restart_digests = {name: k3s.kept_digest}
         for peer_name, peer_host in zip(peer_names, peer_hosts, strict=True):
             peer = K3sPeerServer(
                 peer_name,
@@ -474,7 +474,7 @@ class Cluster(pulumi.ComponentResource):
             )
             previous = peer.done
             certificates_expire_at[peer_name] = peer.certificates_expire_at
-            restart_digests[peer_name] = peer.restart_digest
+            restart_digests[peer_name] = peer.kept_digest
 
         servers_done = previous
         # The last agent so far whose k3s restarts in this run: the next such agent waits for it.
@@ -520,7 +520,7 @@ class Cluster(pulumi.ComponentResource):
             agent_hosts.append(agent_host)
             restarted = last_restarted(agent.restarting, agent.done, restarted)
             certificates_expire_at[agent_name] = agent.certificates_expire_at
-            restart_digests[agent_name] = agent.restart_digest
+            restart_digests[agent_name] = agent.kept_digest
 
         LightsailAlarms(
             name,

@@ -415,8 +415,9 @@ class K3sServer(pulumi.ComponentResource):
     agent_token: pulumi.Output[str]
     # This server's config without what is its own: for the servers that join it.
     shared_config: pulumi.Output[dict[str, Any]]
-    # The SHA-256 of what restarts this server's k3s (rollout.restart_digest); secret.
-    restart_digest: pulumi.Output[str]
+    # The SHA-256 of what restarts this server's k3s, of the install as it stands in state
+    # (rollout.deployed_digest): what the outputs keep for the next run; secret.
+    kept_digest: pulumi.Output[str]
     # Done when k3s runs this release with this config and, after a raised certRotation, is Ready
     # with rotated certificates: what the next node waits for.
     done: pulumi.Resource
@@ -533,7 +534,7 @@ class K3sServer(pulumi.ComponentResource):
         # Re-read the kubeconfig, the tokens and the certificates' expiry whenever the install runs
         # again, and after a rotation.
         install_digest = program_digest(install_stdin)
-        self.restart_digest = rollout.restart_digest(install_stdin, args.cert_rotation)
+        self.kept_digest = rollout.deployed_digest(install, args.cert_rotation)
         read_triggers = [args.instance_identity, install_digest, args.cert_rotation]
         # Raising certRotation rotates the certificates (this server is the first to), then the
         # reads below run again.

@@ -74,6 +74,8 @@ class K3sAgent(pulumi.ComponentResource):
     joined: pulumi.Resource
     # The SHA-256 of what restarts this agent's k3s (rollout.restart_digest); secret.
     restart_digest: pulumi.Output[str]
+    # The same, of the install as it stands in state (rollout.deployed_digest): what outputs keep.
+    kept_digest: pulumi.Output[str]
     # Whether this run restarts this agent's running k3s (rollout.restarts).
     restarting: pulumi.Output[bool]
     # Joined and, after a raised certRotation, Ready with rotated certificates: what the next node waits for.
@@ -95,7 +97,7 @@ class K3sAgent(pulumi.ComponentResource):
         )
         self.restart_digest = rollout.restart_digest(install_stdin, args.cert_rotation)
         self.restarting = rollout.restarts_now(args.deployed, args.node_name, self.restart_digest)
-        self.joined = join_node(
+        install, self.joined = join_node(
             name,
             args.connection,
             args.server_connection,
@@ -108,6 +110,7 @@ class K3sAgent(pulumi.ComponentResource):
             [*args.after, rollout.chained(self.restarting, args.last_restarted)],
             parent=self,
         )
+        self.kept_digest = rollout.deployed_digest(install, args.cert_rotation)
         # An agent has no kubectl of its own: the server waits for its Ready after the rotation.
         node_certificates = certificates.node_certificates(
             name,

@@ -62,8 +62,9 @@ class K3sPeerServer(pulumi.ComponentResource):
     """A server that joins the first one's etcd; drained, and its etcd member removed, before it goes."""
 
     joined: pulumi.Resource
-    # The SHA-256 of what restarts this server's k3s (rollout.restart_digest); secret.
-    restart_digest: pulumi.Output[str]
+    # The SHA-256 of what restarts this server's k3s, of the install as it stands in state
+    # (rollout.deployed_digest): what the outputs keep for the next run; secret.
+    kept_digest: pulumi.Output[str]
     # Joined and, after a raised certRotation, Ready with rotated certificates: what the next node waits for.
     done: pulumi.Resource
     # The earliest expiry of this server's certificates (ISO 8601), read on the node.
@@ -86,8 +87,7 @@ class K3sPeerServer(pulumi.ComponentResource):
                 data_on_disk=args.data_on_disk,
             )
         )
-        self.restart_digest = rollout.restart_digest(install_stdin, args.cert_rotation)
-        self.joined = join_node(
+        install, self.joined = join_node(
             name,
             args.connection,
             args.server_connection,
@@ -100,6 +100,7 @@ class K3sPeerServer(pulumi.ComponentResource):
             args.after,
             parent=self,
         )
+        self.kept_digest = rollout.deployed_digest(install, args.cert_rotation)
         # A server has kubectl: its rotation waits for its own Ready.
         node_certificates = certificates.node_certificates(
             name,

@@ -61,9 +61,10 @@ def join_node(
     install_stdin: pulumi.Output[str],
     after: Sequence[pulumi.Input[pulumi.Resource | None]],
     parent: pulumi.Resource,
-) -> command.remote.Command:
+) -> tuple[command.remote.Command, command.remote.Command]:
     """Installs k3s on a node that joins the first server (an agent or a further server), then
-    keeps its membership there; returns the join command, which waits for the node's Ready.
+    keeps its membership there; returns the install and the join command, which waits for the
+    node's Ready.
 
     Four commands, in a chain: the install (on the node), `-node` (on the first server; its delete
     deletes the Node), `-k3s-stop` (on the node; its delete stops k3s there for good) and `-join`
@@ -135,7 +136,7 @@ def join_node(
             custom_timeouts=pulumi.CustomTimeouts(delete=STOP_TIMEOUT),
         ),
     )
-    return command.remote.Command(
+    join = command.remote.Command(
         f"{name}-join",
         connection=server_connection,
         create=READY_COMMAND,
@@ -154,3 +155,4 @@ def join_node(
             ),
         ),
     )
+    return install, join

@@ -52,6 +52,15 @@ def restart_digest(install_stdin: pulumi.Output[str], cert_rotation: int) -> pul
     )
 
 
+def deployed_digest(install: Any, cert_rotation: int) -> pulumi.Output[str]:
+    """The restart digest of what the install command has in its state: its `stdin` output. In a run
+    that does not touch the install (an `up --target` of the firewall, as bin/deploy-access.sh
+    runs, even after a failed `up`), the engine returns the resource's old state for it (pulumi/
+    pulumi pull request #3251: an untargeted registration is a `same` of the old state), so the
+    kept digest stays the one of the install that last ran, never one of an install still to run."""
+    return restart_digest(install.stdin.apply(lambda text: text or ""), cert_rotation)
+
+
 def kept_once_done(
     digest: pulumi.Output[str], read_after: pulumi.Output[Any]
 ) -> pulumi.Output[str]:

@@ -187,9 +187,12 @@ def deploy(
     config: Mapping[str, Any] | None = None,
     reads: list[tuple[str, str]] | None = None,
     first_preview: bool = False,
+    untargeted: dict[str, dict[str, Any]] | None = None,
     **overrides: Any,
 ) -> Declared:
     """Runs __main__.py for `stack`, with adminCidrs set as `make up` would set it.
+
+    `untargeted`: resources an `up --target` leaves out, by name, with the state they kept.
 
     `previous_outputs`: the stack's outputs from its last deployment (none: a first deployment).
     `first_preview`: a preview before any command has run, every command's output unknown.
@@ -205,6 +208,7 @@ def deploy(
         "environ": environ,
         "previous_outputs": previous_outputs,
         "first_preview": first_preview,
+        "untargeted": untargeted,
     }
     if declared is not None or reads is not None:
         # The caller collects what the run registers or reads as it happens: a run of its own.

@@ -276,3 +276,24 @@ def test_the_scaling_pages_chain_lengths_are_what_the_program_declares():
         assert longest_chain(fresh.resources) == int(new), row
         assert longest_chain(after_upgrade.resources, fresh.resources) == int(upgrade), row
         assert longest_chain(grown.resources, fresh.resources) == int(added), row
+
+
+def test_a_run_that_leaves_the_installs_out_keeps_the_digests_of_the_installs_that_ran(created):
+    """bin/deploy-access.sh closes the firewall with an `up --target`, also after a failed `up`:
+    the engine answers the untargeted installs with their old state, so the digests the stack keeps
+    are those of the installs that last ran, and the next `up` still restarts the agents whose new
+    install never ran, one at a time (not all at once, as new digests would make it)."""
+    old = {
+        f"{node}-install": {"stdin": created.named(f"{node}-install").inputs["stdin"]}
+        for node in (FIRST, *PEERS, *AGENTS)
+    }
+    targeted = deploy(
+        previous_outputs=outputs_of(created),
+        untargeted=old,
+        **{**LARGE, "agentBundleId": "small_3_0"},
+    )
+    kept = targeted.outputs[rollout.DIGESTS_OUTPUT].value
+    assert kept == created.outputs[rollout.DIGESTS_OUTPUT].value
+    # Without the old state (a whole `up`), the kept digests are the new installs'.
+    whole = deploy(previous_outputs=outputs_of(created), **{**LARGE, "agentBundleId": "small_3_0"})
+    assert whole.outputs[rollout.DIGESTS_OUTPUT].value != kept

@@ -381,9 +381,13 @@ class LightsailMocks(pulumi_sdk.Mocks):
         region: str,
         previous_outputs: Mapping[str, Any] | None = None,
         commands_run: bool = True,
+        untargeted: Mapping[str, Mapping[str, Any]] | None = None,
     ):
         self.region = region
         self.previous_outputs = dict(previous_outputs or {})
+        # Resource name → the state it kept: what the engine answers for a resource an
+        # `up --target` leaves out, its old state (pulumi/pulumi#3251: a `same` step).
+        self.untargeted = dict(untargeted or {})
         self.commands_run = commands_run
         self.stack_references: list[str] = []
 
@@ -460,6 +464,8 @@ class LightsailMocks(pulumi_sdk.Mocks):
                     "ca.crt": base64.b64encode(b"mock CA").decode(),
                     "namespace": base64.b64encode(metadata.get("namespace", "").encode()).decode(),
                 }
+        if args.name in self.untargeted:
+            state = {**state, **self.untargeted[args.name]}
         return f"{args.name}-id", state
 
     def call(self, args: pulumi_sdk.MockCallArgs):
@@ -489,6 +495,7 @@ def run(
     reads: list[tuple[str, str]] | None = None,
     first_preview: bool = False,
     config_file: Path | None = None,
+    untargeted: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Deployment:
     """Evaluates __main__.py for `stack`; raises what the CLI (CliConfigError) or the program (ConfigError) raises.
 
@@ -501,7 +508,8 @@ def run(
     `declared`, when given, receives each registration as it happens, so a caller sees what was
     declared before an error too; `reads`, when given, the type and name of each resource read
     (a StackReference is one). `previous_outputs` are the outputs of the stack's last
-    deployment, as a StackReference to the stack reads them.
+    deployment, as a StackReference to the stack reads them. `untargeted`: resources an
+    `up --target` leaves out, by name, with the state the engine answers for them (their old one).
     """
     config, secret_keys = stack_config(stack, overrides, secret_overrides, edit_config, config_file)
     registrations: list[Registration] = [] if declared is None else declared
@@ -520,7 +528,10 @@ def run(
         )
 
     mocks = LightsailMocks(
-        config.get("aws:region", "us-east-1"), previous_outputs, commands_run=not first_preview
+        config.get("aws:region", "us-east-1"),
+        previous_outputs,
+        commands_run=not first_preview,
+        untargeted=untargeted,
     )
     monitor = pulumi_sdk.RecordingMonitor(
         mocks,
