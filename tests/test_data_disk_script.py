@@ -361,3 +361,43 @@ def test_the_install_resets_a_moved_single_member_before_k3s_starts(tmp_path):
     start = calls.index("systemctl start --no-block k3s")
     assert installed < reset < start
     assert not marker.exists()
+
+
+def test_a_retry_after_a_failed_reset_neither_restarts_nor_starts_k3s_before_the_reset(tmp_path):
+    """k3s installed on the release, a changed config, and the marker still there: the only start
+    is the one after the reset (a restart would run k3s on etcd recording the earlier address)."""
+    from components import k3s
+    from tests.node_stand_in import Node
+
+    node = Node(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    marker = data / ".lightsail-k3s-etcd-address-changed"
+    marker.write_text("172.26.0.10 -> 172.26.9.9\n")
+    write_executable(node.stubs / "mountpoint", "#!/bin/sh\nexit 0\n")
+    node.state.mkdir(parents=True, exist_ok=True)
+    (node.state / "version").write_text("v1.36.1+k3s1")
+    write_executable(node.k3s_bin, (node.stubs / "k3s").read_text())
+    k3s_stub = (
+        (node.stubs / "k3s")
+        .read_text()
+        .replace('case "$1" in', 'case "$1" in\n  server) echo "k3s $*" >> "$STUB_LOG" ;;', 1)
+    )
+    write_executable(node.stubs / "k3s", k3s_stub)
+    write_executable(node.k3s_bin, k3s_stub)
+    program = k3s.install_program(
+        k3s.remote_script("install-k3s-server.sh"),
+        "v1.36.1+k3s1",
+        NODE,
+        k3s.server_config(NODE, ("203.0.113.10",), cluster_init=True),
+        (),
+        data_on_disk=True,
+    )
+    result = node.run(program, K3S_DATA_DIR=str(data), STUB_INACTIVE="3")
+    assert result.returncode == 0, result.stderr
+    calls = node.calls()
+    assert not any(call.startswith("install.sh") for call in calls), calls
+    assert not any("restart" in call for call in calls), calls
+    reset = calls.index("k3s server --cluster-reset")
+    starts = [i for i, call in enumerate(calls) if call == "systemctl start --no-block k3s"]
+    assert starts and all(i > reset for i in starts), calls

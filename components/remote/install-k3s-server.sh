@@ -110,6 +110,10 @@ place_registries "$work_dir" "$(head -n 1 "$work_dir/config.yaml")"
 if [ "$current_version" != "$K3S_VERSION" ]; then
   echo "installing k3s $K3S_VERSION (installed: ${current_version:-none})"
   install_release "$K3S_VERSION" server "$work_dir"
+elif [ -f "$ETCD_ADDRESS_MARKER" ]; then
+  # A run after a reset that failed: k3s may neither restart nor start on etcd that still records
+  # the earlier host's address; the reset below starts it.
+  echo "k3s $K3S_VERSION is installed; its etcd address is reset before it starts"
 elif [ "$config_changed" = true ]; then
   # The unit is Type=notify with TimeoutStartSec=0 (k3s install.sh, create_systemd_service_file):
   # a blocking restart could wait for ever. --no-block queues it; the wait below is bounded.
