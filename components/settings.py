@@ -1029,7 +1029,7 @@ def parse_settings(
         )
     stack_file = stack_file_path(stack, environ)
     # The charts need the topology (kured's one-node rule), which needs a valid stack name first.
-    parse_stack_name(stack)
+    stack_name = parse_stack_name(stack)
     topology = parse_topology(source, bundle, stack)
     reboot_window = parse_reboot_window_setting(source, stack)
     # Before the apps: a data disk holds the servers' volumes.
@@ -1053,7 +1053,7 @@ def parse_settings(
         else (),
     )
     settings = Settings(
-        stack=parse_stack_name(stack),
+        stack=stack_name,
         region=region,
         availability_zone=parse_availability_zone(source, region),
         bundle=bundle,

@@ -318,7 +318,10 @@ def test_a_first_server_with_further_servers_refuses_a_new_address_before_k3s_st
     assert not (host.disk / ".lightsail-k3s-etcd-address-changed").exists()
 
 
-def test_the_install_resets_a_moved_single_member_before_k3s_starts(tmp_path):
+def moved_member(tmp_path: Path):
+    """A server whose data disk records an earlier host's etcd address (the marker data-disk.sh
+    leaves), with a k3s stand-in that logs `k3s server …`; its install program, its data dir and
+    the marker."""
     from components import k3s
     from tests.node_stand_in import Node
 
@@ -328,6 +331,12 @@ def test_the_install_resets_a_moved_single_member_before_k3s_starts(tmp_path):
     marker = data / ".lightsail-k3s-etcd-address-changed"
     marker.write_text("172.26.0.10 -> 172.26.9.9\n")
     write_executable(node.stubs / "mountpoint", "#!/bin/sh\nexit 0\n")
+    k3s_stub = (
+        (node.stubs / "k3s")
+        .read_text()
+        .replace('case "$1" in', 'case "$1" in\n  server) echo "k3s $*" >> "$STUB_LOG" ;;', 1)
+    )
+    write_executable(node.stubs / "k3s", k3s_stub)
     program = k3s.install_program(
         k3s.remote_script("install-k3s-server.sh"),
         "v1.36.1+k3s1",
@@ -336,6 +345,11 @@ def test_the_install_resets_a_moved_single_member_before_k3s_starts(tmp_path):
         (),
         data_on_disk=True,
     )
+    return node, program, data, marker
+
+
+def test_the_install_resets_a_moved_single_member_before_k3s_starts(tmp_path):
+    node, program, data, marker = moved_member(tmp_path)
     # The installer stand-in records whether it was told not to start k3s.
     curl = (
         (node.stubs / "curl")
@@ -346,12 +360,6 @@ def test_the_install_resets_a_moved_single_member_before_k3s_starts(tmp_path):
         )
     )
     write_executable(node.stubs / "curl", curl)
-    k3s_stub = (
-        (node.stubs / "k3s")
-        .read_text()
-        .replace('case "$1" in', 'case "$1" in\n  server) echo "k3s $*" >> "$STUB_LOG" ;;', 1)
-    )
-    write_executable(node.stubs / "k3s", k3s_stub)
     result = node.run(program, K3S_DATA_DIR=str(data))
     assert result.returncode == 0, result.stderr
     calls = node.calls()
@@ -366,33 +374,10 @@ def test_the_install_resets_a_moved_single_member_before_k3s_starts(tmp_path):
 def test_a_retry_after_a_failed_reset_neither_restarts_nor_starts_k3s_before_the_reset(tmp_path):
     """k3s installed on the release, a changed config, and the marker still there: the only start
     is the one after the reset (a restart would run k3s on etcd recording the earlier address)."""
-    from components import k3s
-    from tests.node_stand_in import Node
-
-    node = Node(tmp_path)
-    data = tmp_path / "data"
-    data.mkdir()
-    marker = data / ".lightsail-k3s-etcd-address-changed"
-    marker.write_text("172.26.0.10 -> 172.26.9.9\n")
-    write_executable(node.stubs / "mountpoint", "#!/bin/sh\nexit 0\n")
+    node, program, data, _ = moved_member(tmp_path)
     node.state.mkdir(parents=True, exist_ok=True)
     (node.state / "version").write_text("v1.36.1+k3s1")
     write_executable(node.k3s_bin, (node.stubs / "k3s").read_text())
-    k3s_stub = (
-        (node.stubs / "k3s")
-        .read_text()
-        .replace('case "$1" in', 'case "$1" in\n  server) echo "k3s $*" >> "$STUB_LOG" ;;', 1)
-    )
-    write_executable(node.stubs / "k3s", k3s_stub)
-    write_executable(node.k3s_bin, k3s_stub)
-    program = k3s.install_program(
-        k3s.remote_script("install-k3s-server.sh"),
-        "v1.36.1+k3s1",
-        NODE,
-        k3s.server_config(NODE, ("203.0.113.10",), cluster_init=True),
-        (),
-        data_on_disk=True,
-    )
     result = node.run(program, K3S_DATA_DIR=str(data), STUB_INACTIVE="3")
     assert result.returncode == 0, result.stderr
     calls = node.calls()
