@@ -35,6 +35,7 @@ gated = pulumi.ResourceOptions(
             previous,
             k3s_version=settings.k3s_version,
             bundle_id=settings.bundle.bundle_id,
+            blueprint_id=settings.blueprint_id,
             data_disk_gb=settings.data_disk_gb,
             backups=settings.backups is not None,
             embedded_etcd=settings.cluster.embedded_etcd,

@@ -241,6 +241,8 @@ class ClusterNode(TypedDict):
     """server or agent."""
     bundleId: str
     """Its Lightsail bundle."""
+    blueprintId: str
+    """Its operating system (Lightsail blueprint)."""
     privateIp: str
     """Its private IP."""
     instanceName: str
@@ -249,6 +251,8 @@ class ClusterNode(TypedDict):
     """Its static IP; agents have one only with agent_public_ips."""
     certificatesExpireAt: str
     """The earliest expiry of its k3s certificates (ISO 8601)."""
+    dataDiskGb: NotRequired[int]
+    """A server's data disk size in GB, 0 for none; agents have no data disk."""
 
 
 class Cluster(pulumi.ComponentResource):
@@ -573,6 +577,9 @@ class Cluster(pulumi.ComponentResource):
                 "name": node_name,
                 "role": role,
                 "bundleId": bundle_id,
+                # A new blueprint replaces the instance as a new bundle does: the next run's
+                # checks compare both (components/rollout.py, change_checked).
+                "blueprintId": spec.blueprint_id,
                 "privateIp": host.private_ip,
                 "instanceName": host.instance_name,
                 "certificatesExpireAt": certificates_expire_at[node_name],

@@ -146,6 +146,7 @@ def change_refusal(
     *,
     k3s_version: str,
     bundle_id: str,
+    blueprint_id: str,
     data_disk_gb: int,
     backups: bool,
     embedded_etcd: bool,
@@ -153,37 +154,46 @@ def change_refusal(
     """(key, problem, fix) for a change this run may not make to the running cluster its previous
     deployment describes (its k3sVersion, `nodes` and whether it had a backup bucket), or None.
 
-    - A new bundleId or dataDiskGb for a cluster of several servers: a bundle change replaces every
-      server's instance, and the further servers are replaced delete-first side by side (their
+    - A new bundleId or blueprintId (each replaces the instance: ForceNew in pulumi-aws'
+      lightsail.Instance) or dataDiskGb for a cluster of several servers: a new instance replaces
+      every server's, and the further servers are replaced delete-first side by side (their
       chains do not depend on each other: components/cluster.py; tools/replacement.py models the
       engine's order, pulumi/pulumi pkg/resource/deploy/step_generator.go), so two of three etcd
       members can be down at once; a data disk's first mount stops k3s to copy its data
       (components/remote/data-disk.sh) on every server at once. Either loses etcd's quorum.
-    - On embedded etcd, an upgrade in the run that moves the first server (a new bundle, or its
+    - On embedded etcd, an upgrade in the run that moves the first server (a new instance, or its
       data onto a disk): the snapshot before the upgrade (snapshot-before-upgrade.sh) runs after the
       mount, against a k3s the move stopped or a new host without k3s, so it fails or takes none.
     - An upgrade in the run that turns backups on: the snapshot must reach a bucket that the
       node's config names only after this run's install.
+
+    A stack deployed before `nodes` carried blueprintId is compared on its bundle alone, once:
+    this run records its blueprint for the next.
     """
     if not deployed_version or not isinstance(nodes, list):
         return None
     servers = [node for node in nodes if isinstance(node, dict) and node.get("role") == "server"]
     if not servers:
         return None
-    deployed_bundles = sorted({str(node.get("bundleId")) for node in servers})
+    instance_changes = [
+        (key, wanted, deployed)
+        for key, wanted in (("bundleId", bundle_id), ("blueprintId", blueprint_id))
+        if (deployed := sorted({str(node[key]) for node in servers if key in node}))
+        and deployed != [wanted]
+    ]
     # A server deployed before nodes carried dataDiskGb had no data disk.
     deployed_disk_gb = int(servers[0].get("dataDiskGb") or 0)
-    bundle_changes = deployed_bundles != [bundle_id]
     disk_changes = deployed_disk_gb != data_disk_gb
     several = len(servers) > 1
-    if several and bundle_changes:
+    if several and instance_changes:
+        key, wanted, deployed = instance_changes[0]
         return (
-            "bundleId",
-            f"{bundle_id} would replace all {len(servers)} servers of this running cluster (deployed on "
-            f"{', '.join(deployed_bundles)}) side by side: two of three etcd members could be down at "
-            "once, and the cluster would lose its quorum",
-            f"keep bundleId {deployed_bundles[0]}; add capacity as agents (agentCount, agentBundleId), "
-            "or move to a new stack of the bigger bundle (docs/lifecycle.md, Growing a node)",
+            key,
+            f"{wanted} would replace all {len(servers)} servers of this running cluster (deployed "
+            f"with {key} {', '.join(deployed)}) side by side: two of three etcd members could be "
+            "down at once, and the cluster would lose its quorum",
+            f"keep {key} {deployed[0]}; add capacity as agents (agentCount, agentBundleId), "
+            f"or move to a new stack of the new {key} (docs/lifecycle.md, Growing a node)",
         )
     if several and disk_changes:
         return (
@@ -194,8 +204,12 @@ def change_refusal(
             f"keep dataDiskGb {deployed_disk_gb} on this stack (docs/lifecycle.md, Growing a node)",
         )
     upgrade = deployed_version != k3s_version
-    if upgrade and embedded_etcd and (bundle_changes or disk_changes):
-        change = f"bundleId {bundle_id}" if bundle_changes else f"dataDiskGb {data_disk_gb}"
+    if upgrade and embedded_etcd and (instance_changes or disk_changes):
+        change = (
+            f"{instance_changes[0][0]} {instance_changes[0][1]}"
+            if instance_changes
+            else f"dataDiskGb {data_disk_gb}"
+        )
         return (
             "k3sVersion",
             f"{k3s_version} and {change} in one run: the etcd snapshot before the upgrade would run "
@@ -219,6 +233,7 @@ def change_checked(
     *,
     k3s_version: str,
     bundle_id: str,
+    blueprint_id: str,
     data_disk_gb: int,
     backups: bool,
     embedded_etcd: bool,
@@ -234,6 +249,7 @@ def change_checked(
             bucket is not None,
             k3s_version=k3s_version,
             bundle_id=bundle_id,
+            blueprint_id=blueprint_id,
             data_disk_gb=data_disk_gb,
             backups=backups,
             embedded_etcd=embedded_etcd,

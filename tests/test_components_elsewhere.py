@@ -282,10 +282,12 @@ def test_the_multi_language_schema_has_the_clusters_inputs_and_outputs(schema):
         "name",
         "role",
         "bundleId",
+        "blueprintId",
         "privateIp",
         "instanceName",
         "publicIp",
         "certificatesExpireAt",
+        "dataDiskGb",
     }
     assert (
         resource["properties"]["nodes"]["items"]["$ref"]

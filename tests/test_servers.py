@@ -260,38 +260,66 @@ def test_a_config_change_reruns_each_changed_nodes_ready_wait_in_place(ha):
         assert after.inputs["update"] == "sudo bash -s -- ready"
 
 
-def deployed_servers(bundle_id: str, count: int = 3) -> dict:
-    """The previous deployment's outputs as the self-read returns them: `count` servers of `bundle_id`."""
+def deployed_servers(
+    bundle_id: str, count: int = 3, blueprint_id: str | None = "ubuntu_24_04"
+) -> dict:
+    """The previous deployment's outputs as the self-read returns them: `count` servers of
+    `bundle_id` on `blueprint_id` (None: deployed before `nodes` carried it)."""
     names = ["lightsail-k3s-dev", *(f"lightsail-k3s-dev-server-{n}" for n in range(2, count + 1))]
+    blueprint = {"blueprintId": blueprint_id} if blueprint_id else {}
     return {
         "k3sVersion": "v1.36.1+k3s1",
-        "nodes": [{"name": name, "role": "server", "bundleId": bundle_id} for name in names],
+        "nodes": [
+            {"name": name, "role": "server", "bundleId": bundle_id, **blueprint} for name in names
+        ],
     }
 
 
+# Each replaces every server's instance (ForceNew on lightsail.Instance).
+INSTANCE_CHANGES = pytest.mark.parametrize(
+    ("key", "value", "deployed"),
+    [("bundleId", "medium_3_0", "small_3_0"), ("blueprintId", "debian_12", "ubuntu_24_04")],
+    ids=["bundle", "blueprint"],
+)
+
+
+@INSTANCE_CHANGES
 @pytest.mark.parametrize("preview", [True, False])
-def test_a_new_bundle_for_a_running_cluster_of_three_servers_is_refused_before_anything(preview):
+def test_a_new_instance_for_a_running_cluster_of_three_servers_is_refused_before_anything(
+    preview, key, value, deployed
+):
     """Their further servers would be replaced side by side, two etcd members down at once."""
     from tests.helpers import STACK_REFERENCE, rejected
 
     rejected(
-        "bundleId",
-        "medium_3_0 would replace all 3 servers of this running cluster (deployed on small_3_0)",
+        key,
+        f"{value} would replace all 3 servers of this running cluster (deployed with {key} {deployed})",
         "lose its quorum",
-        "keep bundleId small_3_0",
+        f"keep {key} {deployed}",
         after_reading=[STACK_REFERENCE],
         previous_outputs=deployed_servers("small_3_0"),
         serverCount=3,
-        bundleId="medium_3_0",
+        **{key: value},
         preview=preview,
     )
 
 
-def test_the_same_bundle_a_single_server_or_a_new_cluster_may_change_freely():
-    deploy(previous_outputs=deployed_servers("small_3_0"), serverCount=3, bundleId="small_3_0")
-    one = deploy(previous_outputs=deployed_servers("small_3_0", count=1), bundleId="medium_3_0")
-    assert one.named("lightsail-k3s-dev-instance").inputs["bundleId"] == "medium_3_0"
-    deploy(serverCount=3, bundleId="medium_3_0")
+@INSTANCE_CHANGES
+def test_the_same_instance_a_single_server_or_a_new_cluster_may_change_freely(key, value, deployed):
+    assert deploy(serverCount=3).outputs["nodes"].value[0][key] == deployed
+    deploy(previous_outputs=deployed_servers("small_3_0"), serverCount=3)
+    one = deploy(previous_outputs=deployed_servers("small_3_0", count=1), **{key: value})
+    assert one.named("lightsail-k3s-dev-instance").inputs[key] == value
+    deploy(serverCount=3, **{key: value})
+
+
+def test_a_stack_deployed_before_nodes_carried_the_blueprint_is_compared_on_its_bundle():
+    """Nothing to compare the blueprint with: this run records it, and the next compares."""
+    previous = deployed_servers("small_3_0", blueprint_id=None)
+    deploy(previous_outputs=previous, serverCount=3, blueprintId="debian_12")
+    refused_change(
+        "bundleId", previous, "keep bundleId small_3_0", serverCount=3, bundleId="medium_3_0"
+    )
 
 
 UPGRADE = "v1.36.2+k3s1"
@@ -317,8 +345,8 @@ def test_a_data_disk_for_a_running_cluster_of_three_servers_is_refused():
 
 @pytest.mark.parametrize(
     "change",
-    [{"bundleId": "medium_3_0"}, {"dataDiskGb": "40"}],
-    ids=["bundle", "data disk"],
+    [{"bundleId": "medium_3_0"}, {"blueprintId": "debian_12"}, {"dataDiskGb": "40"}],
+    ids=["bundle", "blueprint", "data disk"],
 )
 def test_an_upgrade_does_not_share_a_run_with_a_move_of_the_first_server_on_etcd(change):
     """The snapshot before the upgrade would run on a k3s the move stopped, or on a new host."""
