@@ -257,6 +257,7 @@ def test_nodes_output_lists_every_node_and_cost_sums_them(two_agents):
             "name": SERVER,
             "role": "server",
             "bundleId": "small_3_0",
+            "blueprintId": "ubuntu_24_04",
             "privateIp": private_ip_for(f"{SERVER}-instance"),
             "instanceName": two_agents.named(f"{SERVER}-instance").state["name"],
             # No data disk on a dev stack; the next run's checks read it (components/rollout.py).
@@ -269,6 +270,7 @@ def test_nodes_output_lists_every_node_and_cost_sums_them(two_agents):
                 "name": agent,
                 "role": "agent",
                 "bundleId": "micro_3_0",
+                "blueprintId": "ubuntu_24_04",
                 "privateIp": private_ip_for(f"{agent}-instance"),
                 "instanceName": two_agents.named(f"{agent}-instance").state["name"],
                 "certificatesExpireAt": node_certificate_expiry(agent).isoformat(),
