@@ -24,7 +24,7 @@ nothing runs in a preview, and `pulumi up` runs the program again with every val
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import pulumi
@@ -139,6 +139,40 @@ def last_restarted(
     )
 
 
+def runs_already(deployed: DeployedNodes, node_name: str) -> bool:
+    """Whether the previous deployment ran this node (all count as running when it cannot tell)."""
+    return deployed is None or node_name in deployed
+
+
+def after_previous_server(
+    deployed: pulumi.Input[DeployedNodes],
+    node_name: str,
+    previous_done: Awaitable[pulumi.Resource],
+) -> pulumi.Output[pulumi.Resource | None]:
+    """What a further server's instance waits for: the server before it, done (Ready, and rotated
+    after a raised certRotation), when this server runs already; None for a server new to the
+    cluster, whose host may then boot beside the others (its install still waits for the server
+    before it), so a new cluster's first `up` is no slower.
+
+    A running server's host changes only one at a time: its instance replaced (a new bundle:
+    drained, its etcd member removed, its disk moved and rejoined), its data disk turned on (the
+    first mount stops k3s to copy the data, components/remote/data-disk.sh): each of those, in the
+    instance's chain or after its registration, now starts once the server before is back, so etcd
+    keeps two of its three members. On a run that changes nothing, the wait costs nothing: every
+    step is a `same`.
+
+    The wait is a `dependsOn`, never a property dependency: the engine takes into a delete-first
+    replacement's chain only the dependents with a property dependency on what it replaces
+    (pulumi/pulumi pkg/resource/deploy/step_generator.go, calculateDependentReplacements), so the
+    server before, replaced, does not pull this server's resources into its own deletes
+    (tools/replacement.py; tests/test_data_disk.py checks it). `previous_done` is declared after
+    this host (a server's install reads every server's static IP), so it comes as an awaitable
+    (pulumi.Output.from_input takes one)."""
+    return pulumi.Output.all(deployed, pulumi.Output.from_input(previous_done)).apply(
+        lambda values: values[1] if runs_already(values[0], node_name) else None
+    )
+
+
 def change_refusal(
     deployed_version: Any,
     nodes: Any,
@@ -153,12 +187,12 @@ def change_refusal(
     """(key, problem, fix) for a change this run may not make to the running cluster its previous
     deployment describes (its k3sVersion, `nodes` and whether it had a backup bucket), or None.
 
-    - A new bundleId or dataDiskGb for a cluster of several servers: a bundle change replaces every
-      server's instance, and the further servers are replaced delete-first side by side (their
-      chains do not depend on each other: components/cluster.py; tools/replacement.py models the
-      engine's order, pulumi/pulumi pkg/resource/deploy/step_generator.go), so two of three etcd
-      members can be down at once; a data disk's first mount stops k3s to copy its data
-      (components/remote/data-disk.sh) on every server at once. Either loses etcd's quorum.
+    - A new bundleId for a cluster of several servers: see the refusal's text below.
+    - A new dataDiskGb for a cluster of several servers that has its disks: a new size replaces
+      every server's disk (size_in_gb is ForceNew, hashicorp/terraform-provider-aws
+      internal/service/lightsail/disk.go), 0 deletes them, and either takes the data. Turning
+      the disks on is allowed: each server's first mount waits for the server before it
+      (after_previous_server), so one k3s at a time stops while its data moves.
     - On embedded etcd, an upgrade in the run that moves the first server (a new bundle, or its
       data onto a disk): the snapshot before the upgrade (snapshot-before-upgrade.sh) runs after the
       mount, against a k3s the move stopped or a new host without k3s, so it fails or takes none.
@@ -185,12 +219,14 @@ def change_refusal(
             f"keep bundleId {deployed_bundles[0]}; add capacity as agents (agentCount, agentBundleId), "
             "or move to a new stack of the bigger bundle (docs/lifecycle.md, Growing a node)",
         )
-    if several and disk_changes:
+    # Turning the disks on moves each server's data onto its new disk, one server at a time
+    # (after_previous_server). Any other change replaces or deletes the disks that hold the data.
+    if several and disk_changes and deployed_disk_gb:
         return (
             "dataDiskGb",
-            f"{data_disk_gb} GB would change the data disk of all {len(servers)} servers of this running "
-            f"cluster (deployed with {deployed_disk_gb} GB) at once: each server's k3s stops while its "
-            "data moves, and etcd would lose its quorum",
+            f"{data_disk_gb} GB would replace or remove the data disks of all {len(servers)} servers "
+            f"of this running cluster (deployed with {deployed_disk_gb} GB): Lightsail cannot resize "
+            "a disk, and a new one holds none of the cluster's data",
             f"keep dataDiskGb {deployed_disk_gb} on this stack (docs/lifecycle.md, Growing a node)",
         )
     upgrade = deployed_version != k3s_version

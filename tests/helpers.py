@@ -498,3 +498,39 @@ EXPIRY_READS = {
 def label(node: str) -> str:
     """A node's alarms are named after its label (components/alarms.py): server-2, agent-1."""
     return node.removeprefix("lightsail-k3s-dev-")
+
+
+def deployed_servers(bundle_id: str = "small_3_0", count: int = 3, data_disk_gb: int = 0) -> dict:
+    """The previous deployment's outputs as the self-read returns them: `count` servers of
+    `bundle_id`, each with a data disk of `data_disk_gb` (0: none)."""
+    names = ["lightsail-k3s-dev", *(f"lightsail-k3s-dev-server-{n}" for n in range(2, count + 1))]
+    return {
+        "k3sVersion": "v1.36.1+k3s1",
+        "nodes": [
+            {"name": name, "role": "server", "bundleId": bundle_id, "dataDiskGb": data_disk_gb}
+            for name in names
+        ],
+    }
+
+
+def redeploy(
+    before, after
+) -> tuple[list[replacement.Resource], list[replacement.Step]]:
+    """`pulumi up` of the program `after` declares on the state `before` left: each input whose
+    value differs changes (an instance's new bundle replaces it), resources `before` lacks are
+    created. Returns the program's resources (what orders the chains now) and the steps."""
+    old = {r.urn: r for r in before.resources}
+    new = {r.urn: r for r in after.resources}
+
+    def changed(resource: replacement.Resource, created_anew: Collection[str]) -> set[str]:
+        now, then = new[resource.urn], old[resource.urn]
+        return {
+            key
+            for key in set(now.inputs) | set(then.inputs)
+            if now.inputs.get(key) != then.inputs.get(key)
+            or set(now.property_dependencies.get(key, ())) & set(created_anew)
+        }
+
+    return stack_snapshot(after), replacement.deployment(
+        stack_snapshot(before), [r.urn for r in after.resources], changed, provider_replaces
+    )

@@ -12,12 +12,22 @@ from tests.helpers import (
     INSTANCE,
     STATIC_IP,
     deploy,
+    deployed_servers,
     label,
+    redeploy,
     rejected,
     replace_instance,
+    stack_snapshot,
 )
 from tools import plandiff
-from tools.replacement import CREATE_REPLACEMENT, DELETE_REPLACED, Step, happens_before
+from tools.replacement import (
+    CREATE,
+    CREATE_REPLACEMENT,
+    DELETE_REPLACED,
+    UPDATE,
+    Step,
+    happens_before,
+)
 
 DISK = plandiff.DISK
 DISK_ATTACHMENT = plandiff.DISK_ATTACHMENT
@@ -256,3 +266,78 @@ def test_make_plan_warns_in_red_of_a_change_that_loses_the_data_disk(head_size, 
     assert f"- {action} THE DATA DISK" in text
     # No disk keeps the data for the instance either.
     assert "- REPLACES THE INSTANCE" in text
+
+
+# --- turning the disk on for a running cluster of three servers: one server at a time
+
+
+@pytest.fixture(scope="module")
+def ha_without_disks():
+    return deploy(serverCount=3, agentCount=1)
+
+
+@pytest.fixture(scope="module")
+def ha_turning_disks_on():
+    return deploy(
+        previous_outputs=deployed_servers("small_3_0"), serverCount=3, agentCount=1, dataDiskGb="40"
+    )
+
+
+def ready_of(server: str) -> str:
+    """What says a server is back and Ready: the first server's install waits for its own Ready
+    (install-k3s-server.sh), a further server's join waits for it on the first server."""
+    return f"{server}-install" if server == FIRST else f"{server}-join"
+
+
+def test_turning_disks_on_for_three_running_servers_mounts_one_server_at_a_time(
+    ha_without_disks, ha_turning_disks_on
+):
+    """Each first mount stops its server's k3s while the data moves (data-disk.sh): server N's
+    mount starts only once server N-1 ran its install again from its disk and is Ready, so two
+    of the three etcd members always run."""
+    before, after = ha_without_disks, ha_turning_disks_on
+    graph, steps = redeploy(before, after)
+    by_urn = {(s.op, s.urn): s for s in steps}
+
+    def step(op: str, name: str) -> Step:
+        return by_urn[(op, after.named(name).urn)]
+
+    mounts = [step(CREATE, f"{server}-data-mount") for server in SERVERS]
+    for server in SERVERS:
+        assert step(UPDATE, f"{server}-install"), server
+    for server, following in zip(SERVERS, SERVERS[1:], strict=False):
+        ready = step(UPDATE, ready_of(server))
+        mount = step(CREATE, f"{following}-data-mount")
+        assert happens_before(graph, steps, step(CREATE, f"{server}-data-mount"), mount)
+        assert happens_before(graph, steps, ready, mount), (server, following)
+    # Nothing of the cluster is replaced: the instances, the disks' hosts, stay.
+    assert not [s for s in steps if s.op == DELETE_REPLACED and s.urn in {
+        after.named(f"{server}-instance").urn for server in SERVERS
+    }]
+    assert len(mounts) == 3
+
+
+def test_a_new_clusters_servers_attach_their_disks_side_by_side(ha_on_disks):
+    """A server new to the cluster waits for no other host: its disk is attached and mounted while
+    the server before it installs (its own install still waits for that one)."""
+    graph = stack_snapshot(ha_on_disks)
+    mount = ha_on_disks.named(f"{SERVERS[1]}-data-mount").urn
+    ready = ha_on_disks.named(ready_of(FIRST)).urn
+    assert not happens_before(graph, [], Step(CREATE, ready, ready), Step(CREATE, mount, mount))
+    assert ready not in ha_on_disks.named(f"{SERVERS[1]}-instance").dependencies
+
+
+def test_the_first_preview_of_three_servers_on_disks_waits_for_no_other_host():
+    declared = deploy(first_preview=True, serverCount=3, dataDiskGb="40")
+    for server, following in zip(SERVERS, SERVERS[1:], strict=False):
+        dependencies = declared.named(f"{following}-instance").dependencies
+        assert declared.named(ready_of(server)).urn not in dependencies, following
+
+
+def test_a_running_server_waits_for_the_one_before_it_also_in_a_preview():
+    declared = deploy(
+        preview=True, previous_outputs=deployed_servers("small_3_0"), serverCount=3, dataDiskGb="40"
+    )
+    for server, following in zip(SERVERS, SERVERS[1:], strict=False):
+        dependencies = declared.named(f"{following}-instance").dependencies
+        assert declared.named(ready_of(server)).urn in dependencies, following

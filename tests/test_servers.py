@@ -7,7 +7,15 @@ import re
 import pytest
 
 from components.catalog import BUNDLES
-from tests.helpers import ADMIN_CIDR, COMMAND, INSTANCE, PROJECT_DIR, deploy, k3s_config
+from tests.helpers import (
+    ADMIN_CIDR,
+    COMMAND,
+    INSTANCE,
+    PROJECT_DIR,
+    deploy,
+    deployed_servers,
+    k3s_config,
+)
 from tools.mockengine import (
     MOCK_AGENT_SECRET,
     MOCK_AGENT_TOKEN,
@@ -260,15 +268,6 @@ def test_a_config_change_reruns_each_changed_nodes_ready_wait_in_place(ha):
         assert after.inputs["update"] == "sudo bash -s -- ready"
 
 
-def deployed_servers(bundle_id: str, count: int = 3) -> dict:
-    """The previous deployment's outputs as the self-read returns them: `count` servers of `bundle_id`."""
-    names = ["lightsail-k3s-dev", *(f"lightsail-k3s-dev-server-{n}" for n in range(2, count + 1))]
-    return {
-        "k3sVersion": "v1.36.1+k3s1",
-        "nodes": [{"name": name, "role": "server", "bundleId": bundle_id} for name in names],
-    }
-
-
 @pytest.mark.parametrize("preview", [True, False])
 def test_a_new_bundle_for_a_running_cluster_of_three_servers_is_refused_before_anything(preview):
     """Their further servers would be replaced side by side, two etcd members down at once."""
@@ -303,15 +302,23 @@ def refused_change(key: str, previous: dict, *fragments: str, **config) -> None:
     rejected(key, *fragments, after_reading=[STACK_REFERENCE], previous_outputs=previous, **config)
 
 
-def test_a_data_disk_for_a_running_cluster_of_three_servers_is_refused():
-    """Each server's first mount stops its k3s to copy the data, all three at once."""
+def test_turning_data_disks_on_for_a_running_cluster_of_three_servers_is_a_normal_up():
+    """Each server's first mount waits for the server before it (tests/test_data_disk.py)."""
+    declared = deploy(previous_outputs=deployed_servers("small_3_0"), serverCount=3, dataDiskGb="40")
+    assert len(declared.of_type("aws:lightsail/disk:Disk")) == 3
+
+
+@pytest.mark.parametrize("size", ["80", "0"])
+def test_a_new_size_or_no_disk_for_three_running_servers_on_disks_is_refused(size):
+    """Lightsail cannot resize a disk: a new one for every server, holding none of the data."""
     refused_change(
         "dataDiskGb",
-        deployed_servers("small_3_0"),
-        "40 GB would change the data disk of all 3 servers of this running cluster (deployed with 0 GB)",
-        "keep dataDiskGb 0",
+        deployed_servers("small_3_0", data_disk_gb=40),
+        f"{size} GB would replace or remove the data disks of all 3 servers of this running "
+        "cluster (deployed with 40 GB)",
+        "keep dataDiskGb 40",
         serverCount=3,
-        dataDiskGb="40",
+        dataDiskGb=size,
     )
 
 
