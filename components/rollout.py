@@ -187,7 +187,11 @@ def change_refusal(
     """(key, problem, fix) for a change this run may not make to the running cluster its previous
     deployment describes (its k3sVersion, `nodes` and whether it had a backup bucket), or None.
 
-    - A new bundleId for a cluster of several servers: see the refusal's text below.
+    - A new bundleId for a cluster of several servers: the further servers would go one at a time
+      (after_previous_server), but the first server's new host comes up on a new private IP, and
+      its etcd member records the old one: k3s changes a member's address only in a cluster
+      reset, which would cut off the others (k3s pkg/etcd/etcd.go, Start and Reset), so its
+      mount refuses to go on (components/remote/data-disk.sh) with the cluster half moved.
     - A new dataDiskGb for a cluster of several servers that has its disks: a new size replaces
       every server's disk (size_in_gb is ForceNew, hashicorp/terraform-provider-aws
       internal/service/lightsail/disk.go), 0 deletes them, and either takes the data. Turning
@@ -214,8 +218,9 @@ def change_refusal(
         return (
             "bundleId",
             f"{bundle_id} would replace all {len(servers)} servers of this running cluster (deployed on "
-            f"{', '.join(deployed_bundles)}) side by side: two of three etcd members could be down at "
-            "once, and the cluster would lose its quorum",
+            f"{', '.join(deployed_bundles)}), the first one too: its new host has a new private IP, "
+            "and its etcd member, which records the old one, cannot move there without a cluster "
+            "reset that would cut off the other servers",
             f"keep bundleId {deployed_bundles[0]}; add capacity as agents (agentCount, agentBundleId), "
             "or move to a new stack of the bigger bundle (docs/lifecycle.md, Growing a node)",
         )

@@ -464,12 +464,19 @@ def replace_instance(
 ) -> tuple[list[replacement.Resource], list[replacement.Step]]:
     """`pulumi up` after a change that replaces `node`'s instance (its bundle, say): what reads the
     new instance's name or ARN changes; nothing else does (a static IP keeps its address)."""
+    return replace_instances(declared, [node])
+
+
+def replace_instances(
+    declared, nodes: Collection[str]
+) -> tuple[list[replacement.Resource], list[replacement.Step]]:
+    """replace_instance of several nodes in one `pulumi up` (a bundle change of every server)."""
     snapshot = stack_snapshot(declared)
     instances = {r.urn for r in snapshot if r.type == INSTANCE}
-    instance = declared.named(f"{node}-instance").urn
+    replaced = {declared.named(f"{node}-instance").urn for node in nodes}
 
     def changed(resource: replacement.Resource, created_anew: Collection[str]) -> set[str]:
-        if resource.urn == instance:
+        if resource.urn in replaced:
             return {"bundleId"}
         return {
             key

@@ -17,6 +17,7 @@ from tests.helpers import (
     redeploy,
     rejected,
     replace_instance,
+    replace_instances,
     stack_snapshot,
 )
 from tools import plandiff
@@ -341,3 +342,61 @@ def test_a_running_server_waits_for_the_one_before_it_also_in_a_preview():
     for server, following in zip(SERVERS, SERVERS[1:], strict=False):
         dependencies = declared.named(f"{following}-instance").dependencies
         assert declared.named(ready_of(server)).urn in dependencies, following
+
+
+# --- a bundle change of a running cluster of three servers on disks: one server at a time
+
+
+@pytest.fixture(scope="module")
+def ha_running_on_disks():
+    """Three servers on disks as the next `up` declares them: every server runs already."""
+    return deploy(
+        previous_outputs=deployed_servers("small_3_0", data_disk_gb=40),
+        serverCount=3,
+        agentCount=1,
+        dataDiskGb="40",
+    )
+
+
+def test_a_bundle_change_replaces_the_servers_one_at_a_time(ha_running_on_disks):
+    """Server N's instance waits for server N-1's new host to be Ready, so its drain (its etcd
+    member removed, its k3s stopped) starts only then: two of the three members run throughout.
+    The wait is a dependsOn, which calculateDependentReplacements does not follow
+    (pulumi/pulumi pkg/resource/deploy/step_generator.go: only property dependencies, providers
+    and deletedWith take a dependent along), so no resource of server N is deleted in server
+    N-1's chain."""
+    declared = ha_running_on_disks
+    graph, steps = replace_instances(declared, SERVERS)
+    names = {r.urn: r.name for r in declared.resources}
+    by_key = {(s.op, names[s.urn]): s for s in steps}
+
+    def step(op: str, name: str) -> Step:
+        return by_key[(op, name)]
+
+    for server, following in zip(SERVERS, SERVERS[1:], strict=False):
+        back = step(CREATE_REPLACEMENT, ready_of(server))
+        for suffix in ("join", "k3s-stop", "data-mount", "instance"):
+            leaves = step(DELETE_REPLACED, f"{following}-{suffix}")
+            assert happens_before(graph, steps, back, leaves), (server, following, suffix)
+        instance = declared.named(f"{server}-instance").urn
+        in_its_chain = {names[s.urn] for s in steps if s.chain == instance}
+        assert not [name for name in in_its_chain if name.startswith(f"{following}-")], server
+    # The further servers leave delete-first, each in its own instance's chain.
+    for server in SERVERS[1:]:
+        assert step(DELETE_REPLACED, f"{server}-join").chain == declared.named(
+            f"{server}-instance"
+        ).urn
+
+
+def test_without_the_wait_the_further_servers_would_leave_side_by_side(ha_on_disks):
+    """The same change on servers the program does not know to run (a new cluster's graph): their
+    chains do not order each other, which is why a running server waits (the test above)."""
+    graph, steps = replace_instances(ha_on_disks, SERVERS)
+    names = {r.urn: r.name for r in ha_on_disks.resources}
+    back = next(
+        s for s in steps if s.op == CREATE_REPLACEMENT and names[s.urn] == ready_of(SERVERS[1])
+    )
+    leaves = next(
+        s for s in steps if s.op == DELETE_REPLACED and names[s.urn] == f"{SERVERS[2]}-join"
+    )
+    assert not happens_before(graph, steps, back, leaves)
