@@ -47,7 +47,13 @@ from .host import PREVIOUS_HOST_TYPE, HostArgs, LightsailHost, PortRule
 from .k3s import K3sServer, K3sServerArgs, agent_firewall_rules, server_firewall_rules
 from .k3s_agent import K3sAgent, K3sAgentArgs
 from .k3s_peer import K3sPeerServer, K3sPeerServerArgs
-from .rollout import DeployedNodes, after_previous_server, kept_once_done, last_restarted
+from .rollout import (
+    ETCD_REJOINS_FIELD,
+    DeployedNodes,
+    after_previous_server,
+    kept_once_done,
+    last_restarted,
+)
 from .traefik import TraefikAcme, TraefikAcmeArgs
 
 CLUSTER_TYPE = "lightsail-k3s:index:Cluster"
@@ -595,6 +601,8 @@ class Cluster(pulumi.ComponentResource):
             }
             if data_disk_gb is not None:
                 entry["dataDiskGb"] = data_disk_gb
+                if data_disk_gb:
+                    entry[ETCD_REJOINS_FIELD] = True
             return pulumi.Output.from_input(
                 {**entry, "publicIp": host.public_ip} if public else entry
             )

@@ -27,6 +27,9 @@ HOST_TYPE = "lightsail-k3s:index:LightsailHost"
 PREVIOUS_HOST_TYPE = "lightsail-k3s:index:LightsailNode"
 
 SSH_PORT = 22
+# k3s' API server and supervisor (docs.k3s.io/installation/requirements): where a server joins,
+# and where the data disk's script asks another server's API (data-disk.sh, leave_etcd).
+KUBE_API_PORT = 6443
 
 # The path the data disk is attached at (pulumi-aws lightsail.Disk_attachment, disk_path; the
 # Lightsail API's AttachDisk names it so). Nitro instances show it as an NVMe device instead, so
@@ -153,6 +156,7 @@ def data_disk_program(
             "PRIVATE_IP": private_ip,
             "ETCD_REJOINS": "true" if etcd_rejoins else "false",
             "ETCD_SINGLE_MEMBER": "true" if etcd_single_member else "false",
+            "KUBE_API_PORT": str(KUBE_API_PORT),
         },
     )
 

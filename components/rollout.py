@@ -33,6 +33,10 @@ from .errors import ConfigError
 
 # The output that keeps each node's digest for the next deployment to compare with.
 DIGESTS_OUTPUT = "nodeRestartDigests"
+# The field of a server's `nodes` entry saying that its data disk's script makes a new host of it
+# rejoin etcd (the first server's old host leaves first: data-disk.sh, leave_etcd), read back by
+# change_refusal: a stack whose disks an earlier script mounted unmounts with that script.
+ETCD_REJOINS_FIELD = "etcdRejoinsOnMove"
 
 # Node name → its restart digest in the previous deployment; None for a node deployed before the
 # digests were kept. A node absent is new. The whole map is None when the previous deployment
@@ -187,11 +191,14 @@ def change_refusal(
     """(key, problem, fix) for a change this run may not make to the running cluster its previous
     deployment describes (its k3sVersion, `nodes` and whether it had a backup bucket), or None.
 
-    - A new bundleId for a cluster of several servers: the further servers would go one at a time
-      (after_previous_server), but the first server's new host comes up on a new private IP, and
-      its etcd member records the old one: k3s changes a member's address only in a cluster
-      reset, which would cut off the others (k3s pkg/etcd/etcd.go, Start and Reset), so its
-      mount refuses to go on (components/remote/data-disk.sh) with the cluster half moved.
+    - A new bundleId for a cluster of several servers, unless every server is on its data disk and
+      the deployment's disk scripts make a moved server rejoin etcd (`nodes`: ETCD_REJOINS_FIELD):
+      the servers then go one at a time (after_previous_server), the first one's old host
+      leaving etcd and its new one rejoining through another server (components/remote/
+      data-disk.sh, leave_etcd; install-k3s-server.sh). Without disks, the first server's new
+      instance would begin a new, empty cluster. With disks mounted by an earlier script, the
+      old host's unmount (which runs the script in its state) would not leave etcd, and the new
+      host's mount would refuse to start it on the old address, the cluster half moved.
     - A new dataDiskGb for a cluster of several servers that has its disks: a new size replaces
       every server's disk (size_in_gb is ForceNew, hashicorp/terraform-provider-aws
       internal/service/lightsail/disk.go), 0 deletes them, and either takes the data. Turning
@@ -214,15 +221,29 @@ def change_refusal(
     bundle_changes = deployed_bundles != [bundle_id]
     disk_changes = deployed_disk_gb != data_disk_gb
     several = len(servers) > 1
-    if several and bundle_changes:
+    # A change that replaces every server's instance (the bundle; the key, and what it becomes).
+    instance_change = ("bundleId", bundle_id) if bundle_changes else None
+    if several and instance_change and (not deployed_disk_gb or disk_changes):
+        key, value = instance_change
         return (
-            "bundleId",
-            f"{bundle_id} would replace all {len(servers)} servers of this running cluster (deployed on "
-            f"{', '.join(deployed_bundles)}), the first one too: its new host has a new private IP, "
-            "and its etcd member, which records the old one, cannot move there without a cluster "
-            "reset that would cut off the other servers",
-            f"keep bundleId {deployed_bundles[0]}; add capacity as agents (agentCount, agentBundleId), "
-            "or move to a new stack of the bigger bundle (docs/lifecycle.md, Growing a node)",
+            key,
+            f"{value} would replace all {len(servers)} servers of this running cluster (deployed "
+            f"on {', '.join(deployed_bundles)}) without data disks to keep its data: the first "
+            "server's new instance would begin a new, empty cluster",
+            f"first `make up` with dataDiskGb {data_disk_gb or 40} alone (the servers move their "
+            f"data onto disks one at a time), then with {key} {value} (docs/lifecycle.md, Growing "
+            "a node)",
+        )
+    if several and instance_change and not all(node.get(ETCD_REJOINS_FIELD) for node in servers):
+        key, value = instance_change
+        return (
+            key,
+            f"{value} would replace all {len(servers)} servers of this running cluster, whose data "
+            "disks were mounted by a version of this program whose unmount does not take the first "
+            "server out of etcd: its new host would find its member at the old address and stop "
+            "with the cluster half moved",
+            f"first `make up` with no other change (each server's mount runs again with the "
+            f"current script), then with {key} {value}",
         )
     # Turning the disks on moves each server's data onto its new disk, one server at a time
     # (after_previous_server). Any other change replaces or deletes the disks that hold the data.
@@ -235,8 +256,8 @@ def change_refusal(
             f"keep dataDiskGb {deployed_disk_gb} on this stack (docs/lifecycle.md, Growing a node)",
         )
     upgrade = deployed_version != k3s_version
-    if upgrade and embedded_etcd and (bundle_changes or disk_changes):
-        change = f"bundleId {bundle_id}" if bundle_changes else f"dataDiskGb {data_disk_gb}"
+    if upgrade and embedded_etcd and (instance_change or disk_changes):
+        change = " ".join(instance_change) if instance_change else f"dataDiskGb {data_disk_gb}"
         return (
             "k3sVersion",
             f"{k3s_version} and {change} in one run: the etcd snapshot before the upgrade would run "

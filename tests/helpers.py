@@ -507,22 +507,30 @@ def label(node: str) -> str:
     return node.removeprefix("lightsail-k3s-dev-")
 
 
-def deployed_servers(bundle_id: str = "small_3_0", count: int = 3, data_disk_gb: int = 0) -> dict:
+def deployed_servers(
+    bundle_id: str = "small_3_0", count: int = 3, data_disk_gb: int = 0, rejoins: bool = True
+) -> dict:
     """The previous deployment's outputs as the self-read returns them: `count` servers of
-    `bundle_id`, each with a data disk of `data_disk_gb` (0: none)."""
+    `bundle_id`, each with a data disk of `data_disk_gb` (0: none), which with `rejoins` a
+    version of this program mounted whose moved servers rejoin etcd."""
     names = ["lightsail-k3s-dev", *(f"lightsail-k3s-dev-server-{n}" for n in range(2, count + 1))]
+    extra = {"etcdRejoinsOnMove": True} if data_disk_gb and rejoins else {}
     return {
         "k3sVersion": "v1.36.1+k3s1",
         "nodes": [
-            {"name": name, "role": "server", "bundleId": bundle_id, "dataDiskGb": data_disk_gb}
+            {
+                "name": name,
+                "role": "server",
+                "bundleId": bundle_id,
+                "dataDiskGb": data_disk_gb,
+                **extra,
+            }
             for name in names
         ],
     }
 
 
-def redeploy(
-    before, after
-) -> tuple[list[replacement.Resource], list[replacement.Step]]:
+def redeploy(before, after) -> tuple[list[replacement.Resource], list[replacement.Step]]:
     """`pulumi up` of the program `after` declares on the state `before` left: each input whose
     value differs changes (an instance's new bundle replaces it), resources `before` lacks are
     created. Returns the program's resources (what orders the chains now) and the steps."""

@@ -192,11 +192,14 @@ def test_a_further_server_leaves_then_comes_back_with_its_disk(ha_on_disks, node
     assert_only_the_nodes_own_resources_are_replaced(ha_on_disks, node, steps)
 
 
-def test_further_servers_join_anew_and_the_first_keeps_its_member(ha_on_disks):
+def test_further_servers_join_anew_and_the_first_leaves_on_its_unmount(ha_on_disks):
     """The drain removes a further server's etcd member: its data's member is set aside on a new
-    host (data-disk.sh, ETCD_REJOINS); the first server keeps its own."""
+    host (data-disk.sh, ETCD_REJOINS); the first server of several is neither a further server
+    nor the one member, so its unmount takes its member out of etcd (leave_etcd)."""
     first = ha_on_disks.named(f"{FIRST}-data-mount").inputs["stdin"]
     assert "ETCD_REJOINS=false" in first
+    assert "ETCD_SINGLE_MEMBER=false" in first
+    assert "KUBE_API_PORT=6443" in first
     for server in SERVERS[1:]:
         assert "ETCD_REJOINS=true" in ha_on_disks.named(f"{server}-data-mount").inputs["stdin"]
 
@@ -312,9 +315,12 @@ def test_turning_disks_on_for_three_running_servers_mounts_one_server_at_a_time(
         assert happens_before(graph, steps, step(CREATE, f"{server}-data-mount"), mount)
         assert happens_before(graph, steps, ready, mount), (server, following)
     # Nothing of the cluster is replaced: the instances, the disks' hosts, stay.
-    assert not [s for s in steps if s.op == DELETE_REPLACED and s.urn in {
-        after.named(f"{server}-instance").urn for server in SERVERS
-    }]
+    assert not [
+        s
+        for s in steps
+        if s.op == DELETE_REPLACED
+        and s.urn in {after.named(f"{server}-instance").urn for server in SERVERS}
+    ]
     assert len(mounts) == 3
 
 
@@ -381,11 +387,20 @@ def test_a_bundle_change_replaces_the_servers_one_at_a_time(ha_running_on_disks)
         instance = declared.named(f"{server}-instance").urn
         in_its_chain = {names[s.urn] for s in steps if s.chain == instance}
         assert not [name for name in in_its_chain if name.startswith(f"{following}-")], server
+    # The first server's old host leaves etcd in its unmount (data-disk.sh, leave_etcd) while the
+    # other two run: before server 2's drain, and before its own disk or static IP moves.
+    first_leaves = step(DELETE_REPLACED, f"{FIRST}-data-mount")
+    assert happens_before(graph, steps, first_leaves, step(DELETE_REPLACED, f"{SERVERS[1]}-join"))
+    for suffix in ("data-attachment", "ip-attachment"):
+        assert happens_before(
+            graph, steps, first_leaves, step(DELETE_REPLACED, f"{FIRST}-{suffix}")
+        )
     # The further servers leave delete-first, each in its own instance's chain.
     for server in SERVERS[1:]:
-        assert step(DELETE_REPLACED, f"{server}-join").chain == declared.named(
-            f"{server}-instance"
-        ).urn
+        assert (
+            step(DELETE_REPLACED, f"{server}-join").chain
+            == declared.named(f"{server}-instance").urn
+        )
 
 
 def test_without_the_wait_the_further_servers_would_leave_side_by_side(ha_on_disks):

@@ -269,22 +269,63 @@ def test_a_config_change_reruns_each_changed_nodes_ready_wait_in_place(ha):
 
 
 @pytest.mark.parametrize("preview", [True, False])
-def test_a_new_bundle_for_a_running_cluster_of_three_servers_is_refused_before_anything(preview):
-    """The further servers would go one at a time, but the first server's etcd member cannot
-    follow its host to a new private IP while the others run."""
+def test_a_new_bundle_for_three_running_servers_without_data_disks_is_refused_before_anything(
+    preview,
+):
+    """The first server's new instance, without a disk, would begin a new, empty cluster."""
     from tests.helpers import STACK_REFERENCE, rejected
 
     rejected(
         "bundleId",
         "medium_3_0 would replace all 3 servers of this running cluster (deployed on small_3_0)",
-        "cannot move there without a cluster reset",
-        "keep bundleId small_3_0",
+        "would begin a new, empty cluster",
+        "first `make up` with dataDiskGb 40 alone",
+        "then with bundleId medium_3_0",
         after_reading=[STACK_REFERENCE],
         previous_outputs=deployed_servers("small_3_0"),
         serverCount=3,
         bundleId="medium_3_0",
         preview=preview,
     )
+
+
+def test_a_new_bundle_and_the_disks_turned_on_in_one_run_are_refused():
+    refused_change(
+        "bundleId",
+        deployed_servers("small_3_0"),
+        "without data disks to keep its data",
+        serverCount=3,
+        bundleId="medium_3_0",
+        dataDiskGb="40",
+    )
+
+
+def test_a_new_bundle_for_disks_an_earlier_script_mounted_is_refused():
+    """Their unmount runs the script in state, which does not take the first server out of etcd."""
+    refused_change(
+        "bundleId",
+        deployed_servers("small_3_0", data_disk_gb=40, rejoins=False),
+        "does not take the first server out of etcd",
+        "first `make up` with no other change",
+        serverCount=3,
+        bundleId="medium_3_0",
+        dataDiskGb="40",
+    )
+
+
+def test_a_new_bundle_for_three_running_servers_on_disks_is_a_normal_up():
+    """One server at a time (tests/test_data_disk.py), the first one rejoining etcd."""
+    declared = deploy(
+        previous_outputs=deployed_servers("small_3_0", data_disk_gb=40),
+        serverCount=3,
+        bundleId="medium_3_0",
+        dataDiskGb="40",
+    )
+    assert {r.inputs["bundleId"] for r in declared.of_type(INSTANCE)} == {"medium_3_0"}
+    nodes = declared.outputs["nodes"].value
+    assert [node.get("etcdRejoinsOnMove") for node in nodes] == [True, True, True]
+    # Without disks nothing says so.
+    assert "etcdRejoinsOnMove" not in deploy(serverCount=3).outputs["nodes"].value[0]
 
 
 def test_the_same_bundle_a_single_server_or_a_new_cluster_may_change_freely():
@@ -305,7 +346,9 @@ def refused_change(key: str, previous: dict, *fragments: str, **config) -> None:
 
 def test_turning_data_disks_on_for_a_running_cluster_of_three_servers_is_a_normal_up():
     """Each server's first mount waits for the server before it (tests/test_data_disk.py)."""
-    declared = deploy(previous_outputs=deployed_servers("small_3_0"), serverCount=3, dataDiskGb="40")
+    declared = deploy(
+        previous_outputs=deployed_servers("small_3_0"), serverCount=3, dataDiskGb="40"
+    )
     assert len(declared.of_type("aws:lightsail/disk:Disk")) == 3
 
 

@@ -131,9 +131,10 @@ def deployment(
     """The steps of one `pulumi up`, chain after chain in the order the program registers.
 
     `program`: the URNs the program registers, in an order where each follows what it depends on
-    (the snapshot's resources of the same URN; a URN the snapshot lacks is a resource created). `changed(resource, replaced)`: the inputs whose
-    values change at its registration, given the URNs created anew so far. The order between
-    steps that the engine really guarantees is `happens_before`.
+    (the snapshot's resources of the same URN; a URN the snapshot lacks is a resource created).
+    `changed(resource, replaced)`: the inputs whose values change at its registration, given the
+    URNs created anew so far. The order between steps that the engine really guarantees is
+    `happens_before`.
     """
     by_urn = {r.urn: r for r in snapshot}
     steps: list[Step] = []
