@@ -313,13 +313,15 @@ def test_a_new_bundle_for_disks_an_earlier_script_mounted_is_refused():
     )
 
 
-def test_a_new_bundle_for_three_running_servers_on_disks_is_a_normal_up():
+@pytest.mark.parametrize("preview", [True, False])
+def test_a_new_bundle_for_three_running_servers_on_disks_is_a_normal_up(preview):
     """One server at a time (tests/test_data_disk.py), the first one rejoining etcd."""
     declared = deploy(
         previous_outputs=deployed_servers("small_3_0", data_disk_gb=40),
         serverCount=3,
         bundleId="medium_3_0",
         dataDiskGb="40",
+        preview=preview,
     )
     assert {r.inputs["bundleId"] for r in declared.of_type(INSTANCE)} == {"medium_3_0"}
     nodes = declared.outputs["nodes"].value
