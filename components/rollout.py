@@ -30,6 +30,7 @@ from typing import Any
 import pulumi
 
 from .errors import ConfigError
+from .settings import DATA_DISK_DEFAULT_GB
 
 # The output that keeps each node's digest for the next deployment to compare with.
 DIGESTS_OUTPUT = "nodeRestartDigests"
@@ -177,6 +178,40 @@ def after_previous_server(
     )
 
 
+def moved_servers_refusal(
+    servers: list[dict[str, Any]],
+    deployed_bundles: list[str],
+    deployed_disk_gb: int,
+    data_disk_gb: int,
+    key: str,
+    value: str,
+) -> tuple[str, str, str] | None:
+    """change_refusal's for a change (`key` to `value`) that replaces every server's instance of a
+    cluster of several: refused without data disks kept as they are, and for disks an earlier
+    version of this program mounted (no ETCD_REJOINS_FIELD)."""
+    if not deployed_disk_gb or deployed_disk_gb != data_disk_gb:
+        return (
+            key,
+            f"{value} would replace all {len(servers)} servers of this running cluster (deployed "
+            f"on {', '.join(deployed_bundles)}) without data disks to keep its data: the first "
+            "server's new instance would begin a new, empty cluster",
+            f"first `make up` with dataDiskGb {data_disk_gb or DATA_DISK_DEFAULT_GB} alone (the servers move their "
+            f"data onto disks one at a time), then with {key} {value} (docs/lifecycle.md, Growing "
+            "a node)",
+        )
+    if not all(node.get(ETCD_REJOINS_FIELD) for node in servers):
+        return (
+            key,
+            f"{value} would replace all {len(servers)} servers of this running cluster, whose data "
+            "disks were mounted by a version of this program whose unmount does not take the first "
+            "server out of etcd: its new host would find its member at the old address and stop "
+            "with the cluster half moved",
+            f"first `make up` with no other change (each server's mount runs again with the "
+            f"current script), then with {key} {value}",
+        )
+    return None
+
+
 def change_refusal(
     deployed_version: Any,
     nodes: Any,
@@ -223,28 +258,13 @@ def change_refusal(
     several = len(servers) > 1
     # A change that replaces every server's instance (the bundle; the key, and what it becomes).
     instance_change = ("bundleId", bundle_id) if bundle_changes else None
-    if several and instance_change and (not deployed_disk_gb or disk_changes):
-        key, value = instance_change
-        return (
-            key,
-            f"{value} would replace all {len(servers)} servers of this running cluster (deployed "
-            f"on {', '.join(deployed_bundles)}) without data disks to keep its data: the first "
-            "server's new instance would begin a new, empty cluster",
-            f"first `make up` with dataDiskGb {data_disk_gb or 40} alone (the servers move their "
-            f"data onto disks one at a time), then with {key} {value} (docs/lifecycle.md, Growing "
-            "a node)",
+    if several and bundle_changes:
+        key, value = ("bundleId", bundle_id)
+        refusal = moved_servers_refusal(
+            servers, deployed_bundles, deployed_disk_gb, data_disk_gb, key, value
         )
-    if several and instance_change and not all(node.get(ETCD_REJOINS_FIELD) for node in servers):
-        key, value = instance_change
-        return (
-            key,
-            f"{value} would replace all {len(servers)} servers of this running cluster, whose data "
-            "disks were mounted by a version of this program whose unmount does not take the first "
-            "server out of etcd: its new host would find its member at the old address and stop "
-            "with the cluster half moved",
-            f"first `make up` with no other change (each server's mount runs again with the "
-            f"current script), then with {key} {value}",
-        )
+        if refusal is not None:
+            return refusal
     # Turning the disks on moves each server's data onto its new disk, one server at a time
     # (after_previous_server). Any other change replaces or deletes the disks that hold the data.
     if several and disk_changes and deployed_disk_gb:
