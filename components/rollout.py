@@ -6,7 +6,9 @@ joining server is added to etcd as a learner, and etcd admits one learner at a t
 second joining server retry until the first is promoted ("Waiting for other members to finish
 joining etcd cluster", k3s pkg/etcd/etcd.go, Start, retrying on rpctypes.ErrTooManyLearners);
 joined at once, the second server's Ready wait would hold the first's catch-up too. Removing them
-runs the same chain backwards, so etcd keeps its quorum.
+runs the same chain backwards, so etcd keeps its quorum. A further server that runs already also
+waits with its host (its instance, and so its disk's attachment and mount) for the server before
+it (after_previous_server): a new bundle or a data disk changes one server at a time.
 
 Agents wait for every server. An agent whose k3s restarts in this run (its install or its
 certRotation changed since the previous deployment) waits for the agent before it that restarts
