@@ -26,11 +26,12 @@ The stack passes the nodes it deployed before (`from_spec`'s `deployed`), so on 
 for an agent added, agents join at once.
 """
 
+import asyncio
 import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import NotRequired, TypedDict
+from typing import NotRequired, TypedDict, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -46,7 +47,13 @@ from .host import PREVIOUS_HOST_TYPE, HostArgs, LightsailHost, PortRule
 from .k3s import K3sServer, K3sServerArgs, agent_firewall_rules, server_firewall_rules
 from .k3s_agent import K3sAgent, K3sAgentArgs
 from .k3s_peer import K3sPeerServer, K3sPeerServerArgs
-from .rollout import DeployedNodes, kept_once_done, last_restarted
+from .rollout import (
+    ETCD_REJOINS_FIELD,
+    DeployedNodes,
+    after_previous_server,
+    kept_once_done,
+    last_restarted,
+)
 from .traefik import TraefikAcme, TraefikAcmeArgs
 
 CLUSTER_TYPE = "lightsail-k3s:index:Cluster"
@@ -379,6 +386,7 @@ class Cluster(pulumi.ComponentResource):
             static_ip: bool,
             protect: bool,
             data_disk_gb: int = 0,
+            instance_after: pulumi.Input[pulumi.Resource | None] = None,
         ) -> LightsailHost:
             """A host after the first (a further server or an agent): the first's zone, blueprint and
             key pair, and its own host key unless sshHostKeys pins the one it has."""
@@ -403,12 +411,18 @@ class Cluster(pulumi.ComponentResource):
                     data_disk_gb=data_disk_gb,
                     # Its drain removed its etcd member: the data its disk brings joins anew.
                     data_disk_etcd_rejoins=True,
+                    instance_after=instance_after,
                 ),
                 host_child,
             )
 
         server_names = spec.server_names(name)
         peer_names = server_names[1:]
+        # Each further server's predecessor once done, set below as the servers are declared: a
+        # running server's host waits for it, so servers change one at a time (rollout.py).
+        server_before_done: list[asyncio.Future[pulumi.Resource]] = [
+            asyncio.get_event_loop().create_future() for _ in peer_names
+        ]
         # Further servers match the first: its bundle, its firewall, a static IP, its protection,
         # its data disk.
         peer_hosts = [
@@ -419,8 +433,9 @@ class Cluster(pulumi.ComponentResource):
                 static_ip=True,
                 protect=spec.protect,
                 data_disk_gb=spec.data_disk_gb,
+                instance_after=after_previous_server(deployed, peer_name, before_done),
             )
-            for peer_name in peer_names
+            for peer_name, before_done in zip(peer_names, server_before_done, strict=True)
         ]
         https = spec.https
         k3s = K3sServer(
@@ -441,7 +456,11 @@ class Cluster(pulumi.ComponentResource):
                 cert_rotation=spec.cert_rotation,
                 cluster_init=spec.embedded_etcd,
                 # Every server answers for the API: each one's static IP is in every certificate.
-                tls_sans=[node.public_ip, *(host.public_ip for host in peer_hosts)],
+                # The addresses, not the attachments: this install waits for no further server.
+                tls_sans=[
+                    node.public_ip,
+                    *(cast(pulumi.Output[str], host.static_ip_address) for host in peer_hosts),
+                ],
                 api_domain=https.domain if https else None,
                 kubelet_args=NodeCapacity.of(spec.bundle).kubelet_args(),
                 registries=spec.registries,
@@ -457,7 +476,10 @@ class Cluster(pulumi.ComponentResource):
         # Each node's earliest certificate expiry, and its restart digest, by node name.
         certificates_expire_at = {name: k3s.certificates_expire_at}
         restart_digests = {name: k3s.kept_digest}
-        for peer_name, peer_host in zip(peer_names, peer_hosts, strict=True):
+        for peer_name, peer_host, before_done in zip(
+            peer_names, peer_hosts, server_before_done, strict=True
+        ):
+            before_done.set_result(previous)
             peer = K3sPeerServer(
                 peer_name,
                 K3sPeerServerArgs(
@@ -586,6 +608,8 @@ class Cluster(pulumi.ComponentResource):
             }
             if data_disk_gb is not None:
                 entry["dataDiskGb"] = data_disk_gb
+                if data_disk_gb:
+                    entry[ETCD_REJOINS_FIELD] = True
             return pulumi.Output.from_input(
                 {**entry, "publicIp": host.public_ip} if public else entry
             )

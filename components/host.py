@@ -11,6 +11,7 @@ import base64
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import pulumi
 import pulumi_aws as aws
@@ -26,6 +27,9 @@ HOST_TYPE = "lightsail-k3s:index:LightsailHost"
 PREVIOUS_HOST_TYPE = "lightsail-k3s:index:LightsailNode"
 
 SSH_PORT = 22
+# k3s' API server and supervisor (docs.k3s.io/installation/requirements): where a server joins,
+# and where the data disk's script asks another server's API (data-disk.sh, leave_etcd).
+KUBE_API_PORT = 6443
 
 # The path the data disk is attached at (pulumi-aws lightsail.Disk_attachment, disk_path; the
 # Lightsail API's AttachDisk names it so). Nitro instances show it as an NVMe device instead, so
@@ -106,6 +110,11 @@ class HostArgs:
     # The instance's region, to require IMDSv2 on it there (metadata_options_command); None leaves
     # the metadata options as Lightsail sets them.
     metadata_options_region: str | None = None
+    # What the instance waits for before it is created, replaced or changed (a further server's:
+    # the server before it, components/rollout.py, after_previous_server); None, or an Output
+    # that resolves to None, waits for nothing (pulumi sdk/python/lib/pulumi/runtime/
+    # _depends_on.py skips None).
+    instance_after: pulumi.Input[pulumi.Resource | None] = None
 
 
 def metadata_options_command(region: str, instance_name: str) -> str:
@@ -147,6 +156,7 @@ def data_disk_program(
             "PRIVATE_IP": private_ip,
             "ETCD_REJOINS": "true" if etcd_rejoins else "false",
             "ETCD_SINGLE_MEMBER": "true" if etcd_single_member else "false",
+            "KUBE_API_PORT": str(KUBE_API_PORT),
         },
     )
 
@@ -183,6 +193,10 @@ class LightsailHost(pulumi.ComponentResource):
     """A Lightsail instance, firewalled as the caller says, reachable over SSH once first boot is done."""
 
     public_ip: pulumi.Output[str]
+    # The static IP's address, known once the address is allocated, before it is attached: what
+    # the servers' certificates name (tls-san). The first server's install reads them all, so
+    # through the attachment it would wait for every further server's instance.
+    static_ip_address: pulumi.Output[str] | None
     private_ip: pulumi.Output[str]
     instance_name: pulumi.Output[str]
     instance_arn: pulumi.Output[str]
@@ -261,6 +275,9 @@ class LightsailHost(pulumi.ComponentResource):
                 protect=args.protect and not args.data_disk_gb,
                 ignore_changes=["userData"],
                 delete_before_replace=args.delete_before_replace,
+                depends_on=None
+                if args.instance_after is None
+                else cast(list[pulumi.Input[pulumi.Resource]], [args.instance_after]),
             ),
         )
         # The API replaces the whole rule set and deleting closes every listed port,
@@ -274,6 +291,7 @@ class LightsailHost(pulumi.ComponentResource):
         )
         reachable: list[pulumi.Resource] = [firewall]
         ip_attachment: aws.lightsail.StaticIpAttachment | None = None
+        self.static_ip_address = None
         if args.static_ip:
             static_ip = aws.lightsail.StaticIp(
                 f"{name}-ip", opts=pulumi.ResourceOptions(parent=self, protect=args.protect)
@@ -288,6 +306,7 @@ class LightsailHost(pulumi.ComponentResource):
             )
             reachable.append(attachment)
             ip_attachment = attachment
+            self.static_ip_address = static_ip.ip_address
             self.public_ip = attachment.ip_address
         else:
             self.public_ip = instance.public_ip_address

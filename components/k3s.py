@@ -17,14 +17,14 @@ import yaml
 
 from . import certificates, rollout
 from .errors import ConfigError
-from .host import SSH_PORT, PortRule
+from .host import KUBE_API_PORT, SSH_PORT, PortRule
 from .node_updates import SECURITY_UPDATES_CONF_NAME, security_updates_conf
 from .registries import Registry
 from .remote_scripts import node_program, remote_script
 
 # k3s ports (docs.k3s.io/installation/requirements#inbound-rules-for-k3s-nodes): the API
-# server listens on 6443; 10250 (kubelet) and 8472/udp (flannel VXLAN) must never be public.
-KUBE_API_PORT = 6443
+# server listens on KUBE_API_PORT (6443, kept in host.py, whose data disk script asks the other
+# servers there); 10250 (kubelet) and 8472/udp (flannel VXLAN) must never be public.
 # The bundled Traefik ingress, through ServiceLB on every node.
 HTTP_PORT = 80
 HTTPS_PORT = 443
@@ -389,6 +389,8 @@ def install_program(
         # without one keeps its stdin, so turning the disk on re-runs the install, which starts
         # the k3s the disk's first mount stopped to copy its data.
         assignments["K3S_DATA_ON_DISK"] = "true"
+        # Where a first server that left etcd rejoins another server (install-k3s-server.sh).
+        assignments["KUBE_API_PORT"] = str(KUBE_API_PORT)
     return node_program(script, assignments)
 
 

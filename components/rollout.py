@@ -6,7 +6,9 @@ joining server is added to etcd as a learner, and etcd admits one learner at a t
 second joining server retry until the first is promoted ("Waiting for other members to finish
 joining etcd cluster", k3s pkg/etcd/etcd.go, Start, retrying on rpctypes.ErrTooManyLearners);
 joined at once, the second server's Ready wait would hold the first's catch-up too. Removing them
-runs the same chain backwards, so etcd keeps its quorum.
+runs the same chain backwards, so etcd keeps its quorum. A further server that runs already also
+waits with its host (its instance, and so its disk's attachment and mount) for the server before
+it (after_previous_server): a new bundle or a data disk changes one server at a time.
 
 Agents wait for every server. An agent whose k3s restarts in this run (its install or its
 certRotation changed since the previous deployment) waits for the agent before it that restarts
@@ -24,15 +26,20 @@ nothing runs in a preview, and `pulumi up` runs the program again with every val
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import pulumi
 
 from .errors import ConfigError
+from .settings import DATA_DISK_DEFAULT_GB
 
 # The output that keeps each node's digest for the next deployment to compare with.
 DIGESTS_OUTPUT = "nodeRestartDigests"
+# The field of a server's `nodes` entry saying that its data disk's script makes a new host of it
+# rejoin etcd (the first server's old host leaves first: data-disk.sh, leave_etcd), read back by
+# change_refusal: a stack whose disks an earlier script mounted unmounts with that script.
+ETCD_REJOINS_FIELD = "etcdRejoinsOnMove"
 
 # Node name → its restart digest in the previous deployment; None for a node deployed before the
 # digests were kept. A node absent is new. The whole map is None when the previous deployment
@@ -139,6 +146,74 @@ def last_restarted(
     )
 
 
+def runs_already(deployed: DeployedNodes, node_name: str) -> bool:
+    """Whether the previous deployment ran this node (all count as running when it cannot tell)."""
+    return deployed is None or node_name in deployed
+
+
+def after_previous_server(
+    deployed: pulumi.Input[DeployedNodes],
+    node_name: str,
+    previous_done: Awaitable[pulumi.Resource],
+) -> pulumi.Output[pulumi.Resource | None]:
+    """What a further server's instance waits for: the server before it, done (Ready, and rotated
+    after a raised certRotation), when this server runs already; None for a server new to the
+    cluster, whose host may then boot beside the others (its install still waits for the server
+    before it), so a new cluster's first `up` is no slower.
+
+    A running server's host changes only one at a time: its instance replaced (a new bundle:
+    drained, its etcd member removed, its disk moved and rejoined), its data disk turned on (the
+    first mount stops k3s to copy the data, components/remote/data-disk.sh): each of those, in the
+    instance's chain or after its registration, now starts once the server before is back, so etcd
+    keeps two of its three members. On a run that changes nothing, the wait costs nothing: every
+    step is a `same`.
+
+    The wait is a `dependsOn`, never a property dependency: the engine takes into a delete-first
+    replacement's chain only the dependents with a property dependency on what it replaces
+    (pulumi/pulumi pkg/resource/deploy/step_generator.go, calculateDependentReplacements), so the
+    server before, replaced, does not pull this server's resources into its own deletes
+    (tools/replacement.py; tests/test_data_disk.py checks it). `previous_done` is declared after
+    this host (a server's install reads every server's static IP), so it comes as an awaitable
+    (pulumi.Output.from_input takes one)."""
+    return pulumi.Output.all(deployed, pulumi.Output.from_input(previous_done)).apply(
+        lambda values: values[1] if runs_already(values[0], node_name) else None
+    )
+
+
+def moved_servers_refusal(
+    servers: list[dict[str, Any]],
+    deployed: list[str],
+    deployed_disk_gb: int,
+    data_disk_gb: int,
+    key: str,
+    value: str,
+) -> tuple[str, str, str] | None:
+    """change_refusal's for a change (`key`, deployed as `deployed`, to `value`) that replaces every
+    server's instance of a cluster of several: refused without data disks kept as they are, and for disks an earlier
+    version of this program mounted (no ETCD_REJOINS_FIELD)."""
+    if not deployed_disk_gb or deployed_disk_gb != data_disk_gb:
+        return (
+            key,
+            f"{value} would replace all {len(servers)} servers of this running cluster (deployed "
+            f"with {key} {', '.join(deployed)}) without data disks to keep its data: the first "
+            "server's new instance would begin a new, empty cluster",
+            f"first `make up` with dataDiskGb {data_disk_gb or DATA_DISK_DEFAULT_GB} alone (the servers move their "
+            f"data onto disks one at a time), then with {key} {value} (docs/lifecycle.md, Growing "
+            "a node)",
+        )
+    if not all(node.get(ETCD_REJOINS_FIELD) for node in servers):
+        return (
+            key,
+            f"{value} would replace all {len(servers)} servers of this running cluster, whose data "
+            "disks were mounted by a version of this program whose unmount does not take the first "
+            "server out of etcd: its new host would find its member at the old address and stop "
+            "with the cluster half moved",
+            f"first `make up` with no other change (each server's mount runs again with the "
+            f"current script), then with {key} {value}",
+        )
+    return None
+
+
 def change_refusal(
     deployed_version: Any,
     nodes: Any,
@@ -155,12 +230,19 @@ def change_refusal(
     deployment describes (its k3sVersion, `nodes` and whether it had a backup bucket), or None.
 
     - A new bundleId or blueprintId (each replaces the instance: ForceNew in pulumi-aws'
-      lightsail.Instance) or dataDiskGb for a cluster of several servers: a new instance replaces
-      every server's, and the further servers are replaced delete-first side by side (their
-      chains do not depend on each other: components/cluster.py; tools/replacement.py models the
-      engine's order, pulumi/pulumi pkg/resource/deploy/step_generator.go), so two of three etcd
-      members can be down at once; a data disk's first mount stops k3s to copy its data
-      (components/remote/data-disk.sh) on every server at once. Either loses etcd's quorum.
+      lightsail.Instance) for a cluster of several servers, unless every server is on its data disk and
+      the deployment's disk scripts make a moved server rejoin etcd (`nodes`: ETCD_REJOINS_FIELD):
+      the servers then go one at a time (after_previous_server), the first one's old host
+      leaving etcd and its new one rejoining through another server (components/remote/
+      data-disk.sh, leave_etcd; install-k3s-server.sh). Without disks, the first server's new
+      instance would begin a new, empty cluster. With disks mounted by an earlier script, the
+      old host's unmount (which runs the script in its state) would not leave etcd, and the new
+      host's mount would refuse to start it on the old address, the cluster half moved.
+    - A new dataDiskGb for a cluster of several servers that has its disks: a new size replaces
+      every server's disk (size_in_gb is ForceNew, hashicorp/terraform-provider-aws
+      internal/service/lightsail/disk.go), 0 deletes them, and either takes the data. Turning
+      the disks on is allowed: each server's first mount waits for the server before it
+      (after_previous_server), so one k3s at a time stops while its data moves.
     - On embedded etcd, an upgrade in the run that moves the first server (a new instance, or its
       data onto a disk): the snapshot before the upgrade (snapshot-before-upgrade.sh) runs after the
       mount, against a k3s the move stopped or a new host without k3s, so it fails or takes none.
@@ -175,6 +257,7 @@ def change_refusal(
     servers = [node for node in nodes if isinstance(node, dict) and node.get("role") == "server"]
     if not servers:
         return None
+    # The changes that replace every server's instance: (key, its new value, its deployed values).
     instance_changes = [
         (key, wanted, deployed)
         for key, wanted in (("bundleId", bundle_id), ("blueprintId", blueprint_id))
@@ -186,29 +269,26 @@ def change_refusal(
     disk_changes = deployed_disk_gb != data_disk_gb
     several = len(servers) > 1
     if several and instance_changes:
-        key, wanted, deployed = instance_changes[0]
-        return (
-            key,
-            f"{wanted} would replace all {len(servers)} servers of this running cluster (deployed "
-            f"with {key} {', '.join(deployed)}) side by side: two of three etcd members could be "
-            "down at once, and the cluster would lose its quorum",
-            f"keep {key} {deployed[0]}; add capacity as agents (agentCount, agentBundleId), "
-            f"or move to a new stack of the new {key} (docs/lifecycle.md, Growing a node)",
+        key, value, deployed = instance_changes[0]
+        refusal = moved_servers_refusal(
+            servers, deployed, deployed_disk_gb, data_disk_gb, key, value
         )
-    if several and disk_changes:
+        if refusal is not None:
+            return refusal
+    # Turning the disks on moves each server's data onto its new disk, one server at a time
+    # (after_previous_server). Any other change replaces or deletes the disks that hold the data.
+    if several and disk_changes and deployed_disk_gb:
         return (
             "dataDiskGb",
-            f"{data_disk_gb} GB would change the data disk of all {len(servers)} servers of this running "
-            f"cluster (deployed with {deployed_disk_gb} GB) at once: each server's k3s stops while its "
-            "data moves, and etcd would lose its quorum",
+            f"{data_disk_gb} GB would replace or remove the data disks of all {len(servers)} servers "
+            f"of this running cluster (deployed with {deployed_disk_gb} GB): Lightsail cannot resize "
+            "a disk, and a new one holds none of the cluster's data",
             f"keep dataDiskGb {deployed_disk_gb} on this stack (docs/lifecycle.md, Growing a node)",
         )
     upgrade = deployed_version != k3s_version
     if upgrade and embedded_etcd and (instance_changes or disk_changes):
         change = (
-            f"{instance_changes[0][0]} {instance_changes[0][1]}"
-            if instance_changes
-            else f"dataDiskGb {data_disk_gb}"
+            " ".join(instance_changes[0][:2]) if instance_changes else f"dataDiskGb {data_disk_gb}"
         )
         return (
             "k3sVersion",

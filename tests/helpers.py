@@ -464,12 +464,19 @@ def replace_instance(
 ) -> tuple[list[replacement.Resource], list[replacement.Step]]:
     """`pulumi up` after a change that replaces `node`'s instance (its bundle, say): what reads the
     new instance's name or ARN changes; nothing else does (a static IP keeps its address)."""
+    return replace_instances(declared, [node])
+
+
+def replace_instances(
+    declared, nodes: Collection[str]
+) -> tuple[list[replacement.Resource], list[replacement.Step]]:
+    """replace_instance of several nodes in one `pulumi up` (a bundle change of every server)."""
     snapshot = stack_snapshot(declared)
     instances = {r.urn for r in snapshot if r.type == INSTANCE}
-    instance = declared.named(f"{node}-instance").urn
+    replaced = {declared.named(f"{node}-instance").urn for node in nodes}
 
     def changed(resource: replacement.Resource, created_anew: Collection[str]) -> set[str]:
-        if resource.urn == instance:
+        if resource.urn in replaced:
             return {"bundleId"}
         return {
             key
@@ -498,3 +505,54 @@ EXPIRY_READS = {
 def label(node: str) -> str:
     """A node's alarms are named after its label (components/alarms.py): server-2, agent-1."""
     return node.removeprefix("lightsail-k3s-dev-")
+
+
+def deployed_servers(
+    bundle_id: str = "small_3_0",
+    count: int = 3,
+    data_disk_gb: int = 0,
+    rejoins: bool = True,
+    blueprint_id: str | None = "ubuntu_24_04",
+) -> dict:
+    """The previous deployment's outputs as the self-read returns them: `count` servers of
+    `bundle_id` on `blueprint_id` (None: deployed before `nodes` carried it), each with a data
+    disk of `data_disk_gb` (0: none), which with `rejoins` a version of this program mounted whose
+    moved servers rejoin etcd."""
+    names = ["lightsail-k3s-dev", *(f"lightsail-k3s-dev-server-{n}" for n in range(2, count + 1))]
+    extra: dict[str, object] = {"etcdRejoinsOnMove": True} if data_disk_gb and rejoins else {}
+    if blueprint_id:
+        extra["blueprintId"] = blueprint_id
+    return {
+        "k3sVersion": "v1.36.1+k3s1",
+        "nodes": [
+            {
+                "name": name,
+                "role": "server",
+                "bundleId": bundle_id,
+                "dataDiskGb": data_disk_gb,
+                **extra,
+            }
+            for name in names
+        ],
+    }
+
+
+def redeploy(before, after) -> tuple[list[replacement.Resource], list[replacement.Step]]:
+    """`pulumi up` of the program `after` declares on the state `before` left: each input whose
+    value differs changes (an instance's new bundle replaces it), resources `before` lacks are
+    created. Returns the program's resources (what orders the chains now) and the steps."""
+    old = {r.urn: r for r in before.resources}
+    new = {r.urn: r for r in after.resources}
+
+    def changed(resource: replacement.Resource, created_anew: Collection[str]) -> set[str]:
+        now, then = new[resource.urn], old[resource.urn]
+        return {
+            key
+            for key in set(now.inputs) | set(then.inputs)
+            if now.inputs.get(key) != then.inputs.get(key)
+            or set(now.property_dependencies.get(key, ())) & set(created_anew)
+        }
+
+    return stack_snapshot(after), replacement.deployment(
+        stack_snapshot(before), [r.urn for r in after.resources], changed, provider_replaces
+    )

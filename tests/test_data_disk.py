@@ -12,12 +12,23 @@ from tests.helpers import (
     INSTANCE,
     STATIC_IP,
     deploy,
+    deployed_servers,
     label,
+    redeploy,
     rejected,
     replace_instance,
+    replace_instances,
+    stack_snapshot,
 )
 from tools import plandiff
-from tools.replacement import CREATE_REPLACEMENT, DELETE_REPLACED, Step, happens_before
+from tools.replacement import (
+    CREATE,
+    CREATE_REPLACEMENT,
+    DELETE_REPLACED,
+    UPDATE,
+    Step,
+    happens_before,
+)
 
 DISK = plandiff.DISK
 DISK_ATTACHMENT = plandiff.DISK_ATTACHMENT
@@ -181,11 +192,14 @@ def test_a_further_server_leaves_then_comes_back_with_its_disk(ha_on_disks, node
     assert_only_the_nodes_own_resources_are_replaced(ha_on_disks, node, steps)
 
 
-def test_further_servers_join_anew_and_the_first_keeps_its_member(ha_on_disks):
+def test_further_servers_join_anew_and_the_first_leaves_on_its_unmount(ha_on_disks):
     """The drain removes a further server's etcd member: its data's member is set aside on a new
-    host (data-disk.sh, ETCD_REJOINS); the first server keeps its own."""
+    host (data-disk.sh, ETCD_REJOINS); the first server of several is neither a further server
+    nor the one member, so its unmount takes its member out of etcd (leave_etcd)."""
     first = ha_on_disks.named(f"{FIRST}-data-mount").inputs["stdin"]
     assert "ETCD_REJOINS=false" in first
+    assert "ETCD_SINGLE_MEMBER=false" in first
+    assert "KUBE_API_PORT=6443" in first
     for server in SERVERS[1:]:
         assert "ETCD_REJOINS=true" in ha_on_disks.named(f"{server}-data-mount").inputs["stdin"]
 
@@ -256,3 +270,148 @@ def test_make_plan_warns_in_red_of_a_change_that_loses_the_data_disk(head_size, 
     assert f"- {action} THE DATA DISK" in text
     # No disk keeps the data for the instance either.
     assert "- REPLACES THE INSTANCE" in text
+
+
+# --- turning the disk on for a running cluster of three servers: one server at a time
+
+
+@pytest.fixture(scope="module")
+def ha_without_disks():
+    return deploy(serverCount=3, agentCount=1)
+
+
+@pytest.fixture(scope="module")
+def ha_turning_disks_on():
+    return deploy(
+        previous_outputs=deployed_servers("small_3_0"), serverCount=3, agentCount=1, dataDiskGb="40"
+    )
+
+
+def ready_of(server: str) -> str:
+    """What says a server is back and Ready: the first server's install waits for its own Ready
+    (install-k3s-server.sh), a further server's join waits for it on the first server."""
+    return f"{server}-install" if server == FIRST else f"{server}-join"
+
+
+def test_turning_disks_on_for_three_running_servers_mounts_one_server_at_a_time(
+    ha_without_disks, ha_turning_disks_on
+):
+    """Each first mount stops its server's k3s while the data moves (data-disk.sh): server N's
+    mount starts only once server N-1 ran its install again from its disk and is Ready, so two
+    of the three etcd members always run."""
+    before, after = ha_without_disks, ha_turning_disks_on
+    graph, steps = redeploy(before, after)
+    by_urn = {(s.op, s.urn): s for s in steps}
+
+    def step(op: str, name: str) -> Step:
+        return by_urn[(op, after.named(name).urn)]
+
+    mounts = [step(CREATE, f"{server}-data-mount") for server in SERVERS]
+    for server in SERVERS:
+        assert step(UPDATE, f"{server}-install"), server
+    for server, following in zip(SERVERS, SERVERS[1:], strict=False):
+        ready = step(UPDATE, ready_of(server))
+        mount = step(CREATE, f"{following}-data-mount")
+        assert happens_before(graph, steps, step(CREATE, f"{server}-data-mount"), mount)
+        assert happens_before(graph, steps, ready, mount), (server, following)
+    # Nothing of the cluster is replaced: the instances, the disks' hosts, stay.
+    assert not [
+        s
+        for s in steps
+        if s.op == DELETE_REPLACED
+        and s.urn in {after.named(f"{server}-instance").urn for server in SERVERS}
+    ]
+    assert len(mounts) == 3
+
+
+def test_a_new_clusters_servers_attach_their_disks_side_by_side(ha_on_disks):
+    """A server new to the cluster waits for no other host: its disk is attached and mounted while
+    the server before it installs (its own install still waits for that one)."""
+    graph = stack_snapshot(ha_on_disks)
+    mount = ha_on_disks.named(f"{SERVERS[1]}-data-mount").urn
+    ready = ha_on_disks.named(ready_of(FIRST)).urn
+    assert not happens_before(graph, [], Step(CREATE, ready, ready), Step(CREATE, mount, mount))
+    assert ready not in ha_on_disks.named(f"{SERVERS[1]}-instance").dependencies
+
+
+def test_the_first_preview_of_three_servers_on_disks_waits_for_no_other_host():
+    declared = deploy(first_preview=True, serverCount=3, dataDiskGb="40")
+    for server, following in zip(SERVERS, SERVERS[1:], strict=False):
+        dependencies = declared.named(f"{following}-instance").dependencies
+        assert declared.named(ready_of(server)).urn not in dependencies, following
+
+
+def test_a_running_server_waits_for_the_one_before_it_also_in_a_preview():
+    declared = deploy(
+        preview=True, previous_outputs=deployed_servers("small_3_0"), serverCount=3, dataDiskGb="40"
+    )
+    for server, following in zip(SERVERS, SERVERS[1:], strict=False):
+        dependencies = declared.named(f"{following}-instance").dependencies
+        assert declared.named(ready_of(server)).urn in dependencies, following
+
+
+# --- a bundle change of a running cluster of three servers on disks: one server at a time
+
+
+@pytest.fixture(scope="module")
+def ha_running_on_disks():
+    """Three servers on disks as the next `up` declares them: every server runs already."""
+    return deploy(
+        previous_outputs=deployed_servers("small_3_0", data_disk_gb=40),
+        serverCount=3,
+        agentCount=1,
+        dataDiskGb="40",
+    )
+
+
+def test_a_bundle_change_replaces_the_servers_one_at_a_time(ha_running_on_disks):
+    """Server N's instance waits for server N-1's new host to be Ready, so its drain (its etcd
+    member removed, its k3s stopped) starts only then: two of the three members run throughout.
+    The wait is a dependsOn, which calculateDependentReplacements does not follow
+    (pulumi/pulumi pkg/resource/deploy/step_generator.go: only property dependencies, providers
+    and deletedWith take a dependent along), so no resource of server N is deleted in server
+    N-1's chain."""
+    declared = ha_running_on_disks
+    graph, steps = replace_instances(declared, SERVERS)
+    names = {r.urn: r.name for r in declared.resources}
+    by_key = {(s.op, names[s.urn]): s for s in steps}
+
+    def step(op: str, name: str) -> Step:
+        return by_key[(op, name)]
+
+    for server, following in zip(SERVERS, SERVERS[1:], strict=False):
+        back = step(CREATE_REPLACEMENT, ready_of(server))
+        for suffix in ("join", "k3s-stop", "data-mount", "instance"):
+            leaves = step(DELETE_REPLACED, f"{following}-{suffix}")
+            assert happens_before(graph, steps, back, leaves), (server, following, suffix)
+        instance = declared.named(f"{server}-instance").urn
+        in_its_chain = {names[s.urn] for s in steps if s.chain == instance}
+        assert not [name for name in in_its_chain if name.startswith(f"{following}-")], server
+    # The first server's old host leaves etcd in its unmount (data-disk.sh, leave_etcd) while the
+    # other two run: before server 2's drain, and before its own disk or static IP moves.
+    first_leaves = step(DELETE_REPLACED, f"{FIRST}-data-mount")
+    assert happens_before(graph, steps, first_leaves, step(DELETE_REPLACED, f"{SERVERS[1]}-join"))
+    for suffix in ("data-attachment", "ip-attachment"):
+        assert happens_before(
+            graph, steps, first_leaves, step(DELETE_REPLACED, f"{FIRST}-{suffix}")
+        )
+    # The further servers leave delete-first, each in its own instance's chain.
+    for server in SERVERS[1:]:
+        assert (
+            step(DELETE_REPLACED, f"{server}-join").chain
+            == declared.named(f"{server}-instance").urn
+        )
+
+
+def test_without_the_wait_the_further_servers_would_leave_side_by_side(ha_on_disks):
+    """The same change on servers the program does not know to run (a new cluster's graph): their
+    chains do not order each other, which is why a running server waits (the test above)."""
+    graph, steps = replace_instances(ha_on_disks, SERVERS)
+    names = {r.urn: r.name for r in ha_on_disks.resources}
+    back = next(
+        s for s in steps if s.op == CREATE_REPLACEMENT and names[s.urn] == ready_of(SERVERS[1])
+    )
+    leaves = next(
+        s for s in steps if s.op == DELETE_REPLACED and names[s.urn] == f"{SERVERS[2]}-join"
+    )
+    assert not happens_before(graph, steps, back, leaves)

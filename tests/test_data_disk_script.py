@@ -386,3 +386,183 @@ def test_a_retry_after_a_failed_reset_neither_restarts_nor_starts_k3s_before_the
     reset = calls.index("k3s server --cluster-reset")
     starts = [i for i, call in enumerate(calls) if call == "systemctl start --no-block k3s"]
     assert starts and all(i > reset for i in starts), calls
+
+
+# --- the first server of several: its old host leaves etcd, its new host rejoins through a peer
+
+MEMBER = f"{NODE}-5e1f0a2b"
+PEERS = ("172.26.1.2", "172.26.1.3")
+# Its `k3s kubectl`: the node's etcd member, the servers (server-3 Ready unless STUB_PEER_DOWN),
+# and, asked through another server once the removal was requested, the removed member's name.
+LEAVING_K3S = f"""#!/bin/sh
+echo "k3s $*" >> "$STUB_LOG"
+case "$*" in
+  *"annotate --overwrite node {NODE} etcd.k3s.cattle.io/remove=true"*) touch "$STUB_STATE/remove" ;;
+  *"--server https://{PEERS[0]}:6443 get node {NODE}"*)
+    if [ -f "$STUB_STATE/remove" ]; then printf %s "{MEMBER}"; fi ;;
+  *"get node {NODE} -o"*) printf %s "{MEMBER}" ;;
+  *"get nodes -l node-role.kubernetes.io/etcd=true"*)
+    printf '%s\\n' "{NODE} 172.26.0.10 True" "{NODE}-server-2 {PEERS[0]} True" \\
+      "{NODE}-server-3 {PEERS[1]} ${{STUB_PEER_DOWN:-True}}" ;;
+esac
+"""
+
+
+def first_of_three_with_a_member(host: Host) -> None:
+    assert host.run("mount", single_member=False).returncode == 0
+    (host.disk / "server" / "db" / "etcd" / "member" / "wal").mkdir(parents=True)
+    (host.disk / "server" / "db" / "etcd" / "name").write_text(MEMBER)
+    write_executable(host.stubs / "k3s", LEAVING_K3S)
+    host.calls()
+
+
+def leave(host: Host, **env):
+    return host.run("unmount", single_member=False, K3S_BIN=str(host.stubs / "k3s"), **env)
+
+
+def test_the_first_of_three_leaves_etcd_while_it_runs_then_stops_and_unmounts(host):
+    first_of_three_with_a_member(host)
+    result = leave(host)
+    assert result.returncode == 0, result.stderr
+    calls = host.calls()
+    annotate = next(i for i, c in enumerate(calls) if "etcd.k3s.cattle.io/remove=true" in c)
+    removed = next(i for i, c in enumerate(calls) if f"--server https://{PEERS[0]}:6443" in c)
+    assert (
+        annotate < removed < calls.index("k3s-killall.sh") < calls.index(f"umount {host.data_dir}")
+    )
+    record = host.disk / ".lightsail-k3s-etcd-rejoin-through"
+    assert record.read_text() == f"{MEMBER}\n{PEERS[0]}\n{PEERS[1]}\n"
+
+
+def test_with_another_server_down_it_leaves_nothing_and_keeps_running(host):
+    first_of_three_with_a_member(host)
+    result = leave(host, STUB_PEER_DOWN="False")
+    assert result.returncode == 1
+    assert f"server {NODE}-server-3 is not Ready" in result.stderr
+    calls = host.calls()
+    assert not [c for c in calls if "annotate" in c or c == "k3s-killall.sh" or "umount" in c]
+
+
+def test_a_removal_that_never_shows_fails_naming_the_servers_to_look_at(host):
+    first_of_three_with_a_member(host)
+    write_executable(host.stubs / "k3s", LEAVING_K3S.replace('touch "$STUB_STATE/remove"', ":"))
+    result = leave(host, LEAVE_TIMEOUT_SECONDS="0")
+    assert result.returncode == 1
+    assert f"its etcd member {MEMBER} was not removed" in result.stderr
+    assert "k3s-killall.sh" not in host.calls()
+
+
+def test_an_unmount_run_again_after_leaving_asks_nothing(host):
+    first_of_three_with_a_member(host)
+    assert leave(host).returncode == 0
+    host.run("mount", single_member=False)
+    host.calls()
+    assert leave(host).returncode == 0
+    assert host.calls() == ["k3s-killall.sh", f"umount {host.data_dir}"]
+
+
+def test_a_single_server_and_a_further_server_never_ask_the_api(host):
+    first_of_three_with_a_member(host)
+    assert host.run("unmount", K3S_BIN=str(host.stubs / "k3s")).returncode == 0
+    assert not [c for c in host.calls() if c.startswith("k3s ")]
+    host.run("mount", rejoins=True)
+    host.calls()
+    assert host.run("unmount", rejoins=True, K3S_BIN=str(host.stubs / "k3s")).returncode == 0
+    assert not [c for c in host.calls() if c.startswith("k3s ")]
+
+
+def test_the_new_host_sets_the_removed_member_aside_and_does_not_refuse_its_address(host):
+    first_of_three_with_a_member(host)
+    assert leave(host).returncode == 0
+    result = host.run(
+        "mount", instance="arn:instance/new", private_ip="172.26.9.9", single_member=False
+    )
+    assert result.returncode == 0, result.stderr
+    db = host.disk / "server" / "db"
+    assert not (db / "etcd").exists()
+    assert [p.name for p in db.iterdir() if p.name.startswith("etcd-removed-member-")]
+    assert not (host.disk / ".lightsail-k3s-etcd-address-changed").exists()
+    assert (host.disk / ".lightsail-k3s-etcd-rejoin-through").exists()
+
+
+def test_a_member_joined_since_under_a_new_name_is_never_set_aside(host):
+    first_of_three_with_a_member(host)
+    assert leave(host).returncode == 0
+    host.run("mount", instance="arn:instance/new", single_member=False)
+    (host.disk / "server" / "db" / "etcd" / "member" / "wal").mkdir(parents=True)
+    (host.disk / "server" / "db" / "etcd" / "name").write_text(f"{NODE}-0new0000")
+    host.run("unmount", single_member=False)
+    host.run("mount", instance="arn:instance/newer", single_member=False)
+    assert (host.disk / "server" / "db" / "etcd" / "name").read_text() == f"{NODE}-0new0000"
+
+
+def rejoining(tmp_path: Path, record: str | None, set_aside: bool = True):
+    """The first server's new host after the mount: its member set aside, the record (or none)."""
+    from components import k3s
+    from tests.node_stand_in import Node
+
+    node = Node(tmp_path)
+    data = tmp_path / "data"
+    (data / "server" / "db").mkdir(parents=True)
+    if set_aside:
+        (data / "server" / "db" / "etcd-removed-member-1").mkdir()
+    (data / "server" / "token").write_text("K10abc::server:secret\n")
+    if record is not None:
+        (data / ".lightsail-k3s-etcd-rejoin-through").write_text(record)
+    write_executable(node.stubs / "mountpoint", "#!/bin/sh\nexit 0\n")
+    program = k3s.install_program(
+        k3s.remote_script("install-k3s-server.sh"),
+        "v1.36.1+k3s1",
+        NODE,
+        k3s.server_config(NODE, ("203.0.113.10",), cluster_init=True),
+        (),
+        data_on_disk=True,
+    )
+    return node, program, data
+
+
+def test_the_new_host_rejoins_through_the_first_other_server_with_the_clusters_token(tmp_path):
+    node, program, data = rejoining(tmp_path, f"{MEMBER}\n{PEERS[0]}\n{PEERS[1]}\n")
+    result = node.run(program, K3S_DATA_DIR=str(data))
+    assert result.returncode == 0, result.stderr
+    config = (node.config_dir / "config.yaml").read_text()
+    assert f"\nserver: https://{PEERS[0]}:6443\n" in config
+    assert f"\ntoken-file: {data}/server/token\n" in config
+    assert "cluster-init: true" in config
+    # No new member yet: the record stays for a run again.
+    assert (data / ".lightsail-k3s-etcd-rejoin-through").exists()
+
+
+def test_the_record_goes_once_the_new_member_runs(tmp_path):
+    node, program, data = rejoining(tmp_path, f"{MEMBER}\n{PEERS[0]}\n")
+    (data / "server" / "db" / "etcd" / "member" / "wal").mkdir(parents=True)
+    (data / "server" / "db" / "etcd" / "name").write_text(f"{NODE}-0new0000")
+    result = node.run(program, K3S_DATA_DIR=str(data))
+    assert result.returncode == 0, result.stderr
+    assert "server:" not in (node.config_dir / "config.yaml").read_text()
+    assert not (data / ".lightsail-k3s-etcd-rejoin-through").exists()
+
+
+def test_a_member_set_aside_with_no_server_to_rejoin_never_starts_a_new_cluster(tmp_path):
+    node, program, data = rejoining(tmp_path, None)
+    result = node.run(program, K3S_DATA_DIR=str(data))
+    assert result.returncode == 1
+    assert "k3s would begin a new cluster beside the running one" in result.stderr
+    assert node.calls() == [], "nothing may run before the check"
+
+
+def test_a_record_without_a_server_stops_before_anything(tmp_path):
+    node, program, data = rejoining(tmp_path, f"{MEMBER}\n")
+    result = node.run(program, K3S_DATA_DIR=str(data))
+    assert result.returncode == 1
+    assert "names no server to rejoin through" in result.stderr
+    assert node.calls() == []
+
+
+def test_an_api_that_does_not_answer_leaves_k3s_running_and_nothing_unmounted(host):
+    first_of_three_with_a_member(host)
+    write_executable(host.stubs / "k3s", "#!/bin/sh\necho 'connection refused' >&2\nexit 1\n")
+    result = leave(host)
+    assert result.returncode == 1
+    assert "cannot read its etcd member from the API (connection refused)" in result.stderr
+    assert host.calls() == []

@@ -159,11 +159,14 @@ def test_a_stack_deployed_before_the_digests_were_kept_goes_one_at_a_time(create
 
 def test_a_stack_whose_previous_outputs_name_no_nodes_goes_one_at_a_time():
     """A release but no `nodes`: the previous deployment cannot tell which nodes run, so every
-    agent waits for the one before, as every node did before this change (28 in a row)."""
+    agent waits for the one before, as every node did before this change (28 in a row), and each
+    further server's host for the server before it (components/rollout.py, after_previous_server),
+    which puts the last one's boot wait in the chain too."""
     again = deploy(previous_outputs={"k3sVersion": "v1.36.1+k3s1"}, **LARGE)
     chain = chain_of(again.resources)
     assert installs_in_order(chain) == [FIRST, *PEERS, *AGENTS]
-    assert len(chain) == 29
+    assert f"{PEERS[-1]}-wait-for-boot" in chain
+    assert len(chain) == 30
 
 
 def test_the_first_preview_keeps_each_agent_after_its_host_and_the_servers():

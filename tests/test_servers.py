@@ -7,7 +7,15 @@ import re
 import pytest
 
 from components.catalog import BUNDLES
-from tests.helpers import ADMIN_CIDR, COMMAND, INSTANCE, PROJECT_DIR, deploy, k3s_config
+from tests.helpers import (
+    ADMIN_CIDR,
+    COMMAND,
+    INSTANCE,
+    PROJECT_DIR,
+    deploy,
+    deployed_servers,
+    k3s_config,
+)
 from tools.mockengine import (
     MOCK_AGENT_SECRET,
     MOCK_AGENT_TOKEN,
@@ -260,22 +268,7 @@ def test_a_config_change_reruns_each_changed_nodes_ready_wait_in_place(ha):
         assert after.inputs["update"] == "sudo bash -s -- ready"
 
 
-def deployed_servers(
-    bundle_id: str, count: int = 3, blueprint_id: str | None = "ubuntu_24_04"
-) -> dict:
-    """The previous deployment's outputs as the self-read returns them: `count` servers of
-    `bundle_id` on `blueprint_id` (None: deployed before `nodes` carried it)."""
-    names = ["lightsail-k3s-dev", *(f"lightsail-k3s-dev-server-{n}" for n in range(2, count + 1))]
-    blueprint = {"blueprintId": blueprint_id} if blueprint_id else {}
-    return {
-        "k3sVersion": "v1.36.1+k3s1",
-        "nodes": [
-            {"name": name, "role": "server", "bundleId": bundle_id, **blueprint} for name in names
-        ],
-    }
-
-
-# Each replaces every server's instance (ForceNew on lightsail.Instance).
+# Each replaces every server's instance (ForceNew on lightsail.Instance): (key, new, deployed).
 INSTANCE_CHANGES = pytest.mark.parametrize(
     ("key", "value", "deployed"),
     [("bundleId", "medium_3_0", "small_3_0"), ("blueprintId", "debian_12", "ubuntu_24_04")],
@@ -285,23 +278,70 @@ INSTANCE_CHANGES = pytest.mark.parametrize(
 
 @INSTANCE_CHANGES
 @pytest.mark.parametrize("preview", [True, False])
-def test_a_new_instance_for_a_running_cluster_of_three_servers_is_refused_before_anything(
+def test_a_new_instance_for_three_running_servers_without_data_disks_is_refused_before_anything(
     preview, key, value, deployed
 ):
-    """Their further servers would be replaced side by side, two etcd members down at once."""
+    """The first server's new instance, without a disk, would begin a new, empty cluster."""
     from tests.helpers import STACK_REFERENCE, rejected
 
     rejected(
         key,
         f"{value} would replace all 3 servers of this running cluster (deployed with {key} {deployed})",
-        "lose its quorum",
-        f"keep {key} {deployed}",
+        "would begin a new, empty cluster",
+        "first `make up` with dataDiskGb 40 alone",
+        f"then with {key} {value}",
         after_reading=[STACK_REFERENCE],
         previous_outputs=deployed_servers("small_3_0"),
         serverCount=3,
         **{key: value},
         preview=preview,
     )
+
+
+@INSTANCE_CHANGES
+def test_a_new_instance_and_the_disks_turned_on_in_one_run_are_refused(key, value, deployed):
+    refused_change(
+        key,
+        deployed_servers("small_3_0"),
+        "without data disks to keep its data",
+        serverCount=3,
+        dataDiskGb="40",
+        **{key: value},
+    )
+
+
+@INSTANCE_CHANGES
+def test_a_new_instance_for_disks_an_earlier_script_mounted_is_refused(key, value, deployed):
+    """Their unmount runs the script in state, which does not take the first server out of etcd."""
+    refused_change(
+        key,
+        deployed_servers("small_3_0", data_disk_gb=40, rejoins=False),
+        "does not take the first server out of etcd",
+        "first `make up` with no other change",
+        serverCount=3,
+        dataDiskGb="40",
+        **{key: value},
+    )
+
+
+@INSTANCE_CHANGES
+@pytest.mark.parametrize("preview", [True, False])
+def test_a_new_instance_for_three_running_servers_on_disks_is_a_normal_up(
+    preview, key, value, deployed
+):
+    """One server at a time (tests/test_data_disk.py), the first one rejoining etcd."""
+    declared = deploy(
+        previous_outputs=deployed_servers("small_3_0", data_disk_gb=40),
+        serverCount=3,
+        dataDiskGb="40",
+        preview=preview,
+        **{key: value},
+    )
+    assert {r.inputs[key] for r in declared.of_type(INSTANCE)} == {value}
+    nodes = declared.outputs["nodes"].value
+    assert [node.get("etcdRejoinsOnMove") for node in nodes] == [True, True, True]
+    # Without disks nothing says so.
+    assert "etcdRejoinsOnMove" not in deploy(serverCount=3).outputs["nodes"].value[0]
 
 
 @INSTANCE_CHANGES
@@ -318,7 +358,11 @@ def test_a_stack_deployed_before_nodes_carried_the_blueprint_is_compared_on_its_
     previous = deployed_servers("small_3_0", blueprint_id=None)
     deploy(previous_outputs=previous, serverCount=3, blueprintId="debian_12")
     refused_change(
-        "bundleId", previous, "keep bundleId small_3_0", serverCount=3, bundleId="medium_3_0"
+        "bundleId",
+        previous,
+        "without data disks to keep its data",
+        serverCount=3,
+        bundleId="medium_3_0",
     )
 
 
@@ -331,15 +375,25 @@ def refused_change(key: str, previous: dict, *fragments: str, **config) -> None:
     rejected(key, *fragments, after_reading=[STACK_REFERENCE], previous_outputs=previous, **config)
 
 
-def test_a_data_disk_for_a_running_cluster_of_three_servers_is_refused():
-    """Each server's first mount stops its k3s to copy the data, all three at once."""
+def test_turning_data_disks_on_for_a_running_cluster_of_three_servers_is_a_normal_up():
+    """Each server's first mount waits for the server before it (tests/test_data_disk.py)."""
+    declared = deploy(
+        previous_outputs=deployed_servers("small_3_0"), serverCount=3, dataDiskGb="40"
+    )
+    assert len(declared.of_type("aws:lightsail/disk:Disk")) == 3
+
+
+@pytest.mark.parametrize("size", ["80", "0"])
+def test_a_new_size_or_no_disk_for_three_running_servers_on_disks_is_refused(size):
+    """Lightsail cannot resize a disk: a new one for every server, holding none of the data."""
     refused_change(
         "dataDiskGb",
-        deployed_servers("small_3_0"),
-        "40 GB would change the data disk of all 3 servers of this running cluster (deployed with 0 GB)",
-        "keep dataDiskGb 0",
+        deployed_servers("small_3_0", data_disk_gb=40),
+        f"{size} GB would replace or remove the data disks of all 3 servers of this running "
+        "cluster (deployed with 40 GB)",
+        "keep dataDiskGb 40",
         serverCount=3,
-        dataDiskGb="40",
+        dataDiskGb=size,
     )
 
 

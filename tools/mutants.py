@@ -285,9 +285,9 @@ MUTANTS = (
         ("tests/test_components_elsewhere.py",),
     ),
     Mutant(
-        "a new bundle for a running cluster of three servers replaces them side by side",
+        "a new bundle for three running servers without data disks begins a new, empty cluster",
         "components/rollout.py",
-        "    if several and bundle_changes:",
+        "    if several and instance_changes:",
         "    if False:",
         ("tests/test_servers.py",),
     ),

@@ -19,7 +19,7 @@ pkg/resource/graph/dependency_graph.go for DependingOn):
   of whose inputs has a property dependency on one taken and whose provider's Diff, with those
   inputs unknown, replaces it. Only property dependencies count: a `dependsOn` alone never does.
 - generateSteps: a resource deleted that way is created again when the program registers it
-  (`recreating`), whatever its own diff says.
+  (`recreating`), whatever its own diff says; one the old snapshot lacks is created (OpCreate).
 
 What a provider's Diff replaces with some inputs unknown is given as a function; for this stack it
 is tools/plandiff.py's REPLACE_ON (the providers' replace-forcing inputs, cited there): an unknown
@@ -35,6 +35,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 # The step operations, named as the engine's (pkg/resource/deploy/step.go, OpCreateReplacement…).
+CREATE = "create"
 CREATE_REPLACEMENT = "create-replacement"
 DELETE_REPLACED = "delete-replaced"
 UPDATE = "update"
@@ -130,9 +131,10 @@ def deployment(
     """The steps of one `pulumi up`, chain after chain in the order the program registers.
 
     `program`: the URNs the program registers, in an order where each follows what it depends on
-    (the snapshot's resources of the same URN). `changed(resource, replaced)`: the inputs whose
-    values change at its registration, given the URNs created anew so far. The order between
-    steps that the engine really guarantees is `happens_before`.
+    (the snapshot's resources of the same URN; a URN the snapshot lacks is a resource created).
+    `changed(resource, replaced)`: the inputs whose values change at its registration, given the
+    URNs created anew so far. The order between steps that the engine really guarantees is
+    `happens_before`.
     """
     by_urn = {r.urn: r for r in snapshot}
     steps: list[Step] = []
@@ -141,6 +143,11 @@ def deployment(
     pending_deletes: list[str] = []  # create-before-delete: the old one goes after the program
     registered: list[str] = []
     for urn in program:
+        if urn not in by_urn:
+            steps.append(Step(CREATE, urn, urn))
+            created_anew.add(urn)
+            registered.append(urn)
+            continue
         resource = by_urn[urn]
         if urn in deleted:
             steps.append(Step(CREATE_REPLACEMENT, urn, urn))
@@ -178,7 +185,9 @@ def happens_before(
 ) -> bool:
     """Whether the engine runs `first` before `then` however it interleaves independent chains:
     in one chain, in order; a chain after every chain of what its resource depends on; the
-    deletes after the program, after every chain."""
+    deletes after the program, after every chain. `snapshot`: the resources as the program
+    registers them (their dependencies now), which for a program that changes no dependency is
+    the old snapshot."""
     if first.chain == then.chain:
         return steps.index(first) < steps.index(then)
     if then.chain == "":

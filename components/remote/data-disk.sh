@@ -5,14 +5,16 @@
 # shell assignments of NODE_NAME, DISK_SIZE_GB (the disk's size, how it is told apart from the
 # system disk), INSTANCE_ID and PRIVATE_IP (the Lightsail instance's ARN and private IP, kept on the
 # disk so a mount can tell data of an earlier host from its own), ETCD_REJOINS (a further server,
-# whose etcd member leaves with its host) and ETCD_SINGLE_MEMBER (the first server of one).
+# whose etcd member leaves with its host), ETCD_SINGLE_MEMBER (the first server of one) and
+# KUBE_API_PORT (where another server's API answers).
 #   mount:   waits for the attached disk, formats it only when it holds no file system at all,
 #            mounts it by UUID at the data directory and lists it in /etc/fstab, and makes k3s
 #            require the mount. A server that has its data on the system disk already (the disk is
 #            turned on later) gets it copied over with k3s stopped, the copy compared with the
 #            original before the switch; the original stays, renamed, until the operator removes it.
-#   unmount: on the old host, before the disk is detached: stops k3s and its containers, then
-#            unmounts the data directory. Lightsail detaches only a stopped instance's disk with
+#   unmount: on the old host, before the disk is detached: the first server of several has its
+#            etcd member removed first (below, leave_etcd), then k3s and its containers stop,
+#            then the data directory is unmounted. Lightsail detaches only a stopped instance's disk with
 #            its file systems unmounted (AWS Lightsail API DetachDisk), and the Terraform provider
 #            that pulumi-aws bridges shuts a running instance down itself to detach (hashicorp/
 #            terraform-provider-aws internal/service/lightsail/disk_attachment.go,
@@ -33,6 +35,10 @@ NODE_IDENTITY_DIR="${NODE_IDENTITY_DIR:-/etc/rancher/node}"
 K3S_KILLALL="${K3S_KILLALL:-/usr/local/bin/k3s-killall.sh}"
 DEVICE_TIMEOUT_SECONDS="${DEVICE_TIMEOUT_SECONDS:-300}"
 STOP_TIMEOUT_SECONDS="${STOP_TIMEOUT_SECONDS:-120}"
+LEAVE_TIMEOUT_SECONDS="${LEAVE_TIMEOUT_SECONDS:-300}"
+# How long one look at the API server may take before it counts as failed.
+REQUEST_TIMEOUT_SECONDS="${REQUEST_TIMEOUT_SECONDS:-30}"
+K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
 POLL_INTERVAL_SECONDS="${POLL_INTERVAL_SECONDS:-5}"
 FS_TYPE=ext4
 # Where the data lived before the disk; kept, not deleted, once it has been copied over.
@@ -42,6 +48,11 @@ BEFORE_DISK_DIR="$DATA_DIR.before-data-disk"
 HOST_RECORD="$DATA_DIR/.lightsail-k3s-host"
 ADDRESS_RECORD="$DATA_DIR/.lightsail-k3s-address"
 ETCD_ADDRESS_MARKER=.lightsail-k3s-etcd-address-changed
+# On the disk, written by the first server's old host once its etcd member is removed: that
+# member's name, then the private IPs of the other servers, through which the new host rejoins
+# (install-k3s-server.sh reads this name too).
+REJOIN_RECORD="$DATA_DIR/.lightsail-k3s-etcd-rejoin-through"
+ETCD_DIR="$DATA_DIR/server/db/etcd"
 
 fail() {
   echo "data disk of $NODE_NAME: $1" >&2
@@ -169,16 +180,88 @@ move_existing_data() {
   echo "the original stays in $BEFORE_DISK_DIR; remove it once k3s runs from the disk"
 }
 
-# A further server's old host left the cluster before its disk moved: its drain had its etcd member
-# removed (node-membership.sh). Started on that member's data, etcd would find itself removed; k3s
+kubectl() {
+  "$K3S_BIN" kubectl --request-timeout="${REQUEST_TIMEOUT_SECONDS}s" "$@"
+}
+
+# The first server of a cluster of several: neither a further server (ETCD_REJOINS) nor the one
+# member (ETCD_SINGLE_MEMBER).
+first_of_several() {
+  [ "${ETCD_REJOINS:-false}" != true ] && [ "${ETCD_SINGLE_MEMBER:-false}" != true ]
+}
+
+# The etcd member name k3s keeps in its data (k3s pkg/etcd/etcd.go, setName: db/etcd/name).
+etcd_member_name() {
+  cat "$ETCD_DIR/name" 2>/dev/null || true
+}
+
+# The first server of several leaves etcd before its host goes, while it still runs, as a further
+# server does in its drain: its Node is annotated for removal, which k3s' etcd member controller
+# carries out (k3s pkg/etcd/member_controller.go: RemovePeer, then the removed-node-name
+# annotation; it removes its own member too, RemovePeer's allowSelfRemoval). Only with every
+# other server Ready: from three members to two, the two commit it and keep the quorum. The wait
+# asks another server's API (this one's etcd stops once removed); every server's certificate names
+# its own private IP (k3s pkg/cli/server/server.go adds the node IPs to the SANs). Then the other
+# servers' private IPs go onto the disk, for the new host to rejoin through.
+leave_etcd() {
+  local member nodes name address ready peers=() deadline removed errors
+  first_of_several || return 0
+  [ -d "$ETCD_DIR/member/wal" ] || return 0
+  if [ -f "$REJOIN_RECORD" ] && [ "$(head -n 1 "$REJOIN_RECORD")" = "$(etcd_member_name)" ]; then
+    echo "the etcd member of $NODE_NAME was removed already; its new host rejoins"
+    return 0
+  fi
+  errors="$(mktemp)"
+  if ! member="$(kubectl get node "$NODE_NAME" -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/node-name}' 2>"$errors")" || [ -z "$member" ]; then
+    fail "cannot read its etcd member from the API ($(cat "$errors")), so k3s was left running and nothing unmounted: its member must leave etcd before its host goes; check systemctl status k3s and run pulumi up again"
+  fi
+  if ! nodes="$(kubectl get nodes -l node-role.kubernetes.io/etcd=true -o 'jsonpath={range .items[*]}{.metadata.name}{" "}{.status.addresses[?(@.type=="InternalIP")].address}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>"$errors")"; then
+    fail "cannot list the servers ($(cat "$errors")), so k3s was left running and nothing unmounted; check systemctl status k3s and run pulumi up again"
+  fi
+  rm -f "$errors"
+  while read -r name address ready; do
+    if [ -z "$name" ] || [ "$name" = "$NODE_NAME" ]; then
+      continue
+    fi
+    if [ "$ready" != True ]; then
+      fail "server $name is not Ready: without it, removing this server's etcd member would leave etcd without its quorum, so nothing was changed; bring $name back (kubectl get nodes) and run pulumi up again"
+    fi
+    peers+=("$address")
+  done <<< "$nodes"
+  if [ "${#peers[@]}" -eq 0 ]; then
+    echo "no other server runs: the etcd member of $NODE_NAME stays"
+    return 0
+  fi
+  echo "removing the etcd member $member of $NODE_NAME; the other servers (${peers[*]}) keep the quorum"
+  kubectl annotate --overwrite node "$NODE_NAME" etcd.k3s.cattle.io/remove=true >/dev/null
+  deadline=$(($(date +%s) + LEAVE_TIMEOUT_SECONDS))
+  while :; do
+    removed="$(kubectl --server "https://${peers[0]}:$KUBE_API_PORT" get node "$NODE_NAME" \
+      -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/removed-node-name}' 2>/dev/null || true)"
+    [ "$removed" = "$member" ] && break
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      fail "its etcd member $member was not removed within ${LEAVE_TIMEOUT_SECONDS}s (asked through ${peers[0]}); k3s was left running and nothing unmounted; see journalctl -u k3s on every server"
+    fi
+    sleep "$POLL_INTERVAL_SECONDS"
+  done
+  printf '%s\n' "$member" "${peers[@]}" > "$REJOIN_RECORD"
+  echo "the etcd member of $NODE_NAME is removed; its new host rejoins through ${peers[0]}"
+}
+
+# A server whose old host left the cluster before its disk moved: a further server's drain had its
+# etcd member removed (node-membership.sh), the first server's unmount did (leave_etcd, which
+# names the member it removed). Started on that member's data, etcd would find itself removed; k3s
 # sets such data aside and joins anew when it finds its tombstone (k3s pkg/etcd/etcd.go, Register:
 # "tombstone file has been detected, removing data dir to rejoin the cluster"), and this does the
 # same before k3s starts, so the server joins as a new member at its new private IP. The
-# certificates, tokens and volumes stay. The first server keeps its member (ETCD_REJOINS unset).
+# certificates, tokens and volumes stay. For the first server only the removed member is set
+# aside: a member it has joined since, under a new name, is its own.
 set_aside_removed_etcd_member() {
-  local etcd_dir="$DATA_DIR/server/db/etcd"
-  if [ "${ETCD_REJOINS:-false}" = true ] && [ -d "$etcd_dir" ]; then
-    mv "$etcd_dir" "$DATA_DIR/server/db/etcd-removed-member-$(date +%s)"
+  local removed=""
+  [ -d "$ETCD_DIR" ] || return 0
+  [ -f "$REJOIN_RECORD" ] && removed="$(head -n 1 "$REJOIN_RECORD")"
+  if [ "${ETCD_REJOINS:-false}" = true ] || { [ -n "$removed" ] && [ "$(etcd_member_name)" = "$removed" ]; }; then
+    mv "$ETCD_DIR" "$DATA_DIR/server/db/etcd-removed-member-$(date +%s)"
     echo "its etcd member was removed when the earlier host left: set aside, to join anew"
   fi
 }
@@ -192,12 +275,13 @@ set_aside_removed_etcd_member() {
 mark_changed_etcd_address() {
   local recorded
   [ "${ETCD_REJOINS:-false}" = true ] && return 0
-  [ -d "$DATA_DIR/server/db/etcd/member/wal" ] || return 0
+  # Set aside (a member that left): the new one joins at this host's address.
+  [ -d "$ETCD_DIR/member/wal" ] || return 0
   [ -f "$ADDRESS_RECORD" ] || return 0
   recorded="$(cat "$ADDRESS_RECORD")"
   [ "$recorded" = "$PRIVATE_IP" ] && return 0
   if [ "${ETCD_SINGLE_MEMBER:-false}" != true ]; then
-    fail "its etcd member records the earlier host's address $recorded, not $PRIVATE_IP, and k3s updates that only by resetting the cluster to this one member, which would cut off the other servers; k3s was not started. See docs/lifecycle.md, Growing a node"
+    fail "its etcd member records the earlier host's address $recorded, not $PRIVATE_IP, and did not leave etcd before that host went (no $REJOIN_RECORD); k3s updates the address only by resetting the cluster to this one member, which would cut off the other servers; k3s was not started. See docs/lifecycle.md, Growing a node"
   fi
   printf '%s -> %s\n' "$recorded" "$PRIVATE_IP" > "$DATA_DIR/$ETCD_ADDRESS_MARKER"
   echo "its etcd member records the earlier host's address $recorded: the install resets it to $PRIVATE_IP"
@@ -235,6 +319,9 @@ mount_data() {
     echo "the data comes from an earlier host of $NODE_NAME ($(cat "$HOST_RECORD"))"
     set_aside_removed_etcd_member
     mark_changed_etcd_address
+  elif first_of_several && [ -f "$REJOIN_RECORD" ]; then
+    # The disk came back to the host that left etcd (its replacement stopped half way).
+    set_aside_removed_etcd_member
   fi
   printf '%s' "$INSTANCE_ID" > "$HOST_RECORD"
   printf '%s' "$PRIVATE_IP" > "$ADDRESS_RECORD"
@@ -242,6 +329,9 @@ mount_data() {
 }
 
 unmount_data() {
+  if mountpoint -q "$DATA_DIR"; then
+    leave_etcd
+  fi
   stop_k3s
   if mountpoint -q "$DATA_DIR"; then
     umount "$DATA_DIR" || fail "$DATA_DIR would not unmount; see fuser -vm $DATA_DIR"
@@ -256,7 +346,10 @@ case "$action" in
     : "${PRIVATE_IP:?PRIVATE_IP is required for mount}"
     mount_data
     ;;
-  unmount) unmount_data ;;
+  unmount)
+    : "${KUBE_API_PORT:?KUBE_API_PORT is required for unmount}"
+    unmount_data
+    ;;
   *)
     echo "unknown action $action; use mount or unmount" >&2
     exit 2

@@ -44,6 +44,37 @@ if [ "${K3S_DATA_ON_DISK:-false}" = true ] && ! mountpoint -q "$K3S_DATA_DIR"; t
   exit 1
 fi
 
+# The first server of several whose old host left etcd (data-disk.sh, leave_etcd: the record names
+# the member it removed, then the other servers' private IPs) rejoins through another server, as a
+# further server joins: with `server` and the cluster's own token (on the disk), k3s finds no etcd
+# data, bootstraps from that server and adds itself as a new member (k3s pkg/cluster/bootstrap.go,
+# shouldBootstrapLoad: a join URL, a token and no initialized etcd; pkg/etcd/etcd.go, Start: join,
+# MemberAddAsLearner). With a `server` it never begins a cluster of its own.
+REJOIN_RECORD="$K3S_DATA_DIR/.lightsail-k3s-etcd-rejoin-through"
+ETCD_DIR="$K3S_DATA_DIR/server/db/etcd"
+TOKEN_FILE="$K3S_DATA_DIR/server/token"
+rejoin_through=""
+if [ -f "$REJOIN_RECORD" ] && [ ! -d "$ETCD_DIR/member/wal" ]; then
+  rejoin_through="$(sed -n 2p "$REJOIN_RECORD")"
+  if [ -z "$rejoin_through" ] || [ ! -s "$TOKEN_FILE" ]; then
+    echo "$NODE_NAME left etcd to rejoin it, but $REJOIN_RECORD names no server to rejoin through," \
+      "or $TOKEN_FILE is missing; k3s was not installed or started (see docs/lifecycle.md, Growing a node)" >&2
+    exit 1
+  fi
+  : "${KUBE_API_PORT:?KUBE_API_PORT is required to rejoin}"
+fi
+# Without one, a server whose etcd data was set aside and whose config names no server to join
+# would begin a new, empty cluster beside the running one (shouldBootstrapLoad: no join URL,
+# "Managed etcd cluster initializing"): refused before anything changes.
+if [ -z "$rejoin_through" ] && [ ! -d "$ETCD_DIR/member/wal" ] \
+  && compgen -G "$K3S_DATA_DIR/server/db/etcd-removed-member-*" > /dev/null \
+  && ! base64 -d <<< "$K3S_CONFIG_B64" | grep -q '^server:'; then
+  echo "the etcd member of $NODE_NAME was set aside and no server to rejoin through is recorded:" \
+    "started so, k3s would begin a new cluster beside the running one; k3s was not installed or started." \
+    "See docs/lifecycle.md, Growing a node" >&2
+  exit 1
+fi
+
 # Written by data-disk.sh when a single server's etcd member records an earlier host's address.
 ETCD_ADDRESS_MARKER="$K3S_DATA_DIR/.lightsail-k3s-etcd-address-changed"
 RESET_TIMEOUT_SECONDS="${RESET_TIMEOUT_SECONDS:-300}"
@@ -103,6 +134,11 @@ mkdir -p "$K3S_CONFIG_DIR"
 # k3s reads its flags from config.yaml; install.sh rewrites the service's own flags
 # on every run, so settings belong in the file, not in INSTALL_K3S_EXEC.
 base64 -d <<< "$K3S_CONFIG_B64" > "$work_dir/config.yaml"
+if [ -n "$rejoin_through" ]; then
+  echo "$NODE_NAME rejoins etcd through $rejoin_through"
+  printf 'server: https://%s:%s\ntoken-file: %s\n' "$rejoin_through" "$KUBE_API_PORT" "$TOKEN_FILE" \
+    >> "$work_dir/config.yaml"
+fi
 place "$work_dir/config.yaml" "$K3S_CONFIG_DIR/config.yaml" 0600
 # The registries' credentials, root-only; k3s reads them only when it starts, as below.
 place_registries "$work_dir" "$(head -n 1 "$work_dir/config.yaml")"
@@ -149,4 +185,11 @@ if [ -f "$ETCD_ADDRESS_MARKER" ]; then
 fi
 
 wait_for_node_on_release "$READY_TIMEOUT_SECONDS" "$K3S_VERSION"
+# Ready means a voting member: k3s serves only once its etcd member is no learner (pkg/etcd/etcd.go,
+# Test). A member under another name than the one removed is this host's own: the rejoin is done.
+if [ -f "$REJOIN_RECORD" ] && [ -d "$ETCD_DIR/member/wal" ] \
+  && [ "$(cat "$ETCD_DIR/name" 2>/dev/null)" != "$(head -n 1 "$REJOIN_RECORD")" ]; then
+  rm -f "$REJOIN_RECORD"
+  echo "$NODE_NAME rejoined etcd as member $(cat "$ETCD_DIR/name")"
+fi
 echo "node $NODE_NAME is Ready on k3s $K3S_VERSION"

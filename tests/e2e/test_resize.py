@@ -95,3 +95,76 @@ def test_a_bigger_bundle_keeps_the_data_the_kubeconfig_and_the_node_name():
         assert [node["metadata"]["name"] for node in nodes] == [name]
         # The volume kept what the app wrote before.
         assert wait_for("the writer after the resize", lambda: written_marker(outputs)) == marker
+
+
+def step_events(events: list[auto.EngineEvent]) -> list[tuple[str, str, str]]:
+    """(started or done, op, resource name) of each step, in the engine's order."""
+    found = []
+    for event in events:
+        if event.resource_pre_event is not None:
+            metadata = event.resource_pre_event.metadata
+            found.append(("started", str(metadata.op), metadata.urn.rsplit("::", 1)[-1]))
+        elif event.res_outputs_event is not None:
+            metadata = event.res_outputs_event.metadata
+            found.append(("done", str(metadata.op), metadata.urn.rsplit("::", 1)[-1]))
+    return found
+
+
+def etcd_members(outputs) -> dict[str, str]:
+    """Each server's etcd member name, as k3s annotates its Node."""
+    nodes = kube_get(dict(outputs), "/api/v1/nodes")["items"]
+    return {
+        node["metadata"]["name"]: node["metadata"]["annotations"].get(
+            "etcd.k3s.cattle.io/node-name", ""
+        )
+        for node in nodes
+    }
+
+
+def test_three_servers_take_a_bigger_bundle_one_at_a_time_and_keep_the_cluster():
+    """Three servers on data disks, small_3_0 to medium_3_0 in one `up`: each server leaves etcd and
+    rejoins as a new member on its new host, the next one only after it is Ready; the app's volume,
+    the kubeconfig and the node names stay. Three billed instances and disks, about an hour."""
+    with (
+        throwaway_backend() as backend,
+        throwaway_cluster(
+            "e2e-resize3",
+            backend,
+            serverCount="3",
+            bundleId="small_3_0",
+            dataDiskGb="20",
+            manifestsDir=str(MANIFESTS),
+        ) as stack,
+    ):
+        name = f"lightsail-k3s-{stack.name}"
+        servers = [name, f"{name}-server-2", f"{name}-server-3"]
+        outputs = stack.up(on_output=print).outputs
+        marker = wait_for("the writer's marker", lambda: written_marker(outputs))
+        before = outputs
+        members = etcd_members(outputs)
+
+        stack.set_config("bundleId", auto.ConfigValue("medium_3_0"))
+        events: list[auto.EngineEvent] = []
+        result = stack.up(on_output=print, on_event=events.append)
+        for server in servers:
+            report(f"resize of {server}", phase_durations(events, server))
+        outputs = result.outputs
+        steps = step_events(events)
+
+        def at(kind: str, op: str, resource: str) -> int:
+            return next(
+                i for i, s in enumerate(steps) if s[0] == kind and op in s[1] and s[2] == resource
+            )
+
+        # Server N leaves (its drain starts) only after server N-1's new host is Ready.
+        assert at("done", "create", f"{name}-install") < at(
+            "started", "delete", f"{servers[1]}-join"
+        )
+        assert at("done", "create", f"{servers[1]}-join") < at(
+            "started", "delete", f"{servers[2]}-join"
+        )
+        # The same three nodes, each a new etcd member, and the kubeconfig from before still works.
+        after = etcd_members(before)
+        assert sorted(after) == sorted(servers)
+        assert all(after[server] and after[server] != members[server] for server in servers), after
+        assert wait_for("the writer after the resize", lambda: written_marker(outputs)) == marker
