@@ -16,10 +16,12 @@ import pulumi_kubernetes as k8s
 from .app_settings import TMP_MOUNT_PATH, TMP_VOLUME_NAME, AppSpec, parse_app_settings
 from .capacity import DEFAULT_LIMITS, DEFAULT_REQUESTS, NamespaceBudget
 from .catalog import BUNDLES
+from .charts import Charts, ChartsArgs, ChartSettings
+from .consumers import ConsumerSpec, ScopedKubeconfigs, ScopedKubeconfigsArgs
 from .errors import ConfigError
 from .k3s import kubernetes_minor
 from .network_policy import ingress_policy, metadata_egress_policy
-from .settings import PROJECT_DIR, parse_k3s_version
+from .settings import PROJECT_DIR, Settings, parse_k3s_version
 from .traefik import cert_resolver
 
 # k3s ships Traefik as its ingress controller under this IngressClass
@@ -87,6 +89,45 @@ class AppsArgs:
     # The stack's protect: Pulumi then leaves the apps' claims, and the namespace holding them, in the
     # cluster when it deletes them (see _declare_app).
     protect: bool = True
+    # Helm charts for k3s' helm-controller, kured's among them with a reboot window (components/charts.py).
+    charts: ChartSettings = ChartSettings()
+    # chart name -> its secret values tree; an Output where they arrive as one (the package's Apps).
+    chart_secret_values: pulumi.Input[Mapping[str, Mapping[str, Any]]] = field(
+        default_factory=dict, repr=False
+    )
+    # The stacks that consume this one, each with a kubeconfig scoped to its namespaces.
+    consumers: Sequence[ConsumerSpec] = ()
+    # The cluster's admin kubeconfig: its server address and CA go into every consumer's.
+    admin_kubeconfig: pulumi.Input[str] = ""
+
+    @classmethod
+    def of_settings(
+        cls,
+        settings: Settings,
+        provider: k8s.Provider,
+        public_ip: pulumi.Input[str],
+        admin_kubeconfig: pulumi.Input[str],
+    ) -> "AppsArgs":
+        """The stack's apps, charts and consumers, from its checked settings, on its Cluster's API."""
+        https = settings.https
+        return cls(
+            namespace=settings.apps.namespace,
+            apps=settings.apps.specs,
+            budget=settings.apps.budget,
+            secret_values=settings.apps.secret_values,
+            manifests=settings.apps.manifests,
+            provider=provider,
+            public_ip=public_ip,
+            pod_security_version=kubernetes_minor(settings.k3s_version),
+            tls=IngressTls(domain=https.domain, cert_resolver=cert_resolver(https.acme_staging))
+            if https
+            else None,
+            protect=settings.protect,
+            charts=settings.charts,
+            chart_secret_values=settings.charts.secret_values,
+            consumers=settings.consumers,
+            admin_kubeconfig=admin_kubeconfig,
+        )
 
 
 def served_host(app: AppSpec, tls: IngressTls | None) -> str | None:
@@ -434,6 +475,45 @@ class Apps(pulumi.ComponentResource):
                 for obj in args.manifests
             ]
             k8s.yaml.v2.ConfigGroup(f"{name}-manifests", objs=objs, opts=on_cluster(namespace))
+
+        # The charts and the consumers' credentials are children of the apps: the charts take their
+        # room from the apps' budget and let the apps' namespace in, and a consumer is scoped to the
+        # apps' namespace and the charts' (kured's among them, node maintenance as it is: it is one
+        # more chart, counted in the same budget). The stack declared both at its root before; the
+        # alias keeps each at its URN, and their children follow (tools/urns.py, inheritedChildAlias).
+        moved_here = pulumi.ResourceOptions(
+            parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]
+        )
+        charts = (
+            Charts(
+                f"{name}-charts",
+                ChartsArgs(
+                    charts=args.charts,
+                    secret_values=args.chart_secret_values,
+                    provider=args.provider,
+                    app_namespace=args.namespace,
+                    pod_security_version=args.pod_security_version,
+                ),
+                moved_here,
+            )
+            if args.charts.specs
+            else None
+        )
+        consumers = ScopedKubeconfigs(
+            name,
+            ScopedKubeconfigsArgs(
+                consumers=args.consumers,
+                provider=args.provider,
+                admin_kubeconfig=args.admin_kubeconfig,
+                cluster_name=name,
+                # The namespaces the consumers were checked against (settings.managed_namespaces).
+                namespaces={args.namespace: namespace, **(charts.namespaces if charts else {})},
+            ),
+            moved_here,
+        )
+        # Consumer name -> kubeconfig YAML; secret. Not annotated: no output of the package's schema
+        # (the stack exports it as consumerKubeconfigs).
+        self.consumer_kubeconfigs: pulumi.Output[dict[str, str]] = consumers.kubeconfigs
 
         self.urls = pulumi.Output.from_input(args.public_ip).apply(
             lambda ip: {

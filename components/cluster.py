@@ -268,6 +268,8 @@ class Cluster(pulumi.ComponentResource):
     """The login user of the blueprint."""
     ssh_host_key: pulumi.Output[str]
     """The first server's SSH host public key."""
+    ssh_command: pulumi.Output[str]
+    """ssh to the first server: `ssh -i ~/.ssh/<name> <user>@<ip>` with the generated key saved there, else `ssh <user>@<ip>`."""
     ssh_private_key: pulumi.Output[str] | None
     """The generated SSH private key (secret); absent when ssh_public_key was given."""
     node_token: pulumi.Output[str]
@@ -590,6 +592,14 @@ class Cluster(pulumi.ComponentResource):
         self.instance_name = node.instance_name
         self.ssh_user = node.ssh_user
         self.ssh_host_key = node.ssh_host_key
+        # Where docs/outputs.md has the generated key saved: ~/.ssh/ and the cluster's name.
+        self.ssh_command = pulumi.Output.concat(
+            "ssh ",
+            f"-i ~/.ssh/{name} " if spec.generates_ssh_key else "",
+            node.ssh_user,
+            "@",
+            node.public_ip,
+        )
         self.ssh_private_key = node.ssh_private_key
         self.node_token = k3s.node_token
         self.agent_token = k3s.agent_token
@@ -655,6 +665,7 @@ class Cluster(pulumi.ComponentResource):
                 "instanceName": self.instance_name,
                 "sshUser": self.ssh_user,
                 "sshHostKey": self.ssh_host_key,
+                "sshCommand": self.ssh_command,
                 "sshPrivateKey": self.ssh_private_key,
                 "nodeToken": self.node_token,
                 "agentToken": self.agent_token,

@@ -244,6 +244,20 @@ class Settings:
         )
 
     @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the program logs before it declares anything: the apps' CPU burst, charts the
+        budget counts nothing of, deployCidrs committed to the stack file."""
+        return tuple(
+            warning
+            for warning in (
+                self.apps.burst_warning,
+                self.charts.uncounted_warning,
+                self.committed_deploy_cidrs_warning,
+            )
+            if warning
+        )
+
+    @property
     def server_names(self) -> tuple[str, ...]:
         return server_names(self.cluster_name, self.topology.server_count)
 

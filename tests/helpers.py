@@ -108,10 +108,17 @@ class Declared:
 
     def continuing(self, previous_urns: list[str]) -> dict[str, str]:
         """Each resource's URN → the URN of a previous deployment's resource it keeps, as the engine matches them."""
-        return urns.match_previous(
-            (urns.Identity(r.urn, r.type, r.name, r.parent, r.aliases) for r in self.resources),
-            previous_urns,
-        )
+        return urns.match_previous_as_engine(self._as_plan(), previous_urns)
+
+    def engine_urns(self) -> dict[str, str]:
+        """Each resource's URN → the one the engine gives it (tools/urns.py, engine_urns)."""
+        return urns.engine_urns(self._as_plan())
+
+    def _as_plan(self) -> list[dict[str, Any]]:
+        return [
+            {"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "aliases": r.aliases}
+            for r in self.resources
+        ]
 
     def ancestors(self, registration: Registration) -> list[Registration]:
         by_urn = {r.urn: r for r in self.resources}
