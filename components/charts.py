@@ -13,6 +13,7 @@ Fields used are in the HelmChart CRD of every helm-controller the tested k3s min
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -532,8 +533,24 @@ def parse_charts(
     app_namespace: str,
     declared: Sequence[ChartSpec] = (),
 ) -> ChartSettings:
-    """The stack's charts, checked; `declared` are the charts the stack adds itself (kured), whose
-    names and namespaces the charts may not take."""
+    """The stack's charts and their secret values, checked; `declared` are the charts the stack adds
+    itself (kured), whose names and namespaces the charts may not take."""
+    charts = parse_chart_specs(charts_raw, app_namespace, declared)
+    return dataclasses.replace(
+        charts,
+        secret_values=parse_chart_secrets(
+            secrets_raw,
+            secrets_are_secret,
+            plain_text_secret_paths,
+            charts.specs[len(declared) :],
+        ),
+    )
+
+
+def parse_chart_specs(
+    charts_raw: Any, app_namespace: str, declared: Sequence[ChartSpec] = ()
+) -> ChartSettings:
+    """The charts without their secret values (parse_chart_secrets checks those against them)."""
     charts_raw = [] if charts_raw is None else charts_raw
     if not isinstance(charts_raw, list):
         raise ConfigError("charts", f"{charts_raw!r} is not a list of charts", "see docs/charts.md")
@@ -554,9 +571,6 @@ def parse_charts(
                 "give each chart its own name",
             )
         seen[spec.name] = f"charts[{index}]"
-    secret_values = parse_chart_secrets(
-        secrets_raw, secrets_are_secret, plain_text_secret_paths, specs
-    )
     uncounted = [
         f"charts[{i}] ({s.name})" for i, s in enumerate(specs) if s.budget.counted == "nothing"
     ]
@@ -567,7 +581,7 @@ def parse_charts(
         if uncounted
         else None
     )
-    return ChartSettings((*declared, *specs), secret_values, warning)
+    return ChartSettings((*declared, *specs), uncounted_warning=warning)
 
 
 def helm_chart_spec(spec: ChartSpec, with_secret_values: bool) -> dict[str, Any]:

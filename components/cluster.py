@@ -26,6 +26,7 @@ The stack passes the nodes it deployed before (`from_spec`'s `deployed`), so on 
 for an agent added, agents join at once.
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -46,6 +47,7 @@ from .host import PREVIOUS_HOST_TYPE, HostArgs, LightsailHost, PortRule
 from .k3s import K3sServer, K3sServerArgs, agent_firewall_rules, server_firewall_rules
 from .k3s_agent import K3sAgent, K3sAgentArgs
 from .k3s_peer import K3sPeerServer, K3sPeerServerArgs
+from .registries import parse_registries
 from .rollout import DeployedNodes, kept_once_done, last_restarted
 from .traefik import TraefikAcme, TraefikAcmeArgs
 
@@ -118,6 +120,8 @@ class ClusterArgs(TypedDict):
     """Alarm when an instance's burst capacity falls below this percentage."""
     alarm_email: NotRequired[str]
     """Where Lightsail mails the alarms; the console only without it."""
+    registries: NotRequired[dict[str, dict[str, str]]]
+    """Registry host (e.g. ghcr.io) to its username, password and optional mirror, for every node; a secret, else refused."""
 
 
 # The inputs' defaults, as config strings: Pulumi.yaml's (the stack's one home for them; a test
@@ -148,10 +152,17 @@ def config_key(input_name: str) -> str:
     return re.sub(r"_([a-z])", lambda match: match.group(1).upper(), input_name)
 
 
+# Inputs that hold credentials: they arrive as secret Outputs, checked once known (settings.secret_input).
+SECRET_INPUTS = ("registries",)
+
+
 def args_source(args: Mapping[str, object]) -> settings.ConfigSource:
-    """The inputs as the config the settings parsers read: raw strings, lists and objects as JSON."""
+    """The inputs but the secret ones as the config the settings parsers read: raw strings, lists
+    and objects as JSON."""
     raw = dict(INPUT_DEFAULTS)
     for key, value in args.items():
+        if key in SECRET_INPUTS:
+            continue
         if isinstance(value, bool):
             raw[config_key(key)] = "true" if value else "false"
         else:
@@ -289,6 +300,15 @@ class Cluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
         spec = parse_cluster_args(name, args, os.environ, pulumi.runtime.is_dry_run())
+        if "registries" in args:
+            # Checked by the stack's parser once the secret arrives; nothing is declared before.
+            registries = settings.secret_input(
+                args["registries"],
+                "registries",
+                lambda raw: parse_registries(raw, is_secret=True, plain_text_paths=()),
+            )
+            spec = dataclasses.replace(spec, registries=registries)
+            opts = pulumi.ResourceOptions.merge(opts, settings.secret_inputs_gate(registries))
         self._declare(name, spec, opts, deployed=None)
 
     @classmethod

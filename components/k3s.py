@@ -102,8 +102,9 @@ class K3sServerArgs:
     tls_sans: Sequence[pulumi.Input[str]] = ()
     # A DNS name for the API (the stack's domain): listed in tls-san and used in the API URL.
     api_domain: str | None = None
-    # The private registries' credentials, written to the node's registries.yaml (secret stdin).
-    registries: Sequence[Registry] = ()
+    # The private registries' credentials, written to the node's registries.yaml (secret stdin);
+    # an Output where they arrive as one (the package's Cluster, components/cluster.py).
+    registries: pulumi.Input[Sequence[Registry]] = ()
     # The server's data disk (components/host.py), when /var/lib/rancher/k3s lives on one: the
     # cluster is then the disk's, whatever instance mounts it.
     data_disk: pulumi.Resource | None = None
@@ -500,13 +501,13 @@ class K3sServer(pulumi.ComponentResource):
         # given as depends_on); the install script checks it again on the node.
         # Secret in its own right: the registries' passwords travel in it too.
         install_stdin = pulumi.Output.secret(
-            config.apply(
-                lambda rendered: install_program(
+            pulumi.Output.all(config, args.registries).apply(
+                lambda values: install_program(
                     remote_script("install-k3s-server.sh"),
                     args.k3s_version,
                     args.node_name,
-                    rendered,
-                    args.registries,
+                    values[0],
+                    values[1],
                     data_on_disk=args.data_disk is not None,
                 )
             )

@@ -152,10 +152,16 @@ def run_stack(stack: str, **options: Any) -> Declared:
 
 
 def run_program(
-    main: Path, project: str, config: dict[str, str], mocks: pulumi_sdk.Mocks, stack: str = "dev"
+    main: Path,
+    project: str,
+    config: dict[str, str],
+    mocks: pulumi_sdk.Mocks,
+    stack: str = "dev",
+    declared: list[Registration] | None = None,
 ) -> Declared:
-    """Another project's __main__.py (an example) on the mock engine, `config` as the CLI passes it (full keys)."""
-    registrations: list[Registration] = []
+    """Another project's __main__.py (an example) on the mock engine, `config` as the CLI passes it
+    (full keys). `declared` collects what the run registers as it happens, for a run that fails."""
+    registrations: list[Registration] = [] if declared is None else declared
     outputs: dict[str, StackOutput] = {}
 
     def on_stack_outputs(sent: dict[str, Any]) -> None:
