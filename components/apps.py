@@ -1,8 +1,10 @@
 """The team's apps on the cluster, exposed through k3s' bundled Traefik.
 
-The stack declares Apps with `Apps.from_args` and its checked settings; the multi-language package
-(provider/) constructs it from the inputs below, which the SDK's analyzer reads from the type hints
-(as for components/cluster.py): so no `from __future__ import annotations` here.
+The stack declares Apps with `Apps.from_args` and its checked settings (AppsArgs.of_settings); the
+multi-language package (provider/) constructs it from the inputs below, which the SDK's analyzer
+reads from the type hints (as for components/cluster.py): so no `from __future__ import annotations`
+here. chart_secrets, a secret, arrives as an Output: it is checked once known, and the component waits
+for that check (settings.secret_input).
 """
 
 import hashlib
@@ -249,7 +251,7 @@ class AppsInputs(TypedDict):
     """Keep the apps' volumes (their claims and the namespace) in the cluster when Pulumi deletes them; true unless set false."""
     charts: NotRequired[list[dict[str, Any]]]
     """Helm charts for k3s' helm-controller, each object as the stack's `charts` config holds it (name, chart, version, …)."""
-    chart_secrets: NotRequired[dict[str, Any]]
+    chart_secrets: NotRequired[pulumi.Input[dict[str, Any]]]
     """Chart name to the values of its secretValues paths; a secret, else refused."""
     reboot_window: NotRequired[str]
     """When kured may reboot nodes that need it, one at a time, e.g. "Sun 03:00-05:00" (UTC); none unless set."""
@@ -354,7 +356,15 @@ def parse_apps_inputs(inputs: AppsInputs) -> CheckedAppsInputs:
 
 
 class Apps(pulumi.ComponentResource):
-    """The app namespace with its resource budget, the apps, their Ingresses and any existing manifests."""
+    """The app namespace with its resource budget, the apps, their Ingresses and any existing
+    manifests; the Helm charts (kured's with a reboot window) and the consumers' scoped kubeconfigs.
+
+    The charts and the kubeconfigs are children here, not of the Cluster: the charts take their room
+    from the apps' budget (capacity.py) and let the apps' namespace in, and a consumer is scoped to
+    the apps' namespace and the charts', each created by a child here. kured is node maintenance, but
+    it is one more chart, counted in the same budget, in a namespace consumers may not use; the
+    Cluster would only hand it to the charts and their budget back here.
+    """
 
     urls: pulumi.Output[dict[str, Any]]
     """Each app's in-cluster service, port, path and URL, by app name."""

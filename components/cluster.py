@@ -8,7 +8,8 @@ of `__init__` gives the inputs, the class's annotated attributes the outputs). S
 its annotations evaluated: no `from __future__ import annotations`.
 
 The inputs are named like the stack's config keys and pass the same parsers
-(components/settings.py), each error naming the key. Every child is named after the component:
+(components/settings.py), each error naming the key; `registries`, a secret, arrives as an Output and
+is checked once known, the component waiting for that check (settings.secret_input). Every child is named after the component:
 the first server is `name`, the others `name-server-2` and `name-server-3`, the agents
 `name-agent-N`, and the bucket, alarms, zone and ACME settings `name` with their own types.
 
@@ -120,7 +121,7 @@ class ClusterArgs(TypedDict):
     """Alarm when an instance's burst capacity falls below this percentage."""
     alarm_email: NotRequired[str]
     """Where Lightsail mails the alarms; the console only without it."""
-    registries: NotRequired[dict[str, dict[str, str]]]
+    registries: NotRequired[pulumi.Input[dict[str, dict[str, str]]]]
     """Registry host (e.g. ghcr.io) to its username, password and optional mirror, for every node; a secret, else refused."""
 
 

@@ -250,7 +250,8 @@ def test_the_multi_language_schema_has_the_clusters_inputs_and_outputs(schema):
         assert resource["inputProperties"][key]["items"]["type"] == "string"
     for key in ("tags", "sshHostKeys"):
         assert resource["inputProperties"][key]["additionalProperties"]["type"] == "string"
-    # Host -> username, password, mirror: strings.
+    # Host -> username, password, mirror: strings; an Output as a whole, so a secret one can be passed.
+    assert not resource["inputProperties"]["registries"].get("plain")
     registry = resource["inputProperties"]["registries"]["additionalProperties"]
     assert registry["type"] == "object" and registry["additionalProperties"]["type"] == "string"
     assert sorted(resource["requiredInputs"]) == [
@@ -365,9 +366,10 @@ def test_the_multi_language_schema_has_the_apps_inputs_and_outputs(schema):
         key: declared[key].get("type", kind) for key, kind in APPS_INPUTS.items() if key in declared
     } == {key: kind for key, kind in APPS_INPUTS.items() if key in declared}
     assert set(APPS_INPUTS) - set(declared) == {"kubeconfig", "publicIp"}
-    # The Cluster's outputs may feed these two: not plain.
+    # The Cluster's outputs may feed these two, and a secret Output chartSecrets: not plain.
     assert not any(
-        resource["inputProperties"][key].get("plain") for key in ("kubeconfig", "publicIp")
+        resource["inputProperties"][key].get("plain")
+        for key in ("kubeconfig", "publicIp", "chartSecrets")
     )
     assert all(spec.get("description") for spec in resource["inputProperties"].values())
     assert {name: spec.get("type") for name, spec in resource["properties"].items()} == {
@@ -607,3 +609,47 @@ def test_the_packages_cluster_checks_registries_before_declaring_anything(
         run_component(tmp_path, "Cluster", f"{{**{VALID!r}, 'registries': {registries}}}", declared)
     assert caught.value.key == "lightsail-k3s:registries" and fragment in str(caught.value)
     assert declared == []
+
+
+def test_the_packages_apps_declare_their_charts_when_a_preview_cannot_know_chart_secrets_yet(
+    tmp_path,
+):
+    # A preview passes an input computed from a resource not yet created as unknown: its check
+    # cannot run, and the SDK sends the unknown gate as no dependency; the update checks it.
+    program = tmp_path / "__main__.py"
+    program.write_text(
+        "import asyncio\n"
+        "import pulumi\n"
+        "from components.apps import Apps\n"
+        "def known(value):\n"
+        "    future = asyncio.get_event_loop().create_future()\n"
+        "    future.set_result(value)\n"
+        "    return future\n"
+        "unknown = pulumi.Output(set(), known(None), known(False), known(True))\n"
+        f"Apps('web', {{**{apps_inputs(kubeconfig=ADMIN_KUBECONFIG, charts=[KAFKA])!r}, 'chart_secrets': unknown}})\n"
+    )
+    declared = run_program(program, "p", {}, mockengine.LightsailMocks("eu-central-1"))
+    values = declared.named("web-charts-kafka-secret-values")
+    assert values.inputs.get("stringData") is None and "stringData" in values.secret_inputs
+    assert declared.named("web-charts-kafka-chart").inputs["spec"]["valuesSecrets"] == [
+        {"name": "kafka-secret-values", "keys": ["values.yaml"]}
+    ]
+
+
+def test_the_components_page_names_every_input_and_its_yaml_uses_the_schemas(schema):
+    page = (PROJECT_DIR / "docs" / "components.md").read_text()
+    for type_token in (CLUSTER_TYPE, APPS_TYPE):
+        inputs = schema["resources"][type_token]["inputProperties"]
+        assert [name for name in inputs if f"`{name}`" not in page] == [], type_token
+        outputs = schema["resources"][type_token]["properties"]
+        assert [name for name in outputs if f"`{name}`" not in page] == [], type_token
+    blocks = re.findall(r"```yaml\n(.*?)```", page, re.DOTALL)
+    used = {CLUSTER_TYPE: set(), APPS_TYPE: set()}
+    for block in blocks:
+        for resource in (yaml.safe_load(block).get("resources") or {}).values():
+            spec = schema["resources"][resource["type"]]
+            assert set(resource["properties"]) <= set(spec["inputProperties"]), resource
+            used[resource["type"]] |= set(resource["properties"])
+    # The examples show the stack keys the components gained with the charts, reboots and consumers.
+    assert {"registries"} <= used[CLUSTER_TYPE]
+    assert {"charts", "chartSecrets", "rebootWindow", "agentCount", "consumers"} <= used[APPS_TYPE]
