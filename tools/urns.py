@@ -48,7 +48,8 @@ def engine_urns(resources: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     two components deep is `Outer$Inner$Type`; the SDK's mock monitor, which the mock engine
     builds on, writes the parent's last type alone (pulumi/pulumi sdk/python/lib/pulumi/runtime/
     mocks.py, make_urn). Moving a component under another parent moves its children's URNs too,
-    which only these URNs show. `resources`: plan.json's, each with urn, type, name and parent.
+    which only these URNs show. `resources`: plan.json's, each with urn, type, name and parent. A
+    resource whose parent is neither among them nor the root stack keeps its URN as written.
     """
     by_urn = {resource["urn"]: resource for resource in resources}
     derived: dict[str, str] = {}
@@ -58,15 +59,18 @@ def engine_urns(resources: Iterable[Mapping[str, Any]]) -> dict[str, str]:
             return engine_urn(urn)
         if urn not in derived:
             resource = by_urn[urn]
+            parent = resource.get("parent") or ""
+            if parent in by_urn:
+                parent_type = qualified_type(derive(parent))
+            elif (
+                not parent or parent.count("::") == 3 and qualified_type(parent) == ROOT_STACK_TYPE
+            ):
+                parent_type = ""
+            else:
+                derived[urn] = engine_urn(urn)
+                return derived[urn]
             stack, project = urn.split("::")[0].removeprefix("urn:pulumi:"), urn.split("::")[1]
-            parent = derive(resource["parent"]) if resource.get("parent") else ""
-            derived[urn] = _new_urn(
-                stack,
-                project,
-                qualified_type(parent) if parent else "",
-                resource["type"],
-                resource["name"],
-            )
+            derived[urn] = _new_urn(stack, project, parent_type, resource["type"], resource["name"])
         return derived[urn]
 
     return {urn: derive(urn) for urn in by_urn}
