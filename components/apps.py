@@ -318,8 +318,8 @@ def parse_apps_inputs(inputs: AppsInputs) -> CheckedAppsInputs:
     settings = parse_app_settings(
         apps_raw=inputs.get("apps", []),
         namespace_raw=namespace_raw,
-        # No appSecrets input: their values would arrive as secret outputs, which the checks
-        # cannot read before the resources are declared.
+        # No appSecrets input yet: its check is part of each app's (parse_app: every secretEnv
+        # variable has a value), which would have to wait for the secret as chart_secrets' does.
         secrets_raw=None,
         secrets_are_secret=True,
         plain_text_secret_paths=(),

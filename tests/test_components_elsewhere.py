@@ -410,6 +410,26 @@ def apps_inputs(**changes: Any) -> Any:
         ({"app_namespace": "kube-apps"}, "appNamespace", "not a usable namespace name"),
         ({"k3s_version": "stable"}, "k3sVersion", "release channel"),
         ({"bundle_id": "huge_9_0"}, "bundleId", "not a known Lightsail bundle"),
+        ({"reboot_window": "Sundays"}, "rebootWindow", "not days then a UTC start-end"),
+        (
+            {"charts": [{"name": "traefik", "chart": "x", "version": "1.0.0"}]},
+            "charts",
+            "k3s installs",
+        ),
+        (
+            {"consumers": [{"name": "ci", "namespaces": ["kube-system"], "role": "edit"}]},
+            "consumers",
+            "not one this stack manages",
+        ),
+        # kured's namespace admits privileged pods: no consumer's.
+        (
+            {
+                "reboot_window": "Sun 03:00-05:00",
+                "consumers": [{"name": "ci", "namespaces": ["kured"], "role": "view"}],
+            },
+            "consumers",
+            "kured",
+        ),
     ],
 )
 def test_apps_inputs_are_checked_as_the_stacks_config_is_naming_the_key(changes, key, fragment):
@@ -653,3 +673,15 @@ def test_the_components_page_names_every_input_and_its_yaml_uses_the_schemas(sch
     # The examples show the stack keys the components gained with the charts, reboots and consumers.
     assert {"registries"} <= used[CLUSTER_TYPE]
     assert {"charts", "chartSecrets", "rebootWindow", "agentCount", "consumers"} <= used[APPS_TYPE]
+
+
+@pytest.mark.parametrize(
+    ("counts", "force_reboot"),
+    [({}, True), ({"agent_count": 1}, False), ({"server_count": 3}, False)],
+)
+def test_the_packages_kured_forces_the_reboot_of_a_single_node_only(counts, force_reboot):
+    checked = parse_apps_inputs(apps_inputs(reboot_window="Sat,Sun 02:00-04:00", **counts))
+    (kured,) = checked.on(cast(Any, "provider"), {}).charts.specs
+    assert kured.name == "kured" and kured.namespace == "kured"
+    assert kured.values["configuration"]["rebootDays"] == ["sat", "sun"]
+    assert kured.values["configuration"]["forceReboot"] is force_reboot
