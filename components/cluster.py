@@ -8,10 +8,11 @@ of `__init__` gives the inputs, the class's annotated attributes the outputs). S
 its annotations evaluated: no `from __future__ import annotations`.
 
 The inputs are named like the stack's config keys and pass the same parsers
-(components/settings.py), each error naming the key; `registries`, a secret, arrives as an Output and
-is checked once known, the component waiting for that check (settings.secret_input). Every child is named after the component:
-the first server is `name`, the others `name-server-2` and `name-server-3`, the agents
-`name-agent-N`, and the bucket, alarms, zone and ACME settings `name` with their own types.
+(components/settings.py), each error naming the key; `registries`, a secret, arrives as an Output
+and is checked once known, the component waiting for that check (settings.secret_input). Every child
+is named after the component: the first server is `name`, the others `name-server-2` and
+`name-server-3`, the agents `name-agent-N`, and the bucket, alarms, zone and ACME settings `name`
+with their own types.
 
 One check of the stack's is not made here: k3sVersion against the release deployed before. The
 stack reads that from its own `k3sVersion` output; a component in another program has no such
