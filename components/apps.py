@@ -1,14 +1,16 @@
 """The team's apps on the cluster, exposed through k3s' bundled Traefik.
 
-The stack declares Apps with `Apps.from_args` and its checked settings; the multi-language package
-(provider/) constructs it from the inputs below, which the SDK's analyzer reads from the type hints
-(as for components/cluster.py): so no `from __future__ import annotations` here.
+The stack declares Apps with `Apps.from_args` and its checked settings (AppsArgs.of_settings); the
+multi-language package (provider/) constructs it from the inputs below, which the SDK's analyzer
+reads from the type hints (as for components/cluster.py): so no `from __future__ import annotations`
+here. chart_secrets, a secret, arrives as an Output: it is checked once known, and the component waits
+for that check (settings.secret_input).
 """
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NamedTuple, NotRequired, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -16,10 +18,20 @@ import pulumi_kubernetes as k8s
 from .app_settings import TMP_MOUNT_PATH, TMP_VOLUME_NAME, AppSpec, parse_app_settings
 from .capacity import DEFAULT_LIMITS, DEFAULT_REQUESTS, NamespaceBudget
 from .catalog import BUNDLES
+from .charts import Charts, ChartsArgs, ChartSettings, parse_chart_secrets, parse_chart_specs
+from .consumers import ConsumerSpec, ScopedKubeconfigs, ScopedKubeconfigsArgs
 from .errors import ConfigError
 from .k3s import kubernetes_minor
 from .network_policy import ingress_policy, metadata_egress_policy
-from .settings import PROJECT_DIR, parse_k3s_version
+from .reboots import kured_chart, parse_reboot_window
+from .settings import (
+    PROJECT_DIR,
+    Settings,
+    parse_k3s_version,
+    parse_stack_consumers,
+    secret_input,
+    secret_inputs_gate,
+)
 from .traefik import cert_resolver
 
 # k3s ships Traefik as its ingress controller under this IngressClass
@@ -87,6 +99,45 @@ class AppsArgs:
     # The stack's protect: Pulumi then leaves the apps' claims, and the namespace holding them, in the
     # cluster when it deletes them (see _declare_app).
     protect: bool = True
+    # Helm charts for k3s' helm-controller, kured's among them with a reboot window (components/charts.py).
+    charts: ChartSettings = ChartSettings()
+    # chart name -> its secret values tree; an Output where they arrive as one (the package's Apps).
+    chart_secret_values: pulumi.Input[Mapping[str, Mapping[str, Any]]] = field(
+        default_factory=dict, repr=False
+    )
+    # The stacks that consume this one, each with a kubeconfig scoped to its namespaces.
+    consumers: Sequence[ConsumerSpec] = ()
+    # The cluster's admin kubeconfig: its server address and CA go into every consumer's.
+    admin_kubeconfig: pulumi.Input[str] = ""
+
+    @classmethod
+    def of_settings(
+        cls,
+        settings: Settings,
+        provider: k8s.Provider,
+        public_ip: pulumi.Input[str],
+        admin_kubeconfig: pulumi.Input[str],
+    ) -> "AppsArgs":
+        """The stack's apps, charts and consumers, from its checked settings, on its Cluster's API."""
+        https = settings.https
+        return cls(
+            namespace=settings.apps.namespace,
+            apps=settings.apps.specs,
+            budget=settings.apps.budget,
+            secret_values=settings.apps.secret_values,
+            manifests=settings.apps.manifests,
+            provider=provider,
+            public_ip=public_ip,
+            pod_security_version=kubernetes_minor(settings.k3s_version),
+            tls=IngressTls(domain=https.domain, cert_resolver=cert_resolver(https.acme_staging))
+            if https
+            else None,
+            protect=settings.protect,
+            charts=settings.charts,
+            chart_secret_values=settings.charts.secret_values,
+            consumers=settings.consumers,
+            admin_kubeconfig=admin_kubeconfig,
+        )
 
 
 def served_host(app: AppSpec, tls: IngressTls | None) -> str | None:
@@ -198,17 +249,45 @@ class AppsInputs(TypedDict):
     """The Cluster's acme_staging."""
     protect: NotRequired[bool]
     """Keep the apps' volumes (their claims and the namespace) in the cluster when Pulumi deletes them; true unless set false."""
+    charts: NotRequired[list[dict[str, Any]]]
+    """Helm charts for k3s' helm-controller, each object as the stack's `charts` config holds it (name, chart, version, …)."""
+    chart_secrets: NotRequired[pulumi.Input[dict[str, Any]]]
+    """Chart name to the values of its secretValues paths; a secret, else refused."""
+    reboot_window: NotRequired[str]
+    """When kured may reboot nodes that need it, one at a time, e.g. "Sun 03:00-05:00" (UTC); none unless set."""
+    server_count: NotRequired[int]
+    """The Cluster's server_count: with one node in all, kured reboots it even when a drain cannot finish."""
+    agent_count: NotRequired[int]
+    """The Cluster's agent_count, likewise."""
+    consumers: NotRequired[list[dict[str, Any]]]
+    """Stacks that deploy here, as the stack's `consumers` config holds them (name, namespaces, role)."""
 
 
-# The stack's defaults of these keys (Pulumi.yaml; tests/test_components_elsewhere.py holds them to it).
-APPS_INPUT_DEFAULTS = {"app_namespace": "apps", "cpu_budget": "warn", "protect": True}
+# The stack's defaults of these keys (Pulumi.yaml; tests/test_components_elsewhere.py holds them to
+# it); rebootWindow's is auto there, on for stacks named prod*, and a component has no stack name.
+APPS_INPUT_DEFAULTS = {
+    "app_namespace": "apps",
+    "cpu_budget": "warn",
+    "protect": True,
+    "reboot_window": "",
+    "server_count": 1,
+    "agent_count": 0,
+}
 
 
-def parse_apps_inputs(
-    inputs: AppsInputs,
-) -> tuple[Callable[[k8s.Provider], AppsArgs], str | None]:
-    """The inputs checked by the stack's parsers: the stack's Args on a given provider, and the
-    burst warning, if any."""
+class CheckedAppsInputs(NamedTuple):
+    """The inputs checked by the stack's parsers."""
+
+    # The stack's Args on a given provider, with the charts' secret values (checked by chart_secrets).
+    on: Callable[[k8s.Provider, pulumi.Input[Mapping[str, Mapping[str, Any]]]], AppsArgs]
+    # The apps' burst warning and the charts' uncounted one, if any.
+    warnings: tuple[str, ...]
+    # parse_chart_secrets against the charts given: the chart_secrets input's check.
+    chart_secrets: Callable[[Any], dict[str, dict[str, Any]]]
+
+
+def parse_apps_inputs(inputs: AppsInputs) -> CheckedAppsInputs:
+    """The inputs checked by the stack's parsers, chart_secrets once it arrives (see Apps)."""
     bundle_id = inputs["bundle_id"]
     if bundle_id not in BUNDLES:
         raise ConfigError(
@@ -219,11 +298,28 @@ def parse_apps_inputs(
     k3s_version = parse_k3s_version(
         lambda key: {"k3sVersion": inputs["k3s_version"]}.get(key.partition(":")[2])
     )
+    namespace_raw = inputs.get("app_namespace", APPS_INPUT_DEFAULTS["app_namespace"])
+    reboot_window = parse_reboot_window(
+        inputs.get("reboot_window", APPS_INPUT_DEFAULTS["reboot_window"]), "the window"
+    )
+    node_count = inputs.get("server_count", APPS_INPUT_DEFAULTS["server_count"]) + inputs.get(
+        "agent_count", APPS_INPUT_DEFAULTS["agent_count"]
+    )
+    declared = (kured_chart(reboot_window, single_node=node_count == 1),) if reboot_window else ()
+    charts = parse_chart_specs(inputs.get("charts"), namespace_raw, declared)
+    user_charts = charts.specs[len(declared) :]
+
+    def chart_secrets(raw: Any) -> dict[str, dict[str, Any]]:
+        return parse_chart_secrets(raw, True, (), user_charts)
+
+    if "chart_secrets" not in inputs:
+        # Refused now when a chart lists secretValues that nothing gives.
+        chart_secrets(None)
     settings = parse_app_settings(
         apps_raw=inputs.get("apps", []),
-        namespace_raw=inputs.get("app_namespace", APPS_INPUT_DEFAULTS["app_namespace"]),
-        # No appSecrets input: their values would arrive as secret outputs, which the checks
-        # cannot read before the resources are declared.
+        namespace_raw=namespace_raw,
+        # No appSecrets input yet: its check is part of each app's (parse_app: every secretEnv
+        # variable has a value), which would have to wait for the secret as chart_secrets' does.
         secrets_raw=None,
         secrets_are_secret=True,
         plain_text_secret_paths=(),
@@ -231,11 +327,15 @@ def parse_apps_inputs(
         project_dir=PROJECT_DIR,
         bundle=BUNDLES[bundle_id],
         cpu_budget_raw=inputs.get("cpu_budget", APPS_INPUT_DEFAULTS["cpu_budget"]),
+        reserved=charts.reserved,
     )
+    consumers = parse_stack_consumers(inputs.get("consumers"), settings, charts)
     domain = inputs.get("domain")
     tls = IngressTls(domain, cert_resolver(inputs.get("acme_staging", False))) if domain else None
 
-    def on(provider: k8s.Provider) -> AppsArgs:
+    def on(
+        provider: k8s.Provider, chart_secret_values: pulumi.Input[Mapping[str, Mapping[str, Any]]]
+    ) -> AppsArgs:
         return AppsArgs(
             namespace=settings.namespace,
             apps=settings.specs,
@@ -245,24 +345,47 @@ def parse_apps_inputs(
             pod_security_version=kubernetes_minor(k3s_version),
             tls=tls,
             protect=inputs.get("protect", APPS_INPUT_DEFAULTS["protect"]),
+            charts=charts,
+            chart_secret_values=chart_secret_values,
+            consumers=consumers,
+            admin_kubeconfig=inputs["kubeconfig"],
         )
 
-    return on, settings.burst_warning
+    warnings = tuple(w for w in (settings.burst_warning, charts.uncounted_warning) if w)
+    return CheckedAppsInputs(on, warnings, chart_secrets)
 
 
 class Apps(pulumi.ComponentResource):
-    """The app namespace with its resource budget, the apps, their Ingresses and any existing manifests."""
+    """The app namespace with its resource budget, the apps, their Ingresses and any existing
+    manifests; the Helm charts (kured's with a reboot window) and the consumers' scoped kubeconfigs.
+
+    The charts and the kubeconfigs are children here, not of the Cluster: the charts take their room
+    from the apps' budget (capacity.py) and let the apps' namespace in, and a consumer is scoped to
+    the apps' namespace and the charts', each created by a child here. kured is node maintenance, but
+    it is one more chart, counted in the same budget, in a namespace consumers may not use; the
+    Cluster would only hand it to the charts and their budget back here.
+    """
 
     urls: pulumi.Output[dict[str, Any]]
     """Each app's in-cluster service, port, path and URL, by app name."""
     app_url: pulumi.Output[str]
     """The first app's URL."""
+    consumer_kubeconfigs: pulumi.Output[dict[str, str]]
+    """Each consumer's kubeconfig, scoped to its namespaces, by consumer name (secret)."""
 
     def __init__(self, name: str, args: AppsInputs, opts: pulumi.ResourceOptions | None = None):
-        # Checked before anything is declared; the provider for the kubeconfig is a child.
-        on_provider, burst_warning = parse_apps_inputs(args)
-        if burst_warning:
-            pulumi.log.warn(burst_warning)
+        # Checked before anything is declared, chart_secrets once the secret arrives (the
+        # component waits for it); the provider for the kubeconfig is a child.
+        checked = parse_apps_inputs(args)
+        for warning in checked.warnings:
+            pulumi.log.warn(warning)
+        chart_secret_values: pulumi.Input[Mapping[str, Mapping[str, Any]]] = {}
+        if "chart_secrets" in args:
+            secret_values = secret_input(
+                args["chart_secrets"], "chartSecrets", checked.chart_secrets
+            )
+            opts = pulumi.ResourceOptions.merge(opts, secret_inputs_gate(secret_values))
+            chart_secret_values = secret_values
 
         def on_own_provider(apps: "Apps") -> AppsArgs:
             provider = k8s.Provider(
@@ -270,7 +393,7 @@ class Apps(pulumi.ComponentResource):
                 kubeconfig=args["kubeconfig"],
                 opts=pulumi.ResourceOptions(parent=apps),
             )
-            return on_provider(provider)
+            return checked.on(provider, chart_secret_values)
 
         self._declare(name, on_own_provider, opts)
 
@@ -435,6 +558,43 @@ class Apps(pulumi.ComponentResource):
             ]
             k8s.yaml.v2.ConfigGroup(f"{name}-manifests", objs=objs, opts=on_cluster(namespace))
 
+        # The charts and the consumers' credentials are children of the apps: the charts take their
+        # room from the apps' budget and let the apps' namespace in, and a consumer is scoped to the
+        # apps' namespace and the charts' (kured's among them, node maintenance as it is: it is one
+        # more chart, counted in the same budget). The stack declared both at its root before; the
+        # alias keeps each at its URN, and their children follow (tools/urns.py, inheritedChildAlias).
+        moved_here = pulumi.ResourceOptions(
+            parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]
+        )
+        charts = (
+            Charts(
+                f"{name}-charts",
+                ChartsArgs(
+                    charts=args.charts,
+                    secret_values=args.chart_secret_values,
+                    provider=args.provider,
+                    app_namespace=args.namespace,
+                    pod_security_version=args.pod_security_version,
+                ),
+                moved_here,
+            )
+            if args.charts.specs
+            else None
+        )
+        consumers = ScopedKubeconfigs(
+            name,
+            ScopedKubeconfigsArgs(
+                consumers=args.consumers,
+                provider=args.provider,
+                admin_kubeconfig=args.admin_kubeconfig,
+                cluster_name=name,
+                # The namespaces the consumers were checked against (settings.managed_namespaces).
+                namespaces={args.namespace: namespace, **(charts.namespaces if charts else {})},
+            ),
+            moved_here,
+        )
+        self.consumer_kubeconfigs = consumers.kubeconfigs
+
         self.urls = pulumi.Output.from_input(args.public_ip).apply(
             lambda ip: {
                 app.name: {
@@ -449,7 +609,13 @@ class Apps(pulumi.ComponentResource):
         self.app_url = pulumi.Output.from_input(args.public_ip).apply(
             lambda ip: first_app_url(args.apps, ip, tls)
         )
-        self.register_outputs({"appUrl": self.app_url, "apps": self.urls})
+        self.register_outputs(
+            {
+                "appUrl": self.app_url,
+                "apps": self.urls,
+                "consumerKubeconfigs": self.consumer_kubeconfigs,
+            }
+        )
 
     def _declare_app(
         self,

@@ -13,6 +13,7 @@ Fields used are in the HelmChart CRD of every helm-controller the tested k3s min
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ import yaml
 from .capacity import CPU_QUANTITY, MEMORY_QUANTITY, Reserved, cpu_millicores, memory_mib
 from .errors import ConfigError
 
+CHARTS_TYPE = "lightsail-k3s:index:Charts"
 HELM_CHART_API_VERSION = "helm.cattle.io/v1"
 # Where the HelmChart objects live, as k3s' own (traefik) do; helm-controller installs each release
 # into its targetNamespace.
@@ -531,8 +533,24 @@ def parse_charts(
     app_namespace: str,
     declared: Sequence[ChartSpec] = (),
 ) -> ChartSettings:
-    """The stack's charts, checked; `declared` are the charts the stack adds itself (kured), whose
-    names and namespaces the charts may not take."""
+    """The stack's charts and their secret values, checked; `declared` are the charts the stack adds
+    itself (kured), whose names and namespaces the charts may not take."""
+    charts = parse_chart_specs(charts_raw, app_namespace, declared)
+    return dataclasses.replace(
+        charts,
+        secret_values=parse_chart_secrets(
+            secrets_raw,
+            secrets_are_secret,
+            plain_text_secret_paths,
+            charts.specs[len(declared) :],
+        ),
+    )
+
+
+def parse_chart_specs(
+    charts_raw: Any, app_namespace: str, declared: Sequence[ChartSpec] = ()
+) -> ChartSettings:
+    """The charts without their secret values (parse_chart_secrets checks those against them)."""
     charts_raw = [] if charts_raw is None else charts_raw
     if not isinstance(charts_raw, list):
         raise ConfigError("charts", f"{charts_raw!r} is not a list of charts", "see docs/charts.md")
@@ -553,9 +571,6 @@ def parse_charts(
                 "give each chart its own name",
             )
         seen[spec.name] = f"charts[{index}]"
-    secret_values = parse_chart_secrets(
-        secrets_raw, secrets_are_secret, plain_text_secret_paths, specs
-    )
     uncounted = [
         f"charts[{i}] ({s.name})" for i, s in enumerate(specs) if s.budget.counted == "nothing"
     ]
@@ -566,7 +581,7 @@ def parse_charts(
         if uncounted
         else None
     )
-    return ChartSettings((*declared, *specs), secret_values, warning)
+    return ChartSettings((*declared, *specs), uncounted_warning=warning)
 
 
 def helm_chart_spec(spec: ChartSpec, with_secret_values: bool) -> dict[str, Any]:
@@ -590,6 +605,9 @@ def helm_chart_spec(spec: ChartSpec, with_secret_values: bool) -> dict[str, Any]
 @dataclass(frozen=True)
 class ChartsArgs:
     charts: ChartSettings
+    # chart name -> its secret values tree (ChartSettings.secret_values); an Output where they
+    # arrive as one (the package's Apps, components/apps.py).
+    secret_values: pulumi.Input[Mapping[str, Mapping[str, Any]]]
     provider: k8s.Provider
     # The apps' namespace: the one whose pods may reach the charts' Services.
     app_namespace: str
@@ -600,7 +618,7 @@ class Charts(pulumi.ComponentResource):
     """Each chart's namespace (Pod Security labels, a NetworkPolicy), its secret values and its HelmChart."""
 
     def __init__(self, name: str, args: ChartsArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("lightsail-k3s:index:Charts", name, None, opts)
+        super().__init__(CHARTS_TYPE, name, None, opts)
         # Imported here: apps.py imports the settings, which import this module.
         from .apps import TRAEFIK_NAMESPACE, pod_security_labels
         from .network_policy import ingress_policy, metadata_egress_policy
@@ -637,10 +655,12 @@ class Charts(pulumi.ComponentResource):
                 f"{name}-egress-policy-{namespace}", namespace, on_cluster(namespaces[namespace])
             )
 
+        secret_values = pulumi.Output.from_input(args.secret_values)
         for spec in args.charts.specs:
             depends_on: list[pulumi.Resource] = [namespaces[spec.namespace]]
-            secret_values = args.charts.secret_values.get(spec.name)
-            if secret_values:
+            # Every path a chart lists in secretValues has a value (parse_chart_secrets).
+            with_secret_values = bool(spec.secret_paths)
+            if with_secret_values:
                 depends_on.append(
                     k8s.core.v1.Secret(
                         f"{name}-{spec.name}-secret-values",
@@ -651,7 +671,11 @@ class Charts(pulumi.ComponentResource):
                         ),
                         type="Opaque",
                         string_data=pulumi.Output.secret(
-                            {SECRET_VALUES_KEY: values_yaml(secret_values)}
+                            secret_values.apply(
+                                lambda values, chart=spec.name: {
+                                    SECRET_VALUES_KEY: values_yaml(values[chart])
+                                }
+                            )
                         ),
                         opts=on_cluster(),
                     )
@@ -661,7 +685,7 @@ class Charts(pulumi.ComponentResource):
                 api_version=HELM_CHART_API_VERSION,
                 kind="HelmChart",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=spec.name, namespace=HELM_CHART_NAMESPACE),
-                spec=helm_chart_spec(spec, with_secret_values=bool(secret_values)),
+                spec=helm_chart_spec(spec, with_secret_values=with_secret_values),
                 opts=on_cluster(*depends_on),
             )
         # Each chart namespace's resource, which consumers' RoleBindings wait for (components/consumers.py).

@@ -8,9 +8,11 @@ of `__init__` gives the inputs, the class's annotated attributes the outputs). S
 its annotations evaluated: no `from __future__ import annotations`.
 
 The inputs are named like the stack's config keys and pass the same parsers
-(components/settings.py), each error naming the key. Every child is named after the component:
-the first server is `name`, the others `name-server-2` and `name-server-3`, the agents
-`name-agent-N`, and the bucket, alarms, zone and ACME settings `name` with their own types.
+(components/settings.py), each error naming the key; `registries`, a secret, arrives as an Output
+and is checked once known, the component waiting for that check (settings.secret_input). Every child
+is named after the component: the first server is `name`, the others `name-server-2` and
+`name-server-3`, the agents `name-agent-N`, and the bucket, alarms, zone and ACME settings `name`
+with their own types.
 
 One check of the stack's is not made here: k3sVersion against the release deployed before. The
 stack reads that from its own `k3sVersion` output; a component in another program has no such
@@ -27,6 +29,7 @@ for an agent added, agents join at once.
 """
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -47,6 +50,7 @@ from .host import PREVIOUS_HOST_TYPE, HostArgs, LightsailHost, PortRule
 from .k3s import K3sServer, K3sServerArgs, agent_firewall_rules, server_firewall_rules
 from .k3s_agent import K3sAgent, K3sAgentArgs
 from .k3s_peer import K3sPeerServer, K3sPeerServerArgs
+from .registries import parse_registries
 from .rollout import (
     ETCD_REJOINS_FIELD,
     DeployedNodes,
@@ -125,6 +129,8 @@ class ClusterArgs(TypedDict):
     """Alarm when an instance's burst capacity falls below this percentage."""
     alarm_email: NotRequired[str]
     """Where Lightsail mails the alarms; the console only without it."""
+    registries: NotRequired[pulumi.Input[dict[str, dict[str, str]]]]
+    """Registry host (e.g. ghcr.io) to its username, password and optional mirror, for every node; a secret, else refused."""
 
 
 # The inputs' defaults, as config strings: Pulumi.yaml's (the stack's one home for them; a test
@@ -155,10 +161,17 @@ def config_key(input_name: str) -> str:
     return re.sub(r"_([a-z])", lambda match: match.group(1).upper(), input_name)
 
 
+# Inputs that hold credentials: they arrive as secret Outputs, checked once known (settings.secret_input).
+SECRET_INPUTS = ("registries",)
+
+
 def args_source(args: Mapping[str, object]) -> settings.ConfigSource:
-    """The inputs as the config the settings parsers read: raw strings, lists and objects as JSON."""
+    """The inputs but the secret ones as the config the settings parsers read: raw strings, lists
+    and objects as JSON."""
     raw = dict(INPUT_DEFAULTS)
     for key, value in args.items():
+        if key in SECRET_INPUTS:
+            continue
         if isinstance(value, bool):
             raw[config_key(key)] = "true" if value else "false"
         else:
@@ -279,6 +292,8 @@ class Cluster(pulumi.ComponentResource):
     """The login user of the blueprint."""
     ssh_host_key: pulumi.Output[str]
     """The first server's SSH host public key."""
+    ssh_command: pulumi.Output[str]
+    """ssh to the first server: `ssh -i ~/.ssh/<name> <user>@<ip>` with the generated key saved there, else `ssh <user>@<ip>`."""
     ssh_private_key: pulumi.Output[str] | None
     """The generated SSH private key (secret); absent when ssh_public_key was given."""
     node_token: pulumi.Output[str]
@@ -298,6 +313,15 @@ class Cluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
         spec = parse_cluster_args(name, args, os.environ, pulumi.runtime.is_dry_run())
+        if "registries" in args:
+            # Checked by the stack's parser once the secret arrives; nothing is declared before.
+            registries = settings.secret_input(
+                args["registries"],
+                "registries",
+                lambda raw: parse_registries(raw, is_secret=True, plain_text_paths=()),
+            )
+            spec = dataclasses.replace(spec, registries=registries)
+            opts = pulumi.ResourceOptions.merge(opts, settings.secret_inputs_gate(registries))
         self._declare(name, spec, opts, deployed=None)
 
     @classmethod
@@ -621,6 +645,14 @@ class Cluster(pulumi.ComponentResource):
         self.instance_name = node.instance_name
         self.ssh_user = node.ssh_user
         self.ssh_host_key = node.ssh_host_key
+        # Where docs/outputs.md has the generated key saved: ~/.ssh/ and the cluster's name.
+        self.ssh_command = pulumi.Output.concat(
+            "ssh ",
+            f"-i ~/.ssh/{name} " if spec.generates_ssh_key else "",
+            node.ssh_user,
+            "@",
+            node.public_ip,
+        )
         self.ssh_private_key = node.ssh_private_key
         self.node_token = k3s.node_token
         self.agent_token = k3s.agent_token
@@ -686,6 +718,7 @@ class Cluster(pulumi.ComponentResource):
                 "instanceName": self.instance_name,
                 "sshUser": self.ssh_user,
                 "sshHostKey": self.ssh_host_key,
+                "sshCommand": self.ssh_command,
                 "sshPrivateKey": self.ssh_private_key,
                 "nodeToken": self.node_token,
                 "agentToken": self.agent_token,

@@ -38,6 +38,7 @@ import yaml
 
 from .errors import ConfigError
 
+SCOPED_KUBECONFIGS_TYPE = "lightsail-k3s:index:ScopedKubeconfigs"
 # Kubernetes' built-in user-facing ClusterRoles a consumer may hold in its namespaces. `admin` and
 # `cluster-admin` are left out: `admin` may create Roles and RoleBindings in the namespace.
 CONSUMER_ROLES = ("view", "edit")
@@ -251,7 +252,7 @@ class ScopedKubeconfigs(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ScopedKubeconfigsArgs, opts: pulumi.ResourceOptions | None = None
     ):
-        super().__init__("lightsail-k3s:index:ScopedKubeconfigs", name, None, opts)
+        super().__init__(SCOPED_KUBECONFIGS_TYPE, name, None, opts)
 
         def on_cluster(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(

@@ -7,7 +7,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_command as command
@@ -21,6 +21,9 @@ from .host import KUBE_API_PORT, SSH_PORT, PortRule
 from .node_updates import SECURITY_UPDATES_CONF_NAME, security_updates_conf
 from .registries import Registry
 from .remote_scripts import node_program, remote_script
+
+if TYPE_CHECKING:
+    from .settings import ClusterSpec
 
 # k3s ports (docs.k3s.io/installation/requirements#inbound-rules-for-k3s-nodes): the API
 # server listens on KUBE_API_PORT (6443, kept in host.py, whose data disk script asks the other
@@ -99,8 +102,9 @@ class K3sServerArgs:
     tls_sans: Sequence[pulumi.Input[str]] = ()
     # A DNS name for the API (the stack's domain): listed in tls-san and used in the API URL.
     api_domain: str | None = None
-    # The private registries' credentials, written to the node's registries.yaml (secret stdin).
-    registries: Sequence[Registry] = ()
+    # The private registries' credentials, written to the node's registries.yaml (secret stdin);
+    # an Output where they arrive as one (the package's Cluster, components/cluster.py).
+    registries: pulumi.Input[Sequence[Registry]] = ()
     # The server's data disk (components/host.py), when /var/lib/rancher/k3s lives on one: the
     # cluster is then the disk's, whatever instance mounts it.
     data_disk: pulumi.Resource | None = None
@@ -228,6 +232,29 @@ def upgrade_checked(
         return []
 
     return pulumi.Output.from_input(deployed).apply(check)
+
+
+def deployment_gate(previous: pulumi.StackReference, spec: ClusterSpec) -> pulumi.ResourceOptions:
+    """The options that gate a stack's components on the deployment before (`previous`): the
+    version-skew check against its k3sVersion (upgrade_checked) and the changes to the running
+    cluster that must not share a run (rollout.change_checked). Each is a depends_on that fails
+    with its ConfigError, so a refusal stops the program before anything is sent to the engine: a
+    preview reports it and an `up` changes nothing. Given to a component, it gates everything in
+    it, which awaits its parent (see upgrade_checked)."""
+    return pulumi.ResourceOptions(
+        depends_on=pulumi.Output.all(
+            upgrade_checked(previous.get_output("k3sVersion"), spec.k3s_version),
+            rollout.change_checked(
+                previous,
+                k3s_version=spec.k3s_version,
+                bundle_id=spec.bundle.bundle_id,
+                blueprint_id=spec.blueprint_id,
+                data_disk_gb=spec.data_disk_gb,
+                backups=spec.backups is not None,
+                embedded_etcd=spec.embedded_etcd,
+            ),
+        ).apply(lambda gates: [resource for gate in gates for resource in gate])
+    )
 
 
 def rewrite_kubeconfig(kubeconfig_yaml: str, server_ip: str, cluster_name: str) -> str:
@@ -477,13 +504,13 @@ class K3sServer(pulumi.ComponentResource):
         # given as depends_on); the install script checks it again on the node.
         # Secret in its own right: the registries' passwords travel in it too.
         install_stdin = pulumi.Output.secret(
-            config.apply(
-                lambda rendered: install_program(
+            pulumi.Output.all(config, args.registries).apply(
+                lambda values: install_program(
                     remote_script("install-k3s-server.sh"),
                     args.k3s_version,
                     args.node_name,
-                    rendered,
-                    args.registries,
+                    values[0],
+                    values[1],
                     data_on_disk=args.data_disk is not None,
                 )
             )

@@ -45,8 +45,9 @@ class K3sAgentArgs:
     # certRotation: each new value rotates this agent's certificates once, after the servers and
     # the agents before it.
     cert_rotation: int = 0
-    # The private registries' credentials, written to the node's registries.yaml (secret stdin).
-    registries: Sequence[Registry] = ()
+    # The private registries' credentials, written to the node's registries.yaml (secret stdin);
+    # an Output where they arrive as one (the package's Cluster, components/cluster.py).
+    registries: pulumi.Input[Sequence[Registry]] = ()
 
 
 def agent_config(
@@ -86,13 +87,15 @@ class K3sAgent(pulumi.ComponentResource):
     def __init__(self, name: str, args: K3sAgentArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("lightsail-k3s:index:K3sAgent", name, None, opts)
 
-        install_stdin = pulumi.Output.all(args.server_private_ip, args.agent_token).apply(
+        install_stdin = pulumi.Output.all(
+            args.server_private_ip, args.agent_token, args.registries
+        ).apply(
             lambda values: install_program(
                 remote_script("join-k3s-agent.sh"),
                 args.k3s_version,
                 args.node_name,
                 agent_config(args.node_name, values[0], values[1], args.kubelet_args),
-                args.registries,
+                values[2],
             )
         )
         self.restart_digest = rollout.restart_digest(install_stdin, args.cert_rotation)

@@ -36,8 +36,9 @@ class K3sPeerServerArgs:
     after: Sequence[pulumi.Resource]
     # certRotation: each new value rotates this server's certificates once, after the servers before it.
     cert_rotation: int = 0
-    # The private registries' credentials, written to the node's registries.yaml (secret stdin).
-    registries: Sequence[Registry] = ()
+    # The private registries' credentials, written to the node's registries.yaml (secret stdin);
+    # an Output where they arrive as one (the package's Cluster, components/cluster.py).
+    registries: pulumi.Input[Sequence[Registry]] = ()
     # Its /var/lib/rancher/k3s is on a data disk, mounted before the install (components/host.py).
     data_on_disk: bool = False
 
@@ -76,14 +77,14 @@ class K3sPeerServer(pulumi.ComponentResource):
         super().__init__("lightsail-k3s:index:K3sPeerServer", name, None, opts)
 
         install_stdin = pulumi.Output.all(
-            args.shared_config, args.first_server_private_ip, args.server_token
+            args.shared_config, args.first_server_private_ip, args.server_token, args.registries
         ).apply(
             lambda values: install_program(
                 remote_script("install-k3s-server.sh"),
                 args.k3s_version,
                 args.node_name,
                 peer_config(args.node_name, values[0], values[1], values[2]),
-                args.registries,
+                values[3],
                 data_on_disk=args.data_on_disk,
             )
         )

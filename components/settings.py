@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi.runtime.config as runtime_config
@@ -166,9 +166,9 @@ class ClusterSpec:
     alarms: AlarmSettings
     https: HttpsSettings | None
     ssh_host_keys: Mapping[str, str]
-    # The private registries every node pulls from (registries); none for the multi-language
-    # Cluster, whose secret inputs would arrive as outputs the checks cannot read.
-    registries: tuple[Registry, ...] = ()
+    # The private registries every node pulls from (registries): for the multi-language Cluster an
+    # Output, its secret input checked once it arrives (secret_input).
+    registries: pulumi.Input[Sequence[Registry]] = ()
     # GB of each server's data disk (dataDiskGb); 0: none.
     data_disk_gb: int = 0
     # Require IMDSv2 with a PUT hop limit of 1 on every instance, through the AWS CLI (components/host.py).
@@ -244,6 +244,20 @@ class Settings:
         )
 
     @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the program logs before it declares anything: the apps' CPU burst, charts the
+        budget counts nothing of, deployCidrs committed to the stack file."""
+        return tuple(
+            warning
+            for warning in (
+                self.apps.burst_warning,
+                self.charts.uncounted_warning,
+                self.committed_deploy_cidrs_warning,
+            )
+            if warning
+        )
+
+    @property
     def server_names(self) -> tuple[str, ...]:
         return server_names(self.cluster_name, self.topology.server_count)
 
@@ -267,11 +281,64 @@ class Settings:
         )
 
 
+T = TypeVar("T")
+
+
+def secret_input(raw: pulumi.Input[Any], key: str, parse: Callable[[Any], T]) -> pulumi.Output[T]:
+    """A secret input of a multi-language component (registries, chartSecrets), checked by `parse`,
+    the stack's parser of the key, once its value arrives; a secret Output.
+
+    The component provider host passes a secret input as an Output (pulumi/pulumi
+    sdk/python/lib/pulumi/provider/server.py, _select_value: a secret is always wrapped), whose value
+    nothing can read while the component declares its children. So it is parsed in an apply, and the
+    component waits for that (secret_inputs_gate): a bad value fails the component before any child
+    is sent to the engine, as upgrade_checked stops the stack (components/k3s.py). A value that is
+    not secret is refused, as the stack refuses these keys in plain text: it would stand in the
+    caller's program and state for anyone to read. In a preview that cannot know the value yet,
+    the check waits for the update, which runs it before anything else.
+    """
+    output = pulumi.Output.from_input(raw)
+
+    def check(values: list[Any]) -> T:
+        value, is_secret = values
+        if not is_secret:
+            raise ConfigError(
+                key,
+                "arrives in plain text, and it holds credentials",
+                "pass it as a secret: pulumi.Output.secret(...) in a program, a value of "
+                "`pulumi config set --secret` in Pulumi YAML (fn::secret)",
+            )
+        return parse(value)
+
+    return pulumi.Output.secret(
+        pulumi.Output.all(output, pulumi.Output.from_input(output.is_secret())).apply(check)
+    )
+
+
+def secret_inputs_gate(*checked: pulumi.Output[Any]) -> pulumi.ResourceOptions:
+    """Options that hold a component until its secret inputs passed their checks (secret_input)."""
+    return pulumi.ResourceOptions(depends_on=pulumi.Output.all(*checked).apply(lambda _: []))
+
+
 def managed_namespaces(apps: AppSettings, charts: ChartSettings) -> tuple[str, ...]:
     """The namespaces this stack creates and keeps its policies on: the apps' and each chart's (kured's
     among them), the one list that consumers may be scoped to (components/consumers.py) and that gets
     the egress policy (components/network_policy.py)."""
     return (apps.namespace, *charts.namespaces)
+
+
+def parse_stack_consumers(
+    raw: Any, apps: AppSettings, charts: ChartSettings
+) -> tuple[ConsumerSpec, ...]:
+    """`consumers`, checked against the namespaces the stack manages, never one that admits
+    privileged pods (kured's)."""
+    return parse_consumers(
+        raw,
+        managed_namespaces(apps, charts),
+        privileged_namespaces=[
+            namespace for namespace, level in charts.namespaces.items() if level == "privileged"
+        ],
+    )
 
 
 def server_names(cluster_name: str, count: int) -> tuple[str, ...]:
@@ -1110,14 +1177,10 @@ def parse_settings(
             is_secret(f"{PROJECT}:registries"),
             plain_text_leaves(stack_file, "registries"),
         ),
-        consumers=parse_consumers(
+        consumers=parse_stack_consumers(
             _json(source, "consumers", "pulumi config set --path 'consumers[0].name' web-deploy"),
-            managed_namespaces(settings.apps, settings.charts),
-            privileged_namespaces=[
-                namespace
-                for namespace, level in settings.charts.namespaces.items()
-                if level == "privileged"
-            ],
+            settings.apps,
+            settings.charts,
         ),
     )
 

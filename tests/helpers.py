@@ -108,10 +108,17 @@ class Declared:
 
     def continuing(self, previous_urns: list[str]) -> dict[str, str]:
         """Each resource's URN → the URN of a previous deployment's resource it keeps, as the engine matches them."""
-        return urns.match_previous(
-            (urns.Identity(r.urn, r.type, r.name, r.parent, r.aliases) for r in self.resources),
-            previous_urns,
-        )
+        return urns.match_previous_as_engine(self._as_plan(), previous_urns)
+
+    def engine_urns(self) -> dict[str, str]:
+        """Each resource's URN → the one the engine gives it (tools/urns.py, engine_urns)."""
+        return urns.engine_urns(self._as_plan())
+
+    def _as_plan(self) -> list[dict[str, Any]]:
+        return [
+            {"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "aliases": r.aliases}
+            for r in self.resources
+        ]
 
     def ancestors(self, registration: Registration) -> list[Registration]:
         by_urn = {r.urn: r for r in self.resources}
@@ -145,10 +152,16 @@ def run_stack(stack: str, **options: Any) -> Declared:
 
 
 def run_program(
-    main: Path, project: str, config: dict[str, str], mocks: pulumi_sdk.Mocks, stack: str = "dev"
+    main: Path,
+    project: str,
+    config: dict[str, str],
+    mocks: pulumi_sdk.Mocks,
+    stack: str = "dev",
+    declared: list[Registration] | None = None,
 ) -> Declared:
-    """Another project's __main__.py (an example) on the mock engine, `config` as the CLI passes it (full keys)."""
-    registrations: list[Registration] = []
+    """Another project's __main__.py (an example) on the mock engine, `config` as the CLI passes it
+    (full keys). `declared` collects what the run registers as it happens, for a run that fails."""
+    registrations: list[Registration] = [] if declared is None else declared
     outputs: dict[str, StackOutput] = {}
 
     def on_stack_outputs(sent: dict[str, Any]) -> None:

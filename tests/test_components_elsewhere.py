@@ -1,5 +1,6 @@
 """The components outside this stack: a second project (examples/k3s-only) and the multi-language package (provider/)."""
 
+import base64
 import json
 import re
 import runpy
@@ -19,6 +20,8 @@ from components.cluster import (
     parse_cluster_args,
 )
 from components.errors import ConfigError
+from components.k3s import registries_file
+from components.registries import Registry
 from tests.helpers import ADMIN_CIDR, INSTANCE, PROJECT_DIR, Declared, run_program
 from tools import mockengine
 
@@ -216,6 +219,7 @@ CLUSTER_INPUTS = {
     "acmeStaging": "boolean",
     "burstAlarmPercent": "integer",
     "alarmEmail": "string",
+    "registries": "object",
 }
 
 
@@ -246,6 +250,10 @@ def test_the_multi_language_schema_has_the_clusters_inputs_and_outputs(schema):
         assert resource["inputProperties"][key]["items"]["type"] == "string"
     for key in ("tags", "sshHostKeys"):
         assert resource["inputProperties"][key]["additionalProperties"]["type"] == "string"
+    # Host -> username, password, mirror: strings; an Output as a whole, so a secret one can be passed.
+    assert not resource["inputProperties"]["registries"].get("plain")
+    registry = resource["inputProperties"]["registries"]["additionalProperties"]
+    assert registry["type"] == "object" and registry["additionalProperties"]["type"] == "string"
     assert sorted(resource["requiredInputs"]) == [
         "adminCidrs",
         "availabilityZone",
@@ -266,6 +274,7 @@ def test_the_multi_language_schema_has_the_clusters_inputs_and_outputs(schema):
                 "instanceName",
                 "sshUser",
                 "sshHostKey",
+                "sshCommand",
                 "sshPrivateKey",
                 "nodeToken",
                 "agentToken",
@@ -330,6 +339,12 @@ APPS_INPUTS = {
     "domain": "string",
     "acmeStaging": "boolean",
     "protect": "boolean",
+    "charts": "array",
+    "chartSecrets": "object",
+    "rebootWindow": "string",
+    "serverCount": "integer",
+    "agentCount": "integer",
+    "consumers": "array",
 }
 
 
@@ -344,22 +359,35 @@ def test_the_multi_language_schema_has_the_apps_inputs_and_outputs(schema):
         "kubeconfig",
         "publicIp",
     ]
-    # The apps as the stack's `apps` config holds them: objects of any values.
-    assert resource["inputProperties"]["apps"]["items"]["type"] == "object"
-    # The Cluster's outputs may feed these two: not plain.
+    # The apps, charts and consumers as the stack's config holds them: objects of any values.
+    for key in ("apps", "charts", "consumers"):
+        assert resource["inputProperties"][key]["items"]["type"] == "object"
+    # Named like the stack's config keys, typed as Pulumi.yaml types them (objects untyped there).
+    declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+    assert {
+        key: declared[key].get("type", kind) for key, kind in APPS_INPUTS.items() if key in declared
+    } == {key: kind for key, kind in APPS_INPUTS.items() if key in declared}
+    assert set(APPS_INPUTS) - set(declared) == {"kubeconfig", "publicIp"}
+    # The Cluster's outputs may feed these two, and a secret Output chartSecrets: not plain.
     assert not any(
-        resource["inputProperties"][key].get("plain") for key in ("kubeconfig", "publicIp")
+        resource["inputProperties"][key].get("plain")
+        for key in ("kubeconfig", "publicIp", "chartSecrets")
     )
     assert all(spec.get("description") for spec in resource["inputProperties"].values())
     assert {name: spec.get("type") for name, spec in resource["properties"].items()} == {
         "appUrl": "string",
         "urls": "object",
+        "consumerKubeconfigs": "object",
     }
-    declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+    # rebootWindow is auto in the stack, on for stacks named prod*: a component has no stack name.
+    assert declared["rebootWindow"]["default"] == "auto"
     assert APPS_INPUT_DEFAULTS == {
         "app_namespace": declared["appNamespace"]["default"],
         "cpu_budget": declared["cpuBudget"]["default"],
         "protect": declared["protect"]["default"],
+        "reboot_window": "",
+        "server_count": int(declared["serverCount"]["default"]),
+        "agent_count": int(declared["agentCount"]["default"]),
     }
 
 
@@ -384,6 +412,26 @@ def apps_inputs(**changes: Any) -> Any:
         ({"app_namespace": "kube-apps"}, "appNamespace", "not a usable namespace name"),
         ({"k3s_version": "stable"}, "k3sVersion", "release channel"),
         ({"bundle_id": "huge_9_0"}, "bundleId", "not a known Lightsail bundle"),
+        ({"reboot_window": "Sundays"}, "rebootWindow", "not days then a UTC start-end"),
+        (
+            {"charts": [{"name": "traefik", "chart": "x", "version": "1.0.0"}]},
+            "charts",
+            "k3s installs",
+        ),
+        (
+            {"consumers": [{"name": "ci", "namespaces": ["kube-system"], "role": "edit"}]},
+            "consumers",
+            "not one this stack manages",
+        ),
+        # kured's namespace admits privileged pods: no consumer's.
+        (
+            {
+                "reboot_window": "Sun 03:00-05:00",
+                "consumers": [{"name": "ci", "namespaces": ["kured"], "role": "view"}],
+            },
+            "consumers",
+            "kured",
+        ),
     ],
 )
 def test_apps_inputs_are_checked_as_the_stacks_config_is_naming_the_key(changes, key, fragment):
@@ -395,18 +443,19 @@ def test_apps_inputs_are_checked_as_the_stacks_config_is_naming_the_key(changes,
 
 
 def test_apps_inputs_become_the_stacks_args():
-    on_provider, burst_warning = parse_apps_inputs(
-        apps_inputs(domain="example.com", acme_staging=True)
-    )
-    args = on_provider(cast(Any, "provider"))
+    checked = parse_apps_inputs(apps_inputs(domain="example.com", acme_staging=True))
+    args = checked.on(cast(Any, "provider"), {})
     assert [app.name for app in args.apps] == ["whoami"] and args.namespace == "apps"
     assert args.pod_security_version == "v1.36" and args.public_ip == "198.51.100.7"
     assert args.tls is not None and args.tls.domain == "example.com"
     assert args.tls.cert_resolver == "letsencrypt-staging"
-    assert burst_warning is None
+    assert checked.warnings == ()
+    assert args.charts.specs == () and args.consumers == ()
     # Volumes are kept unless the caller says the cluster is disposable, as the stack's protect.
     assert args.protect is True
-    assert parse_apps_inputs(apps_inputs(protect=False))[0](cast(Any, "provider")).protect is False
+    assert (
+        parse_apps_inputs(apps_inputs(protect=False)).on(cast(Any, "provider"), {}).protect is False
+    )
 
 
 def test_the_yaml_example_uses_the_schemas_types_and_properties(schema):
@@ -446,3 +495,195 @@ def test_the_packages_apps_deploy_through_a_provider_of_their_own_for_the_kubeco
     deployment = declared.one("kubernetes:apps/v1:Deployment")
     assert deployment.parent == component.urn and deployment.provider.startswith(provider.urn)
     assert declared.outputs["appUrl"].value == "http://198.51.100.7/"
+
+
+ADMIN_KUBECONFIG = (
+    "apiVersion: v1\nclusters:\n- name: dev\n  cluster:\n"
+    "    server: https://198.51.100.7:6443\n    certificate-authority-data: Q0E=\n"
+)
+KAFKA = {
+    "name": "kafka",
+    "chart": "oci://registry-1.docker.io/bitnamicharts/kafka",
+    "version": "31.0.0",
+    "namespace": "kafka",
+    "secretValues": ["auth.password"],
+    "estimate": {"cpu": "200m", "memory": "256Mi"},
+}
+PASSWORD = "kafka-password-1"
+DEPLOYER = {"name": "deployer", "namespaces": ["apps", "kafka"], "role": "edit"}
+
+
+def run_component(
+    tmp_path, component: str, inputs: str, declared: list | None = None, export: str = ""
+) -> Declared:
+    """A program declaring the package's `component` (Apps or Cluster) with `inputs`, Python source
+    in which `secret(...)` is pulumi.Output.secret: the component provider host passes a secret
+    input as such an Output (pulumi/pulumi sdk/python/lib/pulumi/provider/server.py, _select_value)."""
+    program = tmp_path / "__main__.py"
+    program.write_text(
+        "import pulumi\n"
+        f"from components.{component.lower()} import {component}\n"
+        "secret = pulumi.Output.secret\n"
+        f"component = {component}('web', {inputs})\n"
+        f"{export}\n"
+    )
+    return run_program(
+        program, "p", {}, mockengine.LightsailMocks("eu-central-1"), declared=declared
+    )
+
+
+def test_the_packages_apps_take_the_stacks_charts_reboot_window_and_consumers(tmp_path):
+    inputs = apps_inputs(
+        kubeconfig=ADMIN_KUBECONFIG,
+        charts=[KAFKA],
+        reboot_window="Sun 03:00-05:00",
+        server_count=3,
+        consumers=[DEPLOYER],
+    )
+    declared = run_component(
+        tmp_path,
+        "Apps",
+        f"{{**{inputs!r}, 'chart_secrets': secret({{'kafka': {{'auth': {{'password': {PASSWORD!r}}}}}}})}}",
+        export="pulumi.export('consumerKubeconfigs', component.consumer_kubeconfigs)",
+    )
+    component = declared.one(APPS_TYPE)
+    charts = declared.one("lightsail-k3s:index:Charts")
+    scoped = declared.one("lightsail-k3s:index:ScopedKubeconfigs")
+    assert charts.parent == scoped.parent == component.urn
+    helm_charts = {r.name: r for r in declared.of_type("kubernetes:helm.cattle.io/v1:HelmChart")}
+    assert set(helm_charts) == {"web-charts-kured-chart", "web-charts-kafka-chart"}
+    # Three servers: kured waits for drains, as the stack's does on more than one node.
+    assert (
+        "forceReboot: false"
+        in helm_charts["web-charts-kured-chart"].inputs["spec"]["valuesContent"]
+    )
+    values = declared.named("web-charts-kafka-secret-values")
+    assert values.inputs["stringData"] == {"values.yaml": f"auth:\n  password: {PASSWORD}\n"}
+    assert "stringData" in values.secret_inputs
+    assert [r.name for r in declared.resources if PASSWORD in repr(r.inputs)] == [values.name]
+    bindings = declared.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
+    assert sorted(b.inputs["metadata"]["namespace"] for b in bindings) == ["apps", "kafka"]
+    kubeconfigs = declared.outputs["consumerKubeconfigs"]
+    assert kubeconfigs.secret and "current-context: web-deployer" in kubeconfigs.value["deployer"]
+
+
+@pytest.mark.parametrize(
+    ("chart_secrets", "fragment"),
+    [
+        # What a caller passes without marking it secret: it would sit in its state in plain text.
+        (repr({"kafka": {"auth": {"password": PASSWORD}}}), "arrives in plain text"),
+        (
+            f"secret({{'kafka': {{'auth': {{'password': {PASSWORD!r}}}, 'extra': 'x'}}}})",
+            "not under a secretValues path",
+        ),
+        # None given for a chart that lists secretValues: refused before any Output exists.
+        (None, "has no value"),
+    ],
+)
+def test_the_packages_apps_check_chart_secrets_before_declaring_anything(
+    tmp_path, chart_secrets, fragment
+):
+    inputs = repr(apps_inputs(kubeconfig=ADMIN_KUBECONFIG, charts=[KAFKA]))
+    if chart_secrets is not None:
+        inputs = f"{{**{inputs}, 'chart_secrets': {chart_secrets}}}"
+    declared: list = []
+    with pytest.raises(ConfigError) as caught:
+        run_component(tmp_path, "Apps", inputs, declared)
+    assert caught.value.key == "lightsail-k3s:chartSecrets" and fragment in str(caught.value)
+    assert PASSWORD not in str(caught.value)
+    assert declared == []
+
+
+REGISTRIES = {"ghcr.io": {"username": "acme", "password": "registry-token-1"}}
+
+
+def test_the_packages_cluster_writes_secret_registries_to_every_node(tmp_path):
+    inputs = f"{{**{dict(VALID, agent_count=1)!r}, 'registries': secret({REGISTRIES!r})}}"
+    declared = run_component(tmp_path, "Cluster", inputs)
+    registries_b64 = base64.b64encode(
+        registries_file((Registry("ghcr.io", "acme", "registry-token-1"),)).encode()
+    ).decode()
+    installs = [declared.named("web-install"), declared.named("web-agent-1-install")]
+    for install in installs:
+        assert registries_b64 in install.inputs["stdin"] and "stdin" in install.secret_inputs
+    # Nowhere else, encoded or not.
+    held = [
+        r.name
+        for r in declared.resources
+        if registries_b64 in repr(r.inputs) or "registry-token-1" in repr(r.inputs)
+    ]
+    assert held == [install.name for install in installs]
+
+
+@pytest.mark.parametrize(
+    ("registries", "fragment"),
+    [
+        (repr(REGISTRIES), "arrives in plain text"),
+        ("secret({'ghcr.io': {'username': 'acme'}})", "password"),
+        ("secret({'registry-1.docker.io': {'username': 'a', 'password': 'b'}})", "docker.io"),
+    ],
+)
+def test_the_packages_cluster_checks_registries_before_declaring_anything(
+    tmp_path, registries, fragment
+):
+    declared: list = []
+    with pytest.raises(ConfigError) as caught:
+        run_component(tmp_path, "Cluster", f"{{**{VALID!r}, 'registries': {registries}}}", declared)
+    assert caught.value.key == "lightsail-k3s:registries" and fragment in str(caught.value)
+    assert declared == []
+
+
+def test_the_packages_apps_declare_their_charts_when_a_preview_cannot_know_chart_secrets_yet(
+    tmp_path,
+):
+    # A preview passes an input computed from a resource not yet created as unknown: its check
+    # cannot run, and the SDK sends the unknown gate as no dependency; the update checks it.
+    program = tmp_path / "__main__.py"
+    program.write_text(
+        "import asyncio\n"
+        "import pulumi\n"
+        "from components.apps import Apps\n"
+        "def known(value):\n"
+        "    future = asyncio.get_event_loop().create_future()\n"
+        "    future.set_result(value)\n"
+        "    return future\n"
+        "unknown = pulumi.Output(set(), known(None), known(False), known(True))\n"
+        f"Apps('web', {{**{apps_inputs(kubeconfig=ADMIN_KUBECONFIG, charts=[KAFKA])!r}, 'chart_secrets': unknown}})\n"
+    )
+    declared = run_program(program, "p", {}, mockengine.LightsailMocks("eu-central-1"))
+    values = declared.named("web-charts-kafka-secret-values")
+    assert values.inputs.get("stringData") is None and "stringData" in values.secret_inputs
+    assert declared.named("web-charts-kafka-chart").inputs["spec"]["valuesSecrets"] == [
+        {"name": "kafka-secret-values", "keys": ["values.yaml"]}
+    ]
+
+
+def test_the_components_page_names_every_input_and_its_yaml_uses_the_schemas(schema):
+    page = (PROJECT_DIR / "docs" / "components.md").read_text()
+    for type_token in (CLUSTER_TYPE, APPS_TYPE):
+        inputs = schema["resources"][type_token]["inputProperties"]
+        assert [name for name in inputs if f"`{name}`" not in page] == [], type_token
+        outputs = schema["resources"][type_token]["properties"]
+        assert [name for name in outputs if f"`{name}`" not in page] == [], type_token
+    blocks = re.findall(r"```yaml\n(.*?)```", page, re.DOTALL)
+    used = {CLUSTER_TYPE: set(), APPS_TYPE: set()}
+    for block in blocks:
+        for resource in (yaml.safe_load(block).get("resources") or {}).values():
+            spec = schema["resources"][resource["type"]]
+            assert set(resource["properties"]) <= set(spec["inputProperties"]), resource
+            used[resource["type"]] |= set(resource["properties"])
+    # The examples show the stack keys the components gained with the charts, reboots and consumers.
+    assert {"registries"} <= used[CLUSTER_TYPE]
+    assert {"charts", "chartSecrets", "rebootWindow", "agentCount", "consumers"} <= used[APPS_TYPE]
+
+
+@pytest.mark.parametrize(
+    ("counts", "force_reboot"),
+    [({}, True), ({"agent_count": 1}, False), ({"server_count": 3}, False)],
+)
+def test_the_packages_kured_forces_the_reboot_of_a_single_node_only(counts, force_reboot):
+    checked = parse_apps_inputs(apps_inputs(reboot_window="Sat,Sun 02:00-04:00", **counts))
+    (kured,) = checked.on(cast(Any, "provider"), {}).charts.specs
+    assert kured.name == "kured" and kured.namespace == "kured"
+    assert kured.values["configuration"]["rebootDays"] == ["sat", "sun"]
+    assert kured.values["configuration"]["forceReboot"] is force_reboot

@@ -50,7 +50,8 @@ def test_a_stack_from_before_hosts_keeps_its_instance_static_ip_and_key(dev):
 def test_renamed_and_moved_components_alone_carry_aliases_to_their_previous_types_and_parent(dev):
     # Their children inherit them. pulumi-kubernetes gives its own resources aliases to the API
     # versions of their kinds. The Cluster's children were the stack's own before it existed
-    # (components/cluster.py); the host may be older still, from when it was a LightsailNode.
+    # (components/cluster.py); the host may be older still, from when it was a LightsailNode. The
+    # consumers' kubeconfigs were the stack's own before they were the Apps' (components/apps.py).
     aliased = {
         r.type: r.aliases
         for r in dev.resources
@@ -62,6 +63,7 @@ def test_renamed_and_moved_components_alone_carry_aliases_to_their_previous_type
         "lightsail-k3s:index:K3sServer": [moved],
         "lightsail-k3s:index:LightsailAlarms": [moved],
         APPS_TYPE: [{"type": PREVIOUS_APPS_TYPE}],
+        "lightsail-k3s:index:ScopedKubeconfigs": [moved],
     }
     assert dev.named("lightsail-k3s-dev-instance").parent.endswith(
         "lightsail-k3s:index:Cluster$lightsail-k3s:index:LightsailHost::lightsail-k3s-dev"

@@ -125,20 +125,12 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def diff(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
-    base_by_urn = {urns.engine_urn(resource["urn"]): resource for resource in base["resources"]}
+    # Matched by the URNs the engine gives, not the mock engine's (tools/urns.py, engine_urns).
+    base_urns = urns.engine_urns(base["resources"])
+    base_by_urn = {base_urns[resource["urn"]]: resource for resource in base["resources"]}
     head_resources = [resource for resource in head["resources"]]
-    continuing = urns.match_previous(
-        (
-            urns.Identity(
-                r["urn"],
-                r["type"],
-                r["name"],
-                r.get("parent") or "",
-                r["options"].get("aliases", []),
-            )
-            for r in head_resources
-        ),
-        base_by_urn,
+    continuing = urns.match_previous_as_engine(
+        [{**r, "aliases": r["options"].get("aliases", [])} for r in head_resources], base_by_urn
     )
     # head urn -> base resource
     matched = {urn: base_by_urn[previous] for urn, previous in continuing.items()}
@@ -227,10 +219,14 @@ def diff(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
         if not followed:
             break
 
-    head_urns = set(matched[urn]["urn"] for urn in matched)
-    for resource in base["resources"]:
-        if resource["urn"] not in head_urns:
-            changes[resource["urn"]] = Change("delete", resource["type"], resource["name"])
+    # Apart from the head's changes: a resource moved without an alias has the same mock URN on
+    # both sides (the mock engine's URNs leave out all but the parent's last type).
+    continued = set(matched[urn]["urn"] for urn in matched)
+    deleted = {
+        resource["urn"]: Change("delete", resource["type"], resource["name"])
+        for resource in base["resources"]
+        if resource["urn"] not in continued
+    }
 
     # An instance whose host (its parent) has a data disk that stays keeps the cluster's data.
     kept_disk_parents = {
@@ -256,14 +252,15 @@ def diff(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
     protected = {
         r["urn"] for r in [*base["resources"], *head_resources] if r["options"].get("protect")
     }
-    for urn, change in changes.items():
+    for urn, change in [*changes.items(), *deleted.items()]:
         old_urn = matched[urn]["urn"] if urn in matched else urn
         if change.action in ("replace", "delete") and (urn in protected or old_urn in protected):
             change.reasons.append("protected: pulumi up stops here until protect is false")
 
     order = {"replace": 0, "delete": 1, "update": 2, "create": 3}
     ordered = sorted(
-        changes.values(), key=lambda c: (not c.loses_data, order[c.action], c.type, c.name)
+        [*changes.values(), *deleted.values()],
+        key=lambda c: (not c.loses_data, order[c.action], c.type, c.name),
     )
     return PlanDiff(
         ordered, base["outputs"].get("monthlyCostUsd"), head["outputs"].get("monthlyCostUsd")

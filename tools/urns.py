@@ -40,6 +40,42 @@ def engine_urn(urn: str) -> str:
     return urn.replace(f"::{ROOT_STACK_TYPE}$", "::")
 
 
+def engine_urns(resources: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Each resource's URN as the mock engine writes it → the URN the engine generates for it.
+
+    The engine puts the parent's whole qualified type before a child's type (pulumi/pulumi
+    pkg/resource/deploy/deployment.go, generateURN: "use the full qualified type"), so a resource
+    two components deep is `Outer$Inner$Type`; the SDK's mock monitor, which the mock engine
+    builds on, writes the parent's last type alone (pulumi/pulumi sdk/python/lib/pulumi/runtime/
+    mocks.py, make_urn). Moving a component under another parent moves its children's URNs too,
+    which only these URNs show. `resources`: plan.json's, each with urn, type, name and parent. A
+    resource whose parent is neither among them nor the root stack keeps its URN as written.
+    """
+    by_urn = {resource["urn"]: resource for resource in resources}
+    derived: dict[str, str] = {}
+
+    def derive(urn: str) -> str:
+        if urn not in by_urn:
+            return engine_urn(urn)
+        if urn not in derived:
+            resource = by_urn[urn]
+            parent = resource.get("parent") or ""
+            if parent in by_urn:
+                parent_type = qualified_type(derive(parent))
+            elif (
+                not parent or parent.count("::") == 3 and qualified_type(parent) == ROOT_STACK_TYPE
+            ):
+                parent_type = ""
+            else:
+                derived[urn] = engine_urn(urn)
+                return derived[urn]
+            stack, project = urn.split("::")[0].removeprefix("urn:pulumi:"), urn.split("::")[1]
+            derived[urn] = _new_urn(stack, project, parent_type, resource["type"], resource["name"])
+        return derived[urn]
+
+    return {urn: derive(urn) for urn in by_urn}
+
+
 def targeted(target: str, urn: str) -> bool:
     """Whether `pulumi up --target <target>` names `urn`, as the engine decides (pulumi/pulumi
     pkg/resource/deploy/deployment.go, UrnTargets.Contains and getMatcher): a target with a `*` is a
@@ -154,3 +190,36 @@ def match_previous(resources: Iterable[Identity], previous_urns: Iterable[str]) 
     for urn in by_urn:
         visit(urn)
     return {by_urn[urn].urn: previous for urn, previous in found.items()}
+
+
+def match_previous_as_engine(
+    resources: Sequence[Mapping[str, Any]], previous_urns: Iterable[str]
+) -> dict[str, str]:
+    """match_previous for resources as the mock engine writes them (plan.json's: urn, type, name,
+    parent, aliases), each looked up by the URN the engine gives it (engine_urns); `previous_urns`
+    are the engine's. Keys are the resources' URNs as given."""
+    engine = engine_urns(resources)
+
+    def as_engine(urn: str) -> str:
+        return engine.get(urn) or engine_urn(urn)
+
+    found = match_previous(
+        (
+            Identity(
+                engine[r["urn"]],
+                r["type"],
+                r["name"],
+                as_engine(r["parent"]) if r.get("parent") else "",
+                [
+                    {**alias, "parentUrn": as_engine(alias["parentUrn"])}
+                    if alias.get("parentUrn")
+                    else alias
+                    for alias in r.get("aliases", ())
+                ],
+            )
+            for r in resources
+        ),
+        previous_urns,
+    )
+    given = {engine[r["urn"]]: r["urn"] for r in resources}
+    return {given[urn]: previous for urn, previous in found.items()}
