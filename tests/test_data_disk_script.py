@@ -53,11 +53,16 @@ rm "$1" && mkdir "$1"
     "mountpoint": """#!/bin/sh
 [ -L "$2" ]
 """,
+    # k3s is active until k3s-killall.sh stops it (or, with STUB_K3S_STAYS_ACTIVE, for ever).
     "systemctl": """#!/bin/sh
 echo "systemctl $*" >> "$STUB_LOG"
+if [ "$1" = is-active ]; then
+  [ -n "${STUB_K3S_STAYS_ACTIVE:-}" ] || [ ! -f "$STUB_STATE/k3s-stopped" ]
+fi
 """,
     "k3s-killall.sh": """#!/bin/sh
 echo "k3s-killall.sh" >> "$STUB_LOG"
+touch "$STUB_STATE/k3s-stopped"
 """,
 }
 
@@ -89,7 +94,13 @@ class Host:
         **env,
     ):
         import os
+        import re
 
+        program = data_disk_program(NODE, SIZE_GB, instance, private_ip, rejoins, single_member)
+        # A bound the program assigns (components/host.py hands the script its bounds) is set
+        # for the test where the program sets it.
+        for name, value in env.items():
+            program = re.sub(rf"^{name}=.*$", f"{name}={value}", program, flags=re.MULTILINE)
         environment = {
             "PATH": f"{self.stubs}:{os.environ['PATH']}",
             "DATA_DIR": str(self.data_dir),
@@ -109,7 +120,7 @@ class Host:
         }
         return subprocess.run(
             [BASH, "-s", "--", action],
-            input=data_disk_program(NODE, SIZE_GB, instance, private_ip, rejoins, single_member),
+            input=program,
             env=environment,
             capture_output=True,
             text=True,
@@ -392,18 +403,41 @@ def test_a_retry_after_a_failed_reset_neither_restarts_nor_starts_k3s_before_the
 
 MEMBER = f"{NODE}-5e1f0a2b"
 PEERS = ("172.26.1.2", "172.26.1.3")
-# Its `k3s kubectl`: the node's etcd member, the servers (server-3 Ready unless STUB_PEER_DOWN),
-# and, asked through another server once the removal was requested, the removed member's name.
+# Its `k3s kubectl`, as the cluster answers it. This server's own API answers only while its k3s
+# runs (until k3s-killall.sh); another's through `--server https://<its IP>:6443`, unless it is
+# STUB_PEER_UNREACHABLE. The servers: this one, server-2 and server-3 (Ready and a voting etcd
+# member, unless STUB_PEER_DOWN / STUB_PEER_VOTER say otherwise). The removal is carried out by
+# k3s' member controller on the holder of the k3s-etcd lease (pkg/etcd/etcd.go, Register): this
+# server while its k3s runs, which then removes its own member, restarts, finds its tombstone and,
+# with no server to join, begins a new cluster (marked `new-cluster`); another once it is stopped.
+# The removal shows (removed-node-name; the node-name annotation gone) from the
+# STUB_REMOVED_AFTER-th look at it on, never with STUB_NEVER_REMOVED.
 LEAVING_K3S = f"""#!/bin/sh
 echo "k3s $*" >> "$STUB_LOG"
+server=$(echo "$*" | sed -n 's|.*--server https://\\([^:]*\\):6443.*|\\1|p')
+if [ -z "$server" ] && [ -f "$STUB_STATE/k3s-stopped" ]; then
+  echo "The connection to the server 127.0.0.1:6443 was refused" >&2; exit 1
+fi
+if [ -n "$server" ] && [ "$server" = "${{STUB_PEER_UNREACHABLE:-}}" ]; then
+  echo "dial tcp $server:6443: connect: no route to host" >&2; exit 1
+fi
 case "$*" in
-  *"annotate --overwrite node {NODE} etcd.k3s.cattle.io/remove=true"*) touch "$STUB_STATE/remove" ;;
-  *"--server https://{PEERS[0]}:6443 get node {NODE}"*)
-    if [ -f "$STUB_STATE/remove" ]; then printf %s "{MEMBER}"; fi ;;
-  *"get node {NODE} -o"*) printf %s "{MEMBER}" ;;
+  *"annotate --overwrite node {NODE} etcd.k3s.cattle.io/remove=true"*)
+    if [ ! -f "$STUB_STATE/k3s-stopped" ]; then touch "$STUB_STATE/new-cluster"; fi
+    if [ -z "${{STUB_NEVER_REMOVED:-}}" ]; then touch "$STUB_STATE/remove"; fi ;;
+  *"get node {NODE} -o"*removed-node-name*)
+    if [ -f "$STUB_STATE/remove" ]; then
+      looks=$(($(cat "$STUB_STATE/looks" 2>/dev/null || echo 0) + 1))
+      echo "$looks" > "$STUB_STATE/looks"
+      if [ "$looks" -ge "${{STUB_REMOVED_AFTER:-1}}" ]; then
+        touch "$STUB_STATE/removed"; printf %s "{MEMBER}"
+      fi
+    fi ;;
+  *"get node {NODE} -o"*node-name*)
+    if [ ! -f "$STUB_STATE/removed" ]; then printf %s "{MEMBER}"; fi ;;
   *"get nodes -l node-role.kubernetes.io/etcd=true"*)
-    printf '%s\\n' "{NODE} 172.26.0.10 True" "{NODE}-server-2 {PEERS[0]} True" \\
-      "{NODE}-server-3 {PEERS[1]} ${{STUB_PEER_DOWN:-True}}" ;;
+    printf '%s\\n' "{NODE} 172.26.0.10 True True" "{NODE}-server-2 {PEERS[0]} True True" \\
+      "{NODE}-server-3 {PEERS[1]} ${{STUB_PEER_DOWN:-True}} ${{STUB_PEER_VOTER:-True}}" ;;
 esac
 """
 
@@ -420,18 +454,81 @@ def leave(host: Host, **env):
     return host.run("unmount", single_member=False, K3S_BIN=str(host.stubs / "k3s"), **env)
 
 
-def test_the_first_of_three_leaves_etcd_while_it_runs_then_stops_and_unmounts(host):
+REJOIN_RECORD = ".lightsail-k3s-etcd-rejoin-through"
+
+
+def test_the_first_of_three_stops_k3s_before_its_member_is_removed_through_a_peer(host):
+    """Left running, this server (most often the k3s-etcd lease holder) would remove its own
+    member and begin a new cluster on its restart (LEAVING_K3S's `new-cluster`)."""
     first_of_three_with_a_member(host)
-    result = leave(host)
+    result = leave(host, STUB_REMOVED_AFTER="3")
     assert result.returncode == 0, result.stderr
+    assert not (host.state / "new-cluster").exists()
     calls = host.calls()
+    listed = next(i for i, c in enumerate(calls) if "get nodes -l" in c)
     annotate = next(i for i, c in enumerate(calls) if "etcd.k3s.cattle.io/remove=true" in c)
-    removed = next(i for i, c in enumerate(calls) if f"--server https://{PEERS[0]}:6443" in c)
-    assert (
-        annotate < removed < calls.index("k3s-killall.sh") < calls.index(f"umount {host.data_dir}")
-    )
-    record = host.disk / ".lightsail-k3s-etcd-rejoin-through"
+    looks = [i for i, c in enumerate(calls) if "removed-node-name" in c]
+    stop = calls.index("k3s-killall.sh")
+    assert listed < stop < annotate < looks[0]
+    assert len(looks) == 3, "it waits for the removal to show"
+    assert f"--server https://{PEERS[0]}:6443" in calls[annotate]
+    assert calls.index(f"umount {host.data_dir}") > looks[-1]
+    record = host.disk / REJOIN_RECORD
     assert record.read_text() == f"{MEMBER}\n{PEERS[0]}\n{PEERS[1]}\n"
+
+
+def test_the_leave_goes_through_the_other_peer_when_one_does_not_answer(host):
+    first_of_three_with_a_member(host)
+    result = leave(host, STUB_PEER_UNREACHABLE=PEERS[0], LEAVE_TIMEOUT_SECONDS="2")
+    assert result.returncode == 0, result.stderr
+    assert (host.disk / REJOIN_RECORD).exists()
+    assert not (host.state / "new-cluster").exists()
+
+
+def test_a_leave_that_timed_out_succeeds_once_the_removal_lands(host):
+    """The first run stops k3s and times out; the removal lands after. The local API is gone
+    and the member controller has deleted the node-name annotation: the run again reads the
+    member from its data and asks the servers the first run recorded."""
+    first_of_three_with_a_member(host)
+    first = leave(host, STUB_REMOVED_AFTER="2", LEAVE_TIMEOUT_SECONDS="0")
+    assert first.returncode == 1
+    assert f"its etcd member {MEMBER} was not removed within 0s" in first.stderr
+    assert not (host.disk / REJOIN_RECORD).exists()
+    host.calls()
+    again = leave(host, STUB_REMOVED_AFTER="2", LEAVE_TIMEOUT_SECONDS="0")
+    assert again.returncode == 0, again.stderr
+    assert f"the etcd member {MEMBER} of {NODE} was removed since the last run" in again.stdout
+    assert (host.disk / REJOIN_RECORD).read_text() == f"{MEMBER}\n{PEERS[0]}\n{PEERS[1]}\n"
+    assert not [c for c in host.calls() if "annotate" in c]
+    assert not (host.state / "new-cluster").exists()
+
+
+def test_a_run_again_whose_removal_has_not_landed_asks_for_it_through_a_peer(host):
+    first_of_three_with_a_member(host)
+    assert leave(host, STUB_NEVER_REMOVED="1", LEAVE_TIMEOUT_SECONDS="0").returncode == 1
+    host.calls()
+    again = leave(host)
+    assert again.returncode == 0, again.stderr
+    annotate = [c for c in host.calls() if "annotate" in c]
+    assert annotate and f"--server https://{PEERS[0]}:6443" in annotate[0]
+    assert (host.disk / REJOIN_RECORD).exists()
+
+
+def test_a_peer_that_is_no_etcd_voter_stops_the_leave_before_k3s_stops(host):
+    first_of_three_with_a_member(host)
+    result = leave(host, STUB_PEER_VOTER="False")
+    assert result.returncode == 1
+    assert f"server {NODE}-server-3 is not a voting etcd member" in result.stderr
+    calls = host.calls()
+    assert not [c for c in calls if "annotate" in c or c == "k3s-killall.sh" or "umount" in c]
+
+
+def test_a_k3s_still_active_after_its_stop_keeps_its_member(host):
+    first_of_three_with_a_member(host)
+    result = leave(host, STUB_K3S_STAYS_ACTIVE="1")
+    assert result.returncode == 1
+    assert "k3s is active again after its stop" in result.stderr
+    assert not [c for c in host.calls() if "annotate" in c or "umount" in c]
 
 
 def test_with_another_server_down_it_leaves_nothing_and_keeps_running(host):
@@ -443,13 +540,16 @@ def test_with_another_server_down_it_leaves_nothing_and_keeps_running(host):
     assert not [c for c in calls if "annotate" in c or c == "k3s-killall.sh" or "umount" in c]
 
 
-def test_a_removal_that_never_shows_fails_naming_the_servers_to_look_at(host):
+def test_a_removal_that_never_shows_fails_naming_the_servers_and_the_last_error(host):
     first_of_three_with_a_member(host)
-    write_executable(host.stubs / "k3s", LEAVING_K3S.replace('touch "$STUB_STATE/remove"', ":"))
-    result = leave(host, LEAVE_TIMEOUT_SECONDS="0")
+    result = leave(
+        host, STUB_NEVER_REMOVED="1", STUB_PEER_UNREACHABLE=PEERS[0], LEAVE_TIMEOUT_SECONDS="0"
+    )
     assert result.returncode == 1
-    assert f"its etcd member {MEMBER} was not removed" in result.stderr
-    assert "k3s-killall.sh" not in host.calls()
+    assert f"its etcd member {MEMBER} was not removed within 0s" in result.stderr
+    assert f"asked through {PEERS[0]} {PEERS[1]}" in result.stderr
+    assert f"through {PEERS[0]}: dial tcp {PEERS[0]}:6443: connect: no route to host" in result.stderr
+    assert "umount" not in " ".join(host.calls())
 
 
 def test_an_unmount_run_again_after_leaving_asks_nothing(host):
@@ -564,5 +664,6 @@ def test_an_api_that_does_not_answer_leaves_k3s_running_and_nothing_unmounted(ho
     write_executable(host.stubs / "k3s", "#!/bin/sh\necho 'connection refused' >&2\nexit 1\n")
     result = leave(host)
     assert result.returncode == 1
-    assert "cannot read its etcd member from the API (connection refused)" in result.stderr
-    assert host.calls() == []
+    assert "cannot list the servers (connection refused)" in result.stderr
+    calls = host.calls()
+    assert not [c for c in calls if c == "k3s-killall.sh" or "umount" in c]

@@ -190,61 +190,156 @@ first_of_several() {
   [ "${ETCD_REJOINS:-false}" != true ] && [ "${ETCD_SINGLE_MEMBER:-false}" != true ]
 }
 
-# The etcd member name k3s keeps in its data (k3s pkg/etcd/etcd.go, setName: db/etcd/name).
+# The etcd member name k3s keeps in its data: $DATA_DIR/server/db/etcd/name (k3s pkg/etcd/etcd.go,
+# setName writes nameFile, dbDir/name, dbDir being <data-dir>/server/db/etcd). Read from the data,
+# not from the Node's etcd.k3s.cattle.io/node-name annotation: the member controller deletes that
+# once the member is removed (pkg/etcd/member_controller.go, sync).
 etcd_member_name() {
   cat "$ETCD_DIR/name" 2>/dev/null || true
 }
 
-# The first server of several leaves etcd before its host goes, while it still runs, as a further
-# server does in its drain: its Node is annotated for removal, which k3s' etcd member controller
-# carries out (k3s pkg/etcd/member_controller.go: RemovePeer, then the removed-node-name
-# annotation; it removes its own member too, RemovePeer's allowSelfRemoval). Only with every
-# other server Ready: from three members to two, the two commit it and keep the quorum. The wait
-# asks another server's API (this one's etcd stops once removed); every server's certificate names
-# its own private IP (k3s pkg/cli/server/server.go adds the node IPs to the SANs). Then the other
-# servers' private IPs go onto the disk, for the new host to rejoin through.
-leave_etcd() {
-  local member nodes name address ready peers=() deadline removed errors
-  first_of_several || return 0
-  [ -d "$ETCD_DIR/member/wal" ] || return 0
-  if [ -f "$REJOIN_RECORD" ] && [ "$(head -n 1 "$REJOIN_RECORD")" = "$(etcd_member_name)" ]; then
-    echo "the etcd member of $NODE_NAME was removed already; its new host rejoins"
+# kubectl through the other servers' APIs, each in turn, until one answers: its output in
+# $answer, the last failure in $last_error (globals, not stdout: a subshell would lose them).
+# Every server's serving certificate names its own private IP (k3s pkg/cli/server/server.go adds
+# the node IPs to the SANs), and the admin kubeconfig's client certificate is the cluster's, so
+# the local kubeconfig serves for every server.
+answer=""
+last_error=""
+through_a_peer() {
+  local peer errors
+  errors="$(mktemp)"
+  for peer in "${peers[@]}"; do
+    if answer="$(kubectl --server "https://$peer:$KUBE_API_PORT" "$@" 2>"$errors")"; then
+      rm -f "$errors"
+      return 0
+    fi
+    last_error="through $peer: $(cat "$errors")"
+  done
+  rm -f "$errors"
+  return 1
+}
+
+# The same through this server's own API, while its k3s runs.
+locally() {
+  if answer="$(kubectl "$@" 2>&1)"; then
     return 0
   fi
-  errors="$(mktemp)"
-  if ! member="$(kubectl get node "$NODE_NAME" -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/node-name}' 2>"$errors")" || [ -z "$member" ]; then
-    fail "cannot read its etcd member from the API ($(cat "$errors")), so k3s was left running and nothing unmounted: its member must leave etcd before its host goes; check systemctl status k3s and run pulumi up again"
-  fi
-  if ! nodes="$(kubectl get nodes -l node-role.kubernetes.io/etcd=true -o 'jsonpath={range .items[*]}{.metadata.name}{" "}{.status.addresses[?(@.type=="InternalIP")].address}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>"$errors")"; then
-    fail "cannot list the servers ($(cat "$errors")), so k3s was left running and nothing unmounted; check systemctl status k3s and run pulumi up again"
-  fi
-  rm -f "$errors"
-  while read -r name address ready; do
+  last_error="$answer"
+  return 1
+}
+
+# The servers, each as "name private-IP Ready EtcdIsVoter", into $answer, through `$1` (locally or
+# through_a_peer). EtcdIsVoter is the condition k3s sets on each etcd Node: True for a healthy
+# voting member; False for a learner, an unhealthy member or none (pkg/etcd/etcd.go,
+# manageLearners, setEtcdStatusCondition).
+list_servers() {
+  "$1" get nodes -l node-role.kubernetes.io/etcd=true -o 'jsonpath={range .items[*]}{.metadata.name}{" "}{.status.addresses[?(@.type=="InternalIP")].address}{" "}{.status.conditions[?(@.type=="Ready")].status}{" "}{.status.conditions[?(@.type=="EtcdIsVoter")].status}{"\n"}{end}'
+}
+
+# Every other server in $1 must be Ready and a voting etcd member: with this one stopped, those
+# two are the quorum (2 of 3) that commits its removal. Fills `peers` with their private IPs.
+check_peers() {
+  local name address ready voter
+  peers=()
+  while read -r name address ready voter; do
     if [ -z "$name" ] || [ "$name" = "$NODE_NAME" ]; then
       continue
     fi
     if [ "$ready" != True ]; then
       fail "server $name is not Ready: without it, removing this server's etcd member would leave etcd without its quorum, so nothing was changed; bring $name back (kubectl get nodes) and run pulumi up again"
     fi
+    if [ "$voter" != True ]; then
+      fail "server $name is not a voting etcd member (its EtcdIsVoter condition: ${voter:-none}): with this server stopped, etcd would have no quorum, so nothing was changed; see kubectl describe node $name and journalctl -u k3s there, and run pulumi up again"
+    fi
     peers+=("$address")
-  done <<< "$nodes"
-  if [ "${#peers[@]}" -eq 0 ]; then
-    echo "no other server runs: the etcd member of $NODE_NAME stays"
+  done <<< "$1"
+}
+
+# Whether another server's API shows this Node's removed-node-name annotation naming member $1
+# (k3s pkg/etcd/member_controller.go, sync: etcd.k3s.cattle.io/removed-node-name, set after
+# RemovePeer).
+member_removed() {
+  through_a_peer get node "$NODE_NAME" \
+    -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/removed-node-name}' \
+    && [ "$answer" = "$1" ]
+}
+
+# The first server of several leaves etcd before its host goes, with its k3s stopped first: k3s'
+# etcd member controller, which carries out the removal asked for by the Node's
+# etcd.k3s.cattle.io/remove annotation, runs only on the holder of the k3s-etcd lease (k3s
+# pkg/etcd/etcd.go, Register: LeaderElectedClusterControllerStarts), most often this server. Left
+# running, it would remove its own member (RemovePeer, allowSelfRemoval), its k3s would exit,
+# systemd restart it, it find its tombstone and set its data aside (Register), and, with no
+# server to join in its config, begin a second, empty cluster. Stopped, another server takes the
+# lease and removes it; a stopped member of three leaves two running, who commit the removal.
+#
+# So: the member's name from the data; the other servers checked (Ready and voters) while this one
+# still serves its API; their private IPs written as a pending record; k3s stopped, bounded; then
+# the removal asked for and waited for through their APIs, each in turn; then the record for the
+# new host, which rejoins through them. A run again after a timeout finds k3s stopped and the
+# pending record, and asks through the servers it names: a removal that landed since counts as
+# done. Nothing can start the stopped k3s during the wait: k3s-killall.sh stops its unit with
+# `systemctl stop`, after which systemd's Restart= never starts it again (systemd.service(5));
+# kured's pod on this host stops with it, and unattended-upgrades does not reboot
+# (security-updates.sh). Masking would not hold: k3s' unit file is /etc/systemd/system/k3s.service
+# (k3s install.sh), which `systemctl mask` refuses to replace and which outranks a runtime mask in
+# /run (systemd.unit(5), unit load path). After the unmount k3s requires the mount
+# (RequiresMountsFor), which is gone with the disk. The check below that k3s is inactive makes
+# that assumption loud.
+leave_etcd() {
+  local member deadline
+  peers=()
+  first_of_several || return 0
+  [ -d "$ETCD_DIR/member/wal" ] || return 0
+  member="$(etcd_member_name)"
+  [ -n "$member" ] || fail "its etcd data holds no member name ($ETCD_DIR/name), so nothing was changed; check that directory"
+  if [ -f "$REJOIN_RECORD" ] && [ "$(head -n 1 "$REJOIN_RECORD")" = "$member" ]; then
+    echo "the etcd member of $NODE_NAME was removed already; its new host rejoins"
     return 0
   fi
-  echo "removing the etcd member $member of $NODE_NAME; the other servers (${peers[*]}) keep the quorum"
-  kubectl annotate --overwrite node "$NODE_NAME" etcd.k3s.cattle.io/remove=true >/dev/null
+  if systemctl is-active --quiet k3s; then
+    if ! list_servers locally; then
+      fail "cannot list the servers ($last_error), so k3s was left running and nothing unmounted; check systemctl status k3s and run pulumi up again"
+    fi
+    check_peers "$answer"
+    if [ "${#peers[@]}" -eq 0 ]; then
+      echo "no other server runs: the etcd member of $NODE_NAME stays"
+      return 0
+    fi
+    if [ "${#peers[@]}" -lt 2 ]; then
+      fail "only one other server (${peers[*]}) is listed: stopping this one would leave etcd one member of two, no quorum to remove it, so nothing was changed; check kubectl get nodes and run pulumi up again"
+    fi
+    printf '%s\n' "$member" "${peers[@]}" > "$REJOIN_RECORD.pending"
+  elif [ -f "$REJOIN_RECORD.pending" ] && [ "$(head -n 1 "$REJOIN_RECORD.pending")" = "$member" ]; then
+    mapfile -t peers < <(tail -n +2 "$REJOIN_RECORD.pending")
+    if member_removed "$member"; then
+      echo "the etcd member $member of $NODE_NAME was removed since the last run"
+      mv "$REJOIN_RECORD.pending" "$REJOIN_RECORD"
+      return 0
+    fi
+    if ! list_servers through_a_peer; then
+      fail "k3s is stopped and no other server's API answers (${peers[*]}; last error: $last_error), so its etcd member $member was not removed and nothing unmounted; check those servers and run pulumi up again"
+    fi
+    check_peers "$answer"
+  else
+    fail "k3s is not running and no earlier run recorded the other servers, so its etcd member $member was not removed and nothing unmounted; start k3s (systemctl start --no-block k3s), wait for kubectl get nodes to answer and run pulumi up again"
+  fi
+  echo "stopping k3s on $NODE_NAME, then removing its etcd member $member through the other servers (${peers[*]}), which keep the quorum"
+  stop_k3s
+  if systemctl is-active --quiet k3s; then
+    fail "k3s is active again after its stop, so its etcd member $member was not removed and nothing unmounted; see systemctl status k3s"
+  fi
+  if ! through_a_peer annotate --overwrite node "$NODE_NAME" etcd.k3s.cattle.io/remove=true; then
+    fail "could not ask for the removal of its etcd member $member ($last_error); k3s is stopped and nothing unmounted; check the other servers' API (kubectl get nodes there) and run pulumi up again"
+  fi
   deadline=$(($(date +%s) + LEAVE_TIMEOUT_SECONDS))
-  while :; do
-    removed="$(kubectl --server "https://${peers[0]}:$KUBE_API_PORT" get node "$NODE_NAME" \
-      -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/removed-node-name}' 2>/dev/null || true)"
-    [ "$removed" = "$member" ] && break
+  until member_removed "$member"; do
     if [ "$(date +%s)" -ge "$deadline" ]; then
-      fail "its etcd member $member was not removed within ${LEAVE_TIMEOUT_SECONDS}s (asked through ${peers[0]}); k3s was left running and nothing unmounted; see journalctl -u k3s on every server"
+      fail "its etcd member $member was not removed within ${LEAVE_TIMEOUT_SECONDS}s (asked through ${peers[*]}; last error: ${last_error:-none, the removal did not show}); k3s is stopped and nothing unmounted; see journalctl -u k3s on the other servers and run pulumi up again"
     fi
     sleep "$POLL_INTERVAL_SECONDS"
   done
-  printf '%s\n' "$member" "${peers[@]}" > "$REJOIN_RECORD"
+  mv "$REJOIN_RECORD.pending" "$REJOIN_RECORD"
   echo "the etcd member of $NODE_NAME is removed; its new host rejoins through ${peers[0]}"
 }
 
@@ -261,6 +356,8 @@ set_aside_removed_etcd_member() {
   [ -d "$ETCD_DIR" ] || return 0
   [ -f "$REJOIN_RECORD" ] && removed="$(head -n 1 "$REJOIN_RECORD")"
   if [ "${ETCD_REJOINS:-false}" = true ] || { [ -n "$removed" ] && [ "$(etcd_member_name)" = "$removed" ]; }; then
+    # Only the latest copy stays: an older one is a member removed before that, of no use.
+    rm -rf "$DATA_DIR/server/db"/etcd-removed-member-*
     mv "$ETCD_DIR" "$DATA_DIR/server/db/etcd-removed-member-$(date +%s)"
     echo "its etcd member was removed when the earlier host left: set aside, to join anew"
   fi
