@@ -60,7 +60,7 @@ def peer_config(
 
 
 class K3sPeerServer(pulumi.ComponentResource):
-    """A server that joins the first one's etcd; drained, and its etcd member removed, before it goes."""
+    """A server that joins the first one's etcd; drained, stopped, and its etcd member removed, before it goes."""
 
     joined: pulumi.Resource
     # The SHA-256 of what restarts this server's k3s, of the install as it stands in state

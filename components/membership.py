@@ -14,12 +14,13 @@ from .remote_scripts import node_program, remote_script
 
 # How long a node may take to register (or, after an upgrade, to report the new release) and
 # become Ready: node-membership.sh waits up to 600 s for each. And how long its pods (and, for a
-# server, its etcd member) may take to leave when it is removed: up to 300 s each; deleting its
-# Node, up to 300 s. stop-k3s.sh's two steps take up to 60 s each. A minute more than the scripts'
-# own bounds, for SSH, cordon and delete, so their clearer errors come first.
+# server of two, its etcd member) may take to leave when it is removed: up to 300 s each; deleting
+# its Node, up to 300 s, after a server of three's etcd member has left (up to 300 s). stop-k3s.sh's
+# two steps take up to 60 s each. A minute more than the scripts' own bounds, for SSH, cordon and
+# delete, so their clearer errors come first.
 READY_TIMEOUT = "21m"
 DRAIN_TIMEOUT = "11m"
-NODE_DELETE_TIMEOUT = "6m"
+NODE_DELETE_TIMEOUT = "11m"
 STOP_TIMEOUT = "3m"
 READY_COMMAND = "sudo bash -s -- ready"
 
@@ -67,9 +68,12 @@ def join_node(
     node's Ready.
 
     Four commands, in a chain: the install (on the node), `-node` (on the first server; its delete
-    deletes the Node), `-k3s-stop` (on the node; its delete stops k3s there for good) and `-join`
-    (on the first server; create and update wait for Ready, delete drains). Pulumi deletes
-    dependents first, so removing the node runs: drain, stop k3s on the node, delete the Node.
+    has a server of three's etcd member removed, then deletes the Node), `-k3s-stop` (on the node;
+    its delete stops k3s there for good) and `-join` (on the first server; create and update wait
+    for Ready, delete drains). Pulumi deletes dependents first, so removing the node runs: drain,
+    stop k3s on the node, remove a server's etcd member, delete the Node. The member goes after the
+    stop: removed while its k3s ran, the server would restart, rejoin from its old host and make
+    its new host's join fail (node-membership.sh, drain).
     None of their creates runs anything but the join's: pulumi-command runs no command it was not
     given (provider/pkg/provider/remote/commandController.go, Create and Update), and each delete
     runs with the connection and stdin of the state it deletes (Delete reads req.State).

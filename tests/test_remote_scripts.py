@@ -376,7 +376,10 @@ def test_servers_and_agents_set_the_kernel_values_with_the_one_shared_function()
 # Stands in for `k3s kubectl` on a server: the node exists until deleted (asked with
 # --ignore-not-found, a deleted node is an empty answer; otherwise an error), reports its release
 # (KUBELET_VERSION_ARM; run_membership installs v1.36.1+k3s1 on it), and is Ready from the
-# STUB_READY_AFTER-th look at its Ready condition on. With STUB_API_DOWN every call fails as
+# STUB_READY_AFTER-th look at its Ready condition on. The etcd servers: the first, server-2 (Ready
+# and a voter unless STUB_PEER_READY / STUB_PEER_VOTER) and server-3, unless STUB_ETCD_SERVERS=2;
+# a server's etcd member is member-1 until the removal annotation, then removed-node-name names
+# it (unless STUB_NEVER_REMOVED). With STUB_API_DOWN every call fails as
 # kubectl does when the API server does not answer. The log leaves out --request-timeout.
 MEMBERSHIP_K3S_STUB = (
     """#!/bin/sh
@@ -390,12 +393,18 @@ fi
 case "$1" in
   get)
     case "$*" in
+      *"nodes -l node-role.kubernetes.io/etcd=true"*)
+        printf '%s\n' "lightsail-k3s-dev True True" \
+          "lightsail-k3s-dev-server-2 ${STUB_PEER_READY:-True} ${STUB_PEER_VOTER:-True}"
+        if [ "${STUB_ETCD_SERVERS:-3}" -ge 3 ]; then printf '%s\n' "lightsail-k3s-dev-server-3 True True"; fi
+        exit 0 ;;
       *--ignore-not-found*) [ -f "$STUB_STATE/deleted" ] || printf 'node/%s' "$3"; exit 0 ;;
     esac
     if [ -f "$STUB_STATE/deleted" ]; then echo "Error from server (NotFound): nodes \"$3\" not found" >&2; exit 1; fi
     case "$*" in
       *labels.node-role*) printf '%s' "${STUB_ETCD_ROLE:-}"; exit 0 ;;
-      *removed-node-name*) if [ -f "$STUB_STATE/annotated" ]; then printf member-1; fi; exit 0 ;;"""
+      *removed-node-name*) if [ -f "$STUB_STATE/annotated" ]; then printf member-1; fi; exit 0 ;;
+      *io/node-name*) [ -f "$STUB_STATE/annotated" ] || printf member-1; exit 0 ;;"""
     + KUBELET_VERSION_ARM
     + """    esac
     polls=$(($(cat "$STUB_STATE/polls" 2>/dev/null || echo 0) + 1))
@@ -434,9 +443,9 @@ def test_drain_on_delete_cordons_and_drains_the_node_and_leaves_its_deletion_for
     assert result.returncode == 0, result.stderr
     assert node.calls() == [
         f"kubectl get node {AGENT} --ignore-not-found -o name",
+        f"kubectl get node {AGENT} -o jsonpath={{.metadata.labels.node-role\\.kubernetes\\.io/etcd}}",
         f"kubectl cordon {AGENT}",
         f"kubectl drain {AGENT} --ignore-daemonsets --delete-emptydir-data --timeout=300s",
-        f"kubectl get node {AGENT} -o jsonpath={{.metadata.labels.node-role\\.kubernetes\\.io/etcd}}",
     ]
     assert f"node {AGENT} drained" in result.stdout
 
@@ -446,6 +455,7 @@ def test_deleting_the_node_frees_its_name_and_a_rerun_finds_nothing_to_do(node):
     assert result.returncode == 0, result.stderr
     assert node.calls() == [
         f"kubectl get node {AGENT} --ignore-not-found -o name",
+        f"kubectl get node {AGENT} -o jsonpath={{.metadata.labels.node-role\\.kubernetes\\.io/etcd}}",
         f"kubectl delete node {AGENT} --ignore-not-found --timeout=300s",
     ]
     # Re-run (a retried delete): the API server says the node is gone; nothing else happens.
@@ -474,8 +484,32 @@ def test_every_look_at_the_api_server_is_bounded():
     assert '"$K3S_BIN" kubectl --request-timeout="${REQUEST_TIMEOUT_SECONDS}s" "$@"' in script
 
 
-def test_draining_a_server_removes_its_etcd_member_while_it_still_runs(node):
-    result = run_membership(node, "drain", node_name=SERVER_PEER, STUB_ETCD_ROLE="true")
+def test_one_of_three_servers_loses_its_etcd_member_only_after_its_k3s_stops(node):
+    """Removed while it ran, its k3s would restart, find its tombstone and rejoin from the old
+    host, and the new host's join fail ("duplicate node name found", k3s pkg/etcd/etcd.go, join).
+    Pulumi runs drain, then stop-k3s.sh on the node, then delete: the removal is in delete."""
+    drained = run_membership(node, "drain", node_name=SERVER_PEER, STUB_ETCD_ROLE="true")
+    assert drained.returncode == 0, drained.stderr
+    assert not [c for c in node.calls() if "annotate" in c]
+    assert f"the etcd member of {SERVER_PEER} is removed once its k3s is stopped" in drained.stdout
+    program = membership.node_deletion_program(SERVER_PEER)
+    deleted = run_membership(node, "delete", node_name=SERVER_PEER, program=program, STUB_ETCD_ROLE="true")
+    assert deleted.returncode == 0, deleted.stderr
+    calls = node.calls()
+    annotate = calls.index(
+        f"kubectl annotate --overwrite node {SERVER_PEER} etcd.k3s.cattle.io/remove=true"
+    )
+    removed = [i for i, c in enumerate(calls) if "removed-node-name" in c]
+    delete = next(i for i, c in enumerate(calls) if c.startswith("kubectl delete node"))
+    assert annotate < removed[0] < delete
+    assert f"etcd member member-1 of {SERVER_PEER} removed" in deleted.stdout
+
+
+def test_the_last_further_server_of_two_leaves_etcd_while_it_still_runs(node):
+    """Stopped first, one member of two would be no quorum to commit its removal."""
+    result = run_membership(
+        node, "drain", node_name=SERVER_PEER, STUB_ETCD_ROLE="true", STUB_ETCD_SERVERS="2"
+    )
     assert result.returncode == 0, result.stderr
     calls = node.calls()
     annotate = calls.index(
@@ -484,7 +518,15 @@ def test_draining_a_server_removes_its_etcd_member_while_it_still_runs(node):
     removed = [i for i, c in enumerate(calls) if "removed-node-name" in c]
     assert annotate < removed[0]
     assert not [c for c in calls if c.startswith("kubectl delete")]
-    assert f"etcd member of {SERVER_PEER} removed" in result.stdout
+    assert f"etcd member member-1 of {SERVER_PEER} removed" in result.stdout
+
+
+@pytest.mark.parametrize("peer", [{"STUB_PEER_READY": "False"}, {"STUB_PEER_VOTER": "False"}])
+def test_a_server_whose_peer_is_no_ready_voter_is_left_as_it_is(node, peer):
+    result = run_membership(node, "drain", node_name=SERVER_PEER, STUB_ETCD_ROLE="true", **peer)
+    assert result.returncode == 1
+    assert "server lightsail-k3s-dev-server-2 is not Ready and a voting etcd member" in result.stderr
+    assert not [c for c in node.calls() if "cordon" in c or "drain" in c or "annotate" in c]
 
 
 def test_a_failed_look_at_the_nodes_role_is_no_agent(node):
@@ -502,18 +544,19 @@ def test_a_failed_look_at_the_nodes_role_is_no_agent(node):
     assert "drained" not in result.stdout
 
 
-def test_a_server_whose_etcd_member_stays_fails_the_drain_with_the_last_error(node):
+def test_a_server_whose_etcd_member_stays_keeps_its_node(node):
     result = run_membership(
         node,
-        "drain",
+        "delete",
         node_name=SERVER_PEER,
+        program=membership.node_deletion_program(SERVER_PEER),
         STUB_ETCD_ROLE="true",
         STUB_NEVER_REMOVED="1",
         DRAIN_TIMEOUT_SECONDS="1",
     )
     assert result.returncode == 1
     assert "was not removed after 1s" in result.stderr
-    assert "drained" not in result.stdout
+    assert not [c for c in node.calls() if c.startswith("kubectl delete")]
 
 
 def test_a_failed_drain_fails_the_delete(node):
@@ -726,11 +769,13 @@ def test_pulumis_membership_timeouts_outlast_the_scripts_own_bounds():
         return int(duration[:-1]) * 60
 
     # ready: the release, then Ready, each bounded; drain: the drain, then the etcd member's
-    # removal; delete: the Node's deletion. stop-k3s.sh: disabling the unit, then killall.
+    # removal (one of two); delete: the etcd member's removal (one of three), then the Node's
+    # deletion. stop-k3s.sh: disabling the unit, then killall.
     ready_bound = 2 * default_seconds("READY_TIMEOUT_SECONDS")
     drain_bound = 2 * default_seconds("DRAIN_TIMEOUT_SECONDS")
-    delete_bound = default_seconds("DRAIN_TIMEOUT_SECONDS")
+    delete_bound = 2 * default_seconds("DRAIN_TIMEOUT_SECONDS")
     assert script.count('--timeout="${DRAIN_TIMEOUT_SECONDS}s"') == 2
+    assert script.count('wait_until "$DRAIN_TIMEOUT_SECONDS"') == 1
     assert pulumi_seconds(membership.READY_TIMEOUT) >= ready_bound + 60
     assert pulumi_seconds(membership.DRAIN_TIMEOUT) >= drain_bound + 60
     assert pulumi_seconds(membership.NODE_DELETE_TIMEOUT) >= delete_bound + 60

@@ -7,9 +7,12 @@
 # which re-runs the install, also changes this stdin and so re-runs `ready`.
 #   ready:  waits until the node has joined, reports EXPECTED_VERSION, and is Ready (on create,
 #           and again after each upgrade or config change of the node).
-#   drain:  cordons the node and evicts its pods; for a server, then has its etcd member removed,
-#           while the server still runs, so the remaining members commit the removal.
-#   delete: deletes the node, which frees its name (and node password) for a replacement.
+#   drain:  for a server, first checks that every other server is Ready and a voting etcd member;
+#           cordons the node and evicts its pods; a server of two then has its etcd member removed
+#           while it runs (stopped, one of two would be no quorum).
+#   delete: a server of three, its k3s stopped by now, has its etcd member removed (two of three
+#           commit it); then deletes the node, which frees its name (and node password) for a
+#           replacement.
 # When a node goes, components/membership.py runs them in this order: drain, then k3s stops on
 # the node itself (stop-k3s.sh), then delete, so no kubelet updates the Node under its name after.
 # All are safe to re-run. Only the API server's answer that the node does not exist skips a
@@ -46,9 +49,60 @@ node_in_cluster() {
   [ -n "$found" ]
 }
 
+# The Node's etcd member, as k3s annotates it (etcd.k3s.cattle.io/node-name; pkg/etcd/etcd.go,
+# NodeNameAnnotation): empty once the member controller removed it (member_controller.go, sync,
+# deletes it and sets removed-node-name).
+etcd_member_of_node() {
+  kubectl get node "$NODE_NAME" -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/node-name}'
+}
+
+removed_member=""
 etcd_member_removed() {
-  [ -n "$(kubectl get node "$NODE_NAME" \
-    -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/removed-node-name}')" ]
+  [ "$(kubectl get node "$NODE_NAME" \
+    -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/removed-node-name}')" = "$removed_member" ]
+}
+
+# Asks k3s' etcd member controller to remove member $1 (the removal annotation, k3s
+# pkg/etcd/member_controller.go) and waits, bounded, until the Node records it removed.
+remove_etcd_member() {
+  removed_member="$1"
+  kubectl annotate --overwrite node "$NODE_NAME" etcd.k3s.cattle.io/remove=true >/dev/null \
+    || fail_on "asking for the removal of its etcd member $removed_member"
+  wait_until "$DRAIN_TIMEOUT_SECONDS" \
+    "etcd member $removed_member of $NODE_NAME was not removed after ${DRAIN_TIMEOUT_SECONDS}s; see journalctl -u k3s on every server" \
+    etcd_member_removed
+  echo "etcd member $removed_member of $NODE_NAME removed"
+}
+
+fail_on() {
+  echo "node $NODE_NAME: $1 failed, so it was left as it is; check the API server on the first server (systemctl status k3s) and run pulumi up again" >&2
+  exit 1
+}
+
+# The etcd servers, "name Ready EtcdIsVoter" each. EtcdIsVoter is k3s' condition on each etcd
+# Node: True only for a healthy voting member (pkg/etcd/etcd.go, manageLearners,
+# setEtcdStatusCondition).
+etcd_servers=""
+list_etcd_servers() {
+  etcd_servers="$(kubectl get nodes -l node-role.kubernetes.io/etcd=true -o 'jsonpath={range .items[*]}{.metadata.name}{" "}{.status.conditions[?(@.type=="Ready")].status}{" "}{.status.conditions[?(@.type=="EtcdIsVoter")].status}{"\n"}{end}')" \
+    || fail_on "listing the servers"
+}
+
+# Every other server must be Ready and a voting member, or the leaving one's going (stopped, then
+# removed) would leave etcd without its quorum.
+check_other_servers() {
+  local name ready voter
+  while read -r name ready voter; do
+    if [ -z "$name" ] || [ "$name" = "$NODE_NAME" ]; then
+      continue
+    fi
+    if [ "$ready" != True ] || [ "$voter" != True ]; then
+      echo "server $name is not Ready and a voting etcd member (Ready: ${ready:-none}, EtcdIsVoter: ${voter:-none})," \
+        "so $NODE_NAME was left as it is: without $name, its going would leave etcd without its quorum;" \
+        "bring $name back (kubectl describe node $name) and run pulumi up again" >&2
+      exit 1
+    fi
+  done <<< "$etcd_servers"
 }
 
 case "$action" in
@@ -64,22 +118,31 @@ case "$action" in
       echo "node $NODE_NAME is not in the cluster; nothing to drain"
       exit 0
     fi
-    kubectl cordon "$NODE_NAME"
-    # DaemonSet pods (ServiceLB, for one) would come back at once; emptyDir data goes with the node.
-    kubectl drain "$NODE_NAME" --ignore-daemonsets --delete-emptydir-data --timeout="${DRAIN_TIMEOUT_SECONDS}s"
     # Read into a variable first: a failed look inside `[ ]` would read as "no etcd member".
     etcd_role="$(kubectl get node "$NODE_NAME" -o 'jsonpath={.metadata.labels.node-role\.kubernetes\.io/etcd}')"
     if [ "$etcd_role" = "true" ]; then
-      # A server: k3s' etcd member controller removes its member when asked with this
-      # annotation and records the removal in another (k3s pkg/etcd/member_controller.go).
-      # Waiting for it keeps the quorum right before the next server goes. The server still
-      # runs: going from 2 members to 1, stopping it first would leave 1 of 2, no quorum to
-      # commit the removal.
-      kubectl annotate --overwrite node "$NODE_NAME" etcd.k3s.cattle.io/remove=true
-      wait_until "$DRAIN_TIMEOUT_SECONDS" \
-        "etcd member of $NODE_NAME was not removed after ${DRAIN_TIMEOUT_SECONDS}s; see journalctl -u k3s" \
-        etcd_member_removed
-      echo "etcd member of $NODE_NAME removed"
+      list_etcd_servers
+      check_other_servers
+    fi
+    kubectl cordon "$NODE_NAME"
+    # DaemonSet pods (ServiceLB, for one) would come back at once; emptyDir data goes with the node.
+    kubectl drain "$NODE_NAME" --ignore-daemonsets --delete-emptydir-data --timeout="${DRAIN_TIMEOUT_SECONDS}s"
+    if [ "$etcd_role" = "true" ]; then
+      if [ "$(grep -c . <<< "$etcd_servers")" -ge 3 ]; then
+        # One of three: its member is removed once its k3s is stopped (delete, below). Removed
+        # while it ran, its k3s would exit, systemd restart it, it find its tombstone and rejoin
+        # from this old host as a new member under its node name (k3s pkg/etcd/etcd.go, Register
+        # and join), and its new host's join then fail: "duplicate node name found". Stopped, two
+        # of three run and commit the removal.
+        echo "the etcd member of $NODE_NAME is removed once its k3s is stopped"
+      else
+        # One of two (the servers going down to one): stopped first, it would leave one member of
+        # two, no quorum to commit its removal, so it goes while it still runs.
+        member="$(etcd_member_of_node)" || fail_on "reading its etcd member"
+        if [ -n "$member" ]; then
+          remove_etcd_member "$member"
+        fi
+      fi
     fi
     echo "node $NODE_NAME drained"
     ;;
@@ -87,6 +150,16 @@ case "$action" in
     if ! node_in_cluster; then
       echo "node $NODE_NAME is not in the cluster; nothing to delete"
       exit 0
+    fi
+    etcd_role="$(kubectl get node "$NODE_NAME" -o 'jsonpath={.metadata.labels.node-role\.kubernetes\.io/etcd}')"
+    if [ "$etcd_role" = "true" ]; then
+      # A server whose k3s is stopped now (stop-k3s.sh ran after its drain): the member it still
+      # has goes first, while the Node that names it exists. Another server holds the k3s-etcd
+      # lease, whose member controller carries the removal out (pkg/etcd/etcd.go, Register).
+      member="$(etcd_member_of_node)" || fail_on "reading its etcd member"
+      if [ -n "$member" ]; then
+        remove_etcd_member "$member"
+      fi
     fi
     kubectl delete node "$NODE_NAME" --ignore-not-found --timeout="${DRAIN_TIMEOUT_SECONDS}s"
     echo "node $NODE_NAME deleted"
