@@ -548,7 +548,9 @@ def test_a_removal_that_never_shows_fails_naming_the_servers_and_the_last_error(
     assert result.returncode == 1
     assert f"its etcd member {MEMBER} was not removed within 0s" in result.stderr
     assert f"asked through {PEERS[0]} {PEERS[1]}" in result.stderr
-    assert f"through {PEERS[0]}: dial tcp {PEERS[0]}:6443: connect: no route to host" in result.stderr
+    assert (
+        f"through {PEERS[0]}: dial tcp {PEERS[0]}:6443: connect: no route to host" in result.stderr
+    )
     assert "umount" not in " ".join(host.calls())
 
 

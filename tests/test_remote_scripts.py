@@ -493,7 +493,9 @@ def test_one_of_three_servers_loses_its_etcd_member_only_after_its_k3s_stops(nod
     assert not [c for c in node.calls() if "annotate" in c]
     assert f"the etcd member of {SERVER_PEER} is removed once its k3s is stopped" in drained.stdout
     program = membership.node_deletion_program(SERVER_PEER)
-    deleted = run_membership(node, "delete", node_name=SERVER_PEER, program=program, STUB_ETCD_ROLE="true")
+    deleted = run_membership(
+        node, "delete", node_name=SERVER_PEER, program=program, STUB_ETCD_ROLE="true"
+    )
     assert deleted.returncode == 0, deleted.stderr
     calls = node.calls()
     annotate = calls.index(
@@ -525,7 +527,9 @@ def test_the_last_further_server_of_two_leaves_etcd_while_it_still_runs(node):
 def test_a_server_whose_peer_is_no_ready_voter_is_left_as_it_is(node, peer):
     result = run_membership(node, "drain", node_name=SERVER_PEER, STUB_ETCD_ROLE="true", **peer)
     assert result.returncode == 1
-    assert "server lightsail-k3s-dev-server-2 is not Ready and a voting etcd member" in result.stderr
+    assert (
+        "server lightsail-k3s-dev-server-2 is not Ready and a voting etcd member" in result.stderr
+    )
     assert not [c for c in node.calls() if "cordon" in c or "drain" in c or "annotate" in c]
 
 
