@@ -8,6 +8,7 @@ static IP.
 from __future__ import annotations
 
 import base64
+import math
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import pulumi_command as command
 import pulumi_tls as tls
 
 from .remote_scripts import node_program, remote_script
+from .settings import SERVER_COUNTS
 
 # The component's type token. Before hosts existed the single node was a
 # `LightsailNode`; the alias below keeps every resource of a stack created then
@@ -36,10 +38,30 @@ KUBE_API_PORT = 6443
 # the mount finds the disk by its size (components/remote/data-disk.sh).
 DATA_DISK_PATH = "/dev/xvdf"
 # data-disk.sh waits up to 300 s for the attached disk; a copy of an existing server's data onto
-# it takes longer, so the mount is bounded by Pulumi at this, its unmount (k3s stopped first, up to
-# 120 s) at the second.
+# it takes longer, so the mount is bounded by Pulumi at this.
 DATA_DISK_MOUNT_TIMEOUT = "30m"
-DATA_DISK_UNMOUNT_TIMEOUT = "5m"
+# data-disk.sh's own bounds, handed to it (data_disk_program): stopping k3s (k3s-killall.sh), the
+# first server's wait for its etcd member's removal, one look at an API server, and the pause
+# between looks.
+DATA_DISK_STOP_SECONDS = 120
+DATA_DISK_LEAVE_SECONDS = 300
+DATA_DISK_REQUEST_SECONDS = 30
+DATA_DISK_POLL_SECONDS = 5
+# The other servers the first one asks, at most (data-disk.sh, leave_etcd).
+_MOST_PEERS = max(SERVER_COUNTS) - 1
+# What Pulumi gives the unmount: the longest the script can take, so Pulumi never cuts it off half
+# way (its own errors say what it waited for), plus a minute for SSH. The longest run: the leave's
+# looks at the API (the servers listed or the removal checked, the removal asked for, the look after
+# the deadline, each through every other server in turn, and one look at its own API), k3s stopped
+# twice (in the leave, then before the unmount, at once when stopped already), the leave's wait and
+# one pause more.
+_DATA_DISK_UNMOUNT_SECONDS = (
+    (1 + 4 * _MOST_PEERS) * DATA_DISK_REQUEST_SECONDS
+    + 2 * DATA_DISK_STOP_SECONDS
+    + DATA_DISK_LEAVE_SECONDS
+    + DATA_DISK_POLL_SECONDS
+)
+DATA_DISK_UNMOUNT_TIMEOUT = f"{math.ceil((_DATA_DISK_UNMOUNT_SECONDS + 60) / 60)}m"
 
 # pulumi-command retries a refused dial 10 times by default; a fresh instance's
 # sshd can take longer, so the boot wait retries without limit and is bounded by
@@ -157,6 +179,10 @@ def data_disk_program(
             "ETCD_REJOINS": "true" if etcd_rejoins else "false",
             "ETCD_SINGLE_MEMBER": "true" if etcd_single_member else "false",
             "KUBE_API_PORT": str(KUBE_API_PORT),
+            "STOP_TIMEOUT_SECONDS": str(DATA_DISK_STOP_SECONDS),
+            "LEAVE_TIMEOUT_SECONDS": str(DATA_DISK_LEAVE_SECONDS),
+            "REQUEST_TIMEOUT_SECONDS": str(DATA_DISK_REQUEST_SECONDS),
+            "POLL_INTERVAL_SECONDS": str(DATA_DISK_POLL_SECONDS),
         },
     )
 

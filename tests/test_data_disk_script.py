@@ -669,3 +669,42 @@ def test_an_api_that_does_not_answer_leaves_k3s_running_and_nothing_unmounted(ho
     assert "cannot list the servers (connection refused)" in result.stderr
     calls = host.calls()
     assert not [c for c in calls if c == "k3s-killall.sh" or "umount" in c]
+
+
+def test_pulumi_never_cuts_the_unmount_off_before_its_own_bounds():
+    """The unmount's Pulumi timeout comes from the bounds the script is handed: the leave's wait,
+    two stops of k3s and its looks at the API, each through every other server, plus a margin."""
+    import re
+
+    from components import host as host_module
+    from components.remote_scripts import remote_script
+    from components.settings import SERVER_COUNTS
+
+    script = remote_script("data-disk.sh")
+    program = data_disk_program(NODE, SIZE_GB, "arn:instance/one", "172.26.0.10", False)
+    bounds = {
+        "STOP_TIMEOUT_SECONDS": host_module.DATA_DISK_STOP_SECONDS,
+        "LEAVE_TIMEOUT_SECONDS": host_module.DATA_DISK_LEAVE_SECONDS,
+        "REQUEST_TIMEOUT_SECONDS": host_module.DATA_DISK_REQUEST_SECONDS,
+        "POLL_INTERVAL_SECONDS": host_module.DATA_DISK_POLL_SECONDS,
+    }
+    for name, seconds in bounds.items():
+        # One home: the script has no value of its own, the program hands it Python's.
+        assert f': "${{{name}:?{name} is required}}"' in script, name
+        assert not re.search(rf"{name}=\"\$\{{{name}:-", script), name
+        assert re.search(rf"^{name}={seconds}$", program, re.MULTILINE), name
+    timeout = host_module.DATA_DISK_UNMOUNT_TIMEOUT
+    assert timeout.endswith("m")
+    peers = max(SERVER_COUNTS) - 1
+    # Looks at the API: the servers listed (or the removal checked first on a run again), the
+    # removal asked for, the last look after the deadline, each through every peer; one locally.
+    looks = (1 + 4 * peers) * bounds["REQUEST_TIMEOUT_SECONDS"]
+    longest = (
+        looks
+        + 2 * bounds["STOP_TIMEOUT_SECONDS"]
+        + bounds["LEAVE_TIMEOUT_SECONDS"]
+        + bounds["POLL_INTERVAL_SECONDS"]
+    )
+    assert int(timeout[:-1]) * 60 >= longest + 60
+    assert script.count('timeout "$STOP_TIMEOUT_SECONDS"') == 1
+    assert script.count("stop_k3s\n") == 3, "the copy's stop, the leave's, the unmount's"

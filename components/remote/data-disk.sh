@@ -5,8 +5,10 @@
 # shell assignments of NODE_NAME, DISK_SIZE_GB (the disk's size, how it is told apart from the
 # system disk), INSTANCE_ID and PRIVATE_IP (the Lightsail instance's ARN and private IP, kept on the
 # disk so a mount can tell data of an earlier host from its own), ETCD_REJOINS (a further server,
-# whose etcd member leaves with its host), ETCD_SINGLE_MEMBER (the first server of one) and
-# KUBE_API_PORT (where another server's API answers).
+# whose etcd member leaves with its host), ETCD_SINGLE_MEMBER (the first server of one),
+# KUBE_API_PORT (where another server's API answers), and its bounds, which components/host.py
+# also derives the unmount's Pulumi timeout from: STOP_TIMEOUT_SECONDS, LEAVE_TIMEOUT_SECONDS,
+# REQUEST_TIMEOUT_SECONDS (one look at an API server) and POLL_INTERVAL_SECONDS.
 #   mount:   waits for the attached disk, formats it only when it holds no file system at all,
 #            mounts it by UUID at the data directory and lists it in /etc/fstab, and makes k3s
 #            require the mount. A server that has its data on the system disk already (the disk is
@@ -34,12 +36,11 @@ SYSTEMD_DIR="${SYSTEMD_DIR:-/etc/systemd/system}"
 NODE_IDENTITY_DIR="${NODE_IDENTITY_DIR:-/etc/rancher/node}"
 K3S_KILLALL="${K3S_KILLALL:-/usr/local/bin/k3s-killall.sh}"
 DEVICE_TIMEOUT_SECONDS="${DEVICE_TIMEOUT_SECONDS:-300}"
-STOP_TIMEOUT_SECONDS="${STOP_TIMEOUT_SECONDS:-120}"
-LEAVE_TIMEOUT_SECONDS="${LEAVE_TIMEOUT_SECONDS:-300}"
-# How long one look at the API server may take before it counts as failed.
-REQUEST_TIMEOUT_SECONDS="${REQUEST_TIMEOUT_SECONDS:-30}"
+: "${STOP_TIMEOUT_SECONDS:?STOP_TIMEOUT_SECONDS is required}"
+: "${LEAVE_TIMEOUT_SECONDS:?LEAVE_TIMEOUT_SECONDS is required}"
+: "${REQUEST_TIMEOUT_SECONDS:?REQUEST_TIMEOUT_SECONDS is required}"
+: "${POLL_INTERVAL_SECONDS:?POLL_INTERVAL_SECONDS is required}"
 K3S_BIN="${K3S_BIN:-/usr/local/bin/k3s}"
-POLL_INTERVAL_SECONDS="${POLL_INTERVAL_SECONDS:-5}"
 FS_TYPE=ext4
 # Where the data lived before the disk; kept, not deleted, once it has been copied over.
 BEFORE_DISK_DIR="$DATA_DIR.before-data-disk"
