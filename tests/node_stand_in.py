@@ -54,9 +54,19 @@ esac
 )
 
 # Stands in for curl: logs the call and "downloads" an install.sh that records its
-# environment and installs the k3s stand-in at $K3S_BIN.
+# environment and installs the k3s stand-in at $K3S_BIN. A server's /ping answers "pong" (k3s
+# pkg/server/router.go), unless the server is one of STUB_DOWN_SERVERS.
 CURL_STUB = """#!/bin/sh
 echo "curl $*" >> "$STUB_LOG"
+case "$*" in
+  */ping)
+    for down in ${STUB_DOWN_SERVERS:-}; do
+      case "$*" in *"https://$down:"*) echo "curl: (28) Connection timed out" >&2; exit 28 ;; esac
+    done
+    printf pong
+    exit 0
+    ;;
+esac
 while [ $# -gt 0 ]; do
   if [ "$1" = "-o" ]; then out="$2"; fi
   shift

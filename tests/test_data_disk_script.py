@@ -609,6 +609,8 @@ def rejoining(tmp_path: Path, record: str | None, set_aside: bool = True):
     if set_aside:
         (data / "server" / "db" / "etcd-removed-member-1").mkdir()
     (data / "server" / "token").write_text("K10abc::server:secret\n")
+    (data / "server" / "tls").mkdir()
+    (data / "server" / "tls" / "server-ca.crt").write_text("the cluster's server CA\n")
     if record is not None:
         (data / ".lightsail-k3s-etcd-rejoin-through").write_text(record)
     write_executable(node.stubs / "mountpoint", "#!/bin/sh\nexit 0\n")
@@ -635,14 +637,46 @@ def test_the_new_host_rejoins_through_the_first_other_server_with_the_clusters_t
     assert (data / ".lightsail-k3s-etcd-rejoin-through").exists()
 
 
-def test_the_record_goes_once_the_new_member_runs(tmp_path):
+def test_the_new_host_rejoins_through_another_recorded_server_when_the_first_is_down(tmp_path):
+    node, program, data = rejoining(tmp_path, f"{MEMBER}\n{PEERS[0]}\n{PEERS[1]}\n")
+    result = node.run(program, K3S_DATA_DIR=str(data), STUB_DOWN_SERVERS=PEERS[0])
+    assert result.returncode == 0, result.stderr
+    config = (node.config_dir / "config.yaml").read_text()
+    assert f"\nserver: https://{PEERS[1]}:6443\n" in config
+    pings = [c for c in node.calls() if c.endswith("/ping")]
+    assert f"--cacert {data}/server/tls/server-ca.crt" in pings[0]
+
+
+def test_with_no_recorded_server_answering_nothing_is_installed(tmp_path):
+    node, program, data = rejoining(tmp_path, f"{MEMBER}\n{PEERS[0]}\n{PEERS[1]}\n")
+    result = node.run(program, K3S_DATA_DIR=str(data), STUB_DOWN_SERVERS=" ".join(PEERS))
+    assert result.returncode == 1
+    assert "none of the servers recorded to rejoin through answers" in result.stderr
+    assert f"{PEERS[1]}: curl: (28) Connection timed out" in result.stderr
+    assert not [c for c in node.calls() if not c.endswith("/ping")]
+
+
+def test_the_record_and_the_join_go_once_the_new_member_runs(tmp_path):
+    """As on a real new host: no etcd data before the install; k3s, started by the installer,
+    joins through the recorded server and writes its new member's data (k3s pkg/etcd/etcd.go,
+    join; setName)."""
     node, program, data = rejoining(tmp_path, f"{MEMBER}\n{PEERS[0]}\n")
-    (data / "server" / "db" / "etcd" / "member" / "wal").mkdir(parents=True)
-    (data / "server" / "db" / "etcd" / "name").write_text(f"{NODE}-0new0000")
+    curl = (node.stubs / "curl").read_text()
+    joins = (
+        'cp "$STUB_DIR/k3s" "$K3S_BIN"\n'
+        'grep -q "^server: " "$K3S_CONFIG_DIR/config.yaml" && '
+        'mkdir -p "$K3S_DATA_DIR/server/db/etcd/member/wal" && '
+        'printf %s "lightsail-k3s-dev-0new0000" > "$K3S_DATA_DIR/server/db/etcd/name"\n'
+    )
+    write_executable(node.stubs / "curl", curl.replace('cp "$STUB_DIR/k3s" "$K3S_BIN"\n', joins))
     result = node.run(program, K3S_DATA_DIR=str(data))
     assert result.returncode == 0, result.stderr
-    assert "server:" not in (node.config_dir / "config.yaml").read_text()
+    assert f"rejoins etcd through {PEERS[0]}" in result.stdout
+    assert (data / "server" / "db" / "etcd" / "name").read_text() == f"{NODE}-0new0000"
     assert not (data / ".lightsail-k3s-etcd-rejoin-through").exists()
+    config = (node.config_dir / "config.yaml").read_text()
+    assert "server:" not in config and "token-file:" not in config
+    assert "cluster-init: true" in config
 
 
 def test_a_member_set_aside_with_no_server_to_rejoin_never_starts_a_new_cluster(tmp_path):

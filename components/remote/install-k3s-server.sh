@@ -53,15 +53,33 @@ fi
 REJOIN_RECORD="$K3S_DATA_DIR/.lightsail-k3s-etcd-rejoin-through"
 ETCD_DIR="$K3S_DATA_DIR/server/db/etcd"
 TOKEN_FILE="$K3S_DATA_DIR/server/token"
+# Through the first recorded server whose supervisor answers k3s' unauthenticated /ping (k3s
+# pkg/server/router.go) over TLS with the cluster's server CA, on the disk: one that is down would
+# hold the join up for good, since k3s joins through the one `server` it is given.
+REQUEST_TIMEOUT_SECONDS="${REQUEST_TIMEOUT_SECONDS:-30}"
 rejoin_through=""
 if [ -f "$REJOIN_RECORD" ] && [ ! -d "$ETCD_DIR/member/wal" ]; then
-  rejoin_through="$(sed -n 2p "$REJOIN_RECORD")"
-  if [ -z "$rejoin_through" ] || [ ! -s "$TOKEN_FILE" ]; then
+  mapfile -t recorded_servers < <(tail -n +2 "$REJOIN_RECORD")
+  if [ "${#recorded_servers[@]}" -eq 0 ] || [ ! -s "$TOKEN_FILE" ]; then
     echo "$NODE_NAME left etcd to rejoin it, but $REJOIN_RECORD names no server to rejoin through," \
       "or $TOKEN_FILE is missing; k3s was not installed or started (see docs/lifecycle.md, Growing a node)" >&2
     exit 1
   fi
   : "${KUBE_API_PORT:?KUBE_API_PORT is required to rejoin}"
+  ping_errors=""
+  for server in "${recorded_servers[@]}"; do
+    if answer="$(curl -fsS --max-time "$REQUEST_TIMEOUT_SECONDS" --cacert "$K3S_DATA_DIR/server/tls/server-ca.crt" \
+      "https://$server:$KUBE_API_PORT/ping" 2>&1)" && [ "$answer" = pong ]; then
+      rejoin_through="$server"
+      break
+    fi
+    ping_errors="$ping_errors $server: ${answer:-no answer};"
+  done
+  if [ -z "$rejoin_through" ]; then
+    echo "$NODE_NAME left etcd to rejoin it, but none of the servers recorded to rejoin through answers" \
+      "(${ping_errors% }); k3s was not installed or started: bring one back (kubectl get nodes there) and run pulumi up again" >&2
+    exit 1
+  fi
 fi
 # Without one, a server whose etcd data was set aside and whose config names no server to join
 # would begin a new, empty cluster beside the running one (shouldBootstrapLoad: no join URL,
@@ -187,8 +205,14 @@ fi
 wait_for_node_on_release "$READY_TIMEOUT_SECONDS" "$K3S_VERSION"
 # Ready means a voting member: k3s serves only once its etcd member is no learner (pkg/etcd/etcd.go,
 # Test). A member under another name than the one removed is this host's own: the rejoin is done.
+# The join's `server` and `token-file` go from the config with the record: k3s reads them only
+# to join while its etcd holds no data, and skips that once it does (k3s pkg/cluster/bootstrap.go,
+# shouldBootstrapLoad: "bootstrap already complete and initialized"), so the running k3s is not
+# restarted; the config then is the program's again, and the next install finds it unchanged.
 if [ -f "$REJOIN_RECORD" ] && [ -d "$ETCD_DIR/member/wal" ] \
   && [ "$(cat "$ETCD_DIR/name" 2>/dev/null)" != "$(head -n 1 "$REJOIN_RECORD")" ]; then
+  base64 -d <<< "$K3S_CONFIG_B64" > "$work_dir/config.yaml"
+  install -m 0600 "$work_dir/config.yaml" "$K3S_CONFIG_DIR/config.yaml"
   rm -f "$REJOIN_RECORD"
   echo "$NODE_NAME rejoined etcd as member $(cat "$ETCD_DIR/name")"
 fi
