@@ -186,14 +186,16 @@ def test_a_new_host_mounts_the_disk_it_finds_without_formatting(host):
 def test_a_further_server_sets_its_removed_etcd_member_aside_on_a_new_host(host):
     (host.state / "fstype").write_text("ext4\n")
     (host.disk / "server" / "db" / "etcd").mkdir(parents=True)
+    # A copy set aside by an earlier move: only the latest is kept.
+    (host.disk / "server" / "db" / "etcd-removed-member-1").mkdir()
     (host.disk / "server" / "tls").mkdir()
     (host.disk / ".lightsail-k3s-host").write_text("arn:instance/old")
     result = host.run("mount", instance="arn:instance/new", rejoins=True)
     assert result.returncode == 0, result.stderr
     assert not (host.disk / "server" / "db" / "etcd").exists()
-    assert [p.name for p in (host.disk / "server" / "db").iterdir()][0].startswith(
-        "etcd-removed-member-"
-    )
+    copies = [p.name for p in (host.disk / "server" / "db").iterdir()]
+    assert len(copies) == 1 and copies[0].startswith("etcd-removed-member-")
+    assert copies[0] != "etcd-removed-member-1"
     assert (host.disk / "server" / "tls").is_dir()
 
 

@@ -413,7 +413,9 @@ case "$1" in
     ;;
   drain) exit "${STUB_DRAIN_EXIT:-0}" ;;
   delete) touch "$STUB_STATE/deleted" ;;
-  annotate) if [ -z "${STUB_NEVER_REMOVED:-}" ]; then touch "$STUB_STATE/annotated"; fi ;;
+  annotate)
+    if [ -n "${STUB_ANNOTATE_FAILS:-}" ]; then echo 'Error from server (Forbidden): nodes is forbidden' >&2; exit 1; fi
+    if [ -z "${STUB_NEVER_REMOVED:-}" ]; then touch "$STUB_STATE/annotated"; fi ;;
 esac
 """
 )
@@ -546,6 +548,25 @@ def test_a_failed_look_at_the_nodes_role_is_no_agent(node):
     result = node.run(program, "drain")
     assert result.returncode == 1
     assert "drained" not in result.stdout
+
+
+def test_a_refused_removal_names_the_node_and_the_check(node):
+    program = membership.node_deletion_program(SERVER_PEER)
+    result = run_membership(
+        node,
+        "delete",
+        node_name=SERVER_PEER,
+        program=program,
+        STUB_ETCD_ROLE="true",
+        STUB_ANNOTATE_FAILS="1",
+    )
+    assert result.returncode == 1
+    assert "nodes is forbidden" in result.stderr
+    assert (
+        f"node {SERVER_PEER}: asking for the removal of its etcd member member-1 failed"
+        in result.stderr
+    )
+    assert not [c for c in node.calls() if c.startswith("kubectl delete")]
 
 
 def test_a_server_whose_etcd_member_stays_keeps_its_node(node):
