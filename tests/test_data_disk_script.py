@@ -413,7 +413,8 @@ PEERS = ("172.26.1.2", "172.26.1.3")
 # server while its k3s runs, which then removes its own member, restarts, finds its tombstone and,
 # with no server to join, begins a new cluster (marked `new-cluster`); another once it is stopped.
 # The removal shows (removed-node-name; the node-name annotation gone) from the
-# STUB_REMOVED_AFTER-th look at it on, never with STUB_NEVER_REMOVED.
+# STUB_REMOVED_AFTER-th look at it on, never with STUB_NEVER_REMOVED. With STUB_RESET_ONCE the
+# controller clears the first request (member_controller.go, "Resetting removed node flag").
 LEAVING_K3S = f"""#!/bin/sh
 echo "k3s $*" >> "$STUB_LOG"
 server=$(echo "$*" | sed -n 's|.*--server https://\\([^:]*\\):6443.*|\\1|p')
@@ -435,6 +436,10 @@ case "$*" in
         touch "$STUB_STATE/removed"; printf %s "{MEMBER}"
       fi
     fi ;;
+  *"get node {NODE} -o"*io/remove}}*)
+    if [ -n "${{STUB_RESET_ONCE:-}}" ] && [ ! -f "$STUB_STATE/reset" ]; then
+      touch "$STUB_STATE/reset"; rm -f "$STUB_STATE/remove"; printf false
+    elif [ -f "$STUB_STATE/remove" ]; then printf true; fi ;;
   *"get node {NODE} -o"*node-name*)
     if [ ! -f "$STUB_STATE/removed" ]; then printf %s "{MEMBER}"; fi ;;
   *"get nodes -l node-role.kubernetes.io/etcd=true"*)
@@ -513,6 +518,14 @@ def test_a_run_again_whose_removal_has_not_landed_asks_for_it_through_a_peer(hos
     assert again.returncode == 0, again.stderr
     annotate = [c for c in host.calls() if "annotate" in c]
     assert annotate and f"--server https://{PEERS[0]}:6443" in annotate[0]
+    assert (host.disk / REJOIN_RECORD).exists()
+
+
+def test_a_removal_request_the_member_controller_cleared_is_made_again(host):
+    first_of_three_with_a_member(host)
+    result = leave(host, STUB_RESET_ONCE="1", STUB_REMOVED_AFTER="2", LEAVE_TIMEOUT_SECONDS="5")
+    assert result.returncode == 0, result.stderr
+    assert len([c for c in host.calls() if "annotate" in c]) == 2
     assert (host.disk / REJOIN_RECORD).exists()
 
 

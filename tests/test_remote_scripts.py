@@ -379,7 +379,8 @@ def test_servers_and_agents_set_the_kernel_values_with_the_one_shared_function()
 # STUB_READY_AFTER-th look at its Ready condition on. The etcd servers: the first, server-2 (Ready
 # and a voter unless STUB_PEER_READY / STUB_PEER_VOTER) and server-3, unless STUB_ETCD_SERVERS=2;
 # a server's etcd member is member-1 until the removal annotation, then removed-node-name names
-# it (unless STUB_NEVER_REMOVED). With STUB_API_DOWN every call fails as
+# it (unless STUB_NEVER_REMOVED; with STUB_RESET_ONCE the member controller first clears the
+# request, member_controller.go, "Resetting removed node flag"). With STUB_API_DOWN every call fails as
 # kubectl does when the API server does not answer. The log leaves out --request-timeout.
 MEMBERSHIP_K3S_STUB = (
     """#!/bin/sh
@@ -403,7 +404,16 @@ case "$1" in
     if [ -f "$STUB_STATE/deleted" ]; then echo "Error from server (NotFound): nodes \"$3\" not found" >&2; exit 1; fi
     case "$*" in
       *labels.node-role*) printf '%s' "${STUB_ETCD_ROLE:-}"; exit 0 ;;
-      *removed-node-name*) if [ -f "$STUB_STATE/annotated" ]; then printf member-1; fi; exit 0 ;;
+      *removed-node-name*)
+        if [ -f "$STUB_STATE/annotated" ] && { [ -z "${STUB_RESET_ONCE:-}" ] || [ -f "$STUB_STATE/reset" ]; }; then
+          printf member-1
+        fi
+        exit 0 ;;
+      *io/remove}*)
+        if [ -n "${STUB_RESET_ONCE:-}" ] && [ ! -f "$STUB_STATE/reset" ]; then
+          touch "$STUB_STATE/reset"; rm -f "$STUB_STATE/annotated"; printf false
+        elif [ -f "$STUB_STATE/annotated" ]; then printf true; fi
+        exit 0 ;;
       *io/node-name*) [ -f "$STUB_STATE/annotated" ] || printf member-1; exit 0 ;;"""
     + KUBELET_VERSION_ARM
     + """    esac
@@ -548,6 +558,20 @@ def test_a_failed_look_at_the_nodes_role_is_no_agent(node):
     result = node.run(program, "drain")
     assert result.returncode == 1
     assert "drained" not in result.stdout
+
+
+def test_a_removal_request_the_member_controller_cleared_is_made_again(node):
+    program = membership.node_deletion_program(SERVER_PEER)
+    result = run_membership(
+        node,
+        "delete",
+        node_name=SERVER_PEER,
+        program=program,
+        STUB_ETCD_ROLE="true",
+        STUB_RESET_ONCE="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert len([c for c in node.calls() if c.startswith("kubectl annotate")]) == 2
 
 
 def test_a_refused_removal_names_the_node_and_the_check(node):

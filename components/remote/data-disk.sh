@@ -265,6 +265,18 @@ member_removed() {
     && [ "$answer" = "$1" ]
 }
 
+# The member controller clears a removal that its Node's removed-node-name no longer matches: a
+# Node that named a new member since (a move before this one) gets remove=false, the old
+# removed-node-name deleted (member_controller.go, sync, "Resetting removed node flag"). Had that
+# reset come after this run's request, the request is made again.
+ask_again_if_reset() {
+  through_a_peer get node "$NODE_NAME" -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/remove}' \
+    || return 0
+  if [ "$answer" != true ]; then
+    through_a_peer annotate --overwrite node "$NODE_NAME" etcd.k3s.cattle.io/remove=true || true
+  fi
+}
+
 # The first server of several leaves etcd before its host goes, with its k3s stopped first: k3s'
 # etcd member controller, which carries out the removal asked for by the Node's
 # etcd.k3s.cattle.io/remove annotation, runs only on the holder of the k3s-etcd lease (k3s
@@ -338,6 +350,7 @@ leave_etcd() {
     if [ "$(date +%s)" -ge "$deadline" ]; then
       fail "its etcd member $member was not removed within ${LEAVE_TIMEOUT_SECONDS}s (asked through ${peers[*]}; last error: ${last_error:-none, the removal did not show}); k3s is stopped and nothing unmounted; see journalctl -u k3s on the other servers and run pulumi up again"
     fi
+    ask_again_if_reset
     sleep "$POLL_INTERVAL_SECONDS"
   done
   mv "$REJOIN_RECORD.pending" "$REJOIN_RECORD"

@@ -56,10 +56,23 @@ etcd_member_of_node() {
   kubectl get node "$NODE_NAME" -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/node-name}'
 }
 
+# Whether the Node records member $removed_member removed. If not, and the removal annotation is
+# no longer "true", the request is made again: the member controller clears a removal whose
+# removed-node-name the Node's member no longer matches (a server that rejoined under a new member
+# since; member_controller.go, sync, "Resetting removed node flag"), which may come after this
+# request.
 removed_member=""
 etcd_member_removed() {
-  [ "$(kubectl get node "$NODE_NAME" \
-    -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/removed-node-name}')" = "$removed_member" ]
+  local removed asked
+  removed="$(kubectl get node "$NODE_NAME" \
+    -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/removed-node-name}')" || return 1
+  [ "$removed" = "$removed_member" ] && return 0
+  asked="$(kubectl get node "$NODE_NAME" -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/remove}')" \
+    || return 1
+  if [ "$asked" != true ]; then
+    kubectl annotate --overwrite node "$NODE_NAME" etcd.k3s.cattle.io/remove=true >/dev/null || return 1
+  fi
+  return 1
 }
 
 # Asks k3s' etcd member controller to remove member $1 (the removal annotation, k3s
