@@ -37,9 +37,11 @@ from .settings import DATA_DISK_DEFAULT_GB
 # The output that keeps each node's digest for the next deployment to compare with.
 DIGESTS_OUTPUT = "nodeRestartDigests"
 # The field of a server's `nodes` entry saying that its data disk's script makes a new host of it
-# rejoin etcd (the first server's old host leaves first: data-disk.sh, leave_etcd), read back by
-# change_refusal: a stack whose disks an earlier script mounted unmounts with that script.
-ETCD_REJOINS_FIELD = "etcdRejoinsOnMove"
+# rejoin etcd, its old host leaving first with its k3s stopped (data-disk.sh, leave_etcd; a
+# further server's member goes after its stop, node-membership.sh), read back by change_refusal: a
+# stack whose disks an earlier script mounted unmounts with that script, and one that left etcd
+# while its k3s ran could begin a second cluster (hence the field's name, new with that fix).
+ETCD_REJOINS_FIELD = "etcdLeavesStopped"
 
 # Node name → its restart digest in the previous deployment; None for a node deployed before the
 # digests were kept. A node absent is new. The whole map is None when the previous deployment
@@ -206,8 +208,8 @@ def moved_servers_refusal(
             key,
             f"{value} would replace all {len(servers)} servers of this running cluster, whose data "
             "disks were mounted by a version of this program whose unmount does not take the first "
-            "server out of etcd: its new host would find its member at the old address and stop "
-            "with the cluster half moved",
+            "server out of etcd with its k3s stopped: its new host would find its member at the old "
+            "address and stop with the cluster half moved, or its old host begin a second cluster",
             f"first `make up` with no other change (each server's mount runs again with the "
             f"current script), then with {key} {value}",
         )

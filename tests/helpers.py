@@ -532,7 +532,7 @@ def deployed_servers(
     disk of `data_disk_gb` (0: none), which with `rejoins` a version of this program mounted whose
     moved servers rejoin etcd."""
     names = ["lightsail-k3s-dev", *(f"lightsail-k3s-dev-server-{n}" for n in range(2, count + 1))]
-    extra: dict[str, object] = {"etcdRejoinsOnMove": True} if data_disk_gb and rejoins else {}
+    extra: dict[str, object] = {"etcdLeavesStopped": True} if data_disk_gb and rejoins else {}
     if blueprint_id:
         extra["blueprintId"] = blueprint_id
     return {

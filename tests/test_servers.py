@@ -325,6 +325,24 @@ def test_a_new_instance_for_disks_an_earlier_script_mounted_is_refused(key, valu
 
 
 @INSTANCE_CHANGES
+def test_a_new_instance_for_disks_whose_script_left_etcd_running_is_refused(key, value, deployed):
+    """535069a's scripts recorded `etcdRejoinsOnMove`: their unmount, in state, has the first
+    server's member removed while its k3s runs, which can begin a second cluster."""
+    outputs = deployed_servers("small_3_0", data_disk_gb=40, rejoins=False)
+    for node in outputs["nodes"]:
+        node["etcdRejoinsOnMove"] = True
+    refused_change(
+        key,
+        outputs,
+        "out of etcd with its k3s stopped",
+        "first `make up` with no other change",
+        serverCount=3,
+        dataDiskGb="40",
+        **{key: value},
+    )
+
+
+@INSTANCE_CHANGES
 @pytest.mark.parametrize("preview", [True, False])
 def test_a_new_instance_for_three_running_servers_on_disks_is_a_normal_up(
     preview, key, value, deployed
@@ -339,9 +357,9 @@ def test_a_new_instance_for_three_running_servers_on_disks_is_a_normal_up(
     )
     assert {r.inputs[key] for r in declared.of_type(INSTANCE)} == {value}
     nodes = declared.outputs["nodes"].value
-    assert [node.get("etcdRejoinsOnMove") for node in nodes] == [True, True, True]
+    assert [node.get("etcdLeavesStopped") for node in nodes] == [True, True, True]
     # Without disks nothing says so.
-    assert "etcdRejoinsOnMove" not in deploy(serverCount=3).outputs["nodes"].value[0]
+    assert "etcdLeavesStopped" not in deploy(serverCount=3).outputs["nodes"].value[0]
 
 
 @INSTANCE_CHANGES
