@@ -295,10 +295,10 @@ ask_again_if_reset() {
 # `systemctl stop`, after which systemd's Restart= never starts it again (systemd.service(5));
 # kured's pod on this host stops with it, and unattended-upgrades does not reboot
 # (security-updates.sh). Masking would not hold: k3s' unit file is /etc/systemd/system/k3s.service
-# (k3s install.sh), which `systemctl mask` refuses to replace and which outranks a runtime mask in
-# /run (systemd.unit(5), unit load path). After the unmount k3s requires the mount
-# (RequiresMountsFor), which is gone with the disk. The check below that k3s is inactive makes
-# that assumption loud.
+# (k3s install.sh, setup_env: FILE_K3S_SERVICE), which `systemctl mask` refuses to replace and
+# which outranks a runtime mask in /run (systemd.unit(5), unit load path). Once the disk is
+# detached, k3s requires a mount that then fails (RequiresMountsFor), so the host, started again
+# by the detach, keeps it down. The check below that k3s is inactive makes the assumption loud.
 leave_etcd() {
   local member deadline
   peers=()
