@@ -529,6 +529,14 @@ def test_a_removal_request_the_member_controller_cleared_is_made_again(host):
     assert (host.disk / REJOIN_RECORD).exists()
 
 
+def test_a_leave_that_stopped_half_way_keeps_k3s_off_the_member_on_a_mount_again(host):
+    first_of_three_with_a_member(host)
+    assert leave(host, STUB_NEVER_REMOVED="1", LEAVE_TIMEOUT_SECONDS="0").returncode == 1
+    result = host.run("mount", single_member=False)
+    assert result.returncode == 1
+    assert "its old host's leave of etcd began and did not finish" in result.stderr
+
+
 def test_a_peer_that_is_no_etcd_voter_stops_the_leave_before_k3s_stops(host):
     first_of_three_with_a_member(host)
     result = leave(host, STUB_PEER_VOTER="False")

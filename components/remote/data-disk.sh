@@ -433,6 +433,10 @@ mount_data() {
   elif first_of_several && [ -f "$REJOIN_RECORD" ]; then
     # The disk came back to the host that left etcd (its replacement stopped half way).
     set_aside_removed_etcd_member
+  elif first_of_several && [ -f "$REJOIN_RECORD.pending" ]; then
+    # A leave that stopped half way (leave_etcd): its member may be removed by now, and k3s started
+    # on it would find its tombstone and begin a new cluster (k3s pkg/etcd/etcd.go, Register).
+    fail "its old host's leave of etcd began and did not finish ($REJOIN_RECORD.pending), so k3s was not started on its member: run pulumi up again with the change that moved it, whose unmount finishes the leave; only if another server shows no etcd.k3s.cattle.io/removed-node-name on node $NODE_NAME (kubectl get node $NODE_NAME -o yaml there) remove that file"
   fi
   printf '%s' "$INSTANCE_ID" > "$HOST_RECORD"
   printf '%s' "$PRIVATE_IP" > "$ADDRESS_RECORD"
