@@ -1,8 +1,18 @@
+import gc
+
 import pytest
 
 from tests.helpers import ADMIN_CIDR, Declared, deploy
 
 __all__ = ["ADMIN_CIDR", "deploy"]
+
+# A mock-engine run allocates hundreds of thousands of short-lived objects (outputs, futures,
+# asyncio handles), and at Python's default threshold (700 allocations) the cyclic collector ran
+# thousands of times per run, each pass also walking what the test workers keep (the SDKs, the
+# cached runs). Collecting every 10,000 allocations instead cut tests/test_rollout.py and
+# tests/test_servers.py from 21 s to 15 s of CPU, for 28 MB more memory (measured on this
+# project's 2-core machine). Reference counting still frees everything else at once.
+gc.set_threshold(10_000, 10, 10)
 
 
 @pytest.fixture(scope="module")
