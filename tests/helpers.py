@@ -121,8 +121,13 @@ class Declared:
             previous_urns,
         )
 
+    @functools.cached_property
+    def by_urn(self) -> dict[str, Registration]:
+        """Each resource by its URN (a run's result never changes: deploy() shares it between tests)."""
+        return {r.urn: r for r in self.resources}
+
     def ancestors(self, registration: Registration) -> list[Registration]:
-        by_urn = {r.urn: r for r in self.resources}
+        by_urn = self.by_urn
         chain = []
         while registration.parent in by_urn:
             registration = by_urn[registration.parent]
@@ -131,7 +136,7 @@ class Declared:
 
     def depends_on(self, dependent: Registration, dependency: Registration) -> bool:
         """True when `dependent` waits for `dependency`, directly, through a component or via inputs."""
-        by_urn = {r.urn: r for r in self.resources}
+        by_urn = self.by_urn
         targets = {dependency.urn} | {
             r.urn for r in self.resources if dependency in self.ancestors(r)
         }
