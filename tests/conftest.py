@@ -20,7 +20,7 @@ def dev() -> Declared:
     return deploy()
 
 
-# The slowest tests first: with `--dist worksteal` one worker takes the type check (about a third
+# The slowest tests first: with `--dist worksteal` one worker takes the type check (about a quarter
 # of the suite's time on two cores) while the other starts on the rest, and neither waits at the end.
 SLOWEST_FIRST = ("tests/test_lint.py::test_type_check_is_clean",)
 
