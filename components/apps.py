@@ -302,6 +302,22 @@ def parse_apps_inputs(inputs: AppsInputs) -> CheckedAppsInputs:
     reboot_window = parse_reboot_window(
         inputs.get("reboot_window", APPS_INPUT_DEFAULTS["reboot_window"]), "the window"
     )
+    # kured reboots a single node even when its drain cannot finish (reboots.py, forceReboot), so
+    # a guessed count of one would override the pod disruption budgets of a bigger cluster: with
+    # a window, the counts must be the Cluster's, given.
+    missing_counts = [
+        config_key
+        for key, config_key in (("server_count", "serverCount"), ("agent_count", "agentCount"))
+        if reboot_window and key not in inputs
+    ]
+    if missing_counts:
+        raise ConfigError(
+            "rebootWindow",
+            f"a reboot window without {' and '.join(missing_counts)}: "
+            "kured forces a node's reboot past a drain that cannot finish only when the cluster "
+            "has one node, and the Apps component cannot count the Cluster's nodes",
+            "pass serverCount and agentCount with the values given to the Cluster",
+        )
     node_count = inputs.get("server_count", APPS_INPUT_DEFAULTS["server_count"]) + inputs.get(
         "agent_count", APPS_INPUT_DEFAULTS["agent_count"]
     )

@@ -427,6 +427,8 @@ def apps_inputs(**changes: Any) -> Any:
         (
             {
                 "reboot_window": "Sun 03:00-05:00",
+                "server_count": 1,
+                "agent_count": 0,
                 "consumers": [{"name": "ci", "namespaces": ["kured"], "role": "view"}],
             },
             "consumers",
@@ -538,6 +540,7 @@ def test_the_packages_apps_take_the_stacks_charts_reboot_window_and_consumers(tm
         charts=[KAFKA],
         reboot_window="Sun 03:00-05:00",
         server_count=3,
+        agent_count=0,
         consumers=[DEPLOYER],
     )
     declared = run_component(
@@ -679,7 +682,11 @@ def test_the_components_page_names_every_input_and_its_yaml_uses_the_schemas(sch
 
 @pytest.mark.parametrize(
     ("counts", "force_reboot"),
-    [({}, True), ({"agent_count": 1}, False), ({"server_count": 3}, False)],
+    [
+        ({"server_count": 1, "agent_count": 0}, True),
+        ({"server_count": 1, "agent_count": 1}, False),
+        ({"server_count": 3, "agent_count": 0}, False),
+    ],
 )
 def test_the_packages_kured_forces_the_reboot_of_a_single_node_only(counts, force_reboot):
     checked = parse_apps_inputs(apps_inputs(reboot_window="Sat,Sun 02:00-04:00", **counts))
@@ -687,3 +694,16 @@ def test_the_packages_kured_forces_the_reboot_of_a_single_node_only(counts, forc
     assert kured.name == "kured" and kured.namespace == "kured"
     assert kured.values["configuration"]["rebootDays"] == ["sat", "sun"]
     assert kured.values["configuration"]["forceReboot"] is force_reboot
+
+
+@pytest.mark.parametrize(
+    ("counts", "missing"),
+    [({}, "serverCount and agentCount"), ({"server_count": 3}, "agentCount")],
+)
+def test_a_reboot_window_without_the_clusters_node_counts_is_refused(counts, missing):
+    """A guessed single node would force reboots past failed drains on a bigger cluster."""
+    with pytest.raises(ConfigError) as refused:
+        parse_apps_inputs(apps_inputs(reboot_window="Sat,Sun 02:00-04:00", **counts))
+    message = str(refused.value)
+    assert "rebootWindow" in message and f"a reboot window without {missing}" in message
+    assert "pass serverCount and agentCount with the values given to the Cluster" in message
