@@ -326,7 +326,7 @@ def parse_apps_inputs(inputs: AppsInputs) -> CheckedAppsInputs:
     user_charts = charts.specs[len(declared) :]
 
     def chart_secrets(raw: Any) -> dict[str, dict[str, Any]]:
-        return parse_chart_secrets(raw, True, (), user_charts)
+        return parse_chart_secrets(raw, True, (), user_charts, component_input=True)
 
     if "chart_secrets" not in inputs:
         # Refused now when a chart lists secretValues that nothing gives.

@@ -461,10 +461,28 @@ def parse_chart(
 
 
 def parse_chart_secrets(
-    raw: Any, is_secret: bool, plain_text_paths: Sequence[str], specs: Sequence[ChartSpec]
+    raw: Any,
+    is_secret: bool,
+    plain_text_paths: Sequence[str],
+    specs: Sequence[ChartSpec],
+    component_input: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Each chart's secretValues, from chartSecrets.<chart>.<path>; values never appear in errors."""
+    """Each chart's secretValues, from chartSecrets.<chart>.<path>; values never appear in errors.
+
+    With component_input the values came as the multi-language Apps' chartSecrets input, and
+    each fix says what to pass there rather than which stack config to set."""
     by_name = {spec.name: spec for spec in specs}
+
+    def set_fix(path: str) -> str:
+        if component_input:
+            return f"pass chartSecrets.{path} in the Apps input chartSecrets, as a secret"
+        return f"pulumi config set --secret --path 'chartSecrets.{path}' <value>"
+
+    def remove_fix(path: str) -> str:
+        if component_input:
+            return f"leave chartSecrets.{path} out of the Apps input chartSecrets"
+        return f"pulumi config rm --path 'chartSecrets.{path}'"
+
     if raw and not is_secret:
         raise ConfigError(
             "chartSecrets",
@@ -484,7 +502,7 @@ def parse_chart_secrets(
         raise ConfigError(
             "chartSecrets",
             "is not an object of chart names to objects of values",
-            "pulumi config set --secret --path 'chartSecrets.<chart>.<path>' <value>",
+            set_fix("<chart>.<path>"),
         )
     for chart_name, tree in raw.items():
         spec = by_name.get(chart_name)
@@ -492,7 +510,7 @@ def parse_chart_secrets(
             raise ConfigError(
                 "chartSecrets",
                 f"has values for {chart_name!r}, which is not in charts",
-                f"pulumi config rm --path 'chartSecrets.{chart_name}'",
+                remove_fix(chart_name),
             )
         for leaf in _leaves(tree, chart_name):
             path = leaf.partition(".")[2]
@@ -502,7 +520,7 @@ def parse_chart_secrets(
                 raise ConfigError(
                     "chartSecrets",
                     f"chartSecrets.{leaf} is not under a secretValues path of chart {chart_name!r}, so no release would get it",
-                    f"add it to the chart's secretValues, or pulumi config rm --path 'chartSecrets.{leaf}'",
+                    f"add it to the chart's secretValues, or {remove_fix(leaf)}",
                 )
     secret_values: dict[str, dict[str, Any]] = {}
     for spec in specs:
@@ -513,7 +531,7 @@ def parse_chart_secrets(
                 raise ConfigError(
                     "chartSecrets",
                     f"chart {spec.name!r} lists {path} in secretValues, but chartSecrets.{spec.name}.{path} has no value",
-                    f"pulumi config set --secret --path 'chartSecrets.{spec.name}.{path}' <value>",
+                    set_fix(f"{spec.name}.{path}"),
                 )
             *parents, last = path.split(".")
             node = tree

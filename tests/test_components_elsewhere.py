@@ -594,6 +594,8 @@ def test_the_packages_apps_check_chart_secrets_before_declaring_anything(
         run_component(tmp_path, "Apps", inputs, declared)
     assert caught.value.key == "lightsail-k3s:chartSecrets" and fragment in str(caught.value)
     assert PASSWORD not in str(caught.value)
+    # The caller set no stack config: the fix says what to pass as the input.
+    assert "--path 'chartSecrets" not in str(caught.value)
     assert declared == []
 
 
